@@ -1,0 +1,5 @@
+"""`python -m learnplat.cli`: the same as the `learnplat` command."""
+
+from .main import main
+
+main()

@@ -1,0 +1,240 @@
+"""The core's commands: migrate, tenants, plugins, serve, worker, openapi."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from .. import db
+from ..errors import LearnplatError, ValidationFailed
+from ..tenancy import TenantInfo, tenant_context
+from .main import AppContext, cli, echo_json, pass_app
+
+
+def tenant_dict(t: TenantInfo) -> dict[str, Any]:
+    return {"id": t.id, "slug": t.slug, "name": t.name, "domains": list(t.domains),
+            "enabled": t.enabled, "disabled_plugins": sorted(t.disabled_plugins),
+            "settings": t.settings}
+
+
+@cli.command()
+@pass_app
+def migrate(app: AppContext) -> None:
+    """Apply every plugin's pending migrations (safe to run twice, or twice at once)."""
+    from ..migrate import migrate as run
+
+    applied = run(app.runtime)
+    for name in applied:
+        click.echo(f"applied {name}")
+    click.echo(f"{len(applied)} migration(s) applied" if applied else "up to date")
+
+
+@cli.command()
+@click.argument("plugin")
+@click.option("--name", default="", help="Migration name (default: initial / auto).")
+@pass_app
+def makemigrations(app: AppContext, plugin: str, name: str) -> None:
+    """Write a migration for PLUGIN's models against the current database."""
+    from ..migrate import generate
+
+    if plugin not in app.runtime.plugins:
+        raise LearnplatError(f"no plugin {plugin!r}")
+    path = generate(app.runtime, plugin, name)
+    click.echo(path or "models match the database; nothing to write")
+
+
+# -- tenants ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def tenants() -> None:
+    """Create and manage tenants (schools)."""
+
+
+@tenants.command("create")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--domain", "domains", multiple=True, help="Host name (repeatable).")
+@click.option("--admin-email", required=True)
+@click.option("--admin-password", required=True)
+@pass_app
+def tenants_create(app: AppContext, slug: str, name: str, domains: tuple[str, ...],
+                   admin_email: str, admin_password: str) -> None:
+    """Create tenant SLUG with its first admin."""
+    rt = app.runtime
+    spec = _spec(slug=slug, name=name, domains=list(domains))
+    with db.connection(), db.transaction():
+        tenant = rt.tenants.create(spec)
+        with tenant_context(tenant):
+            user_id = rt.hook.provision_tenant_admin(
+                runtime=rt, tenant=tenant, email=admin_email, password=admin_password)
+        if user_id is None:
+            raise LearnplatError("no identity plugin is loaded to create the admin user")
+    click.echo(f"created tenant {tenant.slug} (id {tenant.id}) with admin {admin_email}")
+
+
+def _spec(**data: Any) -> Any:
+    from ..tenants import TenantSpec
+
+    try:
+        return TenantSpec(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ValidationFailed.field(".".join(map(str, err["loc"])), err["msg"]) from None
+
+
+@tenants.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def tenants_list(app: AppContext, as_json: bool) -> None:
+    """List tenants."""
+    with db.connection():
+        rows = app.runtime.tenants.list()
+    if as_json:
+        echo_json([tenant_dict(t) for t in rows])
+        return
+    for t in rows:
+        state = "enabled" if t.enabled else "disabled"
+        click.echo(f"{t.slug}\t{t.name}\t{state}\t{','.join(t.domains)}")
+
+
+@tenants.command("show")
+@click.argument("slug")
+@pass_app
+def tenants_show(app: AppContext, slug: str) -> None:
+    """Show one tenant as JSON."""
+    with db.connection():
+        echo_json(tenant_dict(app.runtime.tenants.require(slug)))
+
+
+@tenants.command("disable")
+@click.argument("slug")
+@pass_app
+def tenants_disable(app: AppContext, slug: str) -> None:
+    """Disable a tenant: its API answers 404 until enabled again."""
+    with db.connection():
+        app.runtime.tenants.set_enabled(slug, False)
+    click.echo(f"disabled {slug}")
+
+
+@tenants.command("enable")
+@click.argument("slug")
+@pass_app
+def tenants_enable(app: AppContext, slug: str) -> None:
+    """Enable a disabled tenant."""
+    with db.connection():
+        app.runtime.tenants.set_enabled(slug, True)
+    click.echo(f"enabled {slug}")
+
+
+@tenants.command("apply")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@pass_app
+def tenants_apply(app: AppContext, path: Path) -> None:
+    """Create or update tenants from tenants/*.toml (one file per school); idempotent."""
+    files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
+    specs = []
+    for f in files:
+        try:
+            data = tomllib.loads(f.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise LearnplatError(f"{f}: invalid TOML: {exc}") from None
+        data.setdefault("slug", f.stem)
+        try:
+            specs.append(_spec(**data))
+        except ValidationFailed as exc:
+            raise LearnplatError(f"{f}: {exc.errors[0]['field']}: {exc.errors[0]['message']}"
+                                 ) from None
+    # All files are validated before anything is written; then one transaction for all.
+    with db.connection(), db.transaction():
+        results = [app.runtime.tenants.apply(spec) for spec in specs]
+    for outcome, tenant in results:
+        click.echo(f"{outcome} {tenant.slug}")
+
+
+# -- plugins -------------------------------------------------------------------------------
+
+
+@cli.group()
+def plugins() -> None:
+    """Inspect plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--tenant", default=None, help="Show whether each plugin is enabled there.")
+@pass_app
+def plugins_list(app: AppContext, as_json: bool, tenant: str | None) -> None:
+    """Name, version, where it was loaded from, and whether it is enabled."""
+    rt = app.runtime
+    info = None
+    if tenant:
+        with db.connection():
+            info = rt.tenants.require(tenant)
+    rows = [{"name": p.name, "version": p.version, "module": p.module, "location": p.location,
+             "requires": list(p.requires), "enabled": info.plugin_enabled(p.name) if info else True}
+            for p in rt.plugins.values()]
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']}\t{r['version']}\t{r['location']}\t"
+                   f"{'enabled' if r['enabled'] else 'disabled'}")
+
+
+# -- processes ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--bind", default=None, help="HOST:PORT (default: server.bind).")
+@click.option("--workers", type=int, default=None, help="Worker processes (server.workers).")
+@click.option("--no-migrate", is_flag=True, help="Do not apply migrations first.")
+@pass_app
+def serve(app: AppContext, bind: str | None, workers: int | None, no_migrate: bool) -> None:
+    """Apply migrations and serve the API with gunicorn (plus an embedded queue worker)."""
+    from ..migrate import migrate as run
+
+    settings = app.runtime.settings
+    if not no_migrate:
+        run(app.runtime)
+    conf = Path(settings.home) / "config" / "gunicorn.conf.py"
+    args = [sys.executable, "-m", "gunicorn", "-c", str(conf),
+            "--bind", bind or settings.server.bind,
+            "--workers", str(workers or settings.server.workers),
+            "--no-control-socket", "learnplat.http.app:get_app()"]
+    os.environ.setdefault("LEARNPLAT_HOME", settings.home)
+    os.execv(sys.executable, args)
+
+
+@cli.command()
+@click.option("--workers", type=int, default=None, help="Consumer threads (queue.workers).")
+@pass_app
+def worker(app: AppContext, workers: int | None) -> None:
+    """Run the Huey consumer: background tasks, periodic tasks and event delivery."""
+    import logging
+
+    from ..events import DISPATCH_TASK
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    rt = app.runtime
+    # Events recorded while no worker ran are delivered now, not at the next sweep.
+    rt.queue.enqueue(DISPATCH_TASK)
+    consumer = rt.queue.huey.create_consumer(
+        workers=workers or rt.settings.queue.workers, worker_type="thread", periodic=True,
+        check_worker_health=True)
+    consumer.run()
+
+
+@cli.command()
+@pass_app
+def openapi(app: AppContext) -> None:
+    """Print the OpenAPI 3.1 document."""
+    from ..http.openapi import build_document
+
+    echo_json(build_document(app.runtime))

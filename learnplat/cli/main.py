@@ -1,0 +1,94 @@
+"""The `learnplat` command line: operators and tenant admins at a terminal.
+
+Commands build a Runtime lazily (so `--help` works without a database) and fail with one clear
+line and a non-zero exit on any error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..errors import LearnplatError
+from ..registry import StartupError
+from ..settings import ConfigError
+
+
+class AppContext:
+    """Holds the Runtime of one CLI invocation, built on first use."""
+
+    def __init__(self) -> None:
+        self._runtime: Any = None
+
+    @property
+    def runtime(self) -> Any:
+        if self._runtime is None:
+            from ..runtime import create_runtime
+
+            self._runtime = create_runtime()
+        return self._runtime
+
+
+pass_app = click.make_pass_decorator(AppContext, ensure=True)
+
+
+class LearnplatGroup(click.Group):
+    """Turns known errors into one line on stderr and exit status 1 (2 for usage)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, StartupError, LearnplatError) as exc:
+            detail = getattr(exc, "detail", None) or str(exc)
+            click.echo(f"error: {detail}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=LearnplatGroup)
+@click.version_option(package_name="learnplat")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """learnplat: multi-tenant learning platform backend."""
+    ctx.ensure_object(AppContext)
+
+
+def _load_plugin_commands(group: click.Group) -> None:
+    """Plugins add commands through register_commands; loaded without a database."""
+    from ..plugins import build_plugin_manager
+
+    try:
+        pm, _ = build_plugin_manager()
+    except StartupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    pm.hook.register_commands(cli=group)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from . import core_commands  # noqa: F401  (registers the core commands on `cli`)
+
+    _load_plugin_commands(cli)
+    cli.main(args=argv, prog_name="learnplat")
+
+
+def echo_json(data: Any) -> None:
+    import orjson
+
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode())
+
+
+def in_transaction(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command body inside a connection and a transaction."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .. import db
+
+        with db.connection(), db.transaction():
+            return fn(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,106 @@
+"""The core's own contributions, registered like any plugin: health, readiness, the OpenAPI
+document, and the event bus's tasks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import falcon
+from pydantic import BaseModel
+
+from .auth import PUBLIC
+from .events import event_tasks
+from .hookspecs import hookimpl
+from .http.endpoint import endpoint
+from .models import CORE_MODELS
+from .registry import Route, TaskSpec
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+class HealthResource:
+    @endpoint(permission=PUBLIC, response=Health, summary="Liveness: the process answers")
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> dict[str, Any]:
+        return {"status": "ok"}
+
+
+class ReadyResource:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+
+    @endpoint(permission=PUBLIC, response=Readiness, errors=(503,),
+              summary="Readiness: database, queue, storage and plugin checks")
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> dict[str, Any]:
+        from . import db
+
+        rt = self.runtime
+        checks: dict[str, Any] = {
+            "database": lambda: _db_ping(db),
+            "queue": rt.queue.ping,
+            "storage": rt.storage.ping,
+            "cache": rt.kv.ping,
+        }
+        for check in rt.registry.health_checks:
+            checks[check.name] = lambda c=check: c.fn(rt)
+        results: dict[str, str] = {}
+        for name, fn in checks.items():
+            try:
+                fn()
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"error: {type(exc).__name__}"
+        ready = all(v == "ok" for v in results.values())
+        if not ready:
+            resp.status = 503
+        return {"status": "ok" if ready else "unavailable", "checks": results}
+
+
+def _db_ping(db: Any) -> None:
+    with db.connection():
+        db.database.execute_sql("SELECT 1")
+
+
+class OpenAPIResource:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self._doc: bytes | None = None
+
+    @endpoint(permission=PUBLIC, summary="The OpenAPI 3.1 document of every loaded route")
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        import orjson
+
+        from .http.openapi import build_document
+
+        if self._doc is None:  # routes are fixed after start-up, so build once
+            self._doc = orjson.dumps(build_document(self.runtime))
+        resp.data = self._doc
+        resp.content_type = "application/json"
+
+
+@hookimpl
+def register_models() -> list[type]:
+    return list(CORE_MODELS)
+
+
+@hookimpl
+def register_routes(runtime: Runtime) -> list[Route]:
+    return [
+        Route("/healthz", HealthResource(), tenant_scoped=False),
+        Route("/readyz", ReadyResource(runtime), tenant_scoped=False),
+        Route("/openapi.json", OpenAPIResource(runtime), tenant_scoped=False),
+    ]
+
+
+@hookimpl
+def register_tasks() -> list[TaskSpec]:
+    return event_tasks()

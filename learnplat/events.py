@@ -1,0 +1,182 @@
+"""The event bus: an outbox written in the change's transaction, delivered after commit.
+
+``record()`` inserts the event in the same transaction as the change, so a rolled-back change
+emits nothing. After commit the dispatcher is queued (a Huey task) and, with
+``events.inline_dispatch``, also run in-process at once. Each handler runs in the event's tenant
+inside its own savepoint: one raising handler neither stops the others nor undoes their work,
+and is retried with exponential backoff until ``events.max_attempts``. Delivery is at least
+once; ``event.id`` lets handlers be idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import db
+from .models import Event, EventDelivery, utcnow
+from .registry import TaskSpec
+from .tenancy import current_tenant, tenant_context
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DISPATCH_TASK = "learnplat.dispatch_events"
+SWEEP_TASK = "learnplat.sweep_events"
+_BATCH = 100
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """What a handler receives: never a model object, only data."""
+
+    id: int
+    name: str
+    tenant_id: int
+    payload: dict[str, Any]
+    created_at: dt.datetime
+    attempt: int
+
+
+def _dispatch_task(runtime: Runtime) -> int:
+    return runtime.events.dispatch_pending()
+
+
+def event_tasks() -> list[TaskSpec]:
+    from huey import crontab
+
+    return [
+        TaskSpec(DISPATCH_TASK, _dispatch_task, tenant_scoped=False, retries=0),
+        # Picks up retries whose backoff has passed, and anything recorded while no worker ran.
+        TaskSpec(SWEEP_TASK, _dispatch_task, tenant_scoped=False, retries=0,
+                 periodic=crontab(minute="*")),
+    ]
+
+
+class EventBus:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.settings = runtime.settings.events
+
+    def record(self, name: str, payload: dict[str, Any]) -> int:
+        """Record event `name` for the current tenant in the current transaction; returns its
+        id. Delivery starts after the outermost transaction commits."""
+        uow = db.current_unit()
+        if uow is None:
+            raise RuntimeError("record() must run inside db.transaction()")
+        event = Event.create(tenant_id=current_tenant().id, name=name, payload=payload)
+        if not uow.events_recorded:
+            uow.events_recorded = True
+            db.on_commit(self.notify)
+        return event.id
+
+    def notify(self) -> None:
+        """Called after a commit that recorded events."""
+        if self.settings.inline_dispatch:
+            try:
+                self.dispatch_pending()
+            except Exception:
+                log.exception("inline event dispatch failed; the queue will retry")
+        if DISPATCH_TASK in self.runtime.queue.wrappers:
+            self.runtime.queue.enqueue(DISPATCH_TASK)
+
+    def dispatch_pending(self, limit: int = 1000) -> int:
+        """Deliver due events; returns how many events were finished (done or failed)."""
+        finished = 0
+        with db.connection():
+            while finished < limit:
+                ids = [
+                    e.id
+                    for e in Event.select(Event.id)
+                    .where((Event.status == "pending") & (Event.next_attempt_at <= utcnow()))
+                    .order_by(Event.id)
+                    .limit(_BATCH)
+                ]
+                if not ids:
+                    break
+                progressed = False
+                for event_id in ids:
+                    outcome = self._dispatch_one(event_id)
+                    if outcome in ("done", "failed"):
+                        finished += 1
+                    progressed = progressed or outcome is not None
+                if not progressed or len(ids) < _BATCH:
+                    break
+        return finished
+
+    def _lock_event(self, event_id: int) -> Event | None:
+        query = Event.select().where((Event.id == event_id) & (Event.status == "pending"))
+        if db.is_postgres():
+            # Another dispatcher holding this event skips it instead of delivering it twice.
+            query = query.for_update("FOR UPDATE SKIP LOCKED")
+        event = query.first()
+        if event is None or event.next_attempt_at > utcnow():
+            return None
+        return event
+
+    def _dispatch_one(self, event_id: int) -> str | None:
+        with db.transaction() as _:
+            event = self._lock_event(event_id)
+            if event is None:
+                return None
+            tenant = self.runtime.tenants.get_by_id(event.tenant_id)
+            handlers = self.runtime.registry.handlers_for(event.name)
+            done = {
+                d.handler: d
+                for d in EventDelivery.select().where(EventDelivery.event == event.id)
+            }
+            message = EventMessage(event.id, event.name, event.tenant_id, event.payload,
+                                   event.created_at, event.attempts + 1)
+            failures = 0
+            for handler in handlers:
+                delivery = done.get(handler.key)
+                if delivery is not None and delivery.status in ("done", "failed"):
+                    continue
+                if tenant is not None and not tenant.plugin_enabled(handler.plugin):
+                    continue
+                if not self._deliver(handler, message, tenant, delivery):
+                    failures += 1
+            event.attempts += 1
+            if failures == 0:
+                event.status = "done"
+            elif event.attempts >= self.settings.max_attempts:
+                event.status = "failed"
+                log.error("event %s %s failed after %d attempts", event.id, event.name,
+                          event.attempts)
+            else:
+                delay = self.settings.backoff_seconds * (2 ** (event.attempts - 1))
+                event.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
+            event.save()
+            return event.status
+
+    def _deliver(self, handler: Any, message: EventMessage, tenant: Any,
+                 delivery: EventDelivery | None) -> bool:
+        if delivery is None:
+            delivery = EventDelivery(event=message.id, handler=handler.key)
+        delivery.attempts += 1
+        try:
+            # A savepoint per handler: its writes and its delivery mark commit together.
+            with db.database.atomic():
+                if tenant is None:
+                    raise LookupError(f"tenant {message.tenant_id} no longer exists")
+                with tenant_context(tenant):
+                    handler.fn(self.runtime, message)
+        except Exception as exc:
+            log.warning("event %s %s: handler %s failed (attempt %d): %r", message.id,
+                        message.name, handler.key, delivery.attempts, exc)
+            db.forget_tenant()
+            delivery.last_error = "".join(traceback.format_exception_only(exc)).strip()[:2000]
+            if delivery.attempts >= self.settings.max_attempts:
+                delivery.status = "failed"
+            delivery.save()
+            return False
+        delivery.status = "done"
+        delivery.delivered_at = utcnow()
+        delivery.last_error = None
+        delivery.save()
+        return True

@@ -1,0 +1,170 @@
+"""Every hook a learnplat plugin can implement, in one module.
+
+Hook families, by verb:
+
+* ``register_*``: collected once at start-up into the registry; a duplicate name (two routes on
+  one path, two permissions or tasks with one name) stops start-up and names both plugins.
+* ``authenticate``: ``firstresult``, the one hook where a single answer is wanted.
+* ``before_action``: may veto an action by raising ``learnplat.errors.Vetoed``.
+* events: after-the-fact reactions are registered with ``register_event_handlers`` and delivered
+  from the outbox after commit, each handler isolated and retried (never a raw hook call inside
+  the transaction).
+
+Plugins write ``from learnplat import hookimpl``. A plugin may publish hookspecs of its own by
+setting a module attribute ``hookspecs`` (a module or class of ``@hookspec`` functions) on the
+module its entry point names; the core adds them before registering any implementation.
+docs/plugins.md documents every spec below with its exact signature (a test checks it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    import falcon
+
+    from .auth import Principal
+    from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
+    from .runtime import Runtime
+    from .tenancy import TenantInfo
+
+hookspec = pluggy.HookspecMarker("learnplat")
+hookimpl = pluggy.HookimplMarker("learnplat")
+
+
+# -- start-up: what a plugin contributes ---------------------------------------------------------
+
+
+@hookspec
+def register_models() -> list[type]:
+    """Peewee model classes the plugin owns (on ``TenantModel`` when tenant-owned).
+
+    Called once at start-up. The migrations in the plugin package's ``migrations/`` directory
+    create their tables; on PostgreSQL every ``TenantModel`` table listed here gets a row-level
+    security policy after ``learnplat migrate``. Since 0.1.
+    """
+
+
+@hookspec
+def register_routes(runtime: Runtime) -> list[Route]:
+    """HTTP routes: ``Route(path, resource)`` with a resource whose responders are declared
+    with ``@endpoint`` (permission, input schema, output schema).
+
+    :param runtime: the process's Runtime, to build resources with their services.
+    Called once when the app is built; two plugins routing one path is a start-up error.
+    Since 0.1.
+    """
+
+
+@hookspec
+def register_permissions() -> list[Permission]:
+    """Named permissions and the roles that hold them, e.g.
+    ``Permission("course.update", "Edit a course", grants={"admin": "any", "instructor": "own"})``.
+
+    A grant of ``"own"`` means the holder may act on objects they own; services check it with
+    ``principal.require(permission, owner_id=...)``. Since 0.1.
+    """
+
+
+@hookspec
+def register_tasks() -> list[TaskSpec]:
+    """Background tasks (and periodic tasks) run by the Huey consumer.
+
+    ``TaskSpec("courses.make_thumbnail", fn)``: the name is what is persisted in the queue and
+    must never change. ``fn(runtime, *args)`` receives the Runtime and plain arguments (ids);
+    tenant-scoped tasks (the default) take the tenant id first and run in its context and in a
+    transaction. Since 0.1.
+    """
+
+
+@hookspec
+def register_event_handlers() -> list[EventHandler]:
+    """After-the-fact reactions: ``EventHandler("enrollment.created.v1", "notify", fn)``.
+
+    ``fn(runtime, event)`` runs after the recording transaction committed, in the event's tenant
+    and in its own transaction; it is retried with backoff when it raises and may see an event
+    twice (``event.id`` is stable for idempotency). ``"*"`` subscribes to every event. Since 0.1.
+    """
+
+
+@hookspec
+def register_services(runtime: Runtime) -> dict[str, Any]:
+    """Objects a plugin exports on purpose for other plugins, by name (``runtime.service(name)``).
+
+    This is how plugins use each other without importing each other's models. Since 0.1.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add click commands or groups to the ``learnplat`` command line. Since 0.1."""
+
+
+@hookspec
+def register_health_checks() -> list[HealthCheck]:
+    """Extra readiness checks for ``GET /readyz``: ``HealthCheck(name, fn)``, fn(runtime) raises
+    when not ready. Since 0.1.
+    """
+
+
+@hookspec
+def register_settings() -> dict[str, type]:
+    """Pydantic models for the plugin's own configuration sections, by section name
+    (``[courses]`` in TOML, ``LEARNPLAT_COURSES_<KEY>`` in the environment). Since 0.1.
+    """
+
+
+# -- lifecycle -----------------------------------------------------------------------------------
+
+
+@hookspec
+def startup(runtime: Runtime) -> None:
+    """Called once the Runtime is fully built (plugins loaded, database connected). Since 0.1."""
+
+
+@hookspec
+def extend_openapi(document: dict[str, Any]) -> None:
+    """Adjust the generated OpenAPI 3.1 document in place (extra tags, security schemes).
+    Since 0.1.
+    """
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def authenticate(runtime: Runtime, req: falcon.Request, tenant: TenantInfo) -> Principal | None:
+    """Turn the request's credentials into a Principal for ``tenant``.
+
+    Called only when the request carries an ``Authorization`` header. Return None when the
+    scheme is not yours; raise ``learnplat.errors.Unauthorized`` for a bad credential (a token
+    of another tenant included). The first non-None answer wins. Since 0.1.
+    """
+
+
+@hookspec(firstresult=True)
+def provision_tenant_admin(
+    runtime: Runtime, tenant: TenantInfo, email: str, password: str
+) -> Any:
+    """Create the first admin of a new tenant (``learnplat tenants create --admin-email``).
+
+    Runs inside the tenant-creating transaction and tenant context; return the new user's id.
+    Since 0.1.
+    """
+
+
+# -- vetoes --------------------------------------------------------------------------------------
+
+
+@hookspec
+def before_action(
+    runtime: Runtime, action: str, tenant: TenantInfo, principal: Principal | None,
+    data: dict[str, Any],
+) -> None:
+    """Called before a service performs ``action`` (e.g. ``"enrollment.create"``); raise
+    ``learnplat.errors.Vetoed(reason)`` to refuse it. Runs inside the action's transaction, so a
+    veto leaves nothing written. Since 0.1.
+    """

@@ -1,0 +1,1 @@
+"""The HTTP layer: Falcon app, middleware, endpoint declarations, problems, OpenAPI."""

@@ -1,0 +1,182 @@
+"""@endpoint: one declaration per responder that checks the permission, validates the input and
+documents both in the OpenAPI document.
+
+    class CourseCollection:
+        @endpoint(permission="course.create", body=CourseIn, response=CourseOut, status=201)
+        def on_post(self, req, resp, *, body: CourseIn): ...
+
+The responder returns what to send (a pydantic model, dict or list) or sets resp itself.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import falcon
+import orjson
+import pydantic
+
+from ..auth import AUTHENTICATED, PUBLIC, Principal
+from ..errors import (
+    BadRequest,
+    PayloadTooLarge,
+    PermissionDenied,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from .problems import pydantic_errors
+
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    permission: str
+    body: type[pydantic.BaseModel] | None = None
+    query: type[pydantic.BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    summary: str = ""
+    description: str = ""
+    errors: tuple[int, ...] = ()
+    content_type: str = JSON  # of the request body: JSON or MULTIPART
+    max_body: int | None = None
+    multipart_fields: dict[str, str] = field(default_factory=dict)
+    response_content_type: str = JSON
+    tags: tuple[str, ...] = ()
+
+
+def endpoint(
+    *,
+    permission: str,
+    body: type[pydantic.BaseModel] | None = None,
+    query: type[pydantic.BaseModel] | None = None,
+    response: Any = None,
+    status: int = 200,
+    summary: str = "",
+    errors: tuple[int, ...] = (),
+    content_type: str = JSON,
+    max_body: int | None = None,
+    multipart_fields: dict[str, str] | None = None,
+    response_content_type: str = JSON,
+    tags: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a responder. `permission` is a registered permission name, PUBLIC or
+    AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
+    field. For `content_type=MULTIPART` the body is not parsed: the responder streams
+    `req.get_media()` parts itself, within `max_body` bytes."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        spec = EndpointSpec(
+            permission=permission, body=body, query=query, response=response, status=status,
+            summary=summary or (fn.__doc__ or "").strip().split("\n")[0],
+            description=(fn.__doc__ or "").strip(), errors=errors, content_type=content_type,
+            max_body=max_body, multipart_fields=multipart_fields or {},
+            response_content_type=response_content_type, tags=tags,
+        )
+
+        @functools.wraps(fn)
+        def responder(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            check_permission(spec.permission, req.context.principal)
+            kwargs: dict[str, Any] = {}
+            if spec.query is not None:
+                kwargs["query"] = parse_query(spec.query, req)
+            if spec.body is not None:
+                kwargs["body"] = parse_body(spec.body, req, spec, req.context.max_body)
+            elif spec.content_type == MULTIPART:
+                check_upload(req, spec, req.context.max_body)
+            resp.status = spec.status
+            result = fn(self, req, resp, **params, **kwargs)
+            if result is not None:
+                resp.data = dump(result)
+                resp.content_type = JSON
+
+        responder.__learnplat_endpoint__ = spec  # type: ignore[attr-defined]
+        return responder
+
+    return decorate
+
+
+def spec_of(responder: Any) -> EndpointSpec | None:
+    return getattr(responder, "__learnplat_endpoint__", None)
+
+
+def check_permission(permission: str, principal: Principal | None) -> None:
+    if permission == PUBLIC:
+        return
+    if principal is None:
+        raise Unauthorized("a bearer token is required")
+    if permission != AUTHENTICATED and not principal.has(permission):
+        raise PermissionDenied(f"role {principal.role!r} may not {permission}")
+
+
+def dump(value: Any) -> bytes:
+    if isinstance(value, pydantic.BaseModel):
+        return value.__pydantic_serializer__.to_json(value)
+    return orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def parse_query(model: type[pydantic.BaseModel], req: falcon.Request) -> pydantic.BaseModel:
+    data: dict[str, Any] = {}
+    for name, value in req.params.items():
+        info = model.model_fields.get(name)
+        wants_list = info is not None and getattr(info.annotation, "__origin__", None) is list
+        data[name] = value if (wants_list or not isinstance(value, list)) else value[-1]
+        if wants_list and not isinstance(value, list):
+            data[name] = [value]
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationFailed(pydantic_errors(exc)) from None
+
+
+def _limit(req: falcon.Request, spec: EndpointSpec, default: int) -> int:
+    return spec.max_body or default
+
+
+def check_upload(req: falcon.Request, spec: EndpointSpec, default_limit: int) -> None:
+    if not (req.content_type or "").startswith(MULTIPART):
+        raise UnsupportedMediaType(f"expected {MULTIPART}")
+    limit = _limit(req, spec, default_limit)
+    if req.content_length is not None and req.content_length > limit:
+        raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
+
+
+def read_body(req: falcon.Request, limit: int) -> bytes:
+    """Read at most `limit` bytes of the body; 413 beyond, whatever Content-Length says."""
+    if req.content_length is not None and req.content_length > limit:
+        raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
+    raw = req.bounded_stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
+    return raw
+
+
+def parse_body(model: type[pydantic.BaseModel], req: falcon.Request, spec: EndpointSpec,
+               default_limit: int) -> pydantic.BaseModel:
+    media_type = (req.content_type or "").split(";")[0].strip().lower()
+    if media_type != JSON and not (media_type.startswith("application/")
+                                   and media_type.endswith("+json")):
+        raise UnsupportedMediaType(f"expected {JSON}, got {media_type or 'no content type'}")
+    raw = read_body(req, _limit(req, spec, default_limit))
+    if not raw.strip():
+        raise BadRequest("the request body is empty; expected a JSON object")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationFailed(pydantic_errors(exc)) from None

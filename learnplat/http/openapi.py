@@ -1,0 +1,166 @@
+"""The OpenAPI 3.1 document, generated from the routes' @endpoint declarations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+from pydantic.json_schema import models_json_schema
+
+from .. import __version__
+from ..auth import PUBLIC
+from .endpoint import JSON, MULTIPART, EndpointSpec, spec_of
+from .problems import PROBLEM_JSON
+from .routing import HTTP_METHODS, openapi_path, path_fields
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+REF = "#/components/schemas/{model}"
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"},
+                               "type": {"type": "string"}},
+            },
+        },
+    },
+}
+
+_ERROR_TEXT = {400: "Malformed request", 401: "Not authenticated", 403: "Not allowed",
+               404: "Not found in this tenant", 409: "Conflict", 413: "Too large",
+               415: "Wrong media type", 422: "Invalid input", 429: "Rate limited"}
+
+
+def responders(resource: Any) -> list[tuple[str, Any]]:
+    """(method, responder) of a resource (one resource object per route)."""
+    out = []
+    for method in HTTP_METHODS:
+        fn = getattr(resource, f"on_{method.lower()}", None)
+        if fn is not None:
+            out.append((method, fn))
+    return out
+
+
+def _models_of(spec: EndpointSpec) -> list[type[pydantic.BaseModel]]:
+    return [m for m in (spec.body, spec.response)
+            if isinstance(m, type) and issubclass(m, pydantic.BaseModel)]
+
+
+def build_document(runtime: Runtime) -> dict[str, Any]:
+    operations: list[tuple[str, str, Any, EndpointSpec]] = []
+    models: list[type[pydantic.BaseModel]] = []
+    for route in runtime.registry.routes:
+        for method, fn in responders(route.resource):
+            spec = spec_of(fn)
+            if spec is None:
+                continue
+            operations.append((route.path, method, route, spec))
+            models.extend(_models_of(spec))
+    unique = list(dict.fromkeys(models))
+    keys, schemas = models_json_schema(
+        [(m, "validation") for m in unique], ref_template=REF
+    )
+    components: dict[str, Any] = dict(schemas.get("$defs", {}))
+    components["Problem"] = PROBLEM_SCHEMA
+    paths: dict[str, Any] = {}
+    for template, method, route, spec in operations:
+        op = _operation(template, method, route, spec, keys)
+        paths.setdefault(openapi_path(template), {})[method.lower()] = op
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "learnplat", "version": __version__,
+                 "description": "Multi-tenant learning platform API. Name the school with the "
+                                "X-Tenant header (or its domain)."},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "bearerFormat": "JWT"}},
+            "parameters": {"XTenant": {"name": "X-Tenant", "in": "header", "required": False,
+                                       "schema": {"type": "string"},
+                                       "description": "Tenant slug (or use its domain)."}},
+        },
+    }
+    runtime.hook.extend_openapi(document=doc)
+    return doc
+
+
+def _schema_ref(model: Any, keys: dict[Any, Any]) -> dict[str, Any]:
+    return keys[(model, "validation")]
+
+
+def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
+               keys: dict[Any, Any]) -> dict[str, Any]:
+    params: list[dict[str, Any]] = []
+    for name, converter in path_fields(template):
+        schema = {"type": "integer"} if converter == "int" else {"type": "string"}
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    if spec.query is not None:
+        schema = spec.query.model_json_schema(ref_template=REF)
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            params.append({"name": name, "in": "query", "required": name in required,
+                           "schema": prop, **({"description": prop["description"]}
+                                              if "description" in prop else {})})
+    if route.tenant_scoped:
+        params.append({"$ref": "#/components/parameters/XTenant"})
+    op: dict[str, Any] = {
+        "operationId": f"{method.lower()}_{openapi_path(template).strip('/').replace('/', '_')}"
+        .replace("{", "").replace("}", "").replace(".", "_").replace("-", "_") or "root",
+        "summary": spec.summary or f"{method} {template}",
+        "tags": list(spec.tags) or [route.plugin],
+        "x-permission": spec.permission,
+        "parameters": params,
+    }
+    if spec.description and spec.description != spec.summary:
+        op["description"] = spec.description
+    if spec.permission != PUBLIC:
+        op["security"] = [{"bearer": []}]
+    else:
+        op["security"] = []
+    if spec.body is not None:
+        op["requestBody"] = {"required": True, "content": {
+            JSON: {"schema": _schema_ref(spec.body, keys)}}}
+    elif spec.content_type == MULTIPART:
+        props = {name: ({"type": "string", "format": "binary"} if kind == "file"
+                        else {"type": "string"}) for name, kind in spec.multipart_fields.items()}
+        op["requestBody"] = {"required": True, "content": {
+            MULTIPART: {"schema": {"type": "object", "properties": props}}}}
+    responses: dict[str, Any] = {}
+    success: dict[str, Any] = {"description": "Success"}
+    if spec.response is not None and isinstance(spec.response, type) and issubclass(
+            spec.response, pydantic.BaseModel):
+        success["content"] = {spec.response_content_type: {
+            "schema": _schema_ref(spec.response, keys)}}
+    elif spec.response_content_type != JSON:
+        success["content"] = {spec.response_content_type: {"schema": {}}}
+    responses[str(spec.status)] = success
+    codes = set(spec.errors)
+    if spec.permission != PUBLIC:
+        codes |= {401, 403}
+    if route.tenant_scoped:
+        codes.add(404)
+    if spec.body is not None or spec.query is not None:
+        codes |= {422}
+    if spec.body is not None:
+        codes |= {400, 413, 415}
+    for code in sorted(codes):
+        responses[str(code)] = {
+            "description": _ERROR_TEXT.get(code, "Error"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    op["responses"] = responses
+    return op

@@ -1,0 +1,169 @@
+"""`learnplat migrate`: every plugin's migrations, in plugin order, with one history table.
+
+Built on peewee's own runner (playhouse.migrations): plain scripts with ``up(migrator, db)``
+and frozen model copies. Around it: a per-plugin history keyed "plugin:0001_name", a lock so two
+processes migrating at once apply each migration once (PostgreSQL advisory lock, a file lock on
+SQLite), transactions per migration (a failed one leaves the schema as it was on PostgreSQL),
+and, last, row-level security on every tenant-owned table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import fasteners
+import peewee
+from playhouse.migrations import Migration, Runner
+
+from . import db
+from .models import TenantModel
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+HISTORY_TABLE = "learnplat_migration"
+_ADVISORY_KEY = 0x1EA4_9_1A7  # any constant shared by every learnplat process
+
+
+class PluginRunner(Runner):
+    """A Runner whose history rows are prefixed with the plugin name, so all plugins share
+    one history table without their 0001_initial colliding."""
+
+    def __init__(self, database: peewee.Database, directory: Path, plugin: str):
+        super().__init__(database, str(directory), table_name=HISTORY_TABLE)
+        self.plugin = plugin
+
+    def _name(self, name: str) -> str:
+        return f"{self.plugin}:{name}"
+
+    def migrations(self) -> list[Migration]:
+        if not Path(self.directory).is_dir():
+            return []
+        return [m._replace(name=self._name(m.name)) for m in super().migrations()]
+
+    def applied(self) -> dict[str, Any]:
+        prefix = self._name("")
+        return {k: v for k, v in super().applied().items() if k.startswith(prefix)}
+
+
+def _ordered(runtime: Runtime) -> list[str]:
+    """Plugins with their requirements first (core first of all)."""
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...] = ()) -> None:
+        if name in order or name in path:
+            return
+        for dep in runtime.plugins[name].requires:
+            visit(dep, (*path, name))
+        order.append(name)
+
+    visit("core")
+    for name in runtime.plugins:
+        visit(name)
+    return order
+
+
+@contextlib.contextmanager
+def migration_lock(runtime: Runtime) -> Iterator[None]:
+    database = db.database.obj
+    if db.is_postgres():
+        database.execute_sql("SELECT pg_advisory_lock(%s)", (_ADVISORY_KEY,))
+        try:
+            yield
+        finally:
+            database.execute_sql("SELECT pg_advisory_unlock(%s)", (_ADVISORY_KEY,))
+    else:
+        path = runtime.settings.var_path / "migrate.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with fasteners.InterProcessLock(str(path)):
+            yield
+
+
+def migrate(runtime: Runtime) -> list[str]:
+    """Apply every pending migration; returns the names applied (empty when up to date)."""
+    applied: list[str] = []
+    with db.connection(), migration_lock(runtime):
+        for plugin in _ordered(runtime):
+            directory = runtime.plugins[plugin].migrations_dir
+            runner = PluginRunner(db.database.obj, directory, plugin)
+            applied += runner.up()
+        ensure_rls(runtime)
+    return applied
+
+
+def status(runtime: Runtime) -> list[tuple[str, bool]]:
+    out = []
+    with db.connection():
+        for plugin in _ordered(runtime):
+            runner = PluginRunner(db.database.obj, runtime.plugins[plugin].migrations_dir, plugin)
+            out += [(m.name, m.applied is not None) for m in runner.status() if m.path]
+    return out
+
+
+def tenant_tables(runtime: Runtime) -> list[str]:
+    tables = []
+    for models in runtime.registry.models.values():
+        for model in models:
+            if issubclass(model, TenantModel):
+                tables.append(model._meta.table_name)
+    return tables
+
+
+def ensure_rls(runtime: Runtime) -> list[str]:
+    """Give every tenant-owned table a row-level security policy (PostgreSQL; idempotent).
+
+    FORCE makes the policy apply to the table owner too; a superuser still bypasses it, so the
+    app must not connect as one (docs/deployment.md).
+    """
+    if not db.is_postgres():
+        return []
+    changed = []
+    database = db.database.obj
+    for table in tenant_tables(runtime):
+        row = database.execute_sql(
+            "SELECT c.relforcerowsecurity, EXISTS (SELECT 1 FROM pg_policies p "
+            "WHERE p.tablename = c.relname AND p.policyname = 'learnplat_tenant') "
+            "FROM pg_class c WHERE c.relname = %s AND c.relkind = 'r'", (table,)
+        ).fetchone()
+        if row is None:
+            raise RuntimeError(f"tenant table {table} does not exist: is a migration missing?")
+        if row[0] and row[1]:
+            continue
+        with database.atomic():
+            database.execute_sql(f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY')
+            database.execute_sql(f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY')
+            database.execute_sql(f'DROP POLICY IF EXISTS learnplat_tenant ON "{table}"')
+            database.execute_sql(
+                f'CREATE POLICY learnplat_tenant ON "{table}" USING (tenant_id = '
+                f"NULLIF(current_setting('{db.TENANT_SETTING}', true), '')::integer) "
+                f"WITH CHECK (tenant_id = NULLIF(current_setting('{db.TENANT_SETTING}', true),"
+                f" '')::integer)"
+            )
+        changed.append(table)
+    return changed
+
+
+def generate(runtime: Runtime, plugin: str, name: str) -> str | None:
+    """Write a migration for the difference between `plugin`'s models and the database
+    (an initial migration when it has none); returns the new file's path."""
+    from playhouse.migrations import template
+    from playhouse.schema_diff import SchemaDiff, diff_models
+
+    directory = runtime.plugins[plugin].migrations_dir
+    models = runtime.registry.models.get(plugin, [])
+    with db.connection():
+        runner = PluginRunner(db.database.obj, directory, plugin)
+        if not runner.migrations():
+            diff = SchemaDiff(peewee.sort_models(models), [], [], [], [])
+            name = name or "initial"
+        else:
+            diff = diff_models(db.database.obj, models)
+            if not diff:
+                return None
+        return runner.create(name, body=template(diff))

@@ -1,0 +1,199 @@
+"""Layered configuration: config/learnplat.toml < LEARNPLAT_CONFIG file < LEARNPLAT_<SECTION>_<KEY>.
+
+Settings are loaded and validated once, when an app, worker or CLI command starts; nothing here
+runs at import time. A bad value fails start-up with one message naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "LEARNPLAT_"
+# Environment variables with the prefix that are not settings.
+_NOT_SETTINGS = ("LEARNPLAT_CONFIG", "LEARNPLAT_HOME", "LEARNPLAT_TEST_")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AppSettings(_Section):
+    secret_key: str = ""
+    debug: bool = False
+    var_dir: str = "var"
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    public_url: str = ""
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/learnplat.db"
+    max_connections: int = Field(20, gt=0)
+    pool_timeout: float = Field(10, ge=0)
+    stale_timeout: float = Field(300, gt=0)
+
+
+class RedisSettings(_Section):
+    url: str = ""
+
+
+class QueueSettings(_Section):
+    immediate: bool = False
+    embedded_worker: bool = True
+    workers: int = Field(2, gt=0)
+    sqlite_path: str = "var/huey.db"
+
+
+class EventSettings(_Section):
+    inline_dispatch: bool = False
+    max_attempts: int = Field(8, gt=0)
+    backoff_seconds: float = Field(2, ge=0)
+
+
+class StorageSettings(_Section):
+    url: str = "file:var/storage"
+    signing_ttl_seconds: int = Field(3600, gt=0)
+
+
+class TenancySettings(_Section):
+    cache_seconds: float = Field(5, ge=0)
+
+
+class ServerSettings(_Section):
+    bind: str = "127.0.0.1:8000"
+    workers: int = Field(2, gt=0)
+    threads: int = Field(4, gt=0)
+    timeout: int = Field(30, gt=0)
+
+
+class AuthSettings(_Section):
+    access_token_ttl: int = Field(900, gt=0)
+    refresh_token_ttl: int = Field(2_592_000, gt=0)
+    issuer: str = "learnplat"
+
+
+class Settings(BaseModel):
+    """Validated settings. `plugins` holds the sections that plugins declare themselves."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    app: AppSettings = AppSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    queue: QueueSettings = QueueSettings()
+    events: EventSettings = EventSettings()
+    storage: StorageSettings = StorageSettings()
+    tenancy: TenancySettings = TenancySettings()
+    server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
+    plugins: dict[str, dict[str, Any]] = {}
+    home: str = "."
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path against the repository (home) directory."""
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.home) / p
+
+    @property
+    def var_path(self) -> Path:
+        return self.path(self.app.var_dir)
+
+
+CORE_SECTIONS = frozenset(k for k in Settings.model_fields if k not in ("plugins", "home"))
+
+
+def default_home() -> Path:
+    """The directory holding config/: LEARNPLAT_HOME, else the checkout this package lives in."""
+    if env := os.environ.get("LEARNPLAT_HOME"):
+        return Path(env).resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "config" / "learnplat.toml").exists():
+        return checkout
+    return Path.cwd()
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _env_value(raw: str) -> Any:
+    # Lists and tables can be given as JSON; everything else stays a string for pydantic to coerce.
+    if raw[:1] in "[{":
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name.startswith(_NOT_SETTINGS):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        if not key:
+            raise ConfigError(f"{name}: expected LEARNPLAT_<SECTION>_<KEY>")
+        layer.setdefault(section, {})[key] = _env_value(raw)
+    return layer
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
+) -> Settings:
+    """Build Settings from the three layers plus `overrides` (used by tests and the CLI)."""
+    environ = os.environ if environ is None else environ
+    home = home or default_home()
+    data: dict[str, Any] = {}
+    defaults = home / "config" / "learnplat.toml"
+    if defaults.exists():
+        data = _read_toml(defaults)
+    if extra := environ.get("LEARNPLAT_CONFIG"):
+        data = _merge(data, _read_toml(Path(extra)))
+    data = _merge(data, _from_env(environ))
+    if overrides:
+        data = _merge(data, overrides)
+    core = {k: v for k, v in data.items() if k in CORE_SECTIONS}
+    plugin_sections = {k: v for k, v in data.items() if k not in CORE_SECTIONS}
+    for section, values in plugin_sections.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section}: expected a table of settings, got {values!r}")
+    try:
+        return Settings(**core, plugins=plugin_sections, home=str(home))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        env_name = ENV_PREFIX + "_".join(str(p) for p in first["loc"]).upper()
+        got = ""
+        if "input" in first and first["type"] != "extra_forbidden":
+            got = f", got {first['input']!r}"
+        raise ConfigError(f"invalid setting {key} (env {env_name}): {first['msg']}{got}") from None

@@ -1,0 +1,249 @@
+"""pytest fixtures for learnplat and its plugins (installed as a pytest11 plugin).
+
+A plugin's tests start with a migrated database on the chosen backend, a runtime with every
+installed plugin, a fresh tenant per test and an HTTP client in one line:
+
+    def test_something(lp_client):
+        assert lp_client.get("/healthz").status_code == 200
+
+LEARNPLAT_TEST_BACKEND=postgres (with LEARNPLAT_TEST_DATABASE_URL and LEARNPLAT_TEST_REDIS_URL)
+runs the same tests on PostgreSQL, as a role that row-level security applies to, and Redis.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import falcon.testing
+import pytest
+
+from . import db
+from .runtime import Runtime, create_runtime
+from .settings import Settings, load_settings
+from .tenancy import TenantInfo, tenant_context
+
+APP_ROLE = "learnplat_test_app"  # NOSUPERUSER NOBYPASSRLS: RLS applies to it
+_counter = itertools.count()
+
+
+def backend() -> str:
+    return os.environ.get("LEARNPLAT_TEST_BACKEND", "sqlite")
+
+
+def worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker.startswith("gw") else 0
+
+
+@dataclass
+class TestDatabase:
+    """A database made for this test process and dropped after it."""
+
+    url: str
+    admin_url: str | None = None
+    name: str | None = None
+    redis_url: str = ""
+    extra: list[str] = field(default_factory=list)
+
+    def drop(self) -> None:
+        if self.admin_url and self.name:
+            _admin_sql(self.admin_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def _admin_sql(admin_url: str, *statements: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def make_postgres_database(admin_url: str, label: str = "") -> TestDatabase:
+    """Create a fresh database owned by a non-superuser role, so RLS is really enforced."""
+    import psycopg2
+
+    name = f"lp_test_{label}{worker_index()}_{uuid.uuid4().hex[:8]}"
+    try:
+        _admin_sql(admin_url, f"CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS")
+    except psycopg2.errors.DuplicateObject:
+        pass
+    _admin_sql(admin_url, f'CREATE DATABASE "{name}" OWNER {APP_ROLE}')
+    parsed = urlparse(admin_url)
+    netloc = f"{APP_ROLE}@{parsed.hostname}:{parsed.port or 5432}"
+    url = urlunparse(parsed._replace(netloc=netloc, path=f"/{name}"))
+    admin_db_url = urlunparse(parsed._replace(path=f"/{name}"))
+    return TestDatabase(url=url, admin_url=admin_url, name=name, extra=[admin_db_url])
+
+
+def test_redis_url() -> str:
+    raw = os.environ.get("LEARNPLAT_TEST_REDIS_URL", "")
+    if not raw:
+        return ""
+    parsed = urlparse(raw)
+    base = int((parsed.path or "/0").strip("/") or 0)
+    return urlunparse(parsed._replace(path=f"/{(base + worker_index()) % 16}"))
+
+
+def test_settings(tmp: Path, database_url: str, redis_url: str = "", **overrides: Any
+                  ) -> Settings:
+    sections: dict[str, Any] = {
+        "app": {"var_dir": str(tmp / "var"), "secret_key": "test-secret-key-not-for-production"},
+        "database": {"url": database_url},
+        "redis": {"url": redis_url},
+        "queue": {"immediate": True, "sqlite_path": str(tmp / "var" / "huey.db")},
+        "events": {"inline_dispatch": False, "backoff_seconds": 0},
+        "storage": {"url": f"file://{tmp / 'storage'}"},
+        "tenancy": {"cache_seconds": 0},
+    }
+    for section, values in overrides.items():
+        sections.setdefault(section, {}).update(values)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
+    return load_settings(overrides=sections, environ=environ)
+
+
+@pytest.fixture(scope="session")
+def lp_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    """The test process's database: SQLite in a temp dir, or a fresh PostgreSQL database."""
+    if backend() == "postgres":
+        admin = os.environ.get("LEARNPLAT_TEST_DATABASE_URL")
+        if not admin:
+            pytest.exit("LEARNPLAT_TEST_BACKEND=postgres needs LEARNPLAT_TEST_DATABASE_URL", 2)
+        tdb = make_postgres_database(admin)
+        tdb.redis_url = test_redis_url()
+        yield tdb
+        tdb.drop()
+    else:
+        path = tmp_path_factory.mktemp("db") / "learnplat.db"
+        yield TestDatabase(url=f"sqlite:///{path}")
+
+
+@pytest.fixture(scope="session")
+def lp_runtime(lp_database: TestDatabase, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[Runtime]:
+    """A runtime with every installed plugin, tasks in immediate mode, migrated once."""
+    from .migrate import migrate
+
+    tmp = tmp_path_factory.mktemp("runtime")
+    if lp_database.redis_url:
+        import redis
+
+        redis.Redis.from_url(lp_database.redis_url).flushdb()
+    settings = test_settings(tmp, lp_database.url, lp_database.redis_url)
+    runtime = create_runtime(settings)
+    migrate(runtime)
+    yield runtime
+    db.database.obj.close_all() if hasattr(db.database.obj, "close_all") else None
+
+
+@pytest.fixture(scope="session")
+def lp_app(lp_runtime: Runtime) -> Any:
+    from .http.app import create_app
+
+    return create_app(lp_runtime)
+
+
+def make_tenant(runtime: Runtime, slug: str | None = None, **fields: Any) -> TenantInfo:
+    from .tenants import TenantSpec
+
+    slug = slug or f"school-{worker_index()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
+    with db.connection():
+        return runtime.tenants.create(TenantSpec(slug=slug, name=fields.pop("name", slug),
+                                                 **fields))
+
+
+@pytest.fixture
+def lp_tenant(lp_runtime: Runtime) -> TenantInfo:
+    """A fresh tenant for this test: tests never share data, so none needs cleaning up."""
+    return make_tenant(lp_runtime)
+
+
+@pytest.fixture
+def lp_other_tenant(lp_runtime: Runtime) -> TenantInfo:
+    """A second tenant, for the "another school sees nothing" checks."""
+    return make_tenant(lp_runtime)
+
+
+class Client:
+    """falcon's test client bound to a tenant (X-Tenant) and optionally a bearer token."""
+
+    def __init__(self, app: Any, tenant: TenantInfo | None = None, token: str | None = None):
+        self._client = falcon.testing.TestClient(app)
+        self.app = app
+        self.tenant = tenant
+        self.token = token
+
+    def as_(self, token: str | None = None, tenant: TenantInfo | None = None) -> Client:
+        return Client(self.app, tenant or self.tenant, token)
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                **kwargs: Any) -> falcon.testing.Result:
+        hdrs = {}
+        if self.tenant is not None:
+            hdrs["X-Tenant"] = self.tenant.slug
+        if self.token:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        hdrs.update(headers or {})
+        return self._client.simulate_request(method, path, headers=hdrs, **kwargs)
+
+    def get(self, path: str, **kw: Any) -> falcon.testing.Result:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> falcon.testing.Result:
+        return self.request("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> falcon.testing.Result:
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> falcon.testing.Result:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> falcon.testing.Result:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def lp_client(lp_app: Any, lp_tenant: TenantInfo) -> Client:
+    return Client(lp_app, lp_tenant)
+
+
+@pytest.fixture
+def in_tenant(lp_runtime: Runtime, lp_tenant: TenantInfo) -> Iterator[TenantInfo]:
+    """Run the test body inside the tenant, a connection and a transaction."""
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        yield lp_tenant
+
+
+class EventRecorder:
+    """Collects events delivered to the recorder handler (register with `recorder_plugin`)."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.events]
+
+
+@pytest.fixture
+def event_recorder(lp_runtime: Runtime) -> Iterator[EventRecorder]:
+    """Every event delivered while the test runs (dispatch with runtime.events.dispatch_pending
+    or by a worker); delivery is real: from the outbox, after commit."""
+    from .registry import EventHandler
+
+    recorder = EventRecorder()
+    handler = EventHandler("*", f"recorder{id(recorder)}", lambda rt, e: recorder.events.append(e),
+                           plugin="tests")
+    lp_runtime.registry.handlers.append(handler)
+    yield recorder
+    lp_runtime.registry.handlers.remove(handler)

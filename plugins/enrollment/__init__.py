@@ -1,0 +1,1 @@
+"""learnplat built-in plugin: enrollment."""
