@@ -85,6 +85,9 @@ class UnitOfWork:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     tenant_id: int | None = None
     events_recorded: bool = False
+    # Set by keep_on_failure(): the request fails, but what it wrote must stay (a failed login
+    # is audited and counted even though the answer is 401).
+    commit_on_failure: bool = False
 
 
 _current_uow: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar(
@@ -116,6 +119,17 @@ def apply_tenant(tenant_id: int | None) -> None:
             (TENANT_SETTING, "" if tenant_id is None else str(tenant_id)),
         )
         uow.tenant_id = tenant_id
+
+
+def keep_on_failure() -> None:
+    """Commit the current request's unit of work even though the request answers an error.
+
+    Only for writes that record the failure itself (audit entries, revocations); call it right
+    before raising, when nothing else has been written.
+    """
+    uow = _current_uow.get()
+    if uow is not None:
+        uow.commit_on_failure = True
 
 
 def forget_tenant() -> None:

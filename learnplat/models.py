@@ -114,12 +114,17 @@ class TenantModel(BaseModel):
     @classmethod
     def _with_tenant(cls, row: dict[Any, Any]) -> dict[Any, Any]:
         tenant_id = cls._tenant_id()
-        given = row.get(cls.tenant, row.get("tenant", row.get("tenant_id")))
-        if given is not None and getattr(given, "id", given) != tenant_id:
-            raise PermissionError("refusing to write a row for another tenant")
-        row = {k: v for k, v in row.items() if k not in ("tenant", "tenant_id", cls.tenant)}
-        row[cls.tenant] = tenant_id
-        return row
+        out: dict[Any, Any] = {}
+        for key, value in row.items():
+            # Field objects overload ==, so compare them by identity, names as strings.
+            is_tenant = key is cls.tenant if isinstance(key, peewee.Field) else key in (
+                "tenant", "tenant_id")
+            if not is_tenant:
+                out[key] = value
+            elif value is not None and getattr(value, "id", value) != tenant_id:
+                raise PermissionError("refusing to write a row for another tenant")
+        out[cls.tenant] = tenant_id
+        return out
 
     @classmethod
     def unscoped(cls) -> peewee.ModelSelect:

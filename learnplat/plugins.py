@@ -116,6 +116,7 @@ def collect(pm: pluggy.PluginManager, runtime: Any) -> Registry:
     """Build the Registry from every plugin's register_* hooks (services and routes need the
     runtime, so this runs after the runtime's shared parts exist)."""
     reg = Registry()
+    runtime.registry = reg  # routes may look up services registered just before them
     for plugin, models in _call_each(pm, "register_models"):
         reg.models[plugin] = list(models)
     for plugin, perms in _call_each(pm, "register_permissions"):

@@ -41,6 +41,7 @@ class Runtime:
     storage: Storage
     tenants: TenantService
     plugin_settings: dict[str, Any]
+    secret_key: bytes
 
     @property
     def hook(self) -> Any:
@@ -79,6 +80,7 @@ def create_runtime(
     )
     rt = Runtime()
     rt.settings, rt.pm, rt.plugins = settings, pm, infos
+    rt.secret_key = _secret_key(settings)
     db.connect_database(settings)
     rt.redis = redis.Redis.from_url(settings.redis.url) if settings.redis.url else None
     rt.kv = make_store(rt.redis, settings.var_path)
@@ -91,6 +93,23 @@ def create_runtime(
     rt.queue.install(rt.registry.tasks)
     pm.hook.startup(runtime=rt)
     return rt
+
+
+def _secret_key(settings: Settings) -> bytes:
+    """app.secret_key, or (development only) a random key kept in var/secret.key."""
+    if settings.app.secret_key:
+        if len(settings.app.secret_key) < 16:
+            raise ConfigError("invalid setting app.secret_key: use at least 16 characters")
+        return settings.app.secret_key.encode()
+    import secrets
+
+    path = settings.var_path / "secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log.warning("app.secret_key is not set; generated one in %s (set it in production)", path)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
 
 
 def _plugin_settings(settings: Settings, registry: Registry) -> dict[str, Any]:

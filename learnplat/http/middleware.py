@@ -60,8 +60,8 @@ class RequestContextMiddleware:
                 token = _current.set(tenant)
                 ctx.cleanup.append(lambda _ok: _current.reset(token))
                 txn = db.transaction(write=req.method not in _READ_METHODS)
-                txn.__enter__()
-                ctx.cleanup.append(lambda ok: _end_transaction(txn, ok))
+                uow = txn.__enter__()
+                ctx.cleanup.append(lambda ok: _end_transaction(txn, ok or uow.commit_on_failure))
                 ctx.principal = self.authenticate(req, tenant)
 
     def resolve_tenant(self, req: falcon.Request, required: bool) -> TenantInfo | None:

@@ -1,3 +1,72 @@
 """Hook implementations of the identity plugin (the module its entry point registers)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import falcon
+
+from learnplat import hookimpl
+from learnplat.auth import Principal
+from learnplat.registry import Permission, Route
+
+from . import resources as r
+from .models import MODELS
+from .services import IdentityService
+
+if TYPE_CHECKING:
+    from learnplat.runtime import Runtime
+    from learnplat.tenancy import TenantInfo
+
+
+@hookimpl
+def register_models() -> list[type]:
+    return list(MODELS)
+
+
+@hookimpl
+def register_permissions() -> list[Permission]:
+    return [
+        Permission("user.read", "See a user's profile",
+                   {"admin": "any", "instructor": "own", "student": "own"}),
+        Permission("user.update", "Edit a user's profile",
+                   {"admin": "any", "instructor": "own", "student": "own"}),
+        Permission("user.manage", "List users, change roles, deactivate, unlock",
+                   {"admin": "any"}),
+        Permission("audit.read", "Read the school's audit log", {"admin": "any"}),
+    ]
+
+
+@hookimpl
+def register_services(runtime: Runtime) -> dict[str, Any]:
+    return {"identity": IdentityService(runtime)}
+
+
+@hookimpl
+def register_routes(runtime: Runtime) -> list[Route]:
+    svc: IdentityService = runtime.service("identity")
+    return [
+        Route("/auth/register", r.RegisterResource(svc)),
+        Route("/auth/login", r.LoginResource(svc)),
+        Route("/auth/refresh", r.RefreshResource(svc)),
+        Route("/auth/logout", r.LogoutResource(svc)),
+        Route("/auth/profile", r.ProfileResource(svc)),
+        Route("/auth/roles", r.RolesResource(svc)),
+        Route("/.well-known/jwks.json", r.JWKSResource(svc)),
+    ]
+
+
+@hookimpl
+def authenticate(runtime: Runtime, req: falcon.Request, tenant: TenantInfo) -> Principal | None:
+    scheme, _, token = (req.auth or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    svc: IdentityService = runtime.service("identity")
+    return svc.principal_for(token.strip())
+
+
+@hookimpl
+def provision_tenant_admin(runtime: Runtime, tenant: TenantInfo, email: str,
+                           password: str) -> Any:
+    svc: IdentityService = runtime.service("identity")
+    return svc.create_user(email, password, name="Administrator", role="admin").id

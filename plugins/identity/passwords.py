@@ -1,0 +1,52 @@
+"""Password hashing (argon2id via argon2-cffi) and the password policy."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from learnplat.errors import ValidationFailed
+
+MIN_LENGTH = 10
+MAX_LENGTH = 256
+
+_hasher = PasswordHasher()
+# Verified when the email is unknown, so a failed login costs the same either way.
+_DUMMY_HASH = _hasher.hash("learnplat-timing-equaliser")
+
+
+def check_policy(password: str, email: str, field: str = "password") -> None:
+    if len(password) < MIN_LENGTH:
+        raise ValidationFailed.field(field, f"use at least {MIN_LENGTH} characters", "too_short")
+    if len(password) > MAX_LENGTH:
+        raise ValidationFailed.field(field, f"use at most {MAX_LENGTH} characters", "too_long")
+    local = email.split("@", 1)[0].lower()
+    if password.lower() in (email.lower(), local) or (len(local) >= 4 and local in
+                                                      password.lower()):
+        raise ValidationFailed.field(field, "must not contain your email", "contains_email")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify(password_hash: str | None, password: str) -> tuple[bool, str | None]:
+    """(matches, new hash when the parameters changed and it should be stored)."""
+    if not password_hash:
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
+        return False, None
+    try:
+        _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False, None
+    if _hasher.check_needs_rehash(password_hash):
+        return True, _hasher.hash(password)
+    return True, None
+
+
+def burn_time(password: str) -> None:
+    """Spend one verification's time (unknown email)."""
+    verify(None, password)
