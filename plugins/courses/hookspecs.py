@@ -1,0 +1,37 @@
+"""Hooks the courses plugin publishes for other plugins (added by the core at start-up because
+the plugin's hooks module names this module in its ``hookspecs`` attribute)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from learnplat import hookspec
+
+if TYPE_CHECKING:
+    from learnplat.auth import Principal
+    from learnplat.runtime import Runtime
+
+
+@hookspec
+def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal | None
+                         ) -> dict[str, Any] | None:
+    """Extra keys for GET /courses/{id} as seen by `principal` (e.g. the progress plugin adds
+    ``progress`` for an enrolled student). Return None to add nothing. Since 0.1."""
+
+
+@hookspec
+def course_analytics(runtime: Runtime, course_id: int) -> dict[str, Any] | None:
+    """Sections of GET /courses/{id}/analytics computed by other plugins (enrollments over
+    time, completion rate, average progress, quiz scores, drop-off). Since 0.1."""
+
+
+@hookspec(firstresult=True)
+def course_enrollment_status(runtime: Runtime, course_id: int, user_id: Any) -> str | None:
+    """"active", "dropped" or None for a user in a course (the enrollment plugin answers);
+    used for ratings, feedback and access to archived courses. Since 0.1."""
+
+
+@hookspec
+def course_has_learners(runtime: Runtime, course_id: int) -> bool | None:
+    """True when a course has enrollments (or other learner records) that deletion would
+    destroy; deleting such a course archives it instead. Since 0.1."""
