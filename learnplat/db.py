@@ -70,7 +70,17 @@ def make_database(url: str, settings: Settings | None = None) -> peewee.Database
 
 
 def connect_database(settings: Settings) -> peewee.Database:
+    """Point the process's proxy at the configured database and return it.
+
+    A process has one database: a second runtime for the same URL (tests, tools) reuses the
+    open Database (and its pool) instead of building a second pool beside it.
+    """
+    current = database.obj
+    if current is not None and getattr(current, "learnplat_url", None) == (
+            settings.database.url, settings.home):
+        return current
     db = make_database(settings.database.url, settings)
+    db.learnplat_url = (settings.database.url, settings.home)  # type: ignore[attr-defined]
     database.initialize(db)
     return db
 

@@ -31,6 +31,10 @@ HISTORY_TABLE = "learnplat_migration"
 _ADVISORY_KEY = 0x1EA4_9_1A7  # any constant shared by every learnplat process
 
 
+class MigrationFailed(Exception):
+    """A migration raised; it was rolled back (schema and history unchanged on PostgreSQL)."""
+
+
 class PluginRunner(Runner):
     """A Runner whose history rows are prefixed with the plugin name, so all plugins share
     one history table without their 0001_initial colliding."""
@@ -50,6 +54,14 @@ class PluginRunner(Runner):
     def applied(self) -> dict[str, Any]:
         prefix = self._name("")
         return {k: v for k, v in super().applied().items() if k.startswith(prefix)}
+
+    def _run(self, name: str, module: Any, direction: str, fake: bool = False) -> None:
+        try:
+            super()._run(name, module, direction, fake)
+        except Exception as exc:
+            raise MigrationFailed(
+                f"migration {name} failed and was rolled back: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def _ordered(runtime: Runtime) -> list[str]:
@@ -79,7 +91,11 @@ def migration_lock(runtime: Runtime) -> Iterator[None]:
         finally:
             database.execute_sql("SELECT pg_advisory_unlock(%s)", (_ADVISORY_KEY,))
     else:
-        path = runtime.settings.var_path / "migrate.lock"
+        # Next to the database file: every process migrating this file shares the lock,
+        # whatever its var_dir.
+        name = getattr(database, "database", ":memory:")
+        path = (runtime.settings.var_path / "migrate.lock" if name == ":memory:"
+                else Path(f"{name}.migrate-lock"))
         path.parent.mkdir(parents=True, exist_ok=True)
         with fasteners.InterProcessLock(str(path)):
             yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import peewee
 import pluggy
 import redis
 from pydantic import ValidationError
@@ -41,6 +42,7 @@ class Runtime:
     storage: Storage
     tenants: TenantService
     plugin_settings: dict[str, Any]
+    database: peewee.Database  # what learnplat.db.database points at while this runtime runs
     secret_key: bytes
 
     @property
@@ -81,7 +83,7 @@ def create_runtime(
     rt = Runtime()
     rt.settings, rt.pm, rt.plugins = settings, pm, infos
     rt.secret_key = _secret_key(settings)
-    db.connect_database(settings)
+    rt.database = db.connect_database(settings)
     rt.redis = redis.Redis.from_url(settings.redis.url) if settings.redis.url else None
     rt.kv = make_store(rt.redis, settings.var_path)
     rt.tenants = TenantService(settings.tenancy.cache_seconds)
@@ -116,10 +118,16 @@ def _plugin_settings(settings: Settings, registry: Registry) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for section, _values in settings.plugins.items():
         if section not in registry.settings_models:
-            raise ConfigError(f"unknown settings section [{section}] (no plugin declares it)")
+            raise ConfigError(f"unknown settings section [{section}] (no plugin declares it; "
+                              f"env LEARNPLAT_{section.upper()}_*)")
     for section, model in registry.settings_models.items():
+        values = settings.plugins.get(section, {})
+        for key in values:
+            if key not in model.model_fields:
+                raise ConfigError(f"unknown setting {section}.{key} "
+                                  f"(env LEARNPLAT_{section.upper()}_{key.upper()})")
         try:
-            out[section] = model(**settings.plugins.get(section, {}))
+            out[section] = model(**values)
         except ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join([section, *map(str, first["loc"])])

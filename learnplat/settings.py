@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ENV_PREFIX = "LEARNPLAT_"
 # Environment variables with the prefix that are not settings.
-_NOT_SETTINGS = ("LEARNPLAT_CONFIG", "LEARNPLAT_HOME", "LEARNPLAT_TEST_")
+_NOT_SETTINGS = ("LEARNPLAT_CONFIG", "LEARNPLAT_HOME", "LEARNPLAT_TEST_", "LEARNPLAT_CLI_",
+                 "LEARNPLAT_EXTRAS")
 
 
 class ConfigError(Exception):

@@ -9,15 +9,22 @@ another school's object.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
+from libcloud.common.aws import UnsignedPayloadSentinel
 from libcloud.storage.base import Container, StorageDriver
+from libcloud.storage.drivers.s3 import S3StorageDriver
 from libcloud.storage.providers import Provider, get_driver
-from libcloud.storage.types import ContainerDoesNotExistError, ObjectDoesNotExistError
+from libcloud.storage.types import (
+    ContainerAlreadyExistsError,
+    ContainerDoesNotExistError,
+    ObjectDoesNotExistError,
+)
 
 from .errors import NotFound
 from .settings import ConfigError, Settings
@@ -29,6 +36,37 @@ class StoredObject:
     key: str
     size: int
     content_type: str | None = None
+
+
+class S3CompatibleDriver(S3StorageDriver):
+    """libcloud's S3 driver for an endpoint of our choosing, with working presigned URLs.
+
+    libcloud signs a presigned URL's ``host`` header without the port, so on any endpoint with a
+    non-default port (MinIO on :9000, a local moto) the signature never matches what the client
+    sends. We sign ``host:port`` exactly as the Host header will be sent.
+    """
+
+    name = "S3-compatible"
+
+    def presigned_url(self, container: str, key: str, seconds: int, method: str = "GET") -> str:
+        path = self._get_object_path(Container(container, {}, self), key)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        port = int(self.connection.port)
+        host = self.connection.host
+        host_header = host if port in (80, 443) else f"{host}:{port}"
+        params: dict[str, Any] = {
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Credential": "/".join((self.key, now.strftime("%Y%m%d"), self.region,
+                                          "s3", "aws4_request")),
+            "X-Amz-Date": now.strftime("%Y%m%dT%H%M%SZ"),
+            "X-Amz-Expires": int(seconds),
+            "X-Amz-SignedHeaders": "host",
+        }
+        params["X-Amz-Signature"] = self.connection.signer._get_signature(
+            params=params, headers={"host": host_header}, dt=now, method=method, path=path,
+            data=UnsignedPayloadSentinel)
+        scheme = "https" if self.secure else "http"
+        return f"{scheme}://{host_header}{path}?{urlencode(params)}"
 
 
 def _driver_for(url: str, settings: Settings) -> tuple[StorageDriver, str, bool]:
@@ -47,13 +85,14 @@ def _driver_for(url: str, settings: Settings) -> tuple[StorageDriver, str, bool]
             raise ConfigError("storage.url: s3:// URLs need a bucket: s3://key:secret@host/bucket")
         key, secret = unquote(parsed.username or ""), unquote(parsed.password or "")
         secure = opts.pop("secure", "true").lower() not in ("0", "false", "no")
+        region = opts.get("region", "us-east-1")
         if parsed.hostname:
-            cls = get_driver(Provider.MINIO)  # any S3-compatible endpoint
-            driver = cls(key, secret, host=parsed.hostname, port=parsed.port, secure=secure,
-                         region=opts.get("region", "us-east-1"))
+            # Any S3-compatible endpoint (MinIO, Ceph, moto...): libcloud's S3 driver pointed at
+            # the host, with presigned URLs fixed to sign "host:port" (see S3CompatibleDriver).
+            driver = S3CompatibleDriver(key, secret, host=parsed.hostname, port=parsed.port,
+                                        secure=secure, region=region)
         else:
-            cls = get_driver(Provider.S3)
-            driver = cls(key, secret, region=opts.get("region", "us-east-1"))
+            driver = get_driver(Provider.S3)(key, secret, region=region)
         return driver, bucket, False
     raise ConfigError(f"storage.url: unsupported scheme {parsed.scheme!r} (file or s3)")
 
@@ -63,6 +102,7 @@ class Storage:
         self.driver, self.container_name, self.is_local = _driver_for(settings.storage.url,
                                                                       settings)
         self._container: Container | None = None
+        self.ttl = settings.storage.signing_ttl_seconds
 
     @property
     def container(self) -> Container:
@@ -70,7 +110,10 @@ class Storage:
             try:
                 self._container = self.driver.get_container(self.container_name)
             except ContainerDoesNotExistError:
-                self._container = self.driver.create_container(self.container_name)
+                try:
+                    self._container = self.driver.create_container(self.container_name)
+                except ContainerAlreadyExistsError:  # another process made it meanwhile
+                    self._container = self.driver.get_container(self.container_name)
         return self._container
 
     @staticmethod
@@ -121,5 +164,21 @@ class Storage:
         except NotFound:
             return False
 
+    def presigned_url(self, key: str, seconds: int | None = None) -> str | None:
+        """A URL that reads the object directly from an S3-compatible store for `seconds`
+        (default storage.signing_ttl_seconds); None for local storage, whose bytes the API
+        serves itself."""
+        if not isinstance(self.driver, S3CompatibleDriver):
+            if self.is_local:
+                return None
+            obj = self._object(key)
+            return str(self.driver.get_object_cdn_url(obj, ex_expiry=(seconds or self.ttl) / 3600))
+        return self.driver.presigned_url(self.container_name, self.tenant_key(key),
+                                         seconds or self.ttl)
+
     def ping(self) -> None:
-        _ = self.container
+        """Raise when the store cannot be reached (readiness)."""
+        if self._container is None:
+            _ = self.container
+        else:
+            self.driver.get_container(self.container_name)

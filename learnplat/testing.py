@@ -16,6 +16,7 @@ import itertools
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,19 @@ def event_recorder(lp_runtime: Runtime) -> Iterator[EventRecorder]:
     lp_runtime.registry.handlers.append(handler)
     yield recorder
     lp_runtime.registry.handlers.remove(handler)
+
+
+@contextmanager
+def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
+    """Point learnplat.db.database at `runtime`'s database for the block, then back.
+
+    A process has one database proxy; tests that build a second runtime (another database, a
+    runtime with only some plugins) enter it with this so the session's runtime keeps working.
+    """
+    previous = db.database.obj
+    db.database.initialize(runtime.database)
+    try:
+        yield runtime
+    finally:
+        if previous is not None:
+            db.database.initialize(previous)

@@ -217,12 +217,14 @@ def serve(app: AppContext, bind: str | None, workers: int | None, no_migrate: bo
 @pass_app
 def worker(app: AppContext, workers: int | None) -> None:
     """Run the Huey consumer: background tasks, periodic tasks and event delivery."""
-    import logging
-
     from ..events import DISPATCH_TASK
+    from ..logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     rt = app.runtime
+    configure_logging(rt.settings.home)
+    if rt.settings.queue.immediate:
+        raise LearnplatError("queue.immediate is set: tasks run inline, there is nothing to "
+                             "consume")
     # Events recorded while no worker ran are delivered now, not at the next sweep.
     rt.queue.enqueue(DISPATCH_TASK)
     consumer = rt.queue.huey.create_consumer(

@@ -6,11 +6,13 @@ line and a non-zero exit on any error.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
+import peewee
 
 from ..errors import LearnplatError
 from ..registry import StartupError
@@ -39,12 +41,29 @@ class LearnplatGroup(click.Group):
     """Turns known errors into one line on stderr and exit status 1 (2 for usage)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ..migrate import MigrationFailed
+
         try:
             return super().invoke(ctx)
-        except (ConfigError, StartupError, LearnplatError) as exc:
+        except (click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
+        except (ConfigError, StartupError, LearnplatError, MigrationFailed) as exc:
             detail = getattr(exc, "detail", None) or str(exc)
-            click.echo(f"error: {detail}", err=True)
-            sys.exit(1)
+            _fail(detail)
+        except peewee.DatabaseError as exc:
+            _fail(f"database: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
+        except Exception as exc:  # still one line; the traceback only when asked for
+            if os.environ.get("LEARNPLAT_CLI_TRACEBACK"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            _fail(f"unexpected {type(exc).__name__}: {first} "
+                  "(set LEARNPLAT_CLI_TRACEBACK=1 for details)")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
 
 
 @click.group(cls=LearnplatGroup)

@@ -1,0 +1,34 @@
+"""Logging for learnplat processes: config/logging.toml (dictConfig) plus the request id.
+
+Every log line written while a request is handled carries its X-Request-Id, so a 500 answer's
+``request_id`` finds the traceback in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import tomllib
+from pathlib import Path
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id`` (``-`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .http.middleware import request_id_var
+
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging(home: str | Path) -> None:
+    """Apply config/logging.toml under `home`; basic logging when it is missing."""
+    path = Path(home) / "config" / "logging.toml"
+    if path.exists():
+        with path.open("rb") as fh:
+            logging.config.dictConfig(tomllib.load(fh))
+    else:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
