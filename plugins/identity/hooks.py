@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import click
 import falcon
 
 from learnplat import hookimpl
@@ -12,7 +13,7 @@ from learnplat.registry import Permission, Route
 
 from . import resources as r
 from .models import MODELS
-from .services import IdentityService
+from .services import IdentityService, IdentitySettings
 
 if TYPE_CHECKING:
     from learnplat.runtime import Runtime
@@ -53,7 +54,24 @@ def register_routes(runtime: Runtime) -> list[Route]:
         Route("/auth/profile", r.ProfileResource(svc)),
         Route("/auth/roles", r.RolesResource(svc)),
         Route("/.well-known/jwks.json", r.JWKSResource(svc)),
+        Route("/users", r.UserCollection(svc)),
+        Route(f"/users/{r.USER_ID}", r.UserItem(svc)),
+        Route(f"/users/{r.USER_ID}/role", r.UserRole(svc)),
+        Route(f"/users/{r.USER_ID}/unlock", r.UserUnlock(svc)),
+        Route("/audit", r.AuditCollection(svc)),
     ]
+
+
+@hookimpl
+def register_settings() -> dict[str, type]:
+    return {"identity": IdentitySettings}
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from .cli import register
+
+    register(cli)
 
 
 @hookimpl

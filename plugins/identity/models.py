@@ -29,6 +29,13 @@ class User(TenantModel):
         table_name = "identity_user"
         indexes = ((("tenant", "email"), True),)
 
+    # What social-auth-core asks of a user object.
+    is_authenticated = True
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.active)
+
 
 class RefreshToken(TenantModel):
     """Opaque refresh tokens, stored hashed. A family is one login's chain of rotations."""

@@ -12,15 +12,23 @@ from learnplat.registry import ROLES
 
 from .schemas import (
     JWKS,
+    AuditPage,
+    AuditQuery,
     LoginIn,
     ProfileOut,
     RefreshIn,
     RegisterIn,
+    RoleIn,
     RolesOut,
     TokenPair,
+    UserListQuery,
     UserOut,
+    UserPage,
+    UserUpdateIn,
 )
 from .services import IdentityService, user_dict
+
+USER_ID = "{user_id:int(min=1, max=2147483647)}"  # beyond an INTEGER column: 404, not 500
 
 
 def client_ip(req: falcon.Request) -> str:
@@ -35,9 +43,8 @@ class RegisterResource:
               errors=(409, 429), summary="Register as a student of this school")
     def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: RegisterIn) -> Any:
         svc = self.service
-        svc._limit(f"register-ip:{client_ip(req)}", 30)
         svc.runtime.before("user.register", req.context.tenant, None, email=body.email)
-        user = svc.create_user(body.email, body.password, body.name, role="student")
+        user = svc.register(body.email, body.password, body.name, ip=client_ip(req))
         return user_dict(user)
 
 
@@ -104,3 +111,68 @@ class JWKSResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> Any:
         resp.cache_control = ["public", "max-age=300"]
         return self.service.keys.jwks()
+
+
+class UserCollection:
+    def __init__(self, service: IdentityService):
+        self.service = service
+
+    @endpoint(permission="user.manage", query=UserListQuery, response=UserPage,
+              summary="List the school's users (filter by role and text)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: UserListQuery) -> Any:
+        return self.service.list_users(query, role=query.role, q=query.q)
+
+
+class UserItem:
+    def __init__(self, service: IdentityService):
+        self.service = service
+
+    @endpoint(permission="user.read", response=UserOut,
+              summary="A user's account (yourself, or anyone for an admin)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> Any:
+        return user_dict(self.service.visible_user(req.context.principal, user_id, "user.read"))
+
+    @endpoint(permission="user.update", body=UserUpdateIn, response=UserOut, errors=(409,),
+              summary="Edit a profile (yourself, or anyone for an admin); role: admins only")
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int, *,
+               body: UserUpdateIn) -> Any:
+        changes = body.model_dump(exclude_unset=True, exclude_none=True)
+        user = self.service.update_profile(req.context.principal, user_id, changes)
+        return user_dict(user)
+
+    @endpoint(permission="user.manage", status=204, errors=(409,),
+              summary="Deactivate a user: no more logins, tokens stop at once, records stay")
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
+        self.service.deactivate(user_id, actor_id=req.context.principal.user_id)
+
+
+class UserRole:
+    def __init__(self, service: IdentityService):
+        self.service = service
+
+    @endpoint(permission="user.manage", body=RoleIn, response=UserOut, errors=(409,),
+              summary="Change a user's role (applies to their next request)")
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int, *,
+               body: RoleIn) -> Any:
+        user = self.service.set_role(user_id, body.role, actor_id=req.context.principal.user_id)
+        return user_dict(user)
+
+
+class UserUnlock:
+    def __init__(self, service: IdentityService):
+        self.service = service
+
+    @endpoint(permission="user.manage", response=UserOut,
+              summary="Lift a lockout after repeated failed logins")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> Any:
+        return user_dict(self.service.unlock(user_id, actor_id=req.context.principal.user_id))
+
+
+class AuditCollection:
+    def __init__(self, service: IdentityService):
+        self.service = service
+
+    @endpoint(permission="audit.read", query=AuditQuery, response=AuditPage,
+              summary="The school's audit log, newest first (filter by action or user)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: AuditQuery) -> Any:
+        return self.service.list_audit(query, action=query.action, subject_id=query.subject_id)

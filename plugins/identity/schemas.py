@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, TypeAdapter
+
+from learnplat.http.pagination import PageQuery
 
 Role = Literal["admin", "instructor", "student"]
+
+_HTTP_URL = TypeAdapter(HttpUrl)
+
+
+def _avatar_url(value: str) -> str:
+    """An http(s) URL or "" (no avatar); stored as given, at most 500 characters."""
+    if value == "":
+        return value
+    _HTTP_URL.validate_python(value)
+    return value
+
+
+AvatarURL = Annotated[str, Field(max_length=500), AfterValidator(_avatar_url)]
 
 
 class _In(BaseModel):
@@ -69,3 +84,53 @@ class RolesOut(BaseModel):
 
 class JWKS(BaseModel):
     keys: list[dict[str, str]]
+
+
+class UserUpdateIn(_In):
+    """Profile fields; `role` is accepted only from an admin (a user cannot promote themself)."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    bio: str | None = Field(None, max_length=2000)
+    avatar_url: AvatarURL | None = Field(None, description="http(s) URL of the avatar, or \"\"")
+    role: Role | None = None
+
+
+class RoleIn(_In):
+    role: Role
+
+
+class UserListQuery(PageQuery):
+    role: Role | None = Field(None, description="Only users with this role.")
+    q: str | None = Field(None, min_length=1, max_length=100,
+                          description="Text in the email or name (case-insensitive).")
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None = None
+
+
+class AuditQuery(PageQuery):
+    action: str | None = Field(None, max_length=60, pattern=r"^[a-z_.]+$",
+                               description="Only entries with this action, e.g. login.failed.")
+    subject_id: int | None = Field(None, ge=1, le=2**31 - 1,
+                                   description="Only entries about this user.")
+
+
+class AuditOut(BaseModel):
+    id: int
+    action: str
+    actor_id: int | None
+    subject_id: int | None
+    ip: str
+    detail: dict[str, Any]
+    created_at: dt.datetime
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    next_cursor: str | None = None
+
+
+class OAuthExchangeIn(_In):
+    code: str = Field(min_length=16, max_length=200)

@@ -9,11 +9,24 @@ import datetime as dt
 import hashlib
 import secrets
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from email_validator import EmailNotValidError, validate_email
+from peewee import fn
+from pydantic import BaseModel, ConfigDict, Field
 
 from learnplat import db
 from learnplat.auth import Principal
-from learnplat.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
+from learnplat.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
+from learnplat.http.pagination import PageQuery, paginate
 from learnplat.models import utcnow
 from learnplat.tenancy import current_tenant
 
@@ -25,11 +38,20 @@ from .tokens import TokenCodec
 if TYPE_CHECKING:
     from learnplat.runtime import Runtime
 
-LOGIN_LIMIT_PER_IP = 20  # attempts per window
-LOGIN_LIMIT_PER_ACCOUNT = 10
-LIMIT_WINDOW = 300  # seconds
-LOCK_AFTER_FAILURES = 5
-LOCK_SECONDS = 900
+class IdentitySettings(BaseModel):
+    """The [identity] section: rate limits and lockout (per tenant, counted in the kv store)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit_window: int = Field(300, gt=0, description="Seconds a rate-limit window lasts.")
+    login_per_ip: int = Field(20, gt=0, description="Login attempts per IP per window.")
+    login_per_account: int = Field(10, gt=0, description="Login attempts per email per window.")
+    register_per_ip: int = Field(10, gt=0, description="Registrations per IP per window.")
+    register_per_account: int = Field(3, gt=0, description="Registrations per email per window.")
+    refresh_per_ip: int = Field(60, gt=0, description="Refreshes per IP per window.")
+    refresh_per_account: int = Field(30, gt=0, description="Refreshes per user per window.")
+    lock_after_failures: int = Field(5, gt=0, description="Failed logins before a lock.")
+    lock_seconds: int = Field(900, gt=0, description="How long a locked account stays locked.")
 
 
 def _hash(token: str) -> str:
@@ -60,10 +82,15 @@ class IdentityService:
     def kv(self) -> Any:
         return self.runtime.kv
 
+    @property
+    def limits(self) -> IdentitySettings:
+        return self.runtime.plugin_settings.get("identity") or IdentitySettings()
+
     # -- accounts ----------------------------------------------------------------------------
 
     def create_user(self, email: str, password: str | None, name: str = "",
-                    role: str = "student", email_verified: bool = False) -> User:
+                    role: str = "student", email_verified: bool = False,
+                    actor_id: Any = None) -> User:
         email = normalize_email(email)
         if role not in ROLES:
             raise ValidationFailed.field("role", f"one of {', '.join(ROLES)}", "enum")
@@ -76,8 +103,15 @@ class IdentityService:
                 email=email, name=name, role=role, email_verified=email_verified,
                 password_hash=passwords.hash_password(password) if password else None,
             )
-            self.audit("user.created", subject_id=user.id, detail={"role": role})
+            self.audit("user.created", actor_id=actor_id, subject_id=user.id,
+                       detail={"role": role})
         return user
+
+    def register(self, email: str, password: str, name: str, ip: str = "") -> User:
+        lim = self.limits
+        self._limit(f"register-ip:{ip}", lim.register_per_ip)
+        self._limit(f"register-acct:{normalize_email(email)}", lim.register_per_account)
+        return self.create_user(email, password, name, role="student")
 
     def get_user(self, user_id: Any) -> User:
         user = User.get_or_none(User.id == user_id)
@@ -85,58 +119,123 @@ class IdentityService:
             raise NotFound("no such user")
         return user
 
-    # -- logins ------------------------------------------------------------------------------
+    def get_user_by_email(self, email: str) -> User:
+        user = User.get_or_none(User.email == normalize_email(email))
+        if user is None:
+            raise NotFound(f"no user with email {normalize_email(email)}")
+        return user
+
+    def visible_user(self, principal: Principal, user_id: Any, permission: str) -> User:
+        """The user `principal` may see or edit; 404 for others' accounts under "own"."""
+        user = self.get_user(user_id)
+        principal.require(permission, owner_id=user.id)
+        return user
+
+    def list_users(self, page: PageQuery, role: str | None = None,
+                   q: str | None = None) -> dict[str, Any]:
+        query = User.select()
+        if role:
+            query = query.where(User.role == role)
+        if q:
+            needle = q.lower()
+            query = query.where(fn.LOWER(User.email).contains(needle)
+                                | fn.LOWER(User.name).contains(needle))
+        return paginate(query, [(User.id, False)], page, user_dict)
+
+    def update_profile(self, principal: Principal, user_id: Any,
+                       changes: dict[str, Any]) -> User:
+        """Edit name/bio/avatar_url (self or user.update "any"); `role` needs user.manage."""
+        with db.transaction():
+            user = self.visible_user(principal, user_id, "user.update")
+            role = changes.pop("role", None)
+            if role is not None and role != user.role:
+                if not principal.can("user.manage"):
+                    raise PermissionDenied("only an admin can change a role",
+                                           code="role_change_forbidden")
+                user = self.set_role(user.id, role, actor_id=principal.user_id)
+            if changes:
+                User.update(updated_at=utcnow(), **changes).where(User.id == user.id).execute()
+                self.audit("user.updated", actor_id=principal.user_id, subject_id=user.id,
+                           detail={"fields": sorted(changes)})
+            return self.get_user(user.id)
+
+    # -- rate limits and logins ----------------------------------------------------------------
 
     def _limit(self, key: str, limit: int) -> None:
-        count = self.kv.incr(f"rl:{current_tenant().id}:{key}", LIMIT_WINDOW)
+        full = f"rl:{current_tenant().id}:{key}"
+        count = self.kv.incr(full, self.limits.limit_window)
         if count > limit:
-            raise RateLimited(int(self.kv.ttl(f"rl:{current_tenant().id}:{key}") or LIMIT_WINDOW))
+            raise RateLimited(int(self.kv.ttl(full) or self.limits.limit_window))
+
+    def _lock_key(self, email: str) -> str:
+        return f"lock:{current_tenant().id}:{normalize_email(email)}"
+
+    def _fail_key(self, email: str) -> str:
+        return f"fail:{current_tenant().id}:{normalize_email(email)}"
 
     def login(self, email: str, password: str, ip: str = "") -> dict[str, Any]:
         email = normalize_email(email)
-        self._limit(f"login-ip:{ip}", LOGIN_LIMIT_PER_IP)
-        self._limit(f"login-acct:{email}", LOGIN_LIMIT_PER_ACCOUNT)
+        lim = self.limits
+        self._limit(f"login-ip:{ip}", lim.login_per_ip)
+        self._limit(f"login-acct:{email}", lim.login_per_account)
+        # The lock is keyed by email, not by account, so a locked address answers the same
+        # whether or not an account holds it (no account enumeration through 429s).
+        if self.kv.get(self._lock_key(email)) is not None:
+            passwords.burn_time(password)
+            self.audit("login.failed", ip=ip, detail={"email": email, "reason": "locked"})
+            db.keep_on_failure()
+            raise RateLimited(int(self.kv.ttl(self._lock_key(email)) or lim.lock_seconds),
+                              "too many failed logins; this account is locked for a while")
         user = User.get_or_none(User.email == email)
-        now = utcnow()
-        locked = user is not None and (
-            self.is_locked(user.id) or (user.locked_until is not None and user.locked_until > now))
+        # Unknown email: verify against a dummy hash, so the failure costs the same time.
         ok, new_hash = passwords.verify(user.password_hash if user else None, password)
-        if user is None or not ok or not user.active or locked:
-            if user is not None and not ok:
-                self._record_failure(user.id)
+        if user is None or not ok or not user.active:
+            if not ok:
+                self._record_failure(email, user.id if user else None)
             self.audit("login.failed", subject_id=user.id if user else None, ip=ip,
-                       detail={"email": email, "reason": "locked" if locked and ok else "bad"})
+                       detail={"email": email,
+                               "reason": "inactive" if ok and user else "bad_credentials"})
             db.keep_on_failure()
             raise Unauthorized("wrong email or password", code="bad_credentials")
+        self.kv.delete(self._fail_key(email))
         with db.transaction():
             changes: dict[Any, Any] = {User.failed_logins: 0, User.locked_until: None}
             if new_hash:
                 changes[User.password_hash] = new_hash
             User.update(changes).where(User.id == user.id).execute()
-            self.audit("login.succeeded", actor_id=user.id, subject_id=user.id, ip=ip)
+            self.audit("login.succeeded", actor_id=user.id, subject_id=user.id, ip=ip,
+                       detail={"method": "password"})
             return self.issue_pair(user)
 
-    def _record_failure(self, user_id: int) -> None:
-        key = f"fail:{current_tenant().id}:{user_id}"
-        failures = self.kv.incr(key, LOCK_SECONDS)
+    def _record_failure(self, email: str, user_id: int | None) -> None:
+        lim = self.limits
+        failures = self.kv.incr(self._fail_key(email), lim.lock_seconds)
+        locked = failures >= lim.lock_after_failures
+        if locked:
+            self.kv.set(self._lock_key(email), "1", lim.lock_seconds)
+            self.kv.delete(self._fail_key(email))
+        if user_id is None:
+            return
         changes: dict[Any, Any] = {User.failed_logins: User.failed_logins + 1}
-        if failures >= LOCK_AFTER_FAILURES:
-            self.kv.set(f"lock:{current_tenant().id}:{user_id}", "1", LOCK_SECONDS)
-            changes[User.locked_until] = utcnow() + dt.timedelta(seconds=LOCK_SECONDS)
-            self.audit("user.locked", subject_id=user_id, detail={"failures": failures})
+        if locked:
+            changes[User.locked_until] = utcnow() + dt.timedelta(seconds=lim.lock_seconds)
         with db.transaction():
             User.update(changes).where(User.id == user_id).execute()
+            if locked:
+                self.audit("user.locked", subject_id=user_id, detail={"failures": failures})
 
-    def is_locked(self, user_id: int) -> bool:
-        return self.kv.get(f"lock:{current_tenant().id}:{user_id}") is not None
+    def is_locked(self, email: str) -> bool:
+        return self.kv.get(self._lock_key(email)) is not None
 
-    def unlock(self, user_id: int) -> None:
-        tid = current_tenant().id
-        self.kv.delete(f"lock:{tid}:{user_id}")
-        self.kv.delete(f"fail:{tid}:{user_id}")
+    def unlock(self, user_id: Any, actor_id: Any = None) -> User:
         with db.transaction():
-            User.update(failed_logins=0, locked_until=None).where(User.id == user_id).execute()
-            self.audit("user.unlocked", subject_id=user_id)
+            user = self.get_user(user_id)
+            self.kv.delete(self._lock_key(user.email))
+            self.kv.delete(self._fail_key(user.email))
+            self.kv.delete(f"rl:{current_tenant().id}:login-acct:{user.email}")
+            User.update(failed_logins=0, locked_until=None).where(User.id == user.id).execute()
+            self.audit("user.unlocked", actor_id=actor_id, subject_id=user.id)
+            return self.get_user(user.id)
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -153,10 +252,11 @@ class IdentityService:
                 "expires_in": access.expires_in}
 
     def refresh(self, refresh_token: str, ip: str = "") -> dict[str, Any]:
-        self._limit(f"refresh-ip:{ip}", LOGIN_LIMIT_PER_IP * 3)
+        self._limit(f"refresh-ip:{ip}", self.limits.refresh_per_ip)
         row = RefreshToken.get_or_none(RefreshToken.token_hash == _hash(refresh_token))
         if row is None:
             raise Unauthorized("unknown refresh token", code="bad_refresh_token")
+        self._limit(f"refresh-user:{row.user_id}", self.limits.refresh_per_account)
         now = utcnow()
         if row.used_at is not None or row.revoked_at is not None:
             # A used token presented again: someone holds a stolen copy. End the whole family.
@@ -219,13 +319,24 @@ class IdentityService:
 
     # -- roles and deactivation --------------------------------------------------------------
 
+    def _keep_an_admin(self, user: User) -> None:
+        """A school must keep one active admin, or nobody could manage it through the API."""
+        if user.role != "admin" or not user.active:
+            return
+        others = User.select().where((User.role == "admin") & User.active & (User.id != user.id))
+        if not others.exists():
+            raise Conflict("this is the school's last active admin", code="last_admin")
+
     def set_role(self, user_id: Any, role: str, actor_id: Any = None) -> User:
         if role not in ROLES:
             raise ValidationFailed.field("role", f"one of {', '.join(ROLES)}", "enum")
         with db.transaction():
             user = self.get_user(user_id)
             if user.role != role:
+                self._keep_an_admin(user)
                 old = user.role
+                # The version bump makes every token of the user carry a stale "ver": the next
+                # request re-reads the role (principal_for), so the change applies at once.
                 User.update(role=role, token_version=User.token_version + 1,
                             updated_at=utcnow()).where(User.id == user.id).execute()
                 self.audit("user.role_changed", actor_id=actor_id, subject_id=user.id,
@@ -235,6 +346,9 @@ class IdentityService:
     def deactivate(self, user_id: Any, actor_id: Any = None) -> User:
         with db.transaction():
             user = self.get_user(user_id)
+            if not user.active:
+                return user
+            self._keep_an_admin(user)
             User.update(active=False, token_version=User.token_version + 1,
                         updated_at=utcnow()).where(User.id == user.id).execute()
             (RefreshToken.update(revoked_at=utcnow())
@@ -243,6 +357,55 @@ class IdentityService:
             self.audit("user.deactivated", actor_id=actor_id, subject_id=user.id)
             return self.get_user(user_id)
 
+    # -- bulk import -----------------------------------------------------------------------------
+
+    def import_users(self, rows: list[ImportRow], valid_only: bool = False) -> ImportReport:
+        """Create the users of a CSV in one transaction.
+
+        Every row is checked first. By default any rejected row means nothing is imported
+        (all or nothing); with `valid_only` the valid rows are imported and the report lists
+        exactly which lines were created and which were rejected, and why.
+        """
+        report = ImportReport()
+        seen: dict[str, int] = {}
+        accepted: list[ImportRow] = []
+        for row in rows:
+            reason = self._check_import_row(row, seen)
+            if reason:
+                report.rejected.append((row.line, reason))
+            else:
+                seen[row.email] = row.line
+                accepted.append(row)
+        if report.rejected and not valid_only:
+            return report
+        with db.transaction():
+            for row in accepted:
+                user = self.create_user(row.email, row.password or None, row.name, row.role)
+                report.created.append((row.line, user.email, user.id))
+        return report
+
+    def _check_import_row(self, row: ImportRow, seen: dict[str, int]) -> str | None:
+        if row.error:
+            return row.error
+        try:
+            validate_email(row.email, check_deliverability=False)
+        except EmailNotValidError as exc:
+            return f"email: {exc}"
+        if row.role not in ROLES:
+            return f"role: {row.role!r} is not one of {', '.join(ROLES)}"
+        if len(row.name) > 200:
+            return "name: use at most 200 characters"
+        if row.password:
+            try:
+                passwords.check_policy(row.password, row.email)
+            except ValidationFailed as exc:
+                return f"password: {exc.errors[0]['message']}"
+        if row.email in seen:
+            return f"email: {row.email} repeats line {seen[row.email]}"
+        if User.select().where(User.email == row.email).exists():
+            return f"email: {row.email} already has an account"
+        return None
+
     # -- audit -------------------------------------------------------------------------------
 
     def audit(self, action: str, actor_id: Any = None, subject_id: Any = None, ip: str = "",
@@ -250,3 +413,34 @@ class IdentityService:
         with db.transaction():
             AuditEntry.create(action=action, actor_id=actor_id, subject_id=subject_id, ip=ip,
                               detail=detail or {})
+
+    def list_audit(self, page: PageQuery, action: str | None = None,
+                   subject_id: int | None = None) -> dict[str, Any]:
+        query = AuditEntry.select()
+        if action:
+            query = query.where(AuditEntry.action == action)
+        if subject_id is not None:
+            query = query.where(AuditEntry.subject_id == subject_id)
+        return paginate(query, [(AuditEntry.id, True)], page, audit_dict)
+
+
+@dataclass
+class ImportRow:
+    line: int
+    email: str
+    name: str
+    role: str
+    password: str = ""
+    error: str = ""  # a parse error found while reading the file
+
+
+@dataclass
+class ImportReport:
+    created: list[tuple[int, str, int]] = field(default_factory=list)  # (line, email, id)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+
+
+def audit_dict(entry: AuditEntry) -> dict[str, Any]:
+    return {"id": entry.id, "action": entry.action, "actor_id": entry.actor_id,
+            "subject_id": entry.subject_id, "ip": entry.ip, "detail": entry.detail,
+            "created_at": entry.created_at}
