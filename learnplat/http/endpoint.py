@@ -153,14 +153,44 @@ def check_upload(req: falcon.Request, spec: EndpointSpec, default_limit: int) ->
         raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
 
 
-def read_body(req: falcon.Request, limit: int) -> bytes:
-    """Read at most `limit` bytes of the body; 413 beyond, whatever Content-Length says."""
+def _unbounded_body(req: falcon.Request) -> bool:
+    """A body with no Content-Length that the server terminates for us (chunked encoding under
+    gunicorn sets wsgi.input_terminated). Falcon's bounded_stream would read it as empty."""
+    return (req.content_length is None and bool(req.env.get("wsgi.input_terminated"))
+            and "chunked" in (req.get_header("Transfer-Encoding") or "").lower())
+
+
+def body_stream(req: falcon.Request, limit: int) -> Any:
+    """The request body as a stream that raises 413 once more than `limit` bytes are read,
+    whether or not the client sent Content-Length (chunked uploads included)."""
     if req.content_length is not None and req.content_length > limit:
         raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
-    raw = req.bounded_stream.read(limit + 1)
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
-    return raw
+    raw = req.stream if _unbounded_body(req) else req.bounded_stream
+    return _LimitedStream(raw, limit)
+
+
+class _LimitedStream:
+    def __init__(self, stream: Any, limit: int):
+        self._stream, self._limit, self._read = stream, limit, 0
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._limit + 1 - self._read if size is None or size < 0 else size
+        chunk = self._stream.read(max(0, min(want, self._limit + 1 - self._read)))
+        self._read += len(chunk)
+        if self._read > self._limit:
+            raise PayloadTooLarge(f"request body over {self._limit} bytes", limit=self._limit)
+        return chunk
+
+
+def read_body(req: falcon.Request, limit: int) -> bytes:
+    """Read at most `limit` bytes of the body; 413 beyond, whatever Content-Length says."""
+    stream = body_stream(req, limit)
+    out = bytearray()
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            return bytes(out)
+        out += chunk
 
 
 def parse_body(model: type[pydantic.BaseModel], req: falcon.Request, spec: EndpointSpec,

@@ -1,11 +1,11 @@
-"""Configuration: defaults < LEARNPLAT_CONFIG file < LEARNPLAT_<SECTION>_<KEY>, validated at start."""
+"""Configuration layers: defaults < LEARNPLAT_CONFIG file < env vars, validated at start."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, run_cli
+from corehelpers import cli_env, run_cli
 
 from learnplat.settings import ConfigError, load_settings
 
@@ -70,7 +70,7 @@ def test_missing_or_broken_config_file(tmp_path: Path):
 
 
 def test_unknown_plugin_section_fails_at_runtime_start(tmp_path, fresh_db):
-    from conftest import build_runtime
+    from corehelpers import build_runtime
 
     with pytest.raises(ConfigError, match=r"\[nosuchplugin\]"):
         build_runtime(tmp_path, fresh_db, do_migrate=False, nosuchplugin={"x": 1})

@@ -4,7 +4,7 @@ and PostgreSQL row-level security against a deliberately unscoped query."""
 from __future__ import annotations
 
 import pytest
-from conftest import token
+from corehelpers import token
 from testnotes import Note
 
 from learnplat import db
