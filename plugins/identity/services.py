@@ -308,6 +308,8 @@ class IdentityService:
             user_id = int(claims["sub"])
         except (TypeError, ValueError):
             raise Unauthorized("invalid token subject") from None
+        if not 0 < user_id < 2**31:  # beyond an INTEGER column the query itself would fail
+            raise Unauthorized("invalid token subject")
         row = (User.select(User.id, User.role, User.active, User.token_version)
                .where(User.id == user_id).first())
         if row is None or not row.active or row.token_version != claims.get("ver"):
