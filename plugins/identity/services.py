@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +125,26 @@ class IdentityService:
         if user is None:
             raise NotFound(f"no user with email {normalize_email(email)}")
         return user
+
+    def get_users(self, user_ids: Iterable[Any]) -> dict[Any, User]:
+        """Users by id in one query per 500 ids (unknown ids are left out); for lists that show
+        many users (an enrollment's students) without one query per row. Since 0.1."""
+        ids = list(dict.fromkeys(user_ids))
+        found: dict[Any, User] = {}
+        for start in range(0, len(ids), 500):
+            for user in User.select().where(User.id.in_(ids[start:start + 500])):
+                found[user.id] = user
+        return found
+
+    def get_users_by_email(self, emails: Iterable[str]) -> dict[str, User]:
+        """Users by (normalized) email in one query per 500 emails; unknown emails are left
+        out. Since 0.1."""
+        wanted = list(dict.fromkeys(normalize_email(e) for e in emails))
+        found: dict[str, User] = {}
+        for start in range(0, len(wanted), 500):
+            for user in User.select().where(User.email.in_(wanted[start:start + 500])):
+                found[user.email] = user
+        return found
 
     def visible_user(self, principal: Principal, user_id: Any, permission: str) -> User:
         """The user `principal` may see or edit; 404 for others' accounts under "own"."""
