@@ -163,7 +163,7 @@ def fake_distribution(root: Path, dist: str, entry_points: dict[str, str],
         path = root / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(source))
-    info = root / f"{dist}-0.1.dist-info"
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
     info.mkdir(exist_ok=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
     lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
