@@ -116,7 +116,7 @@ def read_csv(path: Path) -> list[ImportRow]:
 
 @users.command("import")
 @TENANT
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--valid-only", is_flag=True,
               help="Import the valid rows even when some are rejected (default: all or nothing).")
 @pass_app

@@ -139,7 +139,7 @@ def test_argon2_rehash_on_parameter_change(lp_runtime, lp_client, lp_users):
     with db.connection(), tenant_context(lp_client.tenant), db.transaction():
         User.update(password_hash=weak).where(User.id == u.id).execute()
     assert _login(lp_client, u.email, u.password).status_code == 200
-    with db.connection(), tenant_context(lp_client.tenant):
+    with db.connection(), tenant_context(lp_client.tenant), db.transaction():
         stored = User.get_by_id(u.id).password_hash
     assert stored != weak and not passwords._hasher.check_needs_rehash(stored)
     assert _login(lp_client, u.email, u.password).status_code == 200
