@@ -60,7 +60,8 @@ class PluginRunner(Runner):
             super()._run(name, module, direction, fake)
         except Exception as exc:
             raise MigrationFailed(
-                f"migration {name} failed and was rolled back: {type(exc).__name__}: {exc}"
+                f"migration {name} failed and was rolled back: {type(exc).__name__}: "
+                f"{(str(exc).strip().splitlines() or [''])[0]}"
             ) from exc
 
 

@@ -52,17 +52,18 @@ class LearnplatGroup(click.Group):
             detail = getattr(exc, "detail", None) or str(exc)
             _fail(detail)
         except peewee.DatabaseError as exc:
-            _fail(f"database: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
+            _fail(f"database: {type(exc).__name__}: {exc}")
         except Exception as exc:  # still one line; the traceback only when asked for
             if os.environ.get("LEARNPLAT_CLI_TRACEBACK"):
                 raise
-            first = (str(exc).strip().splitlines() or [""])[0]
-            _fail(f"unexpected {type(exc).__name__}: {first} "
+            _fail(f"unexpected {type(exc).__name__}: {exc} "
                   "(set LEARNPLAT_CLI_TRACEBACK=1 for details)")
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+    # One line whatever the message (database errors come with a caret diagram).
+    line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    click.echo(f"error: {line}", err=True)
     sys.exit(1)
 
 

@@ -17,9 +17,9 @@ from corehelpers import CLI, REPO, build_runtime, cli_env, fake_distribution, ru
 from learnplat import db
 from learnplat.models import Event, EventDelivery
 from learnplat.registry import EventHandler
+from learnplat.tenancy import tenant_context
 from learnplat.testing import backend, make_tenant, use_runtime
 from learnplat.testing import test_redis_url as worker_redis_url
-from learnplat.tenancy import tenant_context
 
 
 @pytest.fixture
@@ -211,9 +211,8 @@ def test_events_recorded_without_a_worker_are_delivered_when_one_starts(tmp_path
     assert r.returncode == 0, r.stderr
 
     # Record events in this process while no worker runs: they wait in the outbox.
-    from learnplat.settings import load_settings
-
     from learnplat.runtime import create_runtime
+    from learnplat.settings import load_settings
 
     rt = create_runtime(load_settings(environ=env), entry_points=False)
     with use_runtime(rt):

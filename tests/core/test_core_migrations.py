@@ -1,0 +1,103 @@
+"""`learnplat migrate`: idempotent, safe when two processes run it at once, and a failing
+migration leaves schema and history as they were, with one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from corehelpers import CLI, REPO, cli_env, fake_distribution, run_cli
+
+from learnplat.db import make_database
+from learnplat.testing import backend
+
+BAD_PLUGIN = {
+    "learnplat_badmig/__init__.py": '"""A plugin whose second migration fails half-way."""\n',
+    "learnplat_badmig/migrations/0001_first.py": '''
+        def up(migrator, db):
+            db.execute_sql("CREATE TABLE badmig_first (id integer primary key)")
+    ''',
+    "learnplat_badmig/migrations/0002_broken.py": '''
+        def up(migrator, db):
+            db.execute_sql("CREATE TABLE badmig_second (id integer primary key)")
+            db.execute_sql("ALTER TABLE badmig_first ADD COLUMN note text")
+            db.execute_sql("THIS IS NOT SQL")
+    ''',
+}
+
+
+def history(url):
+    database = make_database(url)
+    try:
+        return sorted(r[0] for r in database.execute_sql("select name from learnplat_migration"))
+    finally:
+        database.close()
+
+
+def tables_and_columns(url):
+    database = make_database(url)
+    try:
+        return {t: sorted(c.name for c in database.get_columns(t)) for t in database.get_tables()}
+    finally:
+        database.close()
+
+
+def test_migrate_is_idempotent(tmp_path, fresh_db):
+    env = cli_env(tmp_path, fresh_db)
+    first = run_cli(["migrate"], env)
+    assert first.returncode == 0, first.stderr
+    assert "applied core:0001_initial" in first.stdout
+    applied = history(fresh_db.url)
+    again = run_cli(["migrate"], env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "up to date"
+    assert history(fresh_db.url) == applied
+
+
+@pytest.mark.e2e
+def test_two_processes_migrating_at_once_apply_each_migration_once(tmp_path, fresh_db):
+    env = cli_env(tmp_path, fresh_db)
+    procs = [subprocess.Popen([*CLI, "migrate"], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    applied = [line.split(" ", 1)[1] for out, _ in outs for line in out.splitlines()
+               if line.startswith("applied ")]
+    assert "core:0001_initial" in applied
+    assert len(applied) == len(set(applied))  # nothing applied twice
+    assert sorted(applied) == history(fresh_db.url)
+
+
+def test_failing_migration_leaves_schema_and_history_unchanged(tmp_path, fresh_db):
+    root = fake_distribution(tmp_path / "site", "learnplat-badmig",
+                             {"badmig": "learnplat_badmig"}, BAD_PLUGIN)
+    env = cli_env(tmp_path, fresh_db, pythonpath=[root])
+    r = run_cli(["migrate"], env)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: migration badmig:0002_broken failed and was rolled back")
+    done = history(fresh_db.url)
+    assert "badmig:0001_first" in done and "badmig:0002_broken" not in done
+    schema = tables_and_columns(fresh_db.url)
+    assert "badmig_second" not in schema
+    assert schema["badmig_first"] == ["id"]  # the ALTER was undone too
+    # Running again fails the same way and changes nothing.
+    r = run_cli(["migrate"], env)
+    assert r.returncode != 0 and history(fresh_db.url) == done
+    assert tables_and_columns(fresh_db.url) == schema
+
+
+@pytest.mark.skipif(backend() != "postgres", reason="RLS is PostgreSQL's")
+def test_migrate_gives_new_tenant_tables_rls(tmp_path, fresh_db):
+    env = cli_env(tmp_path, fresh_db)
+    assert run_cli(["migrate"], env).returncode == 0
+    database = make_database(fresh_db.url)
+    try:
+        rows = database.execute_sql(
+            "select c.relname from pg_class c join pg_attribute a on a.attrelid = c.oid "
+            "where a.attname = 'tenant_id' and c.relkind = 'r' and c.relname not like %s "
+            "and not c.relforcerowsecurity", ("learnplat_%",)).fetchall()
+    finally:
+        database.close()
+    assert rows == []  # every tenant-owned table of the installed plugins is protected
