@@ -129,7 +129,7 @@ def test_unknown_permission_on_an_endpoint_is_a_startup_error(tmp_path, core_dat
             return [Route("/res", Res())]
 
     rt = start(tmp_path, core_database, [("p", P())])
-    with pytest.raises(StartupError, match="unknown permission 'nobody.declared.this'"):
+    with pytest.raises(StartupError, match=r"unknown permission 'nobody\.declared\.this'"):
         create_app(rt)
 
 
