@@ -28,3 +28,8 @@ class ModuleInfo:
     required: bool
     prerequisite_id: int | None
     release_at: dt.datetime | None
+    estimated_minutes: int = 0
+
+    def released(self, now: dt.datetime | None = None) -> bool:
+        """Whether drip release has made the module available (always, with no release_at)."""
+        return self.release_at is None or self.release_at <= (now or dt.datetime.now(dt.UTC))

@@ -5,17 +5,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from learnplat import hookimpl
-from learnplat.registry import Permission, Route
+from learnplat.registry import Permission, Route, TaskSpec
 
 from . import hookspecs as hookspecs  # published for other plugins; the core adds them
 from . import resources as r
+from .analytics import AnalyticsService
+from .feedback import FeedbackService
+from .images import ImageService
+from .images import tasks as image_tasks
 from .models import MODELS
+from .ratings import RatingService
 from .services import CoursesService
+from .settings import CoursesSettings
 
 if TYPE_CHECKING:
     from learnplat.runtime import Runtime
 
 requires = ("identity",)
+
+OWNER_OR_ADMIN = {"admin": "any", "instructor": "own"}
+EVERYONE = {"admin": "any", "instructor": "any", "student": "any"}
 
 
 @hookimpl
@@ -24,18 +33,33 @@ def register_models() -> list[type]:
 
 
 @hookimpl
+def register_settings() -> dict[str, type]:
+    return {"courses": CoursesSettings}
+
+
+@hookimpl
 def register_permissions() -> list[Permission]:
-    everyone = {"admin": "any", "instructor": "any", "student": "any"}
     return [
-        Permission("course.read", "Browse the catalogue and open visible courses", everyone),
+        Permission("course.read", "Browse the catalogue and open visible courses", EVERYONE),
         Permission("course.create", "Create courses", {"instructor": "any"}),
-        Permission("course.update", "Edit a course and its modules",
-                   {"admin": "any", "instructor": "own"}),
-        Permission("course.delete", "Delete (or archive) a course",
-                   {"admin": "any", "instructor": "own"}),
-        Permission("course.submit", "Submit a course for review", {"instructor": "own"}),
-        Permission("course.review", "Approve, reject or restore courses", {"admin": "any"}),
-        Permission("course.archive", "Archive a course", {"admin": "any", "instructor": "own"}),
+        Permission("course.update", "Edit a course, its modules and its image", OWNER_OR_ADMIN),
+        Permission("course.delete", "Delete (or archive) a course", OWNER_OR_ADMIN),
+        Permission("course.submit", "Submit a course for review, or withdraw it",
+                   {"instructor": "own"}),
+        Permission("course.review", "Approve or reject courses", {"admin": "any"}),
+        Permission("course.archive", "Archive a course", OWNER_OR_ADMIN),
+        Permission("course.restore", "Restore an archived course (owners: only what they "
+                                     "archived themselves)", OWNER_OR_ADMIN),
+        Permission("course.history", "See a course's status history", OWNER_OR_ADMIN),
+        Permission("course.rate", "Rate courses one is enrolled in", {"student": "any"}),
+        Permission("course.reply", "Reply to a course's ratings", OWNER_OR_ADMIN),
+        Permission("course.feedback.ask", "Send feedback or questions to an instructor",
+                   {"student": "any"}),
+        Permission("course.feedback.read", "Read and reply to feedback threads one takes "
+                                           "part in", EVERYONE),
+        Permission("course.feedback.answer", "Read and answer every feedback thread of a "
+                                             "course", OWNER_OR_ADMIN),
+        Permission("course.analytics", "See a course's analytics", OWNER_OR_ADMIN),
     ]
 
 
@@ -45,15 +69,35 @@ def register_services(runtime: Runtime) -> dict[str, Any]:
 
 
 @hookimpl
+def register_tasks() -> list[TaskSpec]:
+    return image_tasks()
+
+
+@hookimpl
 def register_routes(runtime: Runtime) -> list[Route]:
     svc: CoursesService = runtime.service("courses")
+    ratings, feedback, images = RatingService(svc), FeedbackService(svc), ImageService(svc)
+    analytics = AnalyticsService(svc, ratings)
+    c = "/courses/{course_id:int}"
     return [
         Route("/courses", r.CourseCollection(svc)),
-        Route("/courses/{course_id:int}", r.CourseItem(svc)),
-        Route("/courses/{course_id:int}/submit", r.SubmitResource(svc)),
-        Route("/courses/{course_id:int}/approve", r.ApproveResource(svc)),
-        Route("/courses/{course_id:int}/reject", r.RejectResource(svc)),
-        Route("/courses/{course_id:int}/archive", r.ArchiveResource(svc)),
-        Route("/courses/{course_id:int}/modules", r.ModuleCollection(svc)),
-        Route("/courses/{course_id:int}/modules/{module_id:int}", r.ModuleItem(svc)),
+        Route(c, r.CourseItem(svc)),
+        Route(f"{c}/submit", r.SubmitResource(svc, "submit")),
+        Route(f"{c}/withdraw", r.WithdrawResource(svc, "withdraw")),
+        Route(f"{c}/approve", r.ApproveResource(svc, "approve")),
+        Route(f"{c}/reject", r.RejectResource(svc, "reject")),
+        Route(f"{c}/archive", r.ArchiveResource(svc, "archive")),
+        Route(f"{c}/restore", r.RestoreResource(svc, "restore")),
+        Route(f"{c}/history", r.HistoryResource(svc)),
+        Route(f"{c}/modules", r.ModuleCollection(svc)),
+        Route(f"{c}/modules/order", r.ModuleOrder(svc)),
+        Route(f"{c}/modules/{{module_id:int}}", r.ModuleItem(svc)),
+        Route(f"{c}/image", r.CourseImage(svc, images, "image")),
+        Route(f"{c}/thumbnail", r.CourseThumbnail(svc, images, "thumbnail")),
+        Route(f"{c}/ratings", r.RatingCollection(svc, ratings)),
+        Route(f"{c}/ratings/{{rating_id:int}}/reply", r.RatingReplyResource(svc, ratings)),
+        Route(f"{c}/feedback", r.FeedbackCollection(svc, feedback)),
+        Route(f"{c}/feedback/{{thread_id:int}}", r.FeedbackItem(svc, feedback)),
+        Route(f"{c}/feedback/{{thread_id:int}}/messages", r.FeedbackMessages(svc, feedback)),
+        Route(f"{c}/analytics", r.AnalyticsResource(svc, analytics)),
     ]

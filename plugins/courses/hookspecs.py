@@ -1,5 +1,9 @@
 """Hooks the courses plugin publishes for other plugins (added by the core at start-up because
-the plugin's hooks module names this module in its ``hookspecs`` attribute)."""
+the plugin's hooks module names this module in its ``hookspecs`` attribute).
+
+All are called in the request's tenant and transaction; implementations read their own tables
+and must not write. Documented in docs/courses.md.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +20,24 @@ if TYPE_CHECKING:
 def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal | None
                          ) -> dict[str, Any] | None:
     """Extra keys for GET /courses/{id} as seen by `principal` (e.g. the progress plugin adds
-    ``progress`` for an enrolled student). Return None to add nothing. Since 0.1."""
+    ``progress`` for an enrolled student). Return None to add nothing. Keys that the course
+    document already has (id, status, modules...) cannot be replaced. Since 0.1."""
 
 
 @hookspec
 def course_analytics(runtime: Runtime, course_id: int) -> dict[str, Any] | None:
-    """Sections of GET /courses/{id}/analytics computed by other plugins (enrollments over
-    time, completion rate, average progress, quiz scores, drop-off). Since 0.1."""
+    """Sections of GET /courses/{id}/analytics computed by other plugins, merged into the
+    answer (dicts key by key, other values replace). Known sections: ``enrollments``
+    ``{total, active, over_time: [{date, count}]}``, ``completion_rate`` (0..1),
+    ``average_progress`` (0..100), ``average_quiz_score`` (0..100), ``drop_off``
+    ``[{module_id, learners}]``. Compute them with aggregate queries: a course may have 100k
+    enrollments. Called only for the owner or an admin. Since 0.1."""
 
 
 @hookspec(firstresult=True)
 def course_enrollment_status(runtime: Runtime, course_id: int, user_id: Any) -> str | None:
     """"active", "dropped" or None for a user in a course (the enrollment plugin answers);
-    used for ratings, feedback and access to archived courses. Since 0.1."""
+    used for ratings (active only) and access to archived courses. Since 0.1."""
 
 
 @hookspec

@@ -1,4 +1,4 @@
-"""Courses tables: courses, their tags, modules and the record of every status transition."""
+"""Courses tables: courses, tags, modules, status transitions, ratings and feedback threads."""
 
 from __future__ import annotations
 
@@ -20,13 +20,18 @@ class Course(TenantModel):
     status = peewee.CharField(max_length=20, default="draft", index=True)
     rejection_reason = peewee.TextField(default="")
     image_key = peewee.CharField(max_length=300, default="")
+    image_content_type = peewee.CharField(max_length=60, default="")
     thumbnail_key = peewee.CharField(max_length=300, default="")
+    # Kept by the rating service in the rating's transaction, so lists show averages for free.
+    rating_count = peewee.IntegerField(default=0)
+    rating_sum = peewee.IntegerField(default=0)
     published_at = UTCDateTimeField(null=True)
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
 
     class Meta:
         table_name = "courses_course"
+        indexes = ((("tenant", "status", "id"), False),)
 
 
 class CourseTag(TenantModel):
@@ -60,7 +65,10 @@ class Module(TenantModel):
 
 
 class CourseTransition(TenantModel):
+    """One status change: who, when, why. Never updated, deleted only with its course."""
+
     course = peewee.ForeignKeyField(Course, on_delete="CASCADE", lazy_load=False)
+    action = peewee.CharField(max_length=20, default="")
     from_status = peewee.CharField(max_length=20)
     to_status = peewee.CharField(max_length=20)
     actor_id = peewee.IntegerField(null=True)
@@ -71,4 +79,46 @@ class CourseTransition(TenantModel):
         table_name = "courses_transition"
 
 
-MODELS = (Course, CourseTag, Module, CourseTransition)
+class Rating(TenantModel):
+    course = peewee.ForeignKeyField(Course, on_delete="CASCADE", lazy_load=False)
+    user_id = peewee.IntegerField(index=True)
+    stars = peewee.SmallIntegerField()
+    comment = peewee.TextField(default="")
+    reply = peewee.TextField(default="")
+    reply_by = peewee.IntegerField(null=True)
+    replied_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "courses_rating"
+        # One rating per student and course: the database settles concurrent first ratings.
+        indexes = ((("course", "user_id"), True),)
+
+
+class FeedbackThread(TenantModel):
+    """A student's question or feedback to a course's instructor, with its replies."""
+
+    course = peewee.ForeignKeyField(Course, on_delete="CASCADE", lazy_load=False)
+    student_id = peewee.IntegerField()
+    subject = peewee.CharField(max_length=200)
+    message_count = peewee.IntegerField(default=0)
+    created_at = UTCDateTimeField(default=utcnow)
+    last_message_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "courses_feedback_thread"
+        indexes = ((("course", "student_id"), False),)
+
+
+class FeedbackMessage(TenantModel):
+    thread = peewee.ForeignKeyField(FeedbackThread, on_delete="CASCADE", lazy_load=False)
+    author_id = peewee.IntegerField()
+    body = peewee.TextField()
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "courses_feedback_message"
+
+
+MODELS = (Course, CourseTag, Module, CourseTransition, Rating, FeedbackThread, FeedbackMessage)

@@ -1,4 +1,5 @@
-"""Falcon resources of the courses plugin."""
+"""Falcon resources of the courses plugin: thin, they validate (through @endpoint), call a
+service and shape the answer."""
 
 from __future__ import annotations
 
@@ -6,48 +7,65 @@ from typing import Any
 
 import falcon
 
-from learnplat.http.endpoint import endpoint
-from learnplat.http.pagination import paginate
+from learnplat.errors import NotFound, ValidationFailed
+from learnplat.http.endpoint import MULTIPART, endpoint
+from learnplat.http.pagination import PageQuery, paginate
 
-from .models import Course, CourseTag, Module
+from .analytics import AnalyticsService
+from .feedback import FeedbackService, message_out, thread_out
+from .images import ImageService
+from .models import Course, CourseTransition, FeedbackThread, Rating
+from .ratings import RatingService, rating_out
 from .schemas import (
+    AnalyticsOut,
     CourseDetail,
     CourseIn,
     CourseOut,
     CoursePage,
     CoursePatch,
     CourseQuery,
+    MessageIn,
+    MessageOut,
     ModuleIn,
+    ModuleList,
+    ModuleOrderIn,
     ModuleOut,
+    ModulePatch,
+    RatingIn,
+    RatingOut,
+    RatingPage,
     RejectIn,
+    ReplyIn,
+    ThreadDetail,
+    ThreadIn,
+    ThreadPage,
+    TransitionPage,
     course_out,
     module_out,
+    transition_out,
 )
 from .services import CoursesService
+from .settings import UPLOAD_CEILING
 
 
-class CourseCollection:
+class _Resource:
     def __init__(self, service: CoursesService):
         self.service = service
 
+    def _course(self, course: Course) -> dict[str, Any]:
+        return course_out(course, self.service.tags_of([course.id])[course.id])
+
+
+class CourseCollection(_Resource):
     @endpoint(permission="course.read", query=CourseQuery, response=CoursePage,
               summary="The catalogue: published courses (instructors also their own, admins all)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: CourseQuery) -> Any:
+        """Cursor-paginated, newest first; filters combine. Answers in a constant number of
+        queries whatever the page size."""
         svc = self.service
-        q = svc.catalogue(req.context.principal)
-        if query.q:
-            q = svc.search(q, query.q)
-        if query.tag:
-            q = q.where(Course.id.in_(CourseTag.select(CourseTag.course)
-                                      .where(CourseTag.tag == query.tag.lower())))
-        if query.level:
-            q = q.where(Course.level == query.level)
-        if query.language:
-            q = q.where(Course.language == query.language)
-        if query.instructor:
-            q = q.where(Course.owner_id == query.instructor)
-        if query.status:
-            q = q.where(Course.status == query.status)
+        q = svc.filtered(req.context.principal, q=query.q, tag=query.tag, level=query.level,
+                         language=query.language, instructor=query.instructor,
+                         status=query.status)
         page = paginate(q, [(Course.id, True)], query, lambda c: c)
         tags = svc.tags_of([c.id for c in page["items"]])
         page["items"] = [course_out(c, tags[c.id]) for c in page["items"]]
@@ -56,77 +74,77 @@ class CourseCollection:
     @endpoint(permission="course.create", body=CourseIn, response=CourseOut, status=201,
               summary="Create a course (as a draft)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: CourseIn) -> Any:
-        course = self.service.create(req.context.principal, body.model_dump())
-        return course_out(course, self.service.tags_of([course.id])[course.id])
+        return self._course(self.service.create(req.context.principal, body.model_dump()))
 
 
-class CourseItem:
-    def __init__(self, service: CoursesService):
-        self.service = service
-
+class CourseItem(_Resource):
     @endpoint(permission="course.read", response=CourseDetail,
-              summary="A course with its modules in order")
+              summary="A course with its modules in order (and plugins' extras)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+        """Enrolled students keep access to an archived course. Plugins add keys through the
+        course_detail_extras hook (the progress plugin: the caller's progress)."""
         svc = self.service
         principal = req.context.principal
         course = svc._visible(course_id, principal)
-        out = course_out(course, svc.tags_of([course.id])[course.id])
-        out["modules"] = [module_out(m) for m in Module.select().where(
-            Module.course == course.id).order_by(Module.position, Module.id)]
+        out = self._course(course)
+        out["modules"] = [module_out(m) for m in svc._modules(course.id)]
         for extra in svc.runtime.hook.course_detail_extras(
                 runtime=svc.runtime, course_id=course.id, principal=principal):
             if extra:
-                out.update(extra)
+                out.update({k: v for k, v in extra.items() if k not in CourseDetail.model_fields})
         return out
 
     @endpoint(permission="course.update", body=CoursePatch, response=CourseOut,
-              summary="Edit a course (the owner or an admin)")
+              summary="Edit a course (owner or admin); a published course stays published")
     def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
                body: CoursePatch) -> Any:
-        course = self.service.update(req.context.principal, course_id,
-                                     body.model_dump(exclude_unset=True))
-        return course_out(course, self.service.tags_of([course.id])[course.id])
+        return self._course(self.service.update(req.context.principal, course_id,
+                                                body.model_dump(exclude_unset=True)))
 
-    @endpoint(permission="course.delete", status=204,
-              summary="Delete a course; one with enrollments is archived instead")
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
-        if self.service.delete(req.context.principal, course_id) == "archived":
+    @endpoint(permission="course.delete", status=204, response=CourseOut,
+              summary="Delete a course: 204; one with enrollments is archived instead: 200")
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+        outcome, course = self.service.delete(req.context.principal, course_id)
+        if outcome == "archived":
             resp.status = 200
-            resp.media = {"id": course_id, "status": "archived"}
+            return self._course(course)
+        return None
 
 
-class _Transition:
-    action = ""
+class TransitionResource(_Resource):
+    """POST /courses/{id}/<action>: one lifecycle action."""
 
-    def __init__(self, service: CoursesService):
-        self.service = service
+    def __init__(self, service: CoursesService, action: str):
+        super().__init__(service)
+        self.action = action
 
     def _act(self, req: falcon.Request, course_id: int, reason: str = "") -> Any:
-        course = self.service.act(req.context.principal, course_id, self.action, reason)
-        return course_out(course, self.service.tags_of([course.id])[course.id])
+        return self._course(self.service.act(req.context.principal, course_id, self.action,
+                                             reason))
 
 
-class SubmitResource(_Transition):
-    action = "submit"
-
+class SubmitResource(TransitionResource):
     @endpoint(permission="course.submit", response=CourseOut, errors=(409,),
               summary="Submit a draft or rejected course for review (owner)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
         return self._act(req, course_id)
 
 
-class ApproveResource(_Transition):
-    action = "approve"
+class WithdrawResource(TransitionResource):
+    @endpoint(permission="course.submit", response=CourseOut, errors=(409,),
+              summary="Withdraw a course from review, back to draft (owner)")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+        return self._act(req, course_id)
 
+
+class ApproveResource(TransitionResource):
     @endpoint(permission="course.review", response=CourseOut, errors=(409,),
               summary="Publish a course pending review (admin)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
         return self._act(req, course_id)
 
 
-class RejectResource(_Transition):
-    action = "reject"
-
+class RejectResource(TransitionResource):
     @endpoint(permission="course.review", body=RejectIn, response=CourseOut, errors=(409,),
               summary="Send a course back to its instructor with a reason (admin)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
@@ -134,32 +152,244 @@ class RejectResource(_Transition):
         return self._act(req, course_id, body.reason)
 
 
-class ArchiveResource(_Transition):
-    action = "archive"
-
+class ArchiveResource(TransitionResource):
     @endpoint(permission="course.archive", response=CourseOut, errors=(409,),
-              summary="Archive a course (owner or admin)")
+              summary="Archive (deactivate) a course (owner or admin)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
         return self._act(req, course_id)
 
 
-class ModuleCollection:
-    def __init__(self, service: CoursesService):
-        self.service = service
+class RestoreResource(TransitionResource):
+    @endpoint(permission="course.restore", response=CourseOut, errors=(409,),
+              summary="Restore an archived course (admin, or the owner who archived it)")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+        """Back to published when it was published before archiving, else to draft."""
+        return self._act(req, course_id)
+
+
+class HistoryResource(_Resource):
+    @endpoint(permission="course.history", query=PageQuery, response=TransitionPage,
+              summary="Every status transition of a course, oldest first (owner or admin)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
+               query: PageQuery) -> Any:
+        course = self.service.owned(course_id, req.context.principal, "course.history",
+                                    lock=False)
+        q = CourseTransition.select().where(CourseTransition.course == course.id)
+        return paginate(q, [(CourseTransition.id, False)], query, transition_out)
+
+
+class ModuleCollection(_Resource):
+    @endpoint(permission="course.read", response=ModuleList,
+              summary="The modules of a course, in order")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+        course = self.service._visible(course_id, req.context.principal)
+        return {"items": [module_out(m) for m in self.service._modules(course.id)]}
 
     @endpoint(permission="course.update", body=ModuleIn, response=ModuleOut, status=201,
-              summary="Add a module to a course")
+              summary="Add a module (at `position`, default last; later modules move down)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
                 body: ModuleIn) -> Any:
         return module_out(self.service.add_module(req.context.principal, course_id,
                                                   body.model_dump()))
 
 
-class ModuleItem:
-    def __init__(self, service: CoursesService):
-        self.service = service
+class ModuleOrder(_Resource):
+    @endpoint(permission="course.update", body=ModuleOrderIn, response=ModuleList,
+              summary="Reorder all modules at once")
+    def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
+               body: ModuleOrderIn) -> Any:
+        modules = self.service.reorder_modules(req.context.principal, course_id,
+                                               body.module_ids)
+        return {"items": [module_out(m) for m in modules]}
+
+
+class ModuleItem(_Resource):
+    @endpoint(permission="course.read", response=ModuleOut, summary="One module")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int) -> Any:
+        course = self.service._visible(course_id, req.context.principal)
+        module = next((m for m in self.service._modules(course.id) if m.id == module_id), None)
+        if module is None:
+            raise NotFound("no such module in this course")
+        return module_out(module)
+
+    @endpoint(permission="course.update", body=ModulePatch, response=ModuleOut,
+              summary="Edit a module (absent fields stay; position moves it)")
+    def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int, *, body: ModulePatch) -> Any:
+        return module_out(self.service.update_module(
+            req.context.principal, course_id, module_id, body.model_dump(exclude_unset=True)))
 
     @endpoint(permission="course.update", status=204, summary="Remove a module")
     def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                   module_id: int) -> None:
         self.service.delete_module(req.context.principal, course_id, module_id)
+
+
+# -- images ----------------------------------------------------------------------------------
+
+
+class ImageResource(_Resource):
+    def __init__(self, service: CoursesService, images: ImageService, which: str = "image"):
+        super().__init__(service)
+        self.images = images
+        self.which = which
+
+    def _serve(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
+        _course, key, stat, stream = self.images.open(req.context.principal, course_id,
+                                                      self.which)
+        etag = f'"{key.rsplit("/", 1)[-1]}"'
+        resp.set_header("ETag", etag)
+        resp.set_header("Cache-Control", "private, max-age=3600")
+        if req.get_header("If-None-Match") == etag:
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+            resp.status = 304
+            return
+        resp.content_type = stat.content_type or "application/octet-stream"
+        resp.content_length = stat.size
+        resp.stream = stream
+
+
+class CourseImage(ImageResource):
+    @endpoint(permission="course.read", response_content_type="image/*",
+              summary="The course image (streamed from storage)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
+        self._serve(req, resp, course_id)
+
+    @endpoint(permission="course.update", content_type=MULTIPART, max_body=UPLOAD_CEILING,
+              multipart_fields={"file": "file"}, response=CourseOut, status=201,
+              errors=(409, 413, 415, 422),
+              summary="Upload (replace) the course image: multipart, the file in part `file`")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+        """JPEG, PNG, WebP or GIF within the configured size (413) and dimension (422) limits;
+        not an image or another format: 415. The thumbnail is made in the background;
+        thumbnail_url is null until it is ready."""
+        principal = req.context.principal
+        self.images.check_can_upload(principal, course_id)
+        form = req.get_media()
+        for part in form:
+            if part.name == "file":
+                return self._course(self.images.upload(principal, course_id, part.stream))
+        raise ValidationFailed.field("file", "send the image in a multipart part named 'file'",
+                                     "missing")
+
+    @endpoint(permission="course.update", status=204, summary="Remove the course image")
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
+        self.images.remove(req.context.principal, course_id)
+
+
+class CourseThumbnail(ImageResource):
+    @endpoint(permission="course.read", response_content_type="image/*",
+              summary="The course image's thumbnail (404 until it is made)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
+        self._serve(req, resp, course_id)
+
+
+# -- ratings ---------------------------------------------------------------------------------
+
+
+class RatingCollection(_Resource):
+    def __init__(self, service: CoursesService, ratings: RatingService):
+        super().__init__(service)
+        self.ratings = ratings
+
+    @endpoint(permission="course.read", query=PageQuery, response=RatingPage,
+              summary="A course's ratings, newest first")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
+               query: PageQuery) -> Any:
+        q = self.ratings.page_query(req.context.principal, course_id)
+        return paginate(q, [(Rating.id, True)], query, rating_out)
+
+    @endpoint(permission="course.rate", body=RatingIn, response=RatingOut, status=201,
+              errors=(409,),
+              summary="Rate a course 1..5 (enrolled students; 201 first, 200 when replacing)")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
+                body: RatingIn) -> Any:
+        rating, created = self.ratings.rate(req.context.principal, course_id, body.stars,
+                                            body.comment)
+        if not created:
+            resp.status = 200
+        return rating_out(rating)
+
+
+class RatingReplyResource(_Resource):
+    def __init__(self, service: CoursesService, ratings: RatingService):
+        super().__init__(service)
+        self.ratings = ratings
+
+    @endpoint(permission="course.reply", body=ReplyIn, response=RatingOut,
+              summary="Reply to a rating (owner or admin); an empty body removes the reply")
+    def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               rating_id: int, *, body: ReplyIn) -> Any:
+        return rating_out(self.ratings.reply(req.context.principal, course_id, rating_id,
+                                             body.body))
+
+
+# -- feedback --------------------------------------------------------------------------------
+
+
+class FeedbackCollection(_Resource):
+    def __init__(self, service: CoursesService, feedback: FeedbackService):
+        super().__init__(service)
+        self.feedback = feedback
+
+    @endpoint(permission="course.feedback.read", query=PageQuery, response=ThreadPage,
+              summary="Feedback threads: a student's own; the instructor and admins see all")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
+               query: PageQuery) -> Any:
+        q = self.feedback.threads(req.context.principal, course_id)
+        return paginate(q, [(FeedbackThread.last_message_at, True), (FeedbackThread.id, True)],
+                        query, thread_out)
+
+    @endpoint(permission="course.feedback.ask", body=ThreadIn, response=ThreadDetail,
+              status=201, summary="Send feedback or a question to the course's instructor")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
+                body: ThreadIn) -> Any:
+        thread, message = self.feedback.open_thread(req.context.principal, course_id,
+                                                    body.subject, body.body)
+        return thread_out(thread, [message])
+
+
+class FeedbackItem(_Resource):
+    def __init__(self, service: CoursesService, feedback: FeedbackService):
+        super().__init__(service)
+        self.feedback = feedback
+
+    @endpoint(permission="course.feedback.read", response=ThreadDetail,
+              summary="One feedback thread with its messages")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               thread_id: int) -> Any:
+        _course, thread = self.feedback.thread(req.context.principal, course_id, thread_id)
+        return thread_out(thread, self.feedback.messages(thread))
+
+
+class FeedbackMessages(_Resource):
+    def __init__(self, service: CoursesService, feedback: FeedbackService):
+        super().__init__(service)
+        self.feedback = feedback
+
+    @endpoint(permission="course.feedback.read", body=MessageIn, response=MessageOut,
+              status=201, summary="Reply in a feedback thread (its student, instructor, admins)")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+                thread_id: int, *, body: MessageIn) -> Any:
+        return message_out(self.feedback.reply(req.context.principal, course_id, thread_id,
+                                               body.body))
+
+
+# -- analytics -------------------------------------------------------------------------------
+
+
+class AnalyticsResource(_Resource):
+    def __init__(self, service: CoursesService, analytics: AnalyticsService):
+        super().__init__(service)
+        self.analytics = analytics
+
+    @endpoint(permission="course.analytics", response=AnalyticsOut,
+              summary="Course analytics (owner or admin)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+        """Enrollments over time, completion rate, average progress and quiz score and
+        drop-off by module come from other plugins (course_analytics hook); null or 0 when
+        none answers. Ratings and feedback are the courses plugin's own."""
+        return self.analytics.for_course(req.context.principal, course_id)

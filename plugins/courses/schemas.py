@@ -1,11 +1,11 @@
-"""Request and response schemas of the courses routes."""
+"""Request and response schemas of the courses routes (validation and OpenAPI in one place)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from learnplat.http.pagination import PageQuery
 
@@ -13,10 +13,21 @@ Level = Literal["beginner", "intermediate", "advanced"]
 Status = Literal["draft", "pending_review", "published", "rejected", "archived"]
 Kind = Literal["video", "text", "quiz", "assignment", "other"]
 LANGUAGE = r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _check_tags(tags: list[str] | None) -> list[str] | None:
+    if tags is None:
+        return None
+    for tag in tags:
+        if not tag or len(tag) > 40 or "," in tag:
+            raise ValueError("each tag is 1 to 40 characters, without commas")
+    return tags
 
 
 class CourseIn(_In):
@@ -26,28 +37,96 @@ class CourseIn(_In):
     level: Level = "beginner"
     tags: list[str] = Field(default_factory=list, max_length=20)
 
+    @field_validator("tags")
+    @classmethod
+    def check_tags(cls, v: list[str] | None) -> list[str] | None:
+        return _check_tags(v)
+
 
 class CoursePatch(_In):
+    """Fields to change; absent fields stay as they are."""
+
     title: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=20_000)
     language: str | None = Field(None, min_length=2, max_length=16, pattern=LANGUAGE)
     level: Level | None = None
     tags: list[str] | None = Field(None, max_length=20)
 
+    @field_validator("tags")
+    @classmethod
+    def check_tags(cls, v: list[str] | None) -> list[str] | None:
+        return _check_tags(v)
+
+    @field_validator("title", "description", "language", "level")
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("may be omitted but not null")
+        return v
+
 
 class RejectIn(_In):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+def _release_at(v: dt.datetime | None) -> dt.datetime | None:
+    if v is None:
+        return None
+    if v.tzinfo is None:  # a naive time is read as UTC
+        v = v.replace(tzinfo=dt.UTC)
+    v = v.astimezone(dt.UTC)
+    if not _EARLIEST <= v < _LATEST:
+        raise ValueError("release_at must be between 2000 and 2200")
+    return v
+
+
 class ModuleIn(_In):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=20_000)
-    position: int | None = Field(None, ge=0, le=100_000)
+    position: int | None = Field(None, ge=1, le=10_000,
+                                 description="1-based; omitted: after the last module.")
     kind: Kind = "text"
     estimated_minutes: int = Field(0, ge=0, le=100_000)
     required: bool = True
+    prerequisite_id: int | None = Field(None, ge=1,
+                                        description="A module of the same course.")
+    release_at: dt.datetime | None = Field(None, description="Drip release time (UTC).")
+
+    @field_validator("release_at")
+    @classmethod
+    def check_release_at(cls, v: dt.datetime | None) -> dt.datetime | None:
+        return _release_at(v)
+
+
+class ModulePatch(_In):
+    """Fields to change; absent fields stay; prerequisite_id and release_at accept null."""
+
+    title: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=20_000)
+    position: int | None = Field(None, ge=1, le=10_000)
+    kind: Kind | None = None
+    estimated_minutes: int | None = Field(None, ge=0, le=100_000)
+    required: bool | None = None
     prerequisite_id: int | None = Field(None, ge=1)
     release_at: dt.datetime | None = None
+
+    @field_validator("release_at")
+    @classmethod
+    def check_release_at(cls, v: dt.datetime | None) -> dt.datetime | None:
+        return _release_at(v)
+
+    @field_validator("title", "description", "position", "kind", "estimated_minutes",
+                     "required")
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("may be omitted but not null")
+        return v
+
+
+class ModuleOrderIn(_In):
+    module_ids: list[int] = Field(max_length=10_000,
+                                  description="Every module id of the course, in the new order.")
 
 
 class ModuleOut(BaseModel):
@@ -61,6 +140,16 @@ class ModuleOut(BaseModel):
     required: bool
     prerequisite_id: int | None
     release_at: dt.datetime | None
+    released: bool = True
+
+
+class ModuleList(BaseModel):
+    items: list[ModuleOut]
+
+
+class RatingSummary(BaseModel):
+    average: float | None
+    count: int
 
 
 class CourseOut(BaseModel):
@@ -74,6 +163,8 @@ class CourseOut(BaseModel):
     status: Status
     rejection_reason: str = ""
     image_url: str | None = None
+    thumbnail_url: str | None = None
+    rating: RatingSummary
     published_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -98,18 +189,150 @@ class CourseQuery(PageQuery):
     status: Status | None = None
 
 
+class TransitionOut(BaseModel):
+    id: int
+    course_id: int
+    action: str
+    from_status: Status
+    to_status: Status
+    actor_id: int | None
+    reason: str
+    created_at: dt.datetime
+
+
+class TransitionPage(BaseModel):
+    items: list[TransitionOut]
+    next_cursor: str | None
+
+
+class RatingIn(_In):
+    stars: int = Field(ge=1, le=5)
+    comment: str = Field("", max_length=5000)
+
+
+class ReplyIn(_In):
+    body: str = Field(max_length=5000, description="An empty body removes the reply.")
+
+
+class RatingReply(BaseModel):
+    body: str
+    author_id: int | None
+    created_at: dt.datetime | None
+
+
+class RatingOut(BaseModel):
+    id: int
+    course_id: int
+    user_id: int
+    stars: int
+    comment: str
+    reply: RatingReply | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class RatingPage(BaseModel):
+    items: list[RatingOut]
+    next_cursor: str | None
+
+
+class ThreadIn(_In):
+    subject: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=10_000)
+
+
+class MessageIn(_In):
+    body: str = Field(min_length=1, max_length=10_000)
+
+
+class MessageOut(BaseModel):
+    id: int
+    thread_id: int
+    author_id: int
+    body: str
+    created_at: dt.datetime
+
+
+class ThreadOut(BaseModel):
+    id: int
+    course_id: int
+    student_id: int
+    subject: str
+    message_count: int
+    created_at: dt.datetime
+    last_message_at: dt.datetime
+
+
+class ThreadDetail(ThreadOut):
+    messages: list[MessageOut]
+
+
+class ThreadPage(BaseModel):
+    items: list[ThreadOut]
+    next_cursor: str | None
+
+
+class EnrollmentsSection(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    total: int = 0
+    active: int = 0
+    over_time: list[dict[str, Any]] = []
+
+
+class RatingsSection(BaseModel):
+    count: int
+    average: float | None
+    distribution: dict[str, int]
+
+
+class AnalyticsOut(BaseModel):
+    """Sections owned by other plugins come through the course_analytics hook; with no plugin
+    answering they are null, 0 or empty."""
+
+    model_config = ConfigDict(extra="allow")
+    course_id: int
+    status: Status
+    enrollments: EnrollmentsSection
+    completion_rate: float | None = Field(None, description="0..1 of enrolled students.")
+    average_progress: float | None = Field(None, description="Percent, 0..100.")
+    average_quiz_score: float | None = Field(None, description="Percent, 0..100.")
+    ratings: RatingsSection
+    drop_off: list[dict[str, Any]] = Field(
+        default_factory=list, description="Per module: how many learners stopped there.")
+    modules: list[dict[str, Any]]
+    feedback: dict[str, int]
+
+
 def course_out(c: Any, tags: list[str]) -> dict[str, Any]:
+    def url(key: str, which: str) -> str | None:
+        # The key's random part versions the URL, so caches never serve a replaced image.
+        return f"/courses/{c.id}/{which}?v={key.rsplit('-', 1)[-1].split('.')[0]}" if key \
+            else None
+
+    count = c.rating_count or 0
     return {
         "id": c.id, "owner_id": c.owner_id, "title": c.title, "description": c.description,
         "language": c.language, "level": c.level, "tags": tags, "status": c.status,
-        "rejection_reason": c.rejection_reason, "image_url": None,
+        "rejection_reason": c.rejection_reason,
+        "image_url": url(c.image_key, "image"), "thumbnail_url": url(c.thumbnail_key,
+                                                                     "thumbnail"),
+        "rating": {"count": count,
+                   "average": round(c.rating_sum / count, 2) if count else None},
         "published_at": c.published_at, "created_at": c.created_at, "updated_at": c.updated_at,
     }
 
 
-def module_out(m: Any) -> dict[str, Any]:
+def module_out(m: Any, now: dt.datetime | None = None) -> dict[str, Any]:
+    now = now or dt.datetime.now(dt.UTC)
     return {
         "id": m.id, "course_id": m.course_id, "title": m.title, "description": m.description,
         "position": m.position, "kind": m.kind, "estimated_minutes": m.estimated_minutes,
         "required": m.required, "prerequisite_id": m.prerequisite_id, "release_at": m.release_at,
+        "released": m.release_at is None or m.release_at <= now,
     }
+
+
+def transition_out(t: Any) -> dict[str, Any]:
+    return {"id": t.id, "course_id": t.course_id, "action": t.action,
+            "from_status": t.from_status, "to_status": t.to_status, "actor_id": t.actor_id,
+            "reason": t.reason, "created_at": t.created_at}

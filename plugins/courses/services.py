@@ -6,6 +6,7 @@ own, admins everything. Ownership in one place: ``principal.require(perm, owner_
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import peewee
@@ -14,6 +15,7 @@ from learnplat import db
 from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, ValidationFailed
 from learnplat.models import utcnow
+from learnplat.tenancy import current_tenant
 
 from .api import CourseInfo, ModuleInfo
 from .models import Course, CourseTag, CourseTransition, Module
@@ -21,19 +23,23 @@ from .models import Course, CourseTag, CourseTransition, Module
 if TYPE_CHECKING:
     from learnplat.runtime import Runtime
 
-# status -> {action: new status}
+# status -> {action: new status}. "restore" goes back to published only when the course was
+# published before it was archived (see _restore_target); otherwise to draft, through review.
 TRANSITIONS: dict[str, dict[str, str]] = {
     "draft": {"submit": "pending_review", "archive": "archived"},
     "rejected": {"submit": "pending_review", "archive": "archived"},
-    "pending_review": {"approve": "published", "reject": "rejected"},
+    "pending_review": {"approve": "published", "reject": "rejected", "withdraw": "draft",
+                       "archive": "archived"},
     "published": {"archive": "archived"},
     "archived": {"restore": "published"},
 }
-TRANSITION_PERMISSION = {"submit": "course.submit", "approve": "course.review",
-                         "reject": "course.review", "archive": "course.archive",
-                         "restore": "course.review"}
-EVENT_FOR = {"pending_review": "course.submitted.v1", "published": "course.published.v1",
-             "rejected": "course.rejected.v1", "archived": "course.archived.v1"}
+ACTIONS = ("submit", "withdraw", "approve", "reject", "archive", "restore")
+TRANSITION_PERMISSION = {"submit": "course.submit", "withdraw": "course.submit",
+                         "approve": "course.review", "reject": "course.review",
+                         "archive": "course.archive", "restore": "course.restore"}
+EVENT_FOR = {"submit": "course.submitted.v1", "withdraw": "course.withdrawn.v1",
+             "approve": "course.published.v1", "reject": "course.rejected.v1",
+             "archive": "course.archived.v1", "restore": "course.restored.v1"}
 
 
 def course_info(c: Course) -> CourseInfo:
@@ -43,32 +49,27 @@ def course_info(c: Course) -> CourseInfo:
 def module_info(m: Module) -> ModuleInfo:
     return ModuleInfo(id=m.id, course_id=m.course_id, title=m.title, position=m.position,
                       kind=m.kind, required=m.required, prerequisite_id=m.prerequisite_id,
-                      release_at=m.release_at)
+                      release_at=m.release_at, estimated_minutes=m.estimated_minutes)
+
+
+def search_vector() -> Any:
+    """The tsvector the PostgreSQL GIN index of migration 0001 is built on (same expression)."""
+    return peewee.fn.to_tsvector(
+        peewee.SQL("'simple'::regconfig"), Course.title.concat(" ").concat(Course.description))
 
 
 class CoursesService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
 
-    # -- for other plugins ---------------------------------------------------------------------
+    # -- for other plugins (stable) ----------------------------------------------------------
 
     def get_course(self, course_id: int) -> CourseInfo | None:
         c = Course.get_or_none(Course.id == course_id)
         return course_info(c) if c else None
 
-    def get_courses(self, course_ids: list[int]) -> dict[int, CourseInfo]:
-        """Courses by id in one query (unknown ids are left out), for lists that show many
-        courses (a learner's enrollments). No visibility check. Since 0.1."""
-        ids = list(dict.fromkeys(course_ids))
-        found: dict[int, CourseInfo] = {}
-        for start in range(0, len(ids), 500):
-            for c in Course.select().where(Course.id.in_(ids[start:start + 500])):
-                found[c.id] = course_info(c)
-        return found
-
     def list_modules(self, course_id: int) -> list[ModuleInfo]:
-        q = Module.select().where(Module.course == course_id).order_by(Module.position, Module.id)
-        return [module_info(m) for m in q]
+        return [module_info(m) for m in self._modules(course_id)]
 
     def get_module(self, course_id: int, module_id: int) -> ModuleInfo:
         m = Module.get_or_none((Module.id == module_id) & (Module.course == course_id))
@@ -86,8 +87,13 @@ class CoursesService:
         return self.runtime.hook.course_enrollment_status(
             runtime=self.runtime, course_id=course_id, user_id=user_id)
 
-    def _visible(self, course_id: int, principal: Principal | None) -> Course:
-        course = Course.get_or_none(Course.id == course_id)
+    def _visible(self, course_id: int, principal: Principal | None, lock: bool = False
+                 ) -> Course:
+        query = Course.select().where(Course.id == course_id)
+        if lock and db.is_postgres():
+            # Serialises changes to one course (module positions, status, rating totals).
+            query = query.for_update()
+        course = query.first()
         if course is None:
             raise NotFound("no such course")
         if course.status == "published":
@@ -101,6 +107,13 @@ class CoursesService:
                 return course
         raise NotFound("no such course")
 
+    def owned(self, course_id: int, principal: Principal, permission: str = "course.update",
+              lock: bool = True) -> Course:
+        """The course, when `principal` may `permission` it (owner or admin); else 404/403."""
+        course = self._visible(course_id, principal, lock=lock)
+        principal.require(permission, owner_id=course.owner_id)
+        return course
+
     def catalogue(self, principal: Principal | None) -> peewee.ModelSelect:
         """Courses the caller may list: published, plus own (instructors), all (admins)."""
         query = Course.select()
@@ -112,32 +125,56 @@ class CoursesService:
         return query.where(visible)
 
     def search(self, query: peewee.ModelSelect, text: str) -> peewee.ModelSelect:
+        """Title and description search: PostgreSQL full-text (GIN-indexed), else substring."""
         text = text.strip()
         if not text:
             return query
         if db.is_postgres():
-            vector = peewee.fn.to_tsvector(
-                "simple", Course.title.concat(" ").concat(Course.description))
-            return query.where(
-                peewee.Expression(vector, "@@", peewee.fn.plainto_tsquery("simple", text)))
-        like = f"%{text}%"
-        return query.where(Course.title ** like | Course.description ** like)
+            return query.where(peewee.Expression(
+                search_vector(), "@@",
+                peewee.fn.plainto_tsquery(peewee.SQL("'simple'::regconfig"), text)))
+        # instr() rather than LIKE: no wildcard characters to escape in the user's text.
+        needle = text.lower()
+        return query.where((peewee.fn.instr(peewee.fn.lower(Course.title), needle) > 0)
+                           | (peewee.fn.instr(peewee.fn.lower(Course.description), needle) > 0))
+
+    def filtered(self, principal: Principal | None, q: str | None = None,
+                 tag: str | None = None, level: str | None = None,
+                 language: str | None = None, instructor: int | None = None,
+                 status: str | None = None) -> peewee.ModelSelect:
+        query = self.catalogue(principal)
+        if q:
+            query = self.search(query, q)
+        if tag:
+            query = query.where(Course.id.in_(
+                CourseTag.select(CourseTag.course).where(CourseTag.tag == tag.strip().lower())))
+        if level:
+            query = query.where(Course.level == level)
+        if language:
+            query = query.where(Course.language == language)
+        if instructor:
+            query = query.where(Course.owner_id == instructor)
+        if status:
+            query = query.where(Course.status == status)
+        return query
 
     # -- changes -----------------------------------------------------------------------------
 
     def create(self, principal: Principal, data: dict[str, Any]) -> Course:
         tags = data.pop("tags", [])
         with db.transaction():
-            self.runtime.before("course.create", self._tenant(), principal, **data)
+            self.runtime.before("course.create", current_tenant(), principal, **data)
             course = Course.create(owner_id=principal.user_id, **data)
             self._set_tags(course, tags)
             self._event("course.created.v1", course, principal)
         return course
 
     def update(self, principal: Principal, course_id: int, data: dict[str, Any]) -> Course:
+        """Edit fields; a published course stays published."""
         with db.transaction():
-            course = self._visible(course_id, principal)
-            principal.require("course.update", owner_id=course.owner_id)
+            course = self.owned(course_id, principal)
+            self.runtime.before("course.update", current_tenant(), principal,
+                                course_id=course.id, changes=sorted(data))
             tags = data.pop("tags", None)
             for key, value in data.items():
                 setattr(course, key, value)
@@ -145,45 +182,90 @@ class CoursesService:
             course.save()
             if tags is not None:
                 self._set_tags(course, tags)
-            self._event("course.updated.v1", course, principal)
+            self._event("course.updated.v1", course, principal,
+                        fields=sorted([*data, *(["tags"] if tags is not None else [])]))
         return course
 
-    def delete(self, principal: Principal, course_id: int) -> str:
+    def delete(self, principal: Principal, course_id: int) -> tuple[str, Course]:
         """Delete a course; one with learners is archived instead. Returns what happened."""
         with db.transaction():
-            course = self._visible(course_id, principal)
-            principal.require("course.delete", owner_id=course.owner_id)
+            course = self.owned(course_id, principal, "course.delete")
             has_learners = any(self.runtime.hook.course_has_learners(
                 runtime=self.runtime, course_id=course.id))
             if has_learners:
                 if course.status != "archived":
-                    self._transition(course, "archived", principal, "deleted with learners")
-                return "archived"
+                    self._transition(course, "delete", "archived", principal,
+                                     "deleted while learners were enrolled")
+                return "archived", course
+            self.runtime.before("course.delete", current_tenant(), principal,
+                                course_id=course.id)
             self._event("course.deleted.v1", course, principal)
+            keys = [k for k in (course.image_key, course.thumbnail_key) if k]
+            # Children first: SQLite without FK enforcement on old files, and the module
+            # self-reference, must not leave orphans.
+            from .models import FeedbackMessage, FeedbackThread, Rating
+
+            threads = FeedbackThread.select(FeedbackThread.id).where(
+                FeedbackThread.course == course.id)
+            FeedbackMessage.delete().where(FeedbackMessage.thread.in_(threads)).execute()
+            FeedbackThread.delete().where(FeedbackThread.course == course.id).execute()
+            Rating.delete().where(Rating.course == course.id).execute()
             Module.update(prerequisite=None).where(Module.course == course.id).execute()
             Module.delete().where(Module.course == course.id).execute()
             CourseTag.delete().where(CourseTag.course == course.id).execute()
             CourseTransition.delete().where(CourseTransition.course == course.id).execute()
             course.delete_instance()
-            return "deleted"
+            if keys:
+                storage = self.runtime.storage
+                tenant = current_tenant()
+
+                def remove() -> None:
+                    from learnplat.tenancy import tenant_context
+
+                    with tenant_context(tenant):
+                        for key in keys:
+                            storage.delete(key)
+
+                db.on_commit(remove)
+            return "deleted", course
 
     def act(self, principal: Principal, course_id: int, action: str, reason: str = "") -> Course:
+        """Apply a lifecycle action; 409 (with current_status) when the status forbids it."""
         with db.transaction():
-            course = self._visible(course_id, principal)
+            course = self._visible(course_id, principal, lock=True)
             principal.require(TRANSITION_PERMISSION[action], owner_id=course.owner_id)
             target = TRANSITIONS.get(course.status, {}).get(action)
             if target is None:
                 raise Conflict(f"cannot {action} a course that is {course.status}",
-                               code="invalid_transition", current_status=course.status)
+                               code="invalid_transition", current_status=course.status,
+                               allowed_actions=sorted(TRANSITIONS.get(course.status, {})))
             if action == "reject" and not reason.strip():
                 raise ValidationFailed.field("reason", "a reason is required", "missing")
-            self._transition(course, target, principal, reason)
+            if action == "restore":
+                target = self._restore_target(course, principal)
+            self._transition(course, action, target, principal, reason)
         return course
 
-    def _transition(self, course: Course, target: str, principal: Principal | None,
-                    reason: str) -> None:
-        self.runtime.before(f"course.{target}", self._tenant(), principal, course_id=course.id)
-        CourseTransition.create(course=course.id, from_status=course.status, to_status=target,
+    def _restore_target(self, course: Course, principal: Principal) -> str:
+        archived = (CourseTransition.select()
+                    .where((CourseTransition.course == course.id)
+                           & (CourseTransition.to_status == "archived"))
+                    .order_by(CourseTransition.id.desc()).first())
+        if principal.grants.get("course.restore") != "any" and (
+                archived is not None and archived.actor_id != principal.user_id):
+            # An owner may undo their own archiving, not an admin's deactivation.
+            raise Conflict("an admin archived this course; ask an admin to restore it",
+                           code="archived_by_admin", current_status=course.status)
+        was = archived.from_status if archived is not None else "draft"
+        return "published" if was == "published" else "draft"
+
+    def _transition(self, course: Course, action: str, target: str,
+                    principal: Principal | None, reason: str) -> None:
+        self.runtime.before(f"course.{action}", current_tenant(), principal,
+                            course_id=course.id, from_status=course.status, to_status=target)
+        previous = course.status
+        CourseTransition.create(course=course.id, action=action, from_status=previous,
+                                to_status=target,
                                 actor_id=principal.user_id if principal else None,
                                 reason=reason)
         course.status = target
@@ -192,43 +274,142 @@ class CoursesService:
             course.published_at = utcnow()
         course.updated_at = utcnow()
         course.save()
-        self._event(EVENT_FOR.get(target, f"course.{target}.v1"), course, principal,
+        event = EVENT_FOR.get(action, "course.archived.v1")
+        self._event(event, course, principal, action=action, from_status=previous,
                     reason=reason)
+
+    def history(self) -> peewee.ModelSelect:
+        return CourseTransition.select()
 
     # -- modules -----------------------------------------------------------------------------
 
+    def _modules(self, course_id: int) -> list[Module]:
+        return list(Module.select().where(Module.course == course_id)
+                    .order_by(Module.position, Module.id))
+
+    @staticmethod
+    def _check_prerequisite(modules: list[Module], prereq_id: int | None,
+                            module_id: int | None) -> None:
+        if prereq_id is None:
+            return
+        by_id = {m.id: m for m in modules}
+        if prereq_id not in by_id:
+            raise ValidationFailed.field("prerequisite_id", "no such module in this course",
+                                         "not_found")
+        if prereq_id == module_id:
+            raise ValidationFailed.field("prerequisite_id", "a module cannot require itself",
+                                         "cycle")
+        seen: set[int] = set()
+        node: int | None = prereq_id
+        while node is not None and node not in seen:
+            if node == module_id:
+                raise ValidationFailed.field(
+                    "prerequisite_id", "this prerequisite would make a cycle", "cycle")
+            seen.add(node)
+            node = by_id[node].prerequisite_id if node in by_id else None
+
     def add_module(self, principal: Principal, course_id: int, data: dict[str, Any]) -> Module:
         with db.transaction():
-            course = self._visible(course_id, principal)
-            principal.require("course.update", owner_id=course.owner_id)
-            prereq = data.get("prerequisite_id")
-            if prereq is not None and not Module.select().where(
-                    (Module.id == prereq) & (Module.course == course.id)).exists():
-                raise ValidationFailed.field("prerequisite_id", "no such module in this course")
-            if data.get("position") is None:
-                last = (Module.select(peewee.fn.MAX(Module.position))
-                        .where(Module.course == course.id).scalar())
-                data["position"] = (last or 0) + 1
-            data["prerequisite"] = data.pop("prerequisite_id", None)
-            module = Module.create(course=course.id, **data)
-            self._event("course.module_added.v1", course, principal, module_id=module.id,
-                        module_title=module.title)
+            course = self.owned(course_id, principal)
+            modules = self._modules(course.id)
+            prereq = data.pop("prerequisite_id", None)
+            self._check_prerequisite(modules, prereq, None)
+            position = data.pop("position", None)
+            count = len(modules)
+            pos = count + 1 if position is None else min(max(position, 1), count + 1)
+            if pos <= count:
+                Module.update(position=Module.position + 1).where(
+                    (Module.course == course.id) & (Module.position >= pos)).execute()
+            module = Module.create(course=course.id, position=pos, prerequisite=prereq, **data)
+            self._touch(course)
+            self._event("course.module_added.v1", course, principal,
+                        **self._module_payload(module))
         return module
+
+    def update_module(self, principal: Principal, course_id: int, module_id: int,
+                      data: dict[str, Any]) -> Module:
+        with db.transaction():
+            course = self.owned(course_id, principal)
+            modules = self._modules(course.id)
+            module = next((m for m in modules if m.id == module_id), None)
+            if module is None:
+                raise NotFound("no such module in this course")
+            if "prerequisite_id" in data:
+                prereq = data.pop("prerequisite_id")
+                self._check_prerequisite(modules, prereq, module.id)
+                module.prerequisite = prereq
+            position = data.pop("position", None)
+            if position is not None:
+                self._move(course.id, module, min(max(position, 1), len(modules)))
+            for key, value in data.items():
+                setattr(module, key, value)
+            module.updated_at = utcnow()
+            module.save()
+            self._touch(course)
+            self._event("course.module_updated.v1", course, principal,
+                        fields=sorted([*data, *(["position"] if position is not None else [])]),
+                        **self._module_payload(module))
+        return module
+
+    def _move(self, course_id: int, module: Module, new: int) -> None:
+        old = module.position
+        if new < old:
+            Module.update(position=Module.position + 1).where(
+                (Module.course == course_id) & (Module.position >= new)
+                & (Module.position < old)).execute()
+        elif new > old:
+            Module.update(position=Module.position - 1).where(
+                (Module.course == course_id) & (Module.position > old)
+                & (Module.position <= new)).execute()
+        module.position = new
+
+    def reorder_modules(self, principal: Principal, course_id: int, module_ids: list[int]
+                        ) -> list[Module]:
+        """Set the order of all modules at once: `module_ids` must list each exactly once."""
+        with db.transaction():
+            course = self.owned(course_id, principal)
+            current = {m.id for m in self._modules(course.id)}
+            if len(module_ids) != len(set(module_ids)) or set(module_ids) != current:
+                raise ValidationFailed.field(
+                    "module_ids", "list every module of the course exactly once", "mismatch")
+            if module_ids:
+                Module.update(
+                    position=peewee.Case(Module.id, [(mid, i + 1)
+                                                     for i, mid in enumerate(module_ids)]),
+                    updated_at=utcnow(),
+                ).where(Module.course == course.id).execute()
+            self._touch(course)
+            self._event("course.modules_reordered.v1", course, principal,
+                        module_ids=list(module_ids))
+            return self._modules(course.id)
 
     def delete_module(self, principal: Principal, course_id: int, module_id: int) -> None:
         with db.transaction():
-            course = self._visible(course_id, principal)
-            principal.require("course.update", owner_id=course.owner_id)
+            course = self.owned(course_id, principal)
             module = Module.get_or_none((Module.id == module_id) & (Module.course == course.id))
             if module is None:
                 raise NotFound("no such module in this course")
+            self.runtime.before("course.module_delete", current_tenant(), principal,
+                                course_id=course.id, module_id=module.id)
+            payload = self._module_payload(module)
             Module.update(prerequisite=None).where(Module.prerequisite == module.id).execute()
             module.delete_instance()
-            self._event("course.module_removed.v1", course, principal, module_id=module_id)
+            Module.update(position=Module.position - 1).where(
+                (Module.course == course.id) & (Module.position > module.position)).execute()
+            self._touch(course)
+            self._event("course.module_removed.v1", course, principal, **payload)
+
+    @staticmethod
+    def _module_payload(m: Module) -> dict[str, Any]:
+        return {"module_id": m.id, "module_title": m.title, "position": m.position,
+                "kind": m.kind,
+                "release_at": m.release_at.isoformat() if isinstance(m.release_at, dt.datetime)
+                else None}
 
     # -- helpers -----------------------------------------------------------------------------
 
     def tags_of(self, course_ids: list[int]) -> dict[int, list[str]]:
+        """Tags of many courses in one query."""
         out: dict[int, list[str]] = {cid: [] for cid in course_ids}
         if course_ids:
             for row in CourseTag.select().where(CourseTag.course.in_(course_ids)).order_by(
@@ -242,10 +423,10 @@ class CoursesService:
         if wanted:
             CourseTag.insert_many([{"course": course.id, "tag": t} for t in wanted]).execute()
 
-    def _tenant(self) -> Any:
-        from learnplat.tenancy import current_tenant
-
-        return current_tenant()
+    @staticmethod
+    def _touch(course: Course) -> None:
+        course.updated_at = utcnow()
+        Course.update(updated_at=course.updated_at).where(Course.id == course.id).execute()
 
     def _event(self, name: str, course: Course, principal: Principal | None, **extra: Any
                ) -> None:

@@ -1,6 +1,13 @@
-"""Courses tables: courses, tags, modules, transitions."""
+"""Courses tables: courses, tags, modules, transitions, ratings, feedback; catalogue search."""
 from peewee import *
 from learnplat.models import UTCDateTimeField
+
+# The catalogue's full-text search (PostgreSQL only). services.SEARCH_VECTOR builds exactly
+# this expression, so the planner can use the index; SQLite searches with LIKE instead.
+SEARCH_INDEX = (
+    "CREATE INDEX IF NOT EXISTS courses_course_search ON courses_course USING gin "
+    "(to_tsvector('simple'::regconfig, ((title || ' ') || description)))"
+)
 
 
 def up(migrator, db):
@@ -19,13 +26,17 @@ def up(migrator, db):
         status = CharField(index=True, max_length=20, default='draft')
         rejection_reason = TextField(default='')
         image_key = CharField(max_length=300, default='')
+        image_content_type = CharField(max_length=60, default='')
         thumbnail_key = CharField(max_length=300, default='')
+        rating_count = IntegerField(default=0)
+        rating_sum = IntegerField(default=0)
         published_at = UTCDateTimeField(null=True)
         created_at = UTCDateTimeField()
         updated_at = UTCDateTimeField()
         class Meta:
             database = db
             table_name = 'courses_course'
+            indexes = ((('tenant', 'status', 'id'), False),)
     db.create_tables([Course])
 
     class CourseTag(Model):
@@ -41,6 +52,7 @@ def up(migrator, db):
     class CourseTransition(Model):
         tenant = ForeignKeyField(Tenant, field=Tenant.id, on_delete='CASCADE')
         course = ForeignKeyField(Course, on_delete='CASCADE')
+        action = CharField(max_length=20, default='')
         from_status = CharField(max_length=20)
         to_status = CharField(max_length=20)
         actor_id = IntegerField(null=True)
@@ -70,9 +82,53 @@ def up(migrator, db):
             indexes = ((('course', 'position'), False),)
     db.create_tables([Module])
 
+    class Rating(Model):
+        tenant = ForeignKeyField(Tenant, field=Tenant.id, on_delete='CASCADE')
+        course = ForeignKeyField(Course, on_delete='CASCADE')
+        user_id = IntegerField(index=True)
+        stars = SmallIntegerField()
+        comment = TextField(default='')
+        reply = TextField(default='')
+        reply_by = IntegerField(null=True)
+        replied_at = UTCDateTimeField(null=True)
+        created_at = UTCDateTimeField()
+        updated_at = UTCDateTimeField()
+        class Meta:
+            database = db
+            table_name = 'courses_rating'
+            indexes = ((('course', 'user_id'), True),)
+    db.create_tables([Rating])
+
+    class FeedbackThread(Model):
+        tenant = ForeignKeyField(Tenant, field=Tenant.id, on_delete='CASCADE')
+        course = ForeignKeyField(Course, on_delete='CASCADE')
+        student_id = IntegerField()
+        subject = CharField(max_length=200)
+        message_count = IntegerField(default=0)
+        created_at = UTCDateTimeField()
+        last_message_at = UTCDateTimeField()
+        class Meta:
+            database = db
+            table_name = 'courses_feedback_thread'
+            indexes = ((('course', 'student_id'), False),)
+    db.create_tables([FeedbackThread])
+
+    class FeedbackMessage(Model):
+        tenant = ForeignKeyField(Tenant, field=Tenant.id, on_delete='CASCADE')
+        thread = ForeignKeyField(FeedbackThread, on_delete='CASCADE')
+        author_id = IntegerField()
+        body = TextField()
+        created_at = UTCDateTimeField()
+        class Meta:
+            database = db
+            table_name = 'courses_feedback_message'
+    db.create_tables([FeedbackMessage])
+
+    if isinstance(db, PostgresqlDatabase):
+        db.execute_sql(SEARCH_INDEX)
+
 
 def down(migrator, db):
-    migrator.migrate(migrator.drop_table('courses_module'))
-    migrator.migrate(migrator.drop_table('courses_transition'))
-    migrator.migrate(migrator.drop_table('courses_tag'))
-    migrator.migrate(migrator.drop_table('courses_course'))
+    for table in ('courses_feedback_message', 'courses_feedback_thread', 'courses_rating',
+                  'courses_module', 'courses_transition', 'courses_tag', 'courses_course'):
+        migrator.migrate(migrator.drop_table(table))

@@ -1,0 +1,218 @@
+"""Course images: validated with Pillow, stored through the core's storage, thumbnailed in a
+Huey task after commit (never in the request)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import secrets
+import tempfile
+import warnings
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from learnplat import db
+from learnplat.auth import Principal
+from learnplat.errors import (
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from learnplat.registry import TaskSpec
+from learnplat.tenancy import current_tenant, tenant_context
+
+from .models import Course
+from .settings import CoursesSettings
+
+if TYPE_CHECKING:
+    from learnplat.runtime import Runtime
+
+    from .services import CoursesService
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_TASK = "courses.make_thumbnail"  # persisted in the queue: never rename
+_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+
+
+def spool(stream: Any, limit: int) -> IO[bytes]:
+    """Copy an upload stream to a temporary file (in memory while small); 413 past `limit`."""
+    out = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)
+    size = 0
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            out.close()
+            raise PayloadTooLarge(f"the image is over {limit} bytes", limit=limit)
+        out.write(chunk)
+    if size == 0:
+        out.close()
+        raise ValidationFailed.field("file", "the file is empty", "empty")
+    out.seek(0)
+    return out
+
+
+def inspect_image(fp: IO[bytes], settings: CoursesSettings) -> tuple[str, int, int]:
+    """(format, width, height) of a real, whole image within the limits; else 415 or 422."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp) as im:
+                fmt, (width, height) = im.format or "", im.size
+                if fmt not in settings.image_formats:
+                    raise UnsupportedMediaType(
+                        f"{fmt} images are not accepted; use one of "
+                        f"{', '.join(settings.image_formats)}",
+                        allowed=settings.image_formats)
+                if width > settings.image_max_width or height > settings.image_max_height:
+                    raise ValidationFailed.field(
+                        "file", f"the image is {width}x{height}; at most "
+                        f"{settings.image_max_width}x{settings.image_max_height}", "too_large")
+                if min(width, height) < settings.image_min_side:
+                    raise ValidationFailed.field(
+                        "file", f"the image is {width}x{height}; each side needs at least "
+                        f"{settings.image_min_side} pixels", "too_small")
+                im.verify()
+            fp.seek(0)
+            with Image.open(fp) as im:
+                im.load()  # a truncated or corrupt file fails here, not in the worker
+    except UnidentifiedImageError:
+        raise UnsupportedMediaType("the file is not an image", code="not_an_image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValidationFailed.field("file", "the image has too many pixels",
+                                     "too_large") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ValidationFailed.field("file", f"the image is damaged: {exc}", "corrupt") from None
+    fp.seek(0)
+    return fmt, width, height
+
+
+def _chunks(fp: IO[bytes]) -> Iterator[bytes]:
+    while chunk := fp.read(65536):
+        yield chunk
+
+
+class ImageService:
+    def __init__(self, courses: CoursesService):
+        self.courses = courses
+        self.runtime = courses.runtime
+
+    @property
+    def settings(self) -> CoursesSettings:
+        return self.runtime.plugin_settings.get("courses") or CoursesSettings()
+
+    def check_can_upload(self, principal: Principal, course_id: int) -> None:
+        """Refuse before reading the body: only the owner or an admin uploads."""
+        self.courses.owned(course_id, principal, lock=False)
+
+    def upload(self, principal: Principal, course_id: int, stream: Any) -> Course:
+        settings = self.settings
+        with spool(stream, settings.image_max_bytes) as fp:
+            fmt, _w, _h = inspect_image(fp, settings)
+            key = f"courses/{course_id}/image-{secrets.token_hex(8)}.{_EXT.get(fmt, 'img')}"
+            content_type = Image.MIME.get(fmt, "application/octet-stream")
+            storage = self.runtime.storage
+            storage.put(key, _chunks(fp), content_type)
+        try:
+            return self._attach(principal, course_id, key, content_type)
+        except BaseException:
+            storage.delete(key)  # the course did not change: do not keep an orphan object
+            raise
+
+    def _attach(self, principal: Principal, course_id: int, key: str, content_type: str
+                ) -> Course:
+        with db.transaction():
+            course = self.courses.owned(course_id, principal)
+            old = [k for k in (course.image_key, course.thumbnail_key) if k]
+            course.image_key, course.image_content_type = key, content_type
+            course.thumbnail_key = ""
+            course.save()
+            self.courses._touch(course)
+            self.courses._event("course.image_changed.v1", course, principal, image_key=key)
+            self._delete_after_commit(old)
+            self.runtime.queue.enqueue_for_tenant(THUMBNAIL_TASK, course.id, key)
+        return course
+
+    def remove(self, principal: Principal, course_id: int) -> Course:
+        with db.transaction():
+            course = self.courses.owned(course_id, principal)
+            old = [k for k in (course.image_key, course.thumbnail_key) if k]
+            if not old:
+                raise NotFound("this course has no image")
+            course.image_key = course.thumbnail_key = course.image_content_type = ""
+            course.save()
+            self.courses._touch(course)
+            self.courses._event("course.image_changed.v1", course, principal, image_key=None)
+            self._delete_after_commit(old)
+        return course
+
+    def _delete_after_commit(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        storage, tenant = self.runtime.storage, current_tenant()
+
+        def remove() -> None:
+            with tenant_context(tenant):
+                for key in keys:
+                    storage.delete(key)
+
+        db.on_commit(remove)
+
+    def open(self, principal: Principal | None, course_id: int, which: str
+             ) -> tuple[Course, str, Any, Iterator[bytes]]:
+        """(course, key, stored object, byte stream) of the image or its thumbnail."""
+        course = self.courses._visible(course_id, principal)
+        key = course.image_key if which == "image" else course.thumbnail_key
+        if not key:
+            raise NotFound(f"this course has no {which} (yet)")
+        storage = self.runtime.storage
+        stat = storage.stat(key)
+        return course, key, stat, storage.open(key)
+
+
+def make_thumbnail(runtime: Runtime, course_id: int, image_key: str) -> str | None:
+    """The task: a thumbnail of the course's current image (skipped if it changed since)."""
+    course = Course.get_or_none(Course.id == course_id)
+    if course is None or course.image_key != image_key:
+        return None  # replaced or deleted meanwhile: nothing to do
+    settings: CoursesSettings = runtime.plugin_settings.get("courses") or CoursesSettings()
+    storage = runtime.storage
+    with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as src:
+        for chunk in storage.open(image_key):
+            src.write(chunk)
+        src.seek(0)
+        with Image.open(src) as im:
+            im = ImageOps.exif_transpose(im)
+            im.thumbnail((settings.thumbnail_width, settings.thumbnail_height))
+            alpha = im.mode in ("RGBA", "LA", "P") and (
+                im.mode != "P" or "transparency" in im.info)
+            out = io.BytesIO()
+            if alpha:
+                im.convert("RGBA").save(out, "PNG", optimize=True)
+                ext, content_type = "png", "image/png"
+            else:
+                im.convert("RGB").save(out, "JPEG", quality=85, optimize=True)
+                ext, content_type = "jpg", "image/jpeg"
+    thumb_key = f"courses/{course_id}/thumb-{secrets.token_hex(8)}.{ext}"
+    storage.put(thumb_key, [out.getvalue()], content_type)
+    updated = Course.update(thumbnail_key=thumb_key).where(
+        (Course.id == course_id) & (Course.image_key == image_key)).execute()
+    old = course.thumbnail_key
+    if not updated:
+        storage.delete(thumb_key)
+        return None
+    if old and old != thumb_key:
+        storage.delete(old)
+    runtime.events.record("course.thumbnail_ready.v1", {
+        "course_id": course_id, "image_key": image_key, "thumbnail_key": thumb_key})
+    return thumb_key
+
+
+def tasks() -> list[TaskSpec]:
+    return [TaskSpec(THUMBNAIL_TASK, make_thumbnail, retries=3, retry_delay=10)]
