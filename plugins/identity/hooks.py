@@ -13,7 +13,9 @@ from learnplat.registry import Permission, Route
 
 from . import resources as r
 from .models import MODELS
+from .oauth import OAuthFlow
 from .services import IdentityService, IdentitySettings
+from .social_storage import SOCIAL_MODELS
 
 if TYPE_CHECKING:
     from learnplat.runtime import Runtime
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_models() -> list[type]:
-    return list(MODELS)
+    return [*MODELS, *SOCIAL_MODELS]
 
 
 @hookimpl
@@ -46,6 +48,7 @@ def register_services(runtime: Runtime) -> dict[str, Any]:
 @hookimpl
 def register_routes(runtime: Runtime) -> list[Route]:
     svc: IdentityService = runtime.service("identity")
+    flow = OAuthFlow(svc)
     return [
         Route("/auth/register", r.RegisterResource(svc)),
         Route("/auth/login", r.LoginResource(svc)),
@@ -59,6 +62,9 @@ def register_routes(runtime: Runtime) -> list[Route]:
         Route(f"/users/{r.USER_ID}/role", r.UserRole(svc)),
         Route(f"/users/{r.USER_ID}/unlock", r.UserUnlock(svc)),
         Route("/audit", r.AuditCollection(svc)),
+        Route("/auth/oauth/{provider}/login", r.OAuthLogin(flow)),
+        Route("/auth/oauth/{provider}/callback", r.OAuthCallback(flow)),
+        Route("/auth/oauth/exchange", r.OAuthExchange(flow)),
     ]
 
 

@@ -10,11 +10,13 @@ from learnplat.auth import AUTHENTICATED, PUBLIC
 from learnplat.http.endpoint import endpoint
 from learnplat.registry import ROLES
 
+from .oauth import OAuthFlow
 from .schemas import (
     JWKS,
     AuditPage,
     AuditQuery,
     LoginIn,
+    OAuthExchangeIn,
     ProfileOut,
     RefreshIn,
     RegisterIn,
@@ -176,3 +178,41 @@ class AuditCollection:
               summary="The school's audit log, newest first (filter by action or user)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: AuditQuery) -> Any:
         return self.service.list_audit(query, action=query.action, subject_id=query.subject_id)
+
+
+class OAuthLogin:
+    def __init__(self, flow: OAuthFlow):
+        self.flow = flow
+
+    @endpoint(permission=PUBLIC, status=302, errors=(404, 429, 502, 503),
+              summary="Start signing in with one of the school's OAuth/OIDC providers")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, provider: str) -> None:
+        """Redirects to the provider (authorization code with PKCE and state); the pending
+        sign-in is kept in an encrypted, HttpOnly, SameSite=Lax cookie for 30 minutes."""
+        self.flow.login(req, resp, provider, client_ip(req))
+
+
+class OAuthCallback:
+    def __init__(self, flow: OAuthFlow):
+        self.flow = flow
+
+    @endpoint(permission=PUBLIC, response=TokenPair, errors=(400, 403, 404, 409, 429, 502, 503),
+              summary="Finish an OAuth sign-in: learnplat tokens, or a redirect with a code")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, provider: str) -> Any:
+        """The provider sends the browser here. A new identity with a verified email becomes a
+        student, or is linked to the account that already has that email. Without the school
+        setting oauth.redirect_url the answer is a token pair (JSON); with it, a 302 to that
+        URL with ?code=..., a one-time code for POST /auth/oauth/exchange (60 seconds)."""
+        return self.flow.callback(req, resp, provider, client_ip(req))
+
+
+class OAuthExchange:
+    def __init__(self, flow: OAuthFlow):
+        self.flow = flow
+
+    @endpoint(permission=PUBLIC, body=OAuthExchangeIn, response=TokenPair, errors=(401, 429),
+              summary="Exchange the one-time code of an OAuth sign-in for tokens")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, *,
+                body: OAuthExchangeIn) -> Any:
+        resp.cache_control = ["no-store"]
+        return self.flow.exchange(body.code, client_ip(req))
