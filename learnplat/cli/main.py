@@ -77,10 +77,11 @@ def cli(ctx: click.Context) -> None:
 
 def _load_plugin_commands(group: click.Group) -> None:
     """Plugins add commands through register_commands; loaded without a database."""
+    from .. import core_plugin
     from ..plugins import build_plugin_manager
 
     try:
-        pm, _ = build_plugin_manager()
+        pm, _ = build_plugin_manager([("core", core_plugin)])
     except StartupError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -1,0 +1,1 @@
+"""learnplat-sample: bookmarks, a third-party plugin exercising every learnplat hook."""
