@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from learnplat import hookimpl
 from learnplat.registry import Permission, Route
 
+from . import hookspecs as hookspecs  # published for other plugins; the core adds them
 from . import resources as r
-from .models import MODELS
+from .models import MODELS, Enrollment
 from .services import EnrollmentService
 
 if TYPE_CHECKING:
+    from learnplat.auth import Principal
     from learnplat.runtime import Runtime
 
-requires = ("courses",)
+requires = ("courses", "identity")
 
 
 @hookimpl
@@ -24,8 +28,13 @@ def register_models() -> list[type]:
 
 @hookimpl
 def register_permissions() -> list[Permission]:
+    everyone = {"admin": "any", "instructor": "any", "student": "any"}
     return [
         Permission("enrollment.enroll", "Enroll in (and drop) courses", {"student": "any"}),
+        Permission("enrollment.read", "List one's own enrollments; read a visible course's "
+                   "enrollment rules", everyone),
+        Permission("enrollment.manage", "Set a course's enrollment rules, list its students, "
+                   "enroll learners in bulk", {"admin": "any", "instructor": "own"}),
     ]
 
 
@@ -37,7 +46,23 @@ def register_services(runtime: Runtime) -> dict[str, Any]:
 @hookimpl
 def register_routes(runtime: Runtime) -> list[Route]:
     svc: EnrollmentService = runtime.service("enrollment")
-    return [Route("/courses/{course_id:int}/enroll", r.EnrollResource(svc))]
+    return [
+        Route("/courses/{course_id:int}/enroll", r.EnrollResource(svc)),
+        Route("/courses/enrollments", r.MyEnrollmentsResource(svc)),
+        Route("/courses/{course_id:int}/students", r.StudentsResource(svc)),
+        Route("/courses/{course_id:int}/enrollment-rules", r.RulesResource(svc)),
+        Route("/courses/{course_id:int}/enrollments/bulk", r.BulkResource(svc)),
+    ]
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from .cli import enrollments
+
+    cli.add_command(enrollments)
+
+
+# -- hooks of the courses plugin ------------------------------------------------------------------
 
 
 @hookimpl
@@ -48,6 +73,24 @@ def course_enrollment_status(runtime: Runtime, course_id: int, user_id: Any) -> 
 
 @hookimpl
 def course_has_learners(runtime: Runtime, course_id: int) -> bool:
-    from .models import Enrollment
-
     return Enrollment.select().where(Enrollment.course_id == course_id).exists()
+
+
+@hookimpl
+def course_analytics(runtime: Runtime, course_id: int) -> dict[str, Any]:
+    return runtime.service("enrollment").analytics(course_id)
+
+
+@hookimpl
+def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal | None
+                         ) -> dict[str, Any]:
+    """``enrollment``: the caller's status and whether (and how many) seats are open."""
+    svc: EnrollmentService = runtime.service("enrollment")
+    rules = svc.rules_dict(course_id)
+    mine = svc.get(course_id, principal.user_id) if principal is not None else None
+    return {"enrollment": {
+        "status": mine.status if mine else None,
+        "enrollment_id": mine.id if mine else None,
+        "open": rules["open"], "seats_left": rules["seats_left"],
+        "opens_at": rules["opens_at"], "closes_at": rules["closes_at"],
+    }}

@@ -6,21 +6,34 @@ import peewee
 
 from learnplat.models import TenantModel, UTCDateTimeField, utcnow
 
+STATUSES = ("active", "dropped")
+SOURCES = ("self", "bulk")
+
 
 class Enrollment(TenantModel):
     course_id = peewee.IntegerField()
-    user_id = peewee.IntegerField(index=True)
+    user_id = peewee.IntegerField()
     status = peewee.CharField(max_length=10, default="active")  # active | dropped
     source = peewee.CharField(max_length=10, default="self")  # self | bulk
+    enrolled_by = peewee.IntegerField(null=True)  # the staff member of a bulk enrollment
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
     dropped_at = UTCDateTimeField(null=True)
 
     class Meta:
         table_name = "enrollment_enrollment"
-        # One enrollment per (tenant, course, user): the database, not the code, decides races.
-        indexes = ((("tenant", "course_id", "user_id"), True),
-                   (("tenant", "course_id", "status"), False))
+        indexes = (
+            # One enrollment per (tenant, course, user): the database, not the code, decides
+            # races between concurrent requests.
+            (("tenant", "course_id", "user_id"), True),
+            # Active counts (the cap) and status totals read this index only; its created_at
+            # serves the per-day analytics.
+            (("tenant", "course_id", "status", "created_at"), False),
+            # A course's students page by id.
+            (("tenant", "course_id", "id"), False),
+            # A learner's enrollments page by id.
+            (("tenant", "user_id", "id"), False),
+        )
 
 
 class EnrollmentRules(TenantModel):
@@ -30,6 +43,8 @@ class EnrollmentRules(TenantModel):
     cap = peewee.IntegerField(null=True)
     opens_at = UTCDateTimeField(null=True)
     closes_at = UTCDateTimeField(null=True)
+    updated_at = UTCDateTimeField(default=utcnow)
+    updated_by = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "enrollment_rules"

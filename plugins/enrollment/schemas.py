@@ -1,19 +1,135 @@
-"""Request and response schemas of the enrollment routes."""
+"""Request and response schemas of the enrollment routes (validation and OpenAPI in one)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from learnplat.http.pagination import PageQuery
+
+Status = Literal["active", "dropped"]
+Outcome = Literal["created", "existing", "reactivated", "rejected"]
+BULK_MAX = 1000
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class EnrollmentOut(BaseModel):
     id: int
     course_id: int
     user_id: int
-    status: Literal["active", "dropped"]
-    source: str
+    status: Status
+    source: Literal["self", "bulk"]
     created_at: dt.datetime
     updated_at: dt.datetime
     dropped_at: dt.datetime | None
+
+
+class CourseBrief(BaseModel):
+    id: int
+    title: str
+    status: str
+
+
+class MyEnrollmentOut(EnrollmentOut):
+    course: CourseBrief | None = Field(
+        description="The course (null only if it no longer exists).")
+    progress: dict[str, Any] | None = Field(
+        description="The progress summary that plugins add through the enrollment_summaries "
+                    "hook (the progress plugin: percent, completed, ...); null when none does.")
+
+
+class MyEnrollmentPage(BaseModel):
+    items: list[MyEnrollmentOut]
+    next_cursor: str | None
+
+
+class UserBrief(BaseModel):
+    id: int
+    email: str
+    name: str
+
+
+class StudentOut(EnrollmentOut):
+    user: UserBrief | None = Field(description="The learner (null only if the account is gone).")
+
+
+class StudentPage(BaseModel):
+    items: list[StudentOut]
+    next_cursor: str | None
+
+
+class EnrollmentQuery(PageQuery):
+    status: Status | None = Field(None, description="Only enrollments with this status.")
+
+
+class RulesIn(_In):
+    """The whole rule set of a course: a field left out or null removes that rule."""
+
+    cap: int | None = Field(None, ge=1, le=10_000_000,
+                            description="Most active enrollments at once; null: unlimited.")
+    opens_at: dt.datetime | None = Field(None, description="Enrollment opens (ISO 8601; "
+                                                          "without an offset: UTC).")
+    closes_at: dt.datetime | None = Field(None, description="Enrollment closes (exclusive).")
+
+    @model_validator(mode="after")
+    def _window(self) -> RulesIn:
+        if self.opens_at and self.closes_at and _utc(self.closes_at) <= _utc(self.opens_at):
+            raise ValueError("closes_at must be after opens_at")
+        return self
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class RulesOut(BaseModel):
+    course_id: int
+    cap: int | None
+    opens_at: dt.datetime | None
+    closes_at: dt.datetime | None
+    active_count: int = Field(description="Active enrollments now.")
+    seats_left: int | None = Field(description="cap - active_count (never below 0); null: "
+                                                "no cap.")
+    open: bool = Field(description="Whether the window admits enrollments now.")
+
+
+class BulkIn(_In):
+    """Learners to enroll, by email and/or by user id (together at most 1000)."""
+
+    emails: list[Annotated[str, Field(min_length=1, max_length=320)]] = Field(
+        default_factory=list, max_length=BULK_MAX)
+    user_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        default_factory=list, max_length=BULK_MAX)
+    dry_run: bool = Field(False, description="Report what would happen; write nothing.")
+
+    @model_validator(mode="after")
+    def _some(self) -> BulkIn:
+        if not self.emails and not self.user_ids:
+            raise ValueError("name at least one learner in emails or user_ids")
+        if len(self.emails) + len(self.user_ids) > BULK_MAX:
+            raise ValueError(f"at most {BULK_MAX} learners per request")
+        return self
+
+
+class BulkRowOut(BaseModel):
+    ref: str = Field(description='Where the row came from: "emails[3]", "user_ids[0]" or, '
+                                 'from the CLI, the CSV line number.')
+    email: str | None
+    user_id: int | None
+    outcome: Outcome
+    reason: str | None = Field(description="Why a row was rejected.")
+    enrollment_id: int | None
+
+
+class BulkOut(BaseModel):
+    dry_run: bool
+    created: int
+    existing: int
+    reactivated: int
+    rejected: int
+    rows: list[BulkRowOut]

@@ -10,26 +10,34 @@ def up(migrator, db):
             table_name = 'learnplat_tenant'
 
     class Enrollment(Model):
-        tenant = ForeignKeyField(Tenant, field=Tenant.id, on_delete='CASCADE')
+        tenant = ForeignKeyField(Tenant, field=Tenant.id, on_delete='CASCADE', index=True,
+                                 column_name='tenant_id')
         course_id = IntegerField()
-        user_id = IntegerField(index=True)
+        user_id = IntegerField()
         status = CharField(max_length=10, default='active')
         source = CharField(max_length=10, default='self')
+        enrolled_by = IntegerField(null=True)
         created_at = UTCDateTimeField()
         updated_at = UTCDateTimeField()
         dropped_at = UTCDateTimeField(null=True)
         class Meta:
             database = db
             table_name = 'enrollment_enrollment'
-            indexes = ((('tenant', 'course_id', 'user_id'), True), (('tenant', 'course_id', 'status'), False))
+            indexes = ((('tenant', 'course_id', 'user_id'), True),
+                       (('tenant', 'course_id', 'status', 'created_at'), False),
+                       (('tenant', 'course_id', 'id'), False),
+                       (('tenant', 'user_id', 'id'), False))
     db.create_tables([Enrollment])
 
     class EnrollmentRules(Model):
-        tenant = ForeignKeyField(Tenant, field=Tenant.id, on_delete='CASCADE')
+        tenant = ForeignKeyField(Tenant, field=Tenant.id, on_delete='CASCADE', index=True,
+                                 column_name='tenant_id')
         course_id = IntegerField()
         cap = IntegerField(null=True)
         opens_at = UTCDateTimeField(null=True)
         closes_at = UTCDateTimeField(null=True)
+        updated_at = UTCDateTimeField()
+        updated_by = IntegerField(null=True)
         class Meta:
             database = db
             table_name = 'enrollment_rules'
