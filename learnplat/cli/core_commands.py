@@ -94,8 +94,9 @@ def _spec(**data: Any) -> Any:
 @pass_app
 def tenants_list(app: AppContext, as_json: bool) -> None:
     """List tenants."""
+    rt = app.runtime
     with db.connection():
-        rows = app.runtime.tenants.list()
+        rows = rt.tenants.list()
     if as_json:
         echo_json([tenant_dict(t) for t in rows])
         return
@@ -109,8 +110,9 @@ def tenants_list(app: AppContext, as_json: bool) -> None:
 @pass_app
 def tenants_show(app: AppContext, slug: str) -> None:
     """Show one tenant as JSON."""
+    rt = app.runtime
     with db.connection():
-        echo_json(tenant_dict(app.runtime.tenants.require(slug)))
+        echo_json(tenant_dict(rt.tenants.require(slug)))
 
 
 @tenants.command("disable")
@@ -118,8 +120,9 @@ def tenants_show(app: AppContext, slug: str) -> None:
 @pass_app
 def tenants_disable(app: AppContext, slug: str) -> None:
     """Disable a tenant: its API answers 404 until enabled again."""
+    rt = app.runtime
     with db.connection():
-        app.runtime.tenants.set_enabled(slug, False)
+        rt.tenants.set_enabled(slug, False)
     click.echo(f"disabled {slug}")
 
 
@@ -128,8 +131,9 @@ def tenants_disable(app: AppContext, slug: str) -> None:
 @pass_app
 def tenants_enable(app: AppContext, slug: str) -> None:
     """Enable a disabled tenant."""
+    rt = app.runtime
     with db.connection():
-        app.runtime.tenants.set_enabled(slug, True)
+        rt.tenants.set_enabled(slug, True)
     click.echo(f"enabled {slug}")
 
 
@@ -152,8 +156,9 @@ def tenants_apply(app: AppContext, path: Path) -> None:
             raise LearnplatError(f"{f}: {exc.errors[0]['field']}: {exc.errors[0]['message']}"
                                  ) from None
     # All files are validated before anything is written; then one transaction for all.
+    rt = app.runtime
     with db.connection(), db.transaction():
-        results = [app.runtime.tenants.apply(spec) for spec in specs]
+        results = [rt.tenants.apply(spec) for spec in specs]
     for outcome, tenant in results:
         click.echo(f"{outcome} {tenant.slug}")
 

@@ -52,7 +52,10 @@ class LearnplatGroup(click.Group):
             detail = getattr(exc, "detail", None) or str(exc)
             _fail(detail)
         except peewee.DatabaseError as exc:
-            _fail(f"database: {type(exc).__name__}: {exc}")
+            hint = ""
+            if "no such table" in str(exc) or "does not exist" in str(exc):
+                hint = " (is the database migrated? run `learnplat migrate`)"
+            _fail(f"database: {type(exc).__name__}: {exc}{hint}")
         except Exception as exc:  # still one line; the traceback only when asked for
             if os.environ.get("LEARNPLAT_CLI_TRACEBACK"):
                 raise
