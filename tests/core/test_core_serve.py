@@ -1,0 +1,117 @@
+"""`learnplat serve` (what bin/serve runs) end to end: migrations applied, gunicorn answering
+/healthz and /readyz, the embedded queue worker started beside it, a chunked oversize body
+refused with 413 by the real server, and a clean SIGTERM that leaves no orphan worker."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from corehelpers import CLI, REPO, cli_env, free_port, run_cli
+
+
+def children(pid: int) -> dict[int, str]:
+    """Processes whose parent is `pid`, with their command lines (from /proc)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" "
+                                                                                ).decode()
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.e2e
+def test_serve_end_to_end(tmp_path, fresh_db):
+    port = free_port()
+    env = cli_env(tmp_path, fresh_db, SERVER_WORKERS="1", APP_MAX_BODY_BYTES="1000")
+    assert run_cli(["migrate"], env).returncode == 0
+    assert run_cli(["tenants", "apply", str(REPO / "tenants")], env).returncode == 0
+    proc = subprocess.Popen([*CLI, "serve", "--bind", f"127.0.0.1:{port}"], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    worker_pid = None
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+        r = requests.get(f"{base}/readyz", timeout=5)
+        assert r.status_code == 200, r.text
+        assert set(r.json()["checks"].values()) == {"ok"}
+        assert r.headers["X-Request-Id"]
+        doc = requests.get(f"{base}/openapi.json", timeout=5).json()
+        assert doc["openapi"].startswith("3.1")
+        assert requests.get(f"{base}/courses", headers={"X-Tenant": "nobody"},
+                            timeout=5).status_code == 404
+
+        # The embedded worker: a `learnplat.cli worker` child of the gunicorn master.
+        for _ in range(100):
+            workers = [pid for pid, cmd in children(proc.pid).items()
+                       if "learnplat.cli worker" in cmd]
+            if workers:
+                break
+            time.sleep(0.1)
+        assert len(workers) == 1, children(proc.pid)
+        worker_pid = workers[0]
+
+        # A chunked body with no Content-Length is still limited by app.max_body_bytes.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        payload = json.dumps({"email": "a@b.example", "password": "x" * 5000}).encode()
+        conn.putrequest("POST", "/auth/login")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("X-Tenant", "demo")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        for i in range(0, len(payload), 1000):
+            piece = payload[i:i + 1000]
+            conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        conn.send(b"0\r\n\r\n")
+        resp = conn.getresponse()
+        assert resp.status == 413, resp.read()
+        assert resp.getheader("Content-Type") == "application/problem+json"
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, proc.stdout.read()
+    if worker_pid is not None:
+        for _ in range(50):
+            if not alive(worker_pid):
+                break
+            time.sleep(0.1)
+        assert not alive(worker_pid), "the embedded worker outlived the server"
