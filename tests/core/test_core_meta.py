@@ -1,0 +1,93 @@
+"""Meta-tests that keep the plugin contract honest: every hookspec is documented in
+docs/plugins.md with its exact signature, and every hookspec is exercised by a named test."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from pathlib import Path
+
+from learnplat import hookspecs
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).parent
+SAMPLE_TEST = ("test_core_sample_plugin.py::"
+               "test_every_hook_of_the_sample_plugin_works_through_its_entry_point")
+TENANCY = "test_core_tenancy.py::"
+CLI = "test_core_cli.py::"
+
+# hookspec -> tests that exercise it (and assert on its effect).
+EXERCISED = {
+    "register_models": [SAMPLE_TEST,
+                        TENANCY + "test_tenant_model_scopes_select_update_delete_insert"],
+    "register_routes": [SAMPLE_TEST,
+                        "test_core_plugins.py::test_duplicate_names_name_both_plugins"],
+    "register_permissions": [SAMPLE_TEST, "test_core_http.py::"
+                             "test_openapi_document_is_valid_and_matches_the_cli"],
+    "register_tasks": [SAMPLE_TEST],
+    "register_event_handlers": [SAMPLE_TEST, "test_core_events.py::"
+                                "test_events_recorded_without_a_worker_are_delivered_when_one_starts"],
+    "register_services": [SAMPLE_TEST],
+    "register_commands": [SAMPLE_TEST],
+    "register_health_checks": [SAMPLE_TEST],
+    "register_settings": [SAMPLE_TEST,
+                          "test_core_sample_plugin.py::test_bad_plugin_setting_names_the_key"],
+    "startup": [SAMPLE_TEST],
+    "extend_openapi": [SAMPLE_TEST],
+    "authenticate": [SAMPLE_TEST, TENANCY + "test_token_of_another_tenant_is_401"],
+    "provision_tenant_admin": [CLI + "test_tenant_lifecycle",
+                               CLI + "test_create_with_the_identity_plugin"],
+    "before_action": [SAMPLE_TEST],
+}
+
+
+def spec_functions() -> dict[str, object]:
+    return {name: fn for name, fn in vars(hookspecs).items()
+            if callable(fn) and hasattr(fn, "learnplat_spec")}
+
+
+def signature_text(name: str, fn: object) -> str:
+    """`def name(arg: Type, ...) -> Return` exactly as declared (annotations are strings)."""
+    sig = inspect.signature(fn)
+    params = ", ".join(f"{p.name}: {p.annotation}" for p in sig.parameters.values())
+    return f"def {name}({params}) -> {sig.return_annotation}"
+
+
+def normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("( ", "(").replace(" )", ")")).replace(
+        "(\n", "(").strip()
+
+
+def test_every_hookspec_is_documented_with_its_exact_signature():
+    docs = normalize((REPO / "docs" / "plugins.md").read_text()).replace("( ", "(").replace(
+        ", )", ")").replace(",)", ")")
+    missing = []
+    for name, fn in spec_functions().items():
+        if signature_text(name, fn) not in docs:
+            missing.append(signature_text(name, fn))
+    assert not missing, "document these in docs/plugins.md:\n" + "\n".join(missing)
+
+
+def test_every_hookspec_is_exercised_by_a_test():
+    assert set(EXERCISED) == set(spec_functions())
+    for tests in EXERCISED.values():
+        for node in tests:
+            path, test = node.split("::")
+            assert f"def {test}(" in (HERE / path).read_text(), node
+
+
+def test_the_sample_plugin_implements_every_hook_but_admin_provisioning():
+    tree = ast.parse((REPO / "tests/sample_plugin/learnplat_sample/hooks.py").read_text())
+    implemented = {
+        node.name for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and any(
+            "hookimpl" in ast.unparse(d) for d in node.decorator_list)
+    }
+    assert set(spec_functions()) - implemented == {"provision_tenant_admin"}
+    assert "sample_decorate_greeting" in implemented  # its own hookspec
+
+
+def test_hookspecs_have_docstrings_with_version():
+    for name, fn in spec_functions().items():
+        assert fn.__doc__ and "Since " in fn.__doc__, name
