@@ -2,11 +2,29 @@
 from peewee import *
 from learnplat.models import UTCDateTimeField
 
-# The catalogue's full-text search (PostgreSQL only). services.SEARCH_VECTOR builds exactly
-# this expression, so the planner can use the index; SQLite searches with LIKE instead.
-SEARCH_INDEX = (
-    "CREATE INDEX IF NOT EXISTS courses_course_search ON courses_course USING gin "
-    "(to_tsvector('simple'::regconfig, ((title || ' ') || description)))"
+# The catalogue's full-text search (PostgreSQL only; SQLite searches with instr()).
+# Not an expression index on courses_course: under row-level security PostgreSQL will not use
+# an index for a non-leakproof operator such as @@ (it must apply the tenant policy first), so
+# the app role could never use it. courses_search holds only (course id, tsvector), has no
+# tenant column and no policy, is kept by a trigger, and is only ever used as
+# "courses_course.id IN (SELECT course_id FROM courses_search WHERE document @@ ...)", where
+# the outer, RLS-protected query limits the answer to the tenant. docs/decisions/0002.
+SEARCH_SQL = (
+    "CREATE TABLE IF NOT EXISTS courses_search ("
+    " course_id integer PRIMARY KEY REFERENCES courses_course (id) ON DELETE CASCADE,"
+    " document tsvector NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS courses_search_document ON courses_search USING gin (document)",
+    "CREATE OR REPLACE FUNCTION courses_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN "
+    " INSERT INTO courses_search (course_id, document) VALUES (NEW.id,"
+    "  to_tsvector('simple'::regconfig, coalesce(NEW.title, '') || ' ' ||"
+    "  coalesce(NEW.description, '')))"
+    " ON CONFLICT (course_id) DO UPDATE SET document = EXCLUDED.document;"
+    " RETURN NULL; "
+    "END $$",
+    "DROP TRIGGER IF EXISTS courses_search_sync ON courses_course",
+    "CREATE TRIGGER courses_search_sync AFTER INSERT OR UPDATE OF title, description"
+    " ON courses_course FOR EACH ROW EXECUTE FUNCTION courses_search_sync()",
 )
 
 
@@ -125,10 +143,14 @@ def up(migrator, db):
     db.create_tables([FeedbackMessage])
 
     if isinstance(db, PostgresqlDatabase):
-        db.execute_sql(SEARCH_INDEX)
+        for sql in SEARCH_SQL:
+            db.execute_sql(sql)
 
 
 def down(migrator, db):
+    if isinstance(db, PostgresqlDatabase):
+        db.execute_sql("DROP TABLE IF EXISTS courses_search")
+        db.execute_sql("DROP FUNCTION IF EXISTS courses_search_sync() CASCADE")
     for table in ('courses_feedback_message', 'courses_feedback_thread', 'courses_rating',
                   'courses_module', 'courses_transition', 'courses_tag', 'courses_course'):
         migrator.migrate(migrator.drop_table(table))
