@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_TASK = "courses.make_thumbnail"  # persisted in the queue: never rename
 _EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+_TYPE_OF_EXT = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp",
+                "gif": "image/gif"}
 
 
 def spool(stream: Any, limit: int) -> IO[bytes]:
@@ -165,15 +167,19 @@ class ImageService:
         db.on_commit(remove)
 
     def open(self, principal: Principal | None, course_id: int, which: str
-             ) -> tuple[Course, str, Any, Iterator[bytes]]:
-        """(course, key, stored object, byte stream) of the image or its thumbnail."""
+             ) -> tuple[str, str, int, Iterator[bytes]]:
+        """(key, content type, size, byte stream) of the image or its thumbnail."""
         course = self.courses._visible(course_id, principal)
         key = course.image_key if which == "image" else course.thumbnail_key
         if not key:
             raise NotFound(f"this course has no {which} (yet)")
         storage = self.runtime.storage
         stat = storage.stat(key)
-        return course, key, stat, storage.open(key)
+        # Not every storage driver keeps the content type (local disk does not): we know it.
+        content_type = (course.image_content_type if which == "image" else None) or \
+            _TYPE_OF_EXT.get(key.rsplit(".", 1)[-1]) or stat.content_type or \
+            "application/octet-stream"
+        return key, content_type, stat.size, storage.open(key)
 
 
 def make_thumbnail(runtime: Runtime, course_id: int, image_key: str) -> str | None:

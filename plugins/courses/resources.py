@@ -236,8 +236,8 @@ class ImageResource(_Resource):
         self.which = which
 
     def _serve(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
-        _course, key, stat, stream = self.images.open(req.context.principal, course_id,
-                                                      self.which)
+        key, content_type, size, stream = self.images.open(req.context.principal, course_id,
+                                                           self.which)
         etag = f'"{key.rsplit("/", 1)[-1]}"'
         resp.set_header("ETag", etag)
         resp.set_header("Cache-Control", "private, max-age=3600")
@@ -247,8 +247,8 @@ class ImageResource(_Resource):
                 close()
             resp.status = 304
             return
-        resp.content_type = stat.content_type or "application/octet-stream"
-        resp.content_length = stat.size
+        resp.content_type = content_type
+        resp.content_length = size
         resp.stream = stream
 
 

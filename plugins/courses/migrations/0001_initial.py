@@ -8,7 +8,7 @@ from learnplat.models import UTCDateTimeField
 # the app role could never use it. courses_search holds only (course id, tsvector), has no
 # tenant column and no policy, is kept by a trigger, and is only ever used as
 # "courses_course.id IN (SELECT course_id FROM courses_search WHERE document @@ ...)", where
-# the outer, RLS-protected query limits the answer to the tenant. docs/decisions/0002.
+# the outer, RLS-protected query limits the answer to the tenant. docs/decisions/0200-course-search-table.md.
 SEARCH_SQL = (
     "CREATE TABLE IF NOT EXISTS courses_search ("
     " course_id integer PRIMARY KEY REFERENCES courses_course (id) ON DELETE CASCADE,"
