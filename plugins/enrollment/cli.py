@@ -75,7 +75,7 @@ def _service(app: AppContext) -> EnrollmentService:
 @enrollments.command("import")
 @TENANT
 @COURSE
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Report what would happen; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
