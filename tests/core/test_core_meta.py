@@ -91,3 +91,14 @@ def test_the_sample_plugin_implements_every_hook_but_admin_provisioning():
 def test_hookspecs_have_docstrings_with_version():
     for name, fn in spec_functions().items():
         assert fn.__doc__ and "Since " in fn.__doc__, name
+
+
+def test_every_core_setting_is_documented_with_its_env_var():
+    from learnplat.settings import CORE_SECTIONS, Settings
+
+    docs = (REPO / "docs" / "configuration.md").read_text()
+    for section in CORE_SECTIONS:
+        model = Settings.model_fields[section].annotation
+        for key in model.model_fields:
+            assert f"`{section}.{key}`" in docs, f"{section}.{key}"
+            assert f"`LEARNPLAT_{section.upper()}_{key.upper()}`" in docs, f"{section}.{key}"

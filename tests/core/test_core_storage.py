@@ -26,12 +26,15 @@ def moto_url() -> Iterator[str]:
     proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + 60  # moto imports a lot; slow on a loaded machine
+        while True:
+            assert proc.poll() is None, "moto_server exited"
             try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
                 break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+            except requests.RequestException:
+                assert time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.2)
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
