@@ -14,6 +14,7 @@ from learnplat.models import utcnow
 from learnplat.tenancy import current_tenant
 
 from .models import Course, FeedbackMessage, FeedbackThread
+from .services import valid_id
 
 if TYPE_CHECKING:
     from .services import CoursesService
@@ -58,7 +59,8 @@ class FeedbackService:
                ) -> tuple[Course, FeedbackThread]:
         course = self.courses._visible(course_id, principal)
         thread = FeedbackThread.get_or_none((FeedbackThread.id == thread_id)
-                                            & (FeedbackThread.course == course.id))
+                                            & (FeedbackThread.course == course.id)
+                                            ) if valid_id(thread_id) else None
         if thread is None or not (thread.student_id == principal.user_id
                                   or self._staff(principal, course)):
             raise NotFound("no such feedback thread")

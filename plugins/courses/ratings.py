@@ -14,6 +14,7 @@ from learnplat.models import utcnow
 from learnplat.tenancy import current_tenant
 
 from .models import Course, Rating
+from .services import valid_id
 
 if TYPE_CHECKING:
     from .services import CoursesService
@@ -74,7 +75,8 @@ class RatingService:
         """The instructor's (or an admin's) public reply; an empty body removes it."""
         with db.transaction():
             course = self.courses.owned(course_id, principal, "course.reply", lock=False)
-            rating = Rating.get_or_none((Rating.id == rating_id) & (Rating.course == course.id))
+            rating = Rating.get_or_none((Rating.id == rating_id) & (Rating.course == course.id)
+                                        ) if valid_id(rating_id) else None
             if rating is None:
                 raise NotFound("no such rating on this course")
             rating.reply = body

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -17,8 +17,23 @@ _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
+def _no_nul(v: Any) -> Any:
+    # PostgreSQL text cannot hold NUL: refuse it as invalid input instead of failing later.
+    if isinstance(v, str) and "\x00" in v:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(v, list):
+        for item in v:
+            _no_nul(item)
+    return v
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def no_nul(cls, v: Any) -> Any:
+        return _no_nul(v)
 
 
 def _check_tags(tags: list[str] | None) -> list[str] | None:
@@ -88,7 +103,7 @@ class ModuleIn(_In):
     kind: Kind = "text"
     estimated_minutes: int = Field(0, ge=0, le=100_000)
     required: bool = True
-    prerequisite_id: int | None = Field(None, ge=1,
+    prerequisite_id: int | None = Field(None, ge=1, le=2**31 - 1,
                                         description="A module of the same course.")
     release_at: dt.datetime | None = Field(None, description="Drip release time (UTC).")
 
@@ -107,7 +122,7 @@ class ModulePatch(_In):
     kind: Kind | None = None
     estimated_minutes: int | None = Field(None, ge=0, le=100_000)
     required: bool | None = None
-    prerequisite_id: int | None = Field(None, ge=1)
+    prerequisite_id: int | None = Field(None, ge=1, le=2**31 - 1)
     release_at: dt.datetime | None = None
 
     @field_validator("release_at")
@@ -125,7 +140,8 @@ class ModulePatch(_In):
 
 
 class ModuleOrderIn(_In):
-    module_ids: list[int] = Field(max_length=10_000,
+    module_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        max_length=10_000,
                                   description="Every module id of the course, in the new order.")
 
 
@@ -185,8 +201,13 @@ class CourseQuery(PageQuery):
     tag: str | None = Field(None, max_length=40)
     level: Level | None = None
     language: str | None = Field(None, max_length=16)
-    instructor: int | None = Field(None, ge=1, description="Owner user id.")
+    instructor: int | None = Field(None, ge=1, le=2**31 - 1, description="Owner user id.")
     status: Status | None = None
+
+    @field_validator("q", "tag", "language")
+    @classmethod
+    def no_nul(cls, v: Any) -> Any:
+        return _no_nul(v)
 
 
 class TransitionOut(BaseModel):

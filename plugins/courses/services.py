@@ -42,6 +42,14 @@ EVENT_FOR = {"submit": "course.submitted.v1", "withdraw": "course.withdrawn.v1",
              "archive": "course.archived.v1", "restore": "course.restored.v1"}
 
 
+MAX_ID = 2**31 - 1
+
+
+def valid_id(value: Any) -> bool:
+    """Whether `value` can be a row id (ids from URLs may be any integer: 404, not overflow)."""
+    return isinstance(value, int) and 0 < value <= MAX_ID
+
+
 def course_info(c: Course) -> CourseInfo:
     return CourseInfo(id=c.id, owner_id=c.owner_id, title=c.title, status=c.status)
 
@@ -67,6 +75,8 @@ class CoursesService:
     # -- for other plugins (stable) ----------------------------------------------------------
 
     def get_course(self, course_id: int) -> CourseInfo | None:
+        if not valid_id(course_id):
+            return None
         c = Course.get_or_none(Course.id == course_id)
         return course_info(c) if c else None
 
@@ -84,6 +94,8 @@ class CoursesService:
         return [module_info(m) for m in self._modules(course_id)]
 
     def get_module(self, course_id: int, module_id: int) -> ModuleInfo:
+        if not (valid_id(course_id) and valid_id(module_id)):
+            raise NotFound("no such module in this course")
         m = Module.get_or_none((Module.id == module_id) & (Module.course == course_id))
         if m is None:
             raise NotFound("no such module in this course")
@@ -101,6 +113,8 @@ class CoursesService:
 
     def _visible(self, course_id: int, principal: Principal | None, lock: bool = False
                  ) -> Course:
+        if not valid_id(course_id):
+            raise NotFound("no such course")
         query = Course.select().where(Course.id == course_id)
         if lock and db.is_postgres():
             # Serialises changes to one course (module positions, status, rating totals).
@@ -396,7 +410,8 @@ class CoursesService:
     def delete_module(self, principal: Principal, course_id: int, module_id: int) -> None:
         with db.transaction():
             course = self.owned(course_id, principal)
-            module = Module.get_or_none((Module.id == module_id) & (Module.course == course.id))
+            module = Module.get_or_none((Module.id == module_id) & (Module.course == course.id)
+                                        ) if valid_id(module_id) else None
             if module is None:
                 raise NotFound("no such module in this course")
             self.runtime.before("course.module_delete", current_tenant(), principal,

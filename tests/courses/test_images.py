@@ -67,6 +67,7 @@ def _in(runtime, world):
     stack = ExitStack()
     stack.enter_context(db.connection())
     stack.enter_context(tenant_context(world.client.tenant))
+    stack.enter_context(db.transaction())  # RLS on PostgreSQL needs the tenant set in one
     return stack
 
 
