@@ -1,0 +1,118 @@
+"""Request and response schemas of the progress routes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+
+# Far beyond any real video; finer limits (max_video_seconds, position vs. duration) are
+# checked by the service against the settings.
+_ABSURD = 10_000_000
+
+
+class ProgressIn(BaseModel):
+    """Either ``{module_id, completed}`` (mark complete / not complete) or
+    ``{module_id, position_seconds, duration_seconds}`` (a video playback heartbeat)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    module_id: int = Field(ge=1)
+    completed: bool | None = None
+    position_seconds: float | None = Field(None, ge=0, le=_ABSURD)
+    duration_seconds: float | None = Field(None, gt=0, le=_ABSURD)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ProgressIn:
+        video = self.position_seconds is not None or self.duration_seconds is not None
+        if self.completed is not None and video:
+            raise ValueError("send either completed or position_seconds/duration_seconds")
+        if self.completed is None and not video:
+            raise ValueError("send completed, or position_seconds and duration_seconds")
+        if video and (self.position_seconds is None or self.duration_seconds is None):
+            raise ValueError("a heartbeat needs both position_seconds and duration_seconds")
+        return self
+
+
+class Milestones(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    fifty: dt.datetime | None = Field(None, alias="50")
+    hundred: dt.datetime | None = Field(None, alias="100")
+
+
+class ModuleState(BaseModel):
+    module_id: int
+    title: str
+    position: int
+    kind: str
+    required: bool
+    completed: bool
+    completed_at: dt.datetime | None
+    completed_source: Literal["manual", "video", "quiz"] | None
+    locked: bool
+    locked_reason: Literal["not_released", "prerequisite"] | None
+    video_percent: float | None = Field(description="Share of the video watched, 0..100 "
+                                                    "(video modules only).")
+    position_seconds: float | None
+    furthest_position: float | None
+    watched_seconds: float | None
+    duration_seconds: float | None
+
+
+class ProgressOut(BaseModel):
+    """A student's progress in a course. Plugins may add keys (progress_extras hook)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    course_id: int
+    percent: float = Field(ge=0, le=100)
+    completed: bool
+    completed_modules: int
+    required_modules: int
+    completed_at: dt.datetime | None
+    last_activity_at: dt.datetime | None
+    milestones: Milestones
+    modules: list[ModuleState]
+
+
+class HeartbeatOut(BaseModel):
+    course_id: int
+    module_id: int
+    position_seconds: float
+    furthest_position: float
+    watched_seconds: float
+    duration_seconds: float
+    video_percent: float
+    completed_now: bool = Field(description="This heartbeat completed the module.")
+
+
+class ProgressPostOut(RootModel[ProgressOut | HeartbeatOut]):
+    """The course progress after marking a module, or the playback state after a heartbeat."""
+
+
+class StudentsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = None
+    sort: Literal["percent", "-percent", "last_activity", "-last_activity"] = "-last_activity"
+    status: Literal["active", "dropped", "all"] = "active"
+
+
+class StudentProgressOut(BaseModel):
+    user_id: int
+    status: Literal["active", "dropped"]
+    percent: float
+    completed: bool
+    completed_modules: int
+    required_modules: int
+    completed_at: dt.datetime | None
+    last_activity_at: dt.datetime
+    milestones: Milestones
+
+
+class StudentPage(BaseModel):
+    items: list[StudentProgressOut]
+    next_cursor: str | None

@@ -1,0 +1,498 @@
+"""Progress: module completion, course percent with exactly-once milestones, video playback.
+Imports nothing from Falcon; resources, event handlers and tasks call it.
+
+Every write to one student's progress in one course first locks that enrollment's
+CourseProgress row (``_lock``), then touches ModuleProgress rows: concurrent requests for one
+enrollment are serialised (PostgreSQL: SELECT ... FOR UPDATE; SQLite: the write lock taken at
+BEGIN), the course percent is computed from committed rows, and each milestone flag is set by a
+conditional UPDATE (``WHERE milestone_x_at IS NULL``), so its event is recorded exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import peewee
+from peewee import EXCLUDED, fn
+
+from learnplat import db
+from learnplat.auth import Principal
+from learnplat.errors import Conflict, NotFound, ValidationFailed
+from learnplat.http.pagination import PageQuery, paginate
+from learnplat.models import UTC, utcnow
+from learnplat.tenancy import tenant_context
+
+from .api import ProgressSummary
+from .heartbeats import HeartbeatStore
+from .models import CourseProgress, HandledEvent, ModuleProgress
+from .playback import Playback, advance
+from .settings import ProgressSettings
+
+if TYPE_CHECKING:
+    from learnplat.runtime import Runtime
+
+SORTS = {
+    "percent": (CourseProgress.percent, False),
+    "-percent": (CourseProgress.percent, True),
+    "last_activity": (CourseProgress.last_activity_at, False),
+    "-last_activity": (CourseProgress.last_activity_at, True),
+}
+
+
+def _counted(modules: list[Any]) -> list[int]:
+    """Modules the course percent counts: the required ones (all, when none is required)."""
+    required = [m.id for m in modules if m.required]
+    return required or [m.id for m in modules]
+
+
+def _greatest(column: Any, new: Any) -> Any:
+    old = fn.COALESCE(column, new)
+    return fn.GREATEST(old, new) if db.is_postgres() else fn.MAX(old, new)
+
+
+def _epoch(value: dt.datetime | None) -> float:
+    return value.timestamp() if value else 0.0
+
+
+def playback_of(mp: ModuleProgress | None) -> Playback:
+    if mp is None:
+        return Playback()
+    return Playback(mp.last_position, mp.furthest_position, mp.watched_seconds,
+                    mp.duration_seconds, _epoch(mp.last_heartbeat_at))
+
+
+def course_progress_dict(cp: CourseProgress) -> dict[str, Any]:
+    return {"user_id": cp.user_id, "status": cp.status, "percent": cp.percent,
+            "completed": cp.completed_at is not None,
+            "completed_modules": cp.completed_count, "required_modules": cp.required_count,
+            "completed_at": cp.completed_at, "last_activity_at": cp.last_activity_at,
+            "milestones": {"50": cp.milestone_50_at, "100": cp.milestone_100_at}}
+
+
+class ProgressService:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self._store: HeartbeatStore | None = None
+
+    @property
+    def settings(self) -> ProgressSettings:
+        return self.runtime.plugin_settings.get("progress") or ProgressSettings()
+
+    @property
+    def courses(self) -> Any:
+        return self.runtime.service("courses")
+
+    @property
+    def enrollment(self) -> Any:
+        return self.runtime.service("enrollment")
+
+    @property
+    def store(self) -> HeartbeatStore | None:
+        """The Redis write-behind store, or None when no Redis is configured."""
+        if self._store is None and self.runtime.redis is not None:
+            self._store = HeartbeatStore(self.runtime.redis, lambda: self.settings)
+        return self._store
+
+    # -- for other plugins ---------------------------------------------------------------------
+
+    def summary(self, course_id: int, user_id: Any) -> ProgressSummary | None:
+        """The stored progress of one enrollment (None when the student has none yet)."""
+        cp = CourseProgress.get_or_none((CourseProgress.course_id == course_id)
+                                        & (CourseProgress.user_id == user_id))
+        if cp is None:
+            return None
+        return ProgressSummary(cp.course_id, cp.user_id, cp.percent, cp.completed_at is not None,
+                               cp.completed_count, cp.required_count, cp.completed_at,
+                               cp.last_activity_at)
+
+    def summaries(self, course_ids: list[int], user_id: Any) -> dict[int, dict[str, Any]]:
+        """{course_id: {"percent", "completed"}} for one student, in one query."""
+        if not course_ids:
+            return {}
+        rows = CourseProgress.select(CourseProgress.course_id, CourseProgress.percent,
+                                     CourseProgress.completed_at).where(
+            CourseProgress.course_id.in_(list(course_ids)) & (CourseProgress.user_id == user_id))
+        return {r.course_id: {"percent": r.percent, "completed": r.completed_at is not None}
+                for r in rows}
+
+    def course_stats(self, course_id: int) -> dict[str, Any]:
+        """Aggregates over the course's active learners: completion rate, average progress and
+        completions per module (drop-off). Two aggregate queries, whatever the size."""
+        cp = CourseProgress
+        active = (cp.course_id == course_id) & (cp.status == "active")
+        learners, average, completed = cp.select(
+            fn.COUNT(cp.id), fn.AVG(cp.percent),
+            fn.SUM(peewee.Case(None, [(cp.completed_at.is_null(False), 1)], 0)),
+        ).where(active).tuples().get()
+        mp = ModuleProgress
+        per_module = dict(
+            mp.select(mp.module_id, fn.COUNT(mp.id))
+            .join(cp, on=((cp.tenant == mp.tenant) & (cp.course_id == mp.course_id)
+                          & (cp.user_id == mp.user_id)))
+            .where((mp.course_id == course_id) & mp.completed_at.is_null(False)
+                   & (cp.status == "active"))
+            .group_by(mp.module_id).tuples())
+        learners = learners or 0
+        modules, previous = [], learners
+        for m in self.courses.list_modules(course_id):
+            done = per_module.get(m.id, 0)
+            modules.append({"module_id": m.id, "title": m.title, "position": m.position,
+                            "required": m.required, "completed": done,
+                            "completion_rate": round(done / learners, 4) if learners else 0.0,
+                            "drop_off": max(previous - done, 0)})
+            previous = done
+        return {"learners": learners, "completed_learners": int(completed or 0),
+                "completion_rate": round((completed or 0) / learners, 4) if learners else 0.0,
+                "average_progress": round(float(average or 0.0), 1),
+                "modules": modules}
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def document(self, principal: Principal, course_id: int) -> dict[str, Any]:
+        """GET /progress/{course_id}: the caller's progress, current to the last heartbeat."""
+        self.enrollment.require_active(course_id, principal)
+        user_id = principal.user_id
+        modules = self.courses.list_modules(course_id)
+        rows = {mp.module_id: mp for mp in ModuleProgress.select().where(
+            (ModuleProgress.course_id == course_id) & (ModuleProgress.user_id == user_id))}
+        cp = CourseProgress.get_or_none((CourseProgress.course_id == course_id)
+                                        & (CourseProgress.user_id == user_id))
+        pending: dict[int, Playback] = {}
+        if self.store is not None:
+            pending = self.store.peek(principal.tenant_id, course_id, user_id,
+                                      [m.id for m in modules if m.kind == "video"])
+        completed_ids = {mid for mid, r in rows.items() if r.completed_at is not None}
+        now = utcnow()
+        out_modules = []
+        for m in modules:
+            row = rows.get(m.id)
+            play = playback_of(row).merged(pending.get(m.id))
+            reason = self._lock_reason(m, completed_ids, modules, now)
+            out_modules.append({
+                "module_id": m.id, "title": m.title, "position": m.position, "kind": m.kind,
+                "required": m.required,
+                "completed": m.id in completed_ids,
+                "completed_at": row.completed_at if row else None,
+                "completed_source": row.completed_source if row else None,
+                "locked": reason is not None, "locked_reason": reason,
+                "video_percent": play.percent if m.kind == "video" else None,
+                "position_seconds": play.last_position if m.kind == "video" else None,
+                "furthest_position": play.furthest if m.kind == "video" else None,
+                "watched_seconds": play.watched if m.kind == "video" else None,
+                "duration_seconds": play.duration if m.kind == "video" else None,
+            })
+        counted = _counted(modules)
+        done = len(completed_ids.intersection(counted))
+        last_seen = max([_epoch(cp.last_activity_at) if cp else 0.0]
+                        + [p.seen for p in pending.values()])
+        doc: dict[str, Any] = {
+            "course_id": course_id,
+            "percent": round(100.0 * done / len(counted), 1) if counted else 0.0,
+            "completed": bool(counted) and done == len(counted),
+            "completed_modules": done, "required_modules": len(counted),
+            "completed_at": cp.completed_at if cp else None,
+            "last_activity_at": dt.datetime.fromtimestamp(last_seen, UTC) if last_seen else None,
+            "milestones": {"50": cp.milestone_50_at if cp else None,
+                           "100": cp.milestone_100_at if cp else None},
+            "modules": out_modules,
+        }
+        for extra in self.runtime.hook.progress_extras(runtime=self.runtime,
+                                                        course_id=course_id, user_id=user_id):
+            for key, value in (extra or {}).items():
+                doc.setdefault(key, value)
+        return doc
+
+    def students(self, principal: Principal, course_id: int, page: PageQuery, sort: str,
+                 status: str) -> dict[str, Any]:
+        """GET /progress/{course_id}/students: the owner instructor's or an admin's view."""
+        course = self.courses.visible_course(course_id, principal)
+        principal.require("progress.view_course", owner_id=course.owner_id)
+        query = CourseProgress.select().where(CourseProgress.course_id == course_id)
+        if status != "all":
+            query = query.where(CourseProgress.status == status)
+        field, desc = SORTS[sort]
+        return paginate(query, [(field, desc), (CourseProgress.id, desc)], page,
+                        course_progress_dict)
+
+    # -- completing ----------------------------------------------------------------------------
+
+    def mark(self, principal: Principal, course_id: int, module_id: int,
+             completed: bool) -> dict[str, Any]:
+        """Mark a module complete (409 when it is locked) or not complete."""
+        self.enrollment.require_active(course_id, principal)
+        modules = self.courses.list_modules(course_id)
+        module = self._module(modules, module_id)
+        with db.transaction():
+            cp = self._lock(course_id, principal.user_id)
+            if completed:
+                done = self._completed_ids(course_id, principal.user_id)
+                if module.id not in done:
+                    self._check_unlocked(module, done, modules)
+            self._set_completed(cp, modules, module_id, completed, "manual", utcnow())
+        return self.document(principal, course_id)
+
+    def complete_from_event(self, event_id: int, course_id: int, module_id: int,
+                            user_id: int, source: str, handler: str) -> bool:
+        """A module passed elsewhere (the quizzes plugin): complete it once per event id.
+        Locks are not checked: the pass already happened."""
+        with db.transaction():
+            seen = HandledEvent.get_or_none((HandledEvent.event_id == event_id)
+                                            & (HandledEvent.handler == handler))
+            if seen is not None:
+                return False
+            HandledEvent.create(event_id=event_id, handler=handler)
+            modules = self.courses.list_modules(course_id)
+            if not any(m.id == module_id for m in modules):
+                return False  # the module is gone: nothing to complete
+            cp = self._lock(course_id, user_id)
+            self._set_completed(cp, modules, module_id, True, source, utcnow())
+            return True
+
+    def set_enrollment_status(self, course_id: int, user_id: int, status: str,
+                              tenant_id: int) -> None:
+        """Mirror the enrollment's status (instructor lists and analytics count active ones)."""
+        with db.transaction():
+            cp = self._lock(course_id, user_id)
+            if cp.status != status:
+                CourseProgress.update(status=status, updated_at=utcnow()).where(
+                    CourseProgress.id == cp.id).execute()
+        if self.store is not None:
+            self.store.forget_access(tenant_id, course_id, user_id)
+
+    # -- heartbeats ----------------------------------------------------------------------------
+
+    def heartbeat(self, principal: Principal, course_id: int, module_id: int,
+                  position: float, duration: float) -> dict[str, Any]:
+        """Record video playback. Redis: write-behind (the flush task persists it); without
+        Redis: straight to the database. Crossing the watch threshold completes the module in
+        the database at once in both cases."""
+        s = self.settings
+        if duration > s.max_video_seconds:
+            raise ValidationFailed.field("duration_seconds",
+                                         f"at most {s.max_video_seconds:g} seconds", "too_long")
+        if position > duration * 1.1 + 5:
+            # A little past the end is a player rounding; far past it is a broken client.
+            raise ValidationFailed.field("position_seconds", "beyond the video's duration",
+                                         "beyond_duration")
+        tenant_id, user_id = principal.tenant_id, principal.user_id
+        store = self.store
+        modules: list[Any] | None = None
+        if store is None or not store.access_ok(tenant_id, course_id, user_id, module_id):
+            self.enrollment.require_active(course_id, principal)
+            modules = self.courses.list_modules(course_id)
+            module = self._module(modules, module_id)
+            if module.kind != "video":
+                raise Conflict("only video modules take playback heartbeats",
+                               code="not_a_video", kind=module.kind)
+            done = self._completed_ids(course_id, user_id)
+            if module.id not in done:
+                self._check_unlocked(module, done, modules)
+            if store is not None:
+                store.remember_access(tenant_id, course_id, user_id, module_id)
+        now = utcnow()
+        if store is not None:
+            state, crossed = store.record(
+                tenant_id, course_id, user_id, module_id, position, duration, now.timestamp(),
+                load=lambda: self._stored_playback(course_id, user_id, module_id))
+            if crossed:
+                store.count("write_through")
+                with db.transaction():
+                    cp = self._lock(course_id, user_id)
+                    self._set_completed(cp, modules or self.courses.list_modules(course_id),
+                                        module_id, True, "video", now, playback=state)
+                # Only once the completion is committed may later heartbeats skip it.
+                db.on_commit(lambda: store.mark_done(tenant_id, course_id, user_id, module_id))
+        else:
+            with db.transaction():
+                cp = self._lock(course_id, user_id)
+                mp = self._module_row(course_id, user_id, module_id)
+                before = playback_of(mp)
+                was_done = (mp is not None and mp.completed_at is not None) or before.reached(
+                    s.video_complete_ratio)
+                state = advance(before, position, duration, now.timestamp(), s)
+                crossed = not was_done and state.reached(s.video_complete_ratio)
+                if crossed:
+                    self._set_completed(cp, modules or self.courses.list_modules(course_id),
+                                        module_id, True, "video", now, playback=state)
+                else:
+                    self._write_playback(mp, course_id, user_id, module_id, state, now)
+                    CourseProgress.update(last_activity_at=now).where(
+                        CourseProgress.id == cp.id).execute()
+        return {"course_id": course_id, "module_id": module_id,
+                "position_seconds": state.last_position, "furthest_position": state.furthest,
+                "watched_seconds": state.watched, "duration_seconds": state.duration,
+                "video_percent": state.percent, "completed_now": crossed}
+
+    def flush_heartbeats(self) -> dict[str, int]:
+        """Persist the heartbeats Redis holds (the periodic task). No-op without Redis."""
+        if self.store is None:
+            return {"rows": 0, "statements": 0, "transactions": 0, "failed": 0}
+        return self.store.flush(self.persist_playback)
+
+    def persist_playback(self, tenant_id: int, rows: list[tuple[int, int, int, Playback]]
+                         ) -> int:
+        """Upsert playback states of one tenant in one transaction; returns the number of
+        write statements (two: course activity, then module rows, in that lock order)."""
+        tenant = self.runtime.tenants.get_by_id(tenant_id)
+        if tenant is None or not rows:
+            return 0
+        rows = sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+        activity: dict[tuple[int, int], float] = {}
+        for course_id, user_id, _m, state in rows:
+            activity[(course_id, user_id)] = max(activity.get((course_id, user_id), 0.0),
+                                                 state.seen)
+        now = utcnow()
+        cp, mp = CourseProgress, ModuleProgress
+        with tenant_context(tenant), db.transaction():
+            cp.insert_many([
+                {"course_id": c, "user_id": u, "created_at": now, "updated_at": now,
+                 "last_activity_at": dt.datetime.fromtimestamp(seen, UTC)}
+                for (c, u), seen in sorted(activity.items())
+            ]).on_conflict(
+                conflict_target=[cp.tenant, cp.course_id, cp.user_id],
+                update={cp.last_activity_at: _greatest(cp.last_activity_at,
+                                                       EXCLUDED.last_activity_at)},
+            ).execute()
+            mp.insert_many([
+                {"course_id": c, "user_id": u, "module_id": m, "last_position": s.last_position,
+                 "furthest_position": s.furthest, "watched_seconds": s.watched,
+                 "duration_seconds": s.duration, "updated_at": now,
+                 "last_heartbeat_at": dt.datetime.fromtimestamp(s.seen, UTC) if s.seen else None}
+                for c, u, m, s in rows
+            ]).on_conflict(
+                conflict_target=[mp.tenant, mp.course_id, mp.user_id, mp.module_id],
+                update={
+                    mp.last_position: EXCLUDED.last_position,
+                    mp.furthest_position: _greatest(mp.furthest_position,
+                                                    EXCLUDED.furthest_position),
+                    mp.watched_seconds: _greatest(mp.watched_seconds, EXCLUDED.watched_seconds),
+                    mp.duration_seconds: EXCLUDED.duration_seconds,
+                    mp.last_heartbeat_at: _greatest(mp.last_heartbeat_at,
+                                                    EXCLUDED.last_heartbeat_at),
+                    mp.updated_at: EXCLUDED.updated_at,
+                },
+            ).execute()
+        return 2
+
+    # -- internals -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _module(modules: list[Any], module_id: int) -> Any:
+        for m in modules:
+            if m.id == module_id:
+                return m
+        raise NotFound("no such module in this course")
+
+    def _completed_ids(self, course_id: int, user_id: Any) -> set[int]:
+        return {r.module_id for r in ModuleProgress.select(ModuleProgress.module_id).where(
+            (ModuleProgress.course_id == course_id) & (ModuleProgress.user_id == user_id)
+            & ModuleProgress.completed_at.is_null(False))}
+
+    @staticmethod
+    def _lock_reason(module: Any, completed: set[int], modules: list[Any],
+                     now: dt.datetime) -> str | None:
+        if module.release_at is not None and module.release_at > now:
+            return "not_released"
+        prereq = module.prerequisite_id
+        if prereq and prereq not in completed and any(m.id == prereq for m in modules):
+            return "prerequisite"
+        return None
+
+    def _check_unlocked(self, module: Any, completed: set[int], modules: list[Any]) -> None:
+        reason = self._lock_reason(module, completed, modules, utcnow())
+        if reason == "not_released":
+            raise Conflict("this module is not released yet", code="module_locked",
+                           reason=reason, release_at=module.release_at.isoformat())
+        if reason == "prerequisite":
+            raise Conflict("complete the prerequisite module first", code="module_locked",
+                           reason=reason, prerequisite_id=module.prerequisite_id)
+
+    def _lock(self, course_id: int, user_id: Any) -> CourseProgress:
+        """The enrollment's CourseProgress row, created if needed and locked until commit."""
+        now = utcnow()
+        CourseProgress.insert(course_id=course_id, user_id=user_id, created_at=now,
+                              updated_at=now, last_activity_at=now).on_conflict_ignore().execute()
+        query = CourseProgress.select().where((CourseProgress.course_id == course_id)
+                                              & (CourseProgress.user_id == user_id))
+        if db.is_postgres():
+            query = query.for_update()
+        return query.get()
+
+    @staticmethod
+    def _module_row(course_id: int, user_id: Any, module_id: int) -> ModuleProgress | None:
+        return ModuleProgress.get_or_none(
+            (ModuleProgress.course_id == course_id) & (ModuleProgress.user_id == user_id)
+            & (ModuleProgress.module_id == module_id))
+
+    def _stored_playback(self, course_id: int, user_id: Any,
+                         module_id: int) -> tuple[Playback, bool]:
+        mp = self._module_row(course_id, user_id, module_id)
+        state = playback_of(mp)
+        done = (mp is not None and mp.completed_at is not None) or state.reached(
+            self.settings.video_complete_ratio)
+        return state, done
+
+    @staticmethod
+    def _write_playback(mp: ModuleProgress | None, course_id: int, user_id: Any,
+                        module_id: int, state: Playback, now: dt.datetime) -> ModuleProgress:
+        if mp is None:
+            mp = ModuleProgress(course_id=course_id, user_id=user_id, module_id=module_id)
+        mp.last_position = state.last_position
+        mp.furthest_position = max(mp.furthest_position or 0.0, state.furthest)
+        mp.watched_seconds = max(mp.watched_seconds or 0.0, state.watched)
+        mp.duration_seconds = state.duration
+        mp.last_heartbeat_at = dt.datetime.fromtimestamp(state.seen, UTC) if state.seen else None
+        mp.updated_at = now
+        mp.save()
+        return mp
+
+    def _set_completed(self, cp: CourseProgress, modules: list[Any], module_id: int,
+                       completed: bool, source: str, now: dt.datetime,
+                       playback: Playback | None = None) -> None:
+        """Change one module's completion (caller holds the enrollment lock) and recompute."""
+        mp = self._module_row(cp.course_id, cp.user_id, module_id)
+        if playback is not None:
+            mp = self._write_playback(mp, cp.course_id, cp.user_id, module_id, playback, now)
+        changed = False
+        if completed and (mp is None or mp.completed_at is None):
+            if mp is None:
+                mp = ModuleProgress(course_id=cp.course_id, user_id=cp.user_id,
+                                    module_id=module_id)
+            mp.completed_at, mp.completed_source, changed = now, source, True
+        elif not completed and mp is not None and mp.completed_at is not None:
+            mp.completed_at, mp.completed_source, changed = None, None, True
+        if changed:
+            mp.updated_at = now
+            mp.save()
+            self.runtime.events.record(
+                "progress.module_completed.v1" if completed else "progress.module_reset.v1",
+                {"course_id": cp.course_id, "module_id": module_id, "user_id": cp.user_id,
+                 "source": source})
+        self._recompute(cp, modules, now)
+
+    def _recompute(self, cp: CourseProgress, modules: list[Any], now: dt.datetime) -> None:
+        counted = _counted(modules)
+        done = ModuleProgress.select().where(
+            (ModuleProgress.course_id == cp.course_id) & (ModuleProgress.user_id == cp.user_id)
+            & ModuleProgress.module_id.in_(counted)
+            & ModuleProgress.completed_at.is_null(False)).count() if counted else 0
+        total = len(counted)
+        percent = round(100.0 * done / total, 1) if total else 0.0
+        complete = total > 0 and done == total
+        CourseProgress.update(
+            percent=percent, completed_count=done, required_count=total,
+            completed_at=(cp.completed_at or now) if complete else None,
+            last_activity_at=now, updated_at=now,
+        ).where(CourseProgress.id == cp.id).execute()
+        payload = {"course_id": cp.course_id, "user_id": cp.user_id, "percent": percent}
+        # Conditional updates: only the transaction that flips a flag records the event, and a
+        # flag once set stays set (un-completing and re-completing fires nothing again).
+        if total and done * 2 >= total and CourseProgress.update(milestone_50_at=now).where(
+                (CourseProgress.id == cp.id) & CourseProgress.milestone_50_at.is_null()
+        ).execute():
+            self.runtime.events.record("progress.milestone.v1", {**payload, "milestone": 50})
+        if complete and CourseProgress.update(milestone_100_at=now).where(
+                (CourseProgress.id == cp.id) & CourseProgress.milestone_100_at.is_null()
+        ).execute():
+            self.runtime.events.record("course.completed.v1", {**payload, "completed_at": now})

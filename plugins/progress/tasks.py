@@ -1,0 +1,28 @@
+"""Background tasks of the progress plugin (stable names: they are persisted in the queue)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from huey import crontab
+
+from learnplat.registry import TaskSpec
+
+if TYPE_CHECKING:
+    from learnplat.runtime import Runtime
+
+FLUSH_TASK = "progress.flush_heartbeats"
+
+
+def flush_heartbeats(runtime: Runtime) -> dict[str, Any]:
+    """Write Redis-held playback state to the database (every heartbeat_flush_seconds)."""
+    svc = runtime.service("progress")
+    if svc.store is None or not svc.store.due():
+        return {}
+    return svc.flush_heartbeats()
+
+
+def tasks() -> list[TaskSpec]:
+    # Every minute is Huey's finest schedule; longer intervals are gated in HeartbeatStore.due.
+    return [TaskSpec(FLUSH_TASK, flush_heartbeats, tenant_scoped=False, retries=0,
+                     periodic=crontab(minute="*"))]
