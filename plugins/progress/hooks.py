@@ -103,3 +103,10 @@ def course_analytics(runtime: Runtime, course_id: int) -> dict[str, Any] | None:
     stats = runtime.service("progress").course_stats(course_id)
     return {"completion_rate": stats["completion_rate"],
             "average_progress": stats["average_progress"], "progress": stats}
+
+
+@hookimpl
+def enrollment_summaries(runtime: Runtime, course_ids: list[int], user_id: Any
+                         ) -> dict[int, dict[str, Any]] | None:
+    """{course_id: {"percent", "completed"}} for GET /courses/enrollments, in one query."""
+    return runtime.service("progress").summaries(course_ids, user_id)

@@ -291,9 +291,11 @@ class ProgressService:
             if store is not None:
                 store.remember_access(tenant_id, course_id, user_id, module_id)
         now = utcnow()
+        # Milliseconds: exact through Redis/Lua number formatting (14 significant digits).
+        ts = round(now.timestamp(), 3)
         if store is not None:
             state, crossed = store.record(
-                tenant_id, course_id, user_id, module_id, position, duration, now.timestamp(),
+                tenant_id, course_id, user_id, module_id, position, duration, ts,
                 load=lambda: self._stored_playback(course_id, user_id, module_id))
             if crossed:
                 store.count("write_through")
@@ -310,7 +312,7 @@ class ProgressService:
                 before = playback_of(mp)
                 was_done = (mp is not None and mp.completed_at is not None) or before.reached(
                     s.video_complete_ratio)
-                state = advance(before, position, duration, now.timestamp(), s)
+                state = advance(before, position, duration, ts, s)
                 crossed = not was_done and state.reached(s.video_complete_ratio)
                 if crossed:
                     self._set_completed(cp, modules or self.courses.list_modules(course_id),
