@@ -53,11 +53,27 @@ def encode_cursor(values: Sequence[Any], order: Sequence[tuple[peewee.Field, boo
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_INT_MAX = 2**63 - 1
+
+
+def _fits(field: peewee.Field, value: Any) -> bool:
+    """A forged cursor must not reach the database with a value its column cannot compare
+    (an overflowing integer, a string for an integer column): that would be a 500."""
+    if isinstance(field, peewee.DateTimeField):
+        return isinstance(value, dt.datetime)
+    if isinstance(field, (peewee.IntegerField, peewee.AutoField, peewee.ForeignKeyField)):
+        return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _INT_MAX
+    if isinstance(field, (peewee.CharField, peewee.TextField)):
+        return isinstance(value, str) and "\x00" not in value
+    return value is None or isinstance(value, (str, int, float))
+
+
 def decode_cursor(cursor: str, order: Sequence[tuple[peewee.Field, bool]]) -> list[Any]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         values = [_decode_value(v) for v in data["v"]]
-        ok = data["o"] == _order_tag(order) and len(values) == len(order)
+        ok = (data["o"] == _order_tag(order) and len(values) == len(order)
+              and all(_fits(f, v) for (f, _), v in zip(order, values, strict=True)))
     except (ValueError, TypeError, KeyError):
         ok = False
     if not ok:
