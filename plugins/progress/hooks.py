@@ -102,7 +102,8 @@ def course_analytics(runtime: Runtime, course_id: int) -> dict[str, Any] | None:
     """completion_rate, average_progress and per-module completions (drop-off)."""
     stats = runtime.service("progress").course_stats(course_id)
     return {"completion_rate": stats["completion_rate"],
-            "average_progress": stats["average_progress"], "progress": stats}
+            "average_progress": stats["average_progress"],
+            "drop_off": stats["modules"], "progress": stats}
 
 
 @hookimpl

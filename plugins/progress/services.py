@@ -140,7 +140,8 @@ class ProgressService:
             modules.append({"module_id": m.id, "title": m.title, "position": m.position,
                             "required": m.required, "completed": done,
                             "completion_rate": round(done / learners, 4) if learners else 0.0,
-                            "drop_off": max(previous - done, 0)})
+                            # learners who completed the module before but not this one
+                            "learners": max(previous - done, 0)})
             previous = done
         return {"learners": learners, "completed_learners": int(completed or 0),
                 "completion_rate": round((completed or 0) / learners, 4) if learners else 0.0,
