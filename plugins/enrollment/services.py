@@ -420,13 +420,15 @@ class EnrollmentService:
                 seen[user.id] = entry.ref
         return rows
 
-    def _find_many(self, course_id: int, user_ids: list[Any]) -> dict[Any, Enrollment]:
+    def _find_many(self, course_id: int, user_ids: list[Any], lock: bool = True
+                   ) -> dict[Any, Enrollment]:
         found: dict[Any, Enrollment] = {}
         for chunk in _chunks(list(dict.fromkeys(user_ids))):
             query = Enrollment.select().where((Enrollment.course_id == course_id)
                                               & Enrollment.user_id.in_(chunk))
-            if db.is_postgres():
-                query = query.for_update()
+            if lock and db.is_postgres():
+                # In id order, so two bulk enrollments of overlapping learners lock alike.
+                query = query.order_by(Enrollment.id).for_update()
             for e in query:
                 found[e.user_id] = e
         return found
@@ -439,7 +441,9 @@ class EnrollmentService:
             (Enrollment.update(status="active", dropped_at=None, updated_at=now)
              .where(Enrollment.id.in_(chunk) & (Enrollment.status == "dropped")).execute())
         inserted: set[Any] | None = set() if db.database.obj.returning_clause else None
-        for chunk in _chunks(create):
+        # Inserted in user id order: overlapping concurrent inserts wait on each other in one
+        # order instead of deadlocking.
+        for chunk in _chunks(sorted(create, key=lambda r: r.user_id)):
             query = Enrollment.insert_many(
                 [{"course_id": course_id, "user_id": r.user_id, "source": "bulk",
                   "enrolled_by": actor, "created_at": now, "updated_at": now} for r in chunk]
@@ -450,7 +454,9 @@ class EnrollmentService:
                                 .execute())
             else:
                 query.execute()  # SQLite: this transaction holds the write lock, none raced
-        rows = self._find_many(course_id, [r.user_id for r in create])
+        # Only to learn the ids: locking here (after the inserts) could deadlock with another
+        # bulk enrollment that locked some of these rows first.
+        rows = self._find_many(course_id, [r.user_id for r in create], lock=False)
         for row in create:
             e = rows[row.user_id]
             row.enrollment_id = e.id

@@ -28,6 +28,8 @@ def test_concurrent_enrollments_against_gunicorn(live_server, lp_client, lp_user
     racing_for_a_cap_seats_exactly_cap_students(live_server, lp_client, lp_users, lp_tenant)
     dropping_and_reenrolling_at_once_stays_one_row(live_server, lp_client, lp_users,
                                                    lp_tenant)
+    bulk_racing_self_enrollments_stays_one_row_each(live_server, lp_client, lp_users,
+                                                    lp_tenant)
 
 
 def one_student_racing_gets_one_enrollment(live_server, lp_client, lp_users, lp_tenant):
@@ -97,3 +99,28 @@ def dropping_and_reenrolling_at_once_stays_one_row(live_server, lp_client, lp_us
         created = Event.select().where((Event.tenant_id == lp_tenant.id)
                                        & (Event.name == "enrollment.created.v1"))
         assert sum(1 for e in created if e.payload.get("reactivated")) == 1
+
+
+def bulk_racing_self_enrollments_stays_one_row_each(live_server, lp_client, lp_users,
+                                                    lp_tenant):
+    course = publish_course(lp_client, lp_users)
+    students = make_users(lp_users.runtime, lp_tenant, 10)
+    path = f"/courses/{course.id}/enroll"
+    bulk_path = f"/courses/{course.id}/enrollments/bulk"
+    body = {"user_ids": [s.id for s in students]}
+    calls = [lambda s=s: _post(live_server, path, s.token, lp_tenant.slug) for s in students]
+    calls += [lambda t=t: _post(live_server, bulk_path, t, lp_tenant.slug, json=body)
+              for t in (course.instructor.token, course.admin.token)]
+    results = race(calls)
+    assert all(isinstance(r, requests.Response) for r in results), results
+    selves, bulks = results[:10], results[10:]
+    assert {r.status_code for r in selves} <= {200, 201}, [r.text for r in selves]
+    assert [r.status_code for r in bulks] == [200, 200], [r.text for r in bulks]
+    created_by_bulk = [r.json()["created"] for r in bulks]
+    # Every student was created exactly once: by themself (201) or by one of the bulks.
+    assert sum(r.status_code == 201 for r in selves) + sum(created_by_bulk) == 10
+    for r in bulks:
+        assert r.json()["rejected"] == 0
+    with in_tenant(lp_tenant):
+        assert Enrollment.select().where(Enrollment.course_id == course.id).count() == 10
+        assert _events(lp_tenant, course.id, "enrollment.created.v1") == 10
