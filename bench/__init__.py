@@ -1,0 +1,1 @@
+"""Benchmarks (run by bin/bench-* scripts; not tests)."""
