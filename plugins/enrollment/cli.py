@@ -20,7 +20,8 @@ from .services import BulkEntry, EnrollmentService
 
 TENANT = click.option("--tenant", "tenant_slug", required=True, metavar="SLUG",
                       help="The school (tenant) to act in.")
-COURSE = click.option("--course", "course_id", required=True, type=click.IntRange(min=1),
+COURSE = click.option("--course", "course_id", required=True,
+                      type=click.IntRange(min=1, max=2_147_483_647),
                       metavar="ID", help="The course's id.")
 
 

@@ -103,7 +103,7 @@ class BulkIn(_In):
 
     emails: list[Annotated[str, Field(min_length=1, max_length=320)]] = Field(
         default_factory=list, max_length=BULK_MAX)
-    user_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+    user_ids: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] = Field(
         default_factory=list, max_length=BULK_MAX)
     dry_run: bool = Field(False, description="Report what would happen; write nothing.")
 

@@ -115,7 +115,8 @@ def test_bulk_refusals(lp_client, lp_users, lp_tenant, lp_other_tenant, publishe
     assert lp_client.as_(other_teacher.token).post(
         f"/courses/{draft}/enrollments/bulk", json=body).status_code == 404
     for bad, field in (({}, None), ({"emails": []}, None), ({"emails": "a@b.c"}, "emails"),
-                       ({"user_ids": [0]}, "user_ids.0"), ({"user_ids": ["x"]}, "user_ids.0"),
+                       ({"user_ids": [0]}, "user_ids.0"),
+                       ({"user_ids": [2**31]}, "user_ids.0"), ({"user_ids": ["x"]}, "user_ids.0"),
                        ({"emails": ["a@example.org"] * 1001}, "emails"),
                        ({"emails": [""]}, "emails.0"), ({"names": ["x"]}, "names")):
         r = owner.post(url, json=bad)

@@ -45,7 +45,8 @@ def test_bad_enrollments_are_refused_and_write_nothing(lp_client, lp_users, publ
     r = s.post(f"/courses/{archived.id}/enroll")
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("application/problem+json")
-    assert s.post("/courses/999999999/enroll").status_code == 404
+    for missing in (999999999, 2**70, 0):
+        assert s.post(f"/courses/{missing}/enroll").status_code == 404
     # Another school's student cannot reach this school's course.
     stranger = lp_users.make("student", tenant=lp_other_tenant)
     other = lp_client.as_(stranger.token, tenant=lp_other_tenant)
