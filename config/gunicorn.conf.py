@@ -27,11 +27,21 @@ preload_app = False
 _worker: subprocess.Popen[bytes] | None = None
 
 
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGTERM if the master dies without running on_exit (SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def when_ready(server: Any) -> None:
     global _worker
     if _settings.queue.embedded_worker and not _settings.queue.immediate:
         _worker = subprocess.Popen([sys.executable, "-m", "learnplat.cli", "worker"],
-                                   env=dict(os.environ))
+                                   env=dict(os.environ), preexec_fn=_die_with_parent)
         server.log.info("started embedded queue worker (pid %s)", _worker.pid)
 
 

@@ -53,12 +53,8 @@ def test_the_installed_command_runs(tmp_path, fresh_db):
     env = cli_env(tmp_path, fresh_db)
     r = run_cli(["--help"], env)
     assert r.returncode == 0 and "tenants" in r.stdout and "worker" in r.stdout
-    r = run_cli(["tenants", "list"], env)
+    r = run_cli(["tenants", "show", "no-such-school"], env)  # database not migrated yet
     assert r.returncode == 1 and "learnplat migrate" in one_line(r.stderr)
-    assert run_cli(["migrate"], env).returncode == 0
-    r = run_cli(["tenants", "show", "no-such-school"], env)
-    assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == ["error: no tenant 'no-such-school'"]
     r = run_cli(["tenants", "frobnicate"], env)
     assert r.returncode == 2 and "No such command" in r.stderr
 
@@ -148,13 +144,19 @@ def test_apply_is_idempotent_and_validates_everything_first(core_runtime, tmp_pa
 
 
 def test_apply_the_repository_examples(tmp_path, fresh_db):
-    env = cli_env(tmp_path, fresh_db)
-    assert run_cli(["migrate"], env).returncode == 0
-    r = run_cli(["tenants", "apply", str(REPO / "tenants")], env)
-    assert r.returncode == 0, r.stderr
-    assert sorted(r.stdout.split()) == sorted(["created", "demo", "created", "northwind"])
-    r = run_cli(["tenants", "apply", str(REPO / "tenants")], env)
-    assert sorted(r.stdout.split()) == sorted(["unchanged", "demo", "unchanged", "northwind"])
+    rt = build_runtime(tmp_path, fresh_db)
+    with use_runtime(rt):
+        r = invoke(rt, "tenants", "apply", str(REPO / "tenants"))
+        assert r.exit_code == 0, r.stderr
+        assert sorted(r.output.split()) == sorted(["created", "demo", "created", "northwind"])
+        r = invoke(rt, "tenants", "apply", str(REPO / "tenants"))
+        assert sorted(r.output.split()) == sorted(["unchanged", "demo", "unchanged",
+                                                   "northwind"])
+        shown = json.loads(invoke(rt, "tenants", "show", "northwind").output)
+        assert shown["domains"] == ["learn.northwind.example", "northwind.localhost"]
+        assert shown["disabled_plugins"] == ["progress"]
+        r = invoke(rt, "tenants", "show", "no-such-school")
+        assert one_error_line(r) == "error: no tenant 'no-such-school'"
 
 
 def test_plugins_list(core_runtime, tenant_a):
