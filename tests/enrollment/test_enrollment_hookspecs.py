@@ -12,8 +12,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "enrollment.md"
 HERE = Path(__file__).parent
 EXERCISED = {
     "enrollment_summaries": [
-        "test_lists.py::test_my_enrollments_newest_first_with_course_and_progress",
-        "test_lists.py::test_my_enrollments_costs_a_constant_number_of_queries",
+        "test_enrollment_lists.py::test_my_enrollments_newest_first_with_course_and_progress",
+        "test_enrollment_lists.py::test_my_enrollments_costs_a_constant_number_of_queries",
     ],
 }
 
