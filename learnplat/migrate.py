@@ -124,11 +124,16 @@ def status(runtime: Runtime) -> list[tuple[str, bool]]:
 
 
 def tenant_tables(runtime: Runtime) -> list[str]:
-    tables = []
-    for models in runtime.registry.models.values():
+    return list(_tenant_tables(runtime))
+
+
+def _tenant_tables(runtime: Runtime) -> dict[str, str]:
+    """table name -> plugin, for every TenantModel a plugin registers."""
+    tables = {}
+    for plugin, models in runtime.registry.models.items():
         for model in models:
             if issubclass(model, TenantModel):
-                tables.append(model._meta.table_name)
+                tables[model._meta.table_name] = plugin
     return tables
 
 
@@ -142,14 +147,15 @@ def ensure_rls(runtime: Runtime) -> list[str]:
         return []
     changed = []
     database = db.database.obj
-    for table in tenant_tables(runtime):
+    for table, plugin in _tenant_tables(runtime).items():
         row = database.execute_sql(
             "SELECT c.relforcerowsecurity, EXISTS (SELECT 1 FROM pg_policies p "
             "WHERE p.tablename = c.relname AND p.policyname = 'learnplat_tenant') "
             "FROM pg_class c WHERE c.relname = %s AND c.relkind = 'r'", (table,)
         ).fetchone()
         if row is None:
-            raise RuntimeError(f"tenant table {table} does not exist: is a migration missing?")
+            raise MigrationFailed(f"plugin {plugin!r} registers tenant table {table}, which no "
+                                  f"migration created (learnplat makemigrations {plugin})")
         if row[0] and row[1]:
             continue
         with database.atomic():

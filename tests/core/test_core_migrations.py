@@ -102,3 +102,55 @@ def test_failing_migration_leaves_schema_and_history_unchanged(tmp_path, fresh_d
     assert tables_and_columns(fresh_db.url) == schema
 
 
+
+
+GEN_PLUGIN = '''
+import peewee
+
+from learnplat import hookimpl
+from learnplat.models import TenantModel
+
+
+class Widget(TenantModel):
+    name = peewee.CharField(max_length=50)
+
+    class Meta:
+        table_name = "gen_widget"
+
+
+@hookimpl
+def register_models():
+    return [Widget]
+'''
+
+
+def test_makemigrations_writes_a_migration_that_migrate_applies(tmp_path, fresh_db):
+    import importlib.util
+
+    from corehelpers import build_runtime
+
+    from learnplat import db
+    from learnplat.migrate import MigrationFailed, generate, migrate
+    from learnplat.testing import use_runtime
+
+    pkg = tmp_path / "gen_plugin"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(GEN_PLUGIN)
+    spec = importlib.util.spec_from_file_location("gen_plugin", pkg / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    rt = build_runtime(tmp_path, fresh_db, plugins=[("gen", module)], do_migrate=False)
+    with use_runtime(rt):
+        if backend() == "postgres":  # a TenantModel without its migration is refused
+            with pytest.raises(MigrationFailed, match="learnplat makemigrations gen"):
+                migrate(rt)
+        path = generate(rt, "gen", "")
+        assert path and path.endswith("0001_initial.py")
+        assert "gen_widget" in (pkg / "migrations" / "0001_initial.py").read_text()
+        assert "gen:0001_initial" in migrate(rt)
+        assert generate(rt, "gen", "") is None  # models match the database now
+        with db.connection():
+            assert "gen_widget" in db.database.get_tables()
+        if backend() == "postgres":
+            assert unprotected_tenant_tables(fresh_db.url) == []
