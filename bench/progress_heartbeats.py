@@ -45,7 +45,7 @@ def _free_port() -> int:
 
 
 def _client_proc(base: str, tenant: str, course_id: int, jobs: list[tuple[str, int]],
-                 until: float, interval: float, out: Any) -> None:
+                 until: float, interval: float, out: Any, baseline: bool = False) -> None:
     """One load-generating process: a thread per (token, module)."""
     import requests
 
@@ -64,8 +64,12 @@ def _client_proc(base: str, tenant: str, course_id: int, jobs: list[tuple[str, i
             start = time.perf_counter()
             if start >= until:
                 break
-            r = session.post(url, json={"module_id": module_id, "position_seconds": position,
-                                        "duration_seconds": 3600.0})
+            if baseline:  # authentication + a read transaction, no progress code
+                r = session.get(f"{base}/auth/profile")
+            else:
+                r = session.post(url, json={"module_id": module_id,
+                                            "position_seconds": position,
+                                            "duration_seconds": 3600.0})
             took = time.perf_counter() - start
             if r.status_code != 200:
                 bad += 1
@@ -86,12 +90,13 @@ def _client_proc(base: str, tenant: str, course_id: int, jobs: list[tuple[str, i
 
 
 def _load(base: str, tenant: str, course_id: int, jobs: list[tuple[str, int]], seconds: float,
-          interval: float, procs: int) -> tuple[list[float], int, float]:
+          interval: float, procs: int, baseline: bool = False
+          ) -> tuple[list[float], int, float]:
     until = time.perf_counter() + seconds
     queue: Any = mp.Queue()
     chunks = [jobs[i::procs] for i in range(procs)]
     ps = [mp.Process(target=_client_proc, args=(base, tenant, course_id, c, until, interval,
-                                                queue)) for c in chunks if c]
+                                                queue, baseline)) for c in chunks if c]
     started = time.perf_counter()
     for p in ps:
         p.start()
@@ -116,13 +121,15 @@ def _pct(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--students", type=int, default=200)
+    ap.add_argument("--concurrency", type=int, default=32,
+                    help="clients sending back to back in the saturation phase")
     ap.add_argument("--seconds", type=float, default=20, help="saturation phase length")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     ap.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     ap.add_argument("--client-procs", type=int, default=2)
     ap.add_argument("--interval", type=float, default=5.0, help="real heartbeat interval (s)")
     ap.add_argument("--flush", type=float, default=60.0, help="real flush interval (s)")
-    ap.add_argument("--scale", type=float, default=10.0, help="divide both intervals by this")
+    ap.add_argument("--scale", type=float, default=4.0, help="divide both intervals by this")
     ap.add_argument("--flushes", type=int, default=4, help="paced phase length, in flushes")
     args = ap.parse_args(argv)
 
@@ -195,8 +202,21 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(tok, mids[i % len(mids)]) for i, tok in enumerate(students)]
         svc = runtime.service("progress")
 
+        def summary(lat: list[float], errors: int, took: float) -> dict[str, Any]:
+            return {
+                "requests": len(lat), "errors": errors, "seconds": round(took, 2),
+                "requests_per_second": round(len(lat) / took, 1),
+                "latency_ms": {"p50": round(1000 * _pct(lat, 0.50), 2),
+                               "p90": round(1000 * _pct(lat, 0.90), 2),
+                               "p99": round(1000 * _pct(lat, 0.99), 2)},
+            }
+
+        # 0. baseline: the same clients on an authenticated read (GET /auth/profile)
+        few = jobs[:args.concurrency]
+        baseline = summary(*_load(base, slug, cid, few, args.seconds / 2, 0.0,
+                                  args.client_procs, baseline=True))
         # 1. saturation
-        lat, errors, took = _load(base, slug, cid, jobs, args.seconds, 0.0, args.client_procs)
+        lat, errors, took = _load(base, slug, cid, few, args.seconds, 0.0, args.client_procs)
         with db.connection():
             svc.flush_heartbeats()
         saturation = {
@@ -242,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
             "latency_ms": {"p50": round(1000 * _pct(plat, 0.50), 2),
                            "p99": round(1000 * _pct(plat, 0.99), 2)},
         }
-        report = {"students": args.students, "gunicorn_workers": args.workers,
-                  "threads_per_worker": args.threads, "cpus": os.cpu_count(),
+        report = {"students": args.students, "concurrency": args.concurrency,
+                  "gunicorn_workers": args.workers, "threads_per_worker": args.threads,
+                  "cpus": os.cpu_count(), "baseline_get_profile": baseline,
                   "saturation": saturation, "paced": paced}
         print(json.dumps(report, indent=2))
         return 0
