@@ -205,3 +205,17 @@ def test_settings_validation(tmp_path):
     with pytest.raises(ValidationError):
         ProgressSettings(video_complete_ratio=1.5)
     assert ProgressSettings(heartbeat_flush_seconds=120).heartbeat_flush_seconds == 120
+
+
+def test_flush_gate_spaces_longer_intervals(redis_store):
+    from learnplat_progress.heartbeats import FLUSH_GATE, HeartbeatStore
+
+    store = HeartbeatStore(redis_store.redis,
+                           lambda: ProgressSettings(heartbeat_flush_seconds=120))
+    redis_store.redis.delete(FLUSH_GATE)
+    try:
+        assert store.due() is True
+        assert store.due() is False  # the next minute's run is skipped
+    finally:
+        redis_store.redis.delete(FLUSH_GATE)
+    assert redis_store.due() is True  # 60 s: every run flushes
