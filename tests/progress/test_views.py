@@ -93,13 +93,14 @@ def test_course_hooks_and_services(busy_course, lp_runtime, lp_tenant, lp_client
     mine = next(h for h in hooked if h and "progress" in h and "drop_off" in h)
     assert mine["completion_rate"] == 0.2
     analytics = lp_client.as_(course.instructor.token).get(f"/courses/{course.id}/analytics")
-    if analytics.status_code == 200:  # the courses plugin's route
-        assert analytics.json["completion_rate"] == 0.2
-        assert analytics.json["average_progress"] == 50
-    mine = best.client.get("/courses/enrollments")
-    if mine.status_code == 200:  # the enrollment plugin's list with the summaries hook
-        item = next(i for i in mine.json["items"] if i["course_id"] == course.id)
-        assert item["progress"]["percent"] == 100
+    assert analytics.status_code == 200, analytics.text  # the courses plugin's route
+    assert analytics.json["completion_rate"] == 0.2
+    assert analytics.json["average_progress"] == 50
+    assert [d["completed"] for d in analytics.json["drop_off"]] == [4, 3, 2, 1]
+    mine = best.client.get("/courses/enrollments")  # enrollment's list, summaries hook
+    assert mine.status_code == 200, mine.text
+    item = next(i for i in mine.json["items"] if i["course_id"] == course.id)
+    assert item["progress"]["percent"] == 100 and item["progress"]["completed"] is True
 
 
 class QuizScores:
