@@ -219,3 +219,33 @@ def test_flush_gate_spaces_longer_intervals(redis_store):
     finally:
         redis_store.redis.delete(FLUSH_GATE)
     assert redis_store.due() is True  # 60 s: every run flushes
+
+
+def test_simultaneous_crossing_heartbeats_complete_once(path, course_factory, clock,
+                                                        lp_runtime, lp_tenant, event_recorder):
+    import threading
+
+    course = course_factory([{"kind": "video"}])
+    s = course.enroll()
+    for pos in range(0, 90, 5):
+        _hb(s, course, pos)
+        clock.tick(5)
+    barrier = threading.Barrier(4, timeout=30)
+    answers: list[object] = []
+
+    def beat():
+        barrier.wait()
+        answers.append(_hb(s, course, 90))
+
+    threads = [threading.Thread(target=beat) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(getattr(a, "status_code", None) == 200 for a in answers), answers
+    lp_runtime.events.dispatch_pending()
+    names = [e.name for e in event_recorder.events if e.tenant_id == lp_tenant.id
+             and e.payload.get("user_id") == s.id]
+    assert names.count("progress.module_completed.v1") == 1
+    assert names.count("course.completed.v1") == 1
+    assert s.client.get(f"/progress/{course.id}").json["completed"] is True
