@@ -124,7 +124,7 @@ class EmbeddedStore:
         return self._conn().execute("DELETE FROM kv WHERE expires <= ?", (time.time(),)).rowcount
 
 
-def make_store(redis_client: Any, var_path: Path) -> KeyValueStore:
+def make_store(redis_client: Any, var_path: Path, prefix: str = "learnplat") -> KeyValueStore:
     if redis_client is not None:
-        return RedisStore(redis_client)
+        return RedisStore(redis_client, prefix=f"{prefix}:")
     return EmbeddedStore(var_path / "kv.db")

@@ -85,7 +85,7 @@ def create_runtime(
     rt.secret_key = _secret_key(settings)
     rt.database = db.connect_database(settings)
     rt.redis = redis.Redis.from_url(settings.redis.url) if settings.redis.url else None
-    rt.kv = make_store(rt.redis, settings.var_path)
+    rt.kv = make_store(rt.redis, settings.var_path, settings.redis.prefix)
     rt.tenants = TenantService(settings.tenancy.cache_seconds)
     rt.storage = Storage(settings)
     rt.events = EventBus(rt)

@@ -46,6 +46,9 @@ class DatabaseSettings(_Section):
 
 class RedisSettings(_Section):
     url: str = ""
+    # Namespaces every key (queue and key-value store), so several deployments or test runs
+    # can share one Redis database.
+    prefix: str = Field("learnplat", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class QueueSettings(_Section):

@@ -34,7 +34,7 @@ def build_huey(runtime: Runtime) -> Huey:
     if settings.queue.immediate:
         return MemoryHuey("learnplat", immediate=True, utc=True)
     if settings.redis.url:
-        return RedisHuey("learnplat", url=settings.redis.url, utc=True)
+        return RedisHuey(settings.redis.prefix, url=settings.redis.url, utc=True)
     path = settings.path(settings.queue.sqlite_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey("learnplat", filename=str(path), utc=True)

@@ -97,12 +97,21 @@ def test_redis_url() -> str:
     return urlunparse(parsed._replace(path=f"/{(base + worker_index()) % 16}"))
 
 
+_session_prefix = f"lptest-{uuid.uuid4().hex[:12]}"
+
+
+def _redis_prefix() -> str:
+    return _session_prefix
+
+
 def test_settings(tmp: Path, database_url: str, redis_url: str = "", **overrides: Any
                   ) -> Settings:
     sections: dict[str, Any] = {
         "app": {"var_dir": str(tmp / "var"), "secret_key": "test-secret-key-not-for-production"},
         "database": {"url": database_url},
-        "redis": {"url": redis_url},
+        # A key prefix of this test process: no flushing, and runs sharing a Redis db
+        # (parallel CI jobs, several developers) never see each other's keys.
+        "redis": {"url": redis_url, "prefix": _redis_prefix()},
         "queue": {"immediate": True, "sqlite_path": str(tmp / "var" / "huey.db")},
         "events": {"inline_dispatch": False, "backoff_seconds": 0},
         "storage": {"url": f"file://{tmp / 'storage'}"},
@@ -137,15 +146,24 @@ def lp_runtime(lp_database: TestDatabase, tmp_path_factory: pytest.TempPathFacto
     from .migrate import migrate
 
     tmp = tmp_path_factory.mktemp("runtime")
-    if lp_database.redis_url:
-        import redis
-
-        redis.Redis.from_url(lp_database.redis_url).flushdb()
     settings = test_settings(tmp, lp_database.url, lp_database.redis_url)
     runtime = create_runtime(settings)
     migrate(runtime)
     yield runtime
     db.database.obj.close_all() if hasattr(db.database.obj, "close_all") else None
+    forget_redis_keys(runtime.settings.redis.url, runtime.settings.redis.prefix)
+
+
+def forget_redis_keys(url: str, prefix: str) -> None:
+    """Delete a test run's keys (queue and key-value store) from a shared Redis db."""
+    if not url:
+        return
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,7 @@ def cli_env(tmp: Path, tdb: TestDatabase, pythonpath: list[Path] | None = None,
     env.update({
         "LEARNPLAT_DATABASE_URL": tdb.url,
         "LEARNPLAT_REDIS_URL": tdb.redis_url,
+        "LEARNPLAT_REDIS_PREFIX": f"lptest-{uuid.uuid4().hex[:12]}",
         "LEARNPLAT_APP_VAR_DIR": str(tmp / "var"),
         "LEARNPLAT_APP_SECRET_KEY": "test-secret-key-not-for-production",
         "LEARNPLAT_STORAGE_URL": f"file://{tmp / 'storage'}",

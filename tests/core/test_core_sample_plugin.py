@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from corehelpers import REPO, cli_env, run_cli
 
+from learnplat.testing import forget_redis_keys
+
 SAMPLE = REPO / "tests" / "sample_plugin"
 GENERIC = {"plugins", "tenants", "config", "tests", "docs", "bin"}
 
@@ -101,6 +103,7 @@ def test_every_hook_of_the_sample_plugin_works_through_its_entry_point(installed
                        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     facts = json.loads(r.stdout.strip().splitlines()[-1])
+    forget_redis_keys(fresh_db.redis_url, env["LEARNPLAT_REDIS_PREFIX"])
 
     assert facts["plugin"]["module"] == "learnplat_sample.hooks"
     status, body = facts["create"]  # register_routes, register_models, register_permissions

@@ -16,6 +16,8 @@ import pytest
 import requests
 from corehelpers import CLI, REPO, cli_env, free_port, run_cli
 
+from learnplat.testing import forget_redis_keys
+
 
 def children(pid: int) -> dict[int, str]:
     """Processes whose parent is `pid`, with their command lines (from /proc)."""
@@ -108,6 +110,7 @@ def test_serve_end_to_end(tmp_path, fresh_db):
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+    forget_redis_keys(fresh_db.redis_url, env["LEARNPLAT_REDIS_PREFIX"])
     assert proc.returncode == 0, proc.stdout.read()
     if worker_pid is not None:
         for _ in range(50):
