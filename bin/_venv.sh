@@ -14,11 +14,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
 fi
 stamp="$VENV/.learnplat-installed"
-want="$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-${extras}"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+# The stamp holds "<hash of setup.cfg+pyproject.toml> <extras>"; an install with the test extras
+# also serves bin/serve, so alternating bin/test and bin/serve does not reinstall each time.
+hash="$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+read -r have_hash have_extras < "$stamp" 2>/dev/null || { have_hash=""; have_extras=""; }
+if [ "$have_hash" != "$hash" ] || { [ -n "$extras" ] && [ "$have_extras" != "$extras" ]; }; then
   target="$ROOT"
   [ -n "$extras" ] && target="$ROOT[$extras]"
   "$VENV/bin/python" -m pip install --quiet -e "$target"
-  echo "$want" > "$stamp"
+  echo "$hash $extras" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -168,7 +168,7 @@ class EventBus:
                     handler.fn(self.runtime, message)
         except Exception as exc:
             log.warning("event %s %s: handler %s failed (attempt %d): %r", message.id,
-                        message.name, handler.key, delivery.attempts, exc)
+                        message.name, handler.key, delivery.attempts, exc, exc_info=True)
             db.forget_tenant()
             delivery.last_error = "".join(traceback.format_exception_only(exc)).strip()[:2000]
             if delivery.attempts >= self.settings.max_attempts:

@@ -190,3 +190,19 @@ def _settings_from_env(env):
 def test_unknown_route_and_method(client):
     problem(client.get("/nope"), 404)
     problem(client.request("DELETE", "/notes"), 405)
+
+
+def test_database_down_is_503_not_500(tmp_path, core_database):
+    from learnplat.testing import TestDatabase
+
+    dead = TestDatabase(url=f"postgresql://nobody@127.0.0.1:{free_port()}/nothing")
+    rt = build_runtime(tmp_path, dead, do_migrate=False)
+    app = create_app(rt)
+    with use_runtime(rt):
+        r = Client(app).get("/notes", headers={"X-Tenant": "any"})
+        body = problem(r, 503)
+        assert r.headers["retry-after"] and "nobody" not in r.text
+        assert body["code"] == "service_unavailable"
+        ready = Client(app).get("/readyz")
+        assert ready.status_code == 503 and ready.json["checks"]["database"] != "ok"
+        assert Client(app).get("/healthz").status_code == 200
