@@ -1,4 +1,4 @@
-"""`learnplat serve` (what bin/serve runs) end to end: migrations applied, gunicorn answering
+"""bin/serve (`learnplat serve`) end to end: migrations applied, gunicorn answering
 /healthz and /readyz, the embedded queue worker started beside it, a chunked oversize body
 refused with 413 by the real server, and a clean SIGTERM that leaves no orphan worker."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from corehelpers import CLI, REPO, cli_env, free_port, run_cli
+from corehelpers import REPO, cli_env, free_port, run_cli
 
 from learnplat.testing import forget_redis_keys
 
@@ -53,7 +53,9 @@ def test_serve_end_to_end(tmp_path, fresh_db):
     env = cli_env(tmp_path, fresh_db, SERVER_WORKERS="1", APP_MAX_BODY_BYTES="1000")
     assert run_cli(["migrate"], env).returncode == 0
     assert run_cli(["tenants", "apply", str(REPO / "tenants")], env).returncode == 0
-    proc = subprocess.Popen([*CLI, "serve", "--bind", f"127.0.0.1:{port}"], env=env, cwd=REPO,
+    # bin/serve itself: venv check (already installed), then exec `learnplat serve`.
+    proc = subprocess.Popen([str(REPO / "bin" / "serve"), "--bind", f"127.0.0.1:{port}"],
+                            env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     worker_pid = None
