@@ -25,10 +25,6 @@ from .settings import ProgressSettings
 
 log = logging.getLogger(__name__)
 
-PREFIX = "lp:progress"
-DIRTY = f"{PREFIX}:dirty"
-STATS = f"{PREFIX}:stats"
-FLUSH_GATE = f"{PREFIX}:flush-gate"
 _BATCH = 500
 
 # KEYS: state hash, dirty set, stats hash.
@@ -82,14 +78,6 @@ def member(tenant_id: int, course_id: int, user_id: int, module_id: int) -> str:
     return f"{tenant_id}:{course_id}:{user_id}:{module_id}"
 
 
-def state_key(m: str) -> str:
-    return f"{PREFIX}:hb:{m}"
-
-
-def access_key(tenant_id: int, course_id: int, user_id: int) -> str:
-    return f"{PREFIX}:ok:{tenant_id}:{course_id}:{user_id}"
-
-
 def _playback(raw: dict[bytes, bytes]) -> Playback:
     def num(name: str) -> float:
         return float(raw.get(name.encode(), b"0") or 0)
@@ -99,10 +87,24 @@ def _playback(raw: dict[bytes, bytes]) -> Playback:
 
 
 class HeartbeatStore:
-    def __init__(self, client: redis.Redis, settings: Callable[[], ProgressSettings]):
+    """Keys live under ``{redis.prefix}:progress:`` so deployments (and test runs) sharing a
+    Redis database never flush each other's state."""
+
+    def __init__(self, client: redis.Redis, settings: Callable[[], ProgressSettings],
+                 prefix: str = "learnplat"):
         self.redis = client
         self._settings = settings
         self._record = client.register_script(_RECORD)
+        self.prefix = f"{prefix}:progress"
+        self.dirty = f"{self.prefix}:dirty"
+        self.stats_key = f"{self.prefix}:stats"
+        self.flush_gate = f"{self.prefix}:flush-gate"
+
+    def state_key(self, m: str) -> str:
+        return f"{self.prefix}:hb:{m}"
+
+    def access_key(self, tenant_id: int, course_id: int, user_id: int) -> str:
+        return f"{self.prefix}:ok:{tenant_id}:{course_id}:{user_id}"
 
     @property
     def settings(self) -> ProgressSettings:
@@ -121,7 +123,7 @@ class HeartbeatStore:
         args: list[Any] = [position, duration, now, s.video_complete_ratio,
                            s.max_playback_rate, s.max_heartbeat_gap_seconds,
                            s.state_ttl_seconds, m, 0, 0, 0, 0, 0, 0, 0]
-        keys = [state_key(m), DIRTY, STATS]
+        keys = [self.state_key(m), self.dirty, self.stats_key]
         out = self._record(keys=keys, args=args)
         if out is None:
             state, done = load()
@@ -133,7 +135,7 @@ class HeartbeatStore:
 
     def mark_done(self, tenant_id: int, course_id: int, user_id: int, module_id: int) -> None:
         """The crossing was written to the database: later heartbeats must not cross again."""
-        key = state_key(member(tenant_id, course_id, user_id, module_id))
+        key = self.state_key(member(tenant_id, course_id, user_id, module_id))
         if self.redis.exists(key):
             self.redis.hset(key, "done", "1")
 
@@ -145,32 +147,32 @@ class HeartbeatStore:
             return {}
         pipe = self.redis.pipeline(transaction=False)
         for mid in ids:
-            pipe.hgetall(state_key(member(tenant_id, course_id, user_id, mid)))
+            pipe.hgetall(self.state_key(member(tenant_id, course_id, user_id, mid)))
         return {mid: _playback(raw) for mid, raw in zip(ids, pipe.execute(), strict=True)
                 if raw}
 
     def access_ok(self, tenant_id: int, course_id: int, user_id: int, module_id: int) -> bool:
-        return bool(self.redis.hexists(access_key(tenant_id, course_id, user_id), module_id))
+        return bool(self.redis.hexists(self.access_key(tenant_id, course_id, user_id), module_id))
 
     def remember_access(self, tenant_id: int, course_id: int, user_id: int,
                         module_id: int) -> None:
         ttl = self.settings.access_cache_seconds
         if ttl <= 0:
             return
-        key = access_key(tenant_id, course_id, user_id)
+        key = self.access_key(tenant_id, course_id, user_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(key, module_id, 1)
         pipe.expire(key, ttl)
         pipe.execute()
 
     def forget_access(self, tenant_id: int, course_id: int, user_id: int) -> None:
-        self.redis.delete(access_key(tenant_id, course_id, user_id))
+        self.redis.delete(self.access_key(tenant_id, course_id, user_id))
 
     def count(self, field: str, amount: int = 1) -> None:
-        self.redis.hincrby(STATS, field, amount)
+        self.redis.hincrby(self.stats_key, field, amount)
 
     def stats(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.redis.hgetall(STATS).items()}
+        return {k.decode(): int(v) for k, v in self.redis.hgetall(self.stats_key).items()}
 
     # -- the flush task ------------------------------------------------------------------------
 
@@ -180,7 +182,7 @@ class HeartbeatStore:
         interval = self.settings.heartbeat_flush_seconds
         if interval <= 60:
             return True
-        return bool(self.redis.set(FLUSH_GATE, 1, nx=True, ex=interval - 5))
+        return bool(self.redis.set(self.flush_gate, 1, nx=True, ex=interval - 5))
 
     def flush(self, persist: Callable[[int, list[tuple[int, int, int, Playback]]], int]
               ) -> dict[str, int]:
@@ -190,13 +192,13 @@ class HeartbeatStore:
         totals = {"rows": 0, "statements": 0, "transactions": 0, "failed": 0}
         failed: list[str] = []
         while True:
-            popped = self.redis.spop(DIRTY, _BATCH)
+            popped = self.redis.spop(self.dirty, _BATCH)
             if not popped:
                 break
             members = [p.decode() for p in popped]
             pipe = self.redis.pipeline(transaction=False)
             for m in members:
-                pipe.hgetall(state_key(m))
+                pipe.hgetall(self.state_key(m))
             by_tenant: dict[int, list[tuple[str, tuple[int, int, int, Playback]]]] = \
                 defaultdict(list)
             for m, raw in zip(members, pipe.execute(), strict=True):
@@ -219,11 +221,11 @@ class HeartbeatStore:
             if len(members) < _BATCH:
                 break
         if failed:  # back into the set only now, so this run does not pop them again
-            self.redis.sadd(DIRTY, *failed)
+            self.redis.sadd(self.dirty, *failed)
         if totals["transactions"]:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hincrby(STATS, "flush_rows", totals["rows"])
-            pipe.hincrby(STATS, "flush_statements", totals["statements"])
-            pipe.hincrby(STATS, "flush_transactions", totals["transactions"])
+            pipe.hincrby(self.stats_key, "flush_rows", totals["rows"])
+            pipe.hincrby(self.stats_key, "flush_statements", totals["statements"])
+            pipe.hincrby(self.stats_key, "flush_transactions", totals["transactions"])
             pipe.execute()
         return totals

@@ -91,7 +91,8 @@ class ProgressService:
     def store(self) -> HeartbeatStore | None:
         """The Redis write-behind store, or None when no Redis is configured."""
         if self._store is None and self.runtime.redis is not None:
-            self._store = HeartbeatStore(self.runtime.redis, lambda: self.settings)
+            self._store = HeartbeatStore(self.runtime.redis, lambda: self.settings,
+                                         self.runtime.settings.redis.prefix)
         return self._store
 
     # -- for other plugins ---------------------------------------------------------------------

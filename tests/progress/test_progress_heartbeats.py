@@ -132,7 +132,7 @@ def test_heartbeat_rules_http(path, course_factory, clock, lp_client, lp_users, 
 
 
 def test_write_behind_flush(redis_store, course_factory, clock, svc, lp_tenant):
-    from learnplat_progress.heartbeats import member, state_key
+    from learnplat_progress.heartbeats import member
 
     course = course_factory([{"kind": "video"}, {"kind": "video"}])
     s = course.enroll()
@@ -159,7 +159,7 @@ def test_write_behind_flush(redis_store, course_factory, clock, svc, lp_tenant):
     clock.tick(5)
     _hb(s, course, 50)
     for i in (0, 1):
-        redis_store.redis.delete(state_key(member(lp_tenant.id, course.id, s.id,
+        redis_store.redis.delete(redis_store.state_key(member(lp_tenant.id, course.id, s.id,
                                                   course.module_ids[i])))
     doc = s.client.get(f"/progress/{course.id}").json
     assert doc["modules"][0]["furthest_position"] == 45
@@ -171,8 +171,6 @@ def test_write_behind_flush(redis_store, course_factory, clock, svc, lp_tenant):
 
 
 def test_flush_failure_keeps_keys_dirty(redis_store, course_factory, clock, svc, monkeypatch):
-    from learnplat_progress.heartbeats import DIRTY
-
     course = course_factory([{"kind": "video"}])
     s = course.enroll()
     _hb(s, course, 3)
@@ -183,7 +181,7 @@ def test_flush_failure_keeps_keys_dirty(redis_store, course_factory, clock, svc,
     monkeypatch.setattr(svc, "persist_playback", boom)
     totals = svc.flush_heartbeats()
     assert totals["failed"] >= 1
-    assert redis_store.redis.scard(DIRTY) >= 1
+    assert redis_store.redis.scard(redis_store.dirty) >= 1
     monkeypatch.undo()
     assert svc.flush_heartbeats()["failed"] == 0
 
@@ -208,10 +206,12 @@ def test_settings_validation(tmp_path):
 
 
 def test_flush_gate_spaces_longer_intervals(redis_store):
-    from learnplat_progress.heartbeats import FLUSH_GATE, HeartbeatStore
+    from learnplat_progress.heartbeats import HeartbeatStore
 
     store = HeartbeatStore(redis_store.redis,
-                           lambda: ProgressSettings(heartbeat_flush_seconds=120))
+                           lambda: ProgressSettings(heartbeat_flush_seconds=120),
+                           redis_store.prefix.rsplit(":", 1)[0])
+    FLUSH_GATE = store.flush_gate
     redis_store.redis.delete(FLUSH_GATE)
     try:
         assert store.due() is True
