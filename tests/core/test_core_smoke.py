@@ -26,3 +26,23 @@ def test_unknown_route_is_problem(lp_client):
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json["status"] == 404
+
+
+def test_plugin_author_fixtures(lp_runtime, lp_tenant, lp_other_tenant, event_recorder):
+    """The pytest11 fixtures a plugin's tests start from: runtime, tenants, event recorder."""
+    from learnplat import db
+    from learnplat.tenancy import tenant_context
+
+    assert lp_tenant.id != lp_other_tenant.id
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        event_id = lp_runtime.events.record("smoke.checked.v1", {"ok": True})
+    lp_runtime.events.dispatch_pending()
+    got = [e for e in event_recorder.events if e.id == event_id]
+    assert [(e.name, e.tenant_id, e.payload) for e in got] == [
+        ("smoke.checked.v1", lp_tenant.id, {"ok": True})]
+
+
+def test_in_tenant_fixture(in_tenant, lp_runtime):
+    from learnplat.tenancy import current_tenant
+
+    assert current_tenant().id == in_tenant.id
