@@ -282,3 +282,79 @@ def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
     finally:
         if previous is not None:
             db.database.initialize(previous)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, workers: int = 2,
+                        threads: int = 4) -> Iterator[str]:
+    """A real gunicorn (gthread workers) serving the test database; yields its base URL.
+
+    Tasks run inline in the server (queue.immediate); the caller's tenants and users are
+    visible to it because it shares the test database.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    port = free_port()
+    settings = runtime.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
+    env.update({
+        "LEARNPLAT_DATABASE_URL": database.url,
+        "LEARNPLAT_REDIS_URL": database.redis_url,
+        "LEARNPLAT_REDIS_PREFIX": settings.redis.prefix,
+        "LEARNPLAT_APP_SECRET_KEY": settings.app.secret_key,
+        "LEARNPLAT_APP_VAR_DIR": str(settings.var_path),
+        "LEARNPLAT_STORAGE_URL": settings.storage.url,
+        "LEARNPLAT_QUEUE_IMMEDIATE": "true",
+        "LEARNPLAT_QUEUE_EMBEDDED_WORKER": "false",
+        "LEARNPLAT_QUEUE_SQLITE_PATH": str(tmp / "huey.db"),
+        "LEARNPLAT_TENANCY_CACHE_SECONDS": "0",
+    })
+    log_path = tmp / "gunicorn.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket",
+             "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+             "-b", f"127.0.0.1:{port}", "learnplat.http.app:get_app()"],
+            cwd=settings.home, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"gunicorn exited: {log_path.read_text()[-2000:]}")
+                try:
+                    if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail("gunicorn did not answer /healthz within 30 s")
+                time.sleep(0.1)
+            yield base
+        finally:
+            # A throwaway server with nothing in flight: kill the group at once (a graceful
+            # stop costs gunicorn seconds).
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture
+def lp_live_server(lp_runtime: Runtime, lp_database: TestDatabase,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """gunicorn (2 workers x 4 threads) serving the test database; yields its base URL."""
+    with serve_with_gunicorn(lp_runtime, lp_database, tmp_path_factory.mktemp("gunicorn")) as url:
+        yield url

@@ -8,7 +8,6 @@ duration of a test and back (learnplat.testing.use_runtime).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -35,6 +34,7 @@ from learnplat.testing import (
     test_settings,
     use_runtime,
 )
+from learnplat.testing import free_port as free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "learnplat.cli"]
@@ -122,12 +122,6 @@ def client(core_app: Any, tenant_a: TenantInfo) -> Client:
 
 
 # -- subprocesses ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli_env(tmp: Path, tdb: TestDatabase, pythonpath: list[Path] | None = None,

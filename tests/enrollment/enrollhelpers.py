@@ -5,7 +5,6 @@ runtime, and a thread race starter."""
 from __future__ import annotations
 
 import itertools
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -128,12 +127,6 @@ class CLI:
 
 
 # -- a real gunicorn -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def race(calls: list[Callable[[], Any]]) -> list[Any]:

@@ -115,58 +115,6 @@ def redis_store(svc):
 
 
 @pytest.fixture
-def live_server(lp_runtime, lp_database, tmp_path_factory):
+def live_server(lp_live_server):
     """A real gunicorn (2 workers x 4 threads) serving the test database; yields its URL."""
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    import requests
-
-    root = Path(__file__).resolve().parents[2]
-    tmp = tmp_path_factory.mktemp("gunicorn")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings = lp_runtime.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
-    env.update({
-        "LEARNPLAT_DATABASE_URL": lp_database.url,
-        "LEARNPLAT_REDIS_URL": lp_database.redis_url,
-        "LEARNPLAT_APP_SECRET_KEY": settings.app.secret_key,
-        "LEARNPLAT_APP_VAR_DIR": str(settings.var_path),
-        "LEARNPLAT_STORAGE_URL": settings.storage.url,
-        "LEARNPLAT_QUEUE_IMMEDIATE": "true",
-        "LEARNPLAT_QUEUE_EMBEDDED_WORKER": "false",
-        "LEARNPLAT_QUEUE_SQLITE_PATH": str(tmp / "huey.db"),
-        "LEARNPLAT_TENANCY_CACHE_SECONDS": "0",
-    })
-    log = (tmp / "gunicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket", "-w", "2",
-         "-k", "gthread", "--threads", "4", "-b", f"127.0.0.1:{port}",
-         "learnplat.http.app:get_app()"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited: {(tmp / 'gunicorn.log').read_text()[-2000:]}")
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gunicorn did not answer /healthz within 30 s")
-            time.sleep(0.1)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        log.close()
+    return lp_live_server
