@@ -98,6 +98,18 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="learnplat")
 
 
+def read_text_file(path: Any) -> str:
+    """A UTF-8 text file given on the command line (a BOM is dropped); one clear error line
+    when it is unreadable or not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LearnplatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+                             ) from None
+    except OSError as exc:
+        raise LearnplatError(f"{path}: {exc.strerror}") from None
+
+
 def echo_json(data: Any) -> None:
     import orjson
 

@@ -11,7 +11,7 @@ import click
 from email_validator import EmailNotValidError, validate_email
 
 from learnplat import db
-from learnplat.cli.main import AppContext, echo_json, pass_app
+from learnplat.cli.main import AppContext, echo_json, pass_app, read_text_file
 from learnplat.errors import LearnplatError
 from learnplat.http.pagination import PageQuery
 from learnplat.tenancy import tenant_context
@@ -34,13 +34,7 @@ def read_csv(path: Path) -> list[BulkEntry]:
     """One learner per line, by email. A first row with a cell "email" is a header naming the
     email column (so a users-import file works as is); otherwise the email is the first cell.
     Blank lines are skipped."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LearnplatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-                             ) from None
-    except OSError as exc:
-        raise LearnplatError(f"{path}: {exc.strerror}") from None
+    text = read_text_file(path)
     entries: list[BulkEntry] = []
     column = 0
     reader = csv.reader(io.StringIO(text, newline=""))

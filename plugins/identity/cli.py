@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from learnplat import db
-from learnplat.cli.main import AppContext, echo_json, pass_app
+from learnplat.cli.main import AppContext, echo_json, pass_app, read_text_file
 from learnplat.errors import LearnplatError
 from learnplat.http.pagination import PageQuery
 from learnplat.tenancy import tenant_context
@@ -86,13 +86,7 @@ def users_list(app: AppContext, tenant_slug: str, role: str | None, as_json: boo
 
 def read_csv(path: Path) -> list[ImportRow]:
     """Rows of `email,name,role[,password]`; a first row starting with "email" is a header."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LearnplatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-                             ) from None
-    except OSError as exc:
-        raise LearnplatError(f"{path}: {exc.strerror}") from None
+    text = read_text_file(path)
     rows: list[ImportRow] = []
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
