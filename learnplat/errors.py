@@ -80,8 +80,8 @@ class ValidationFailed(LearnplatError):
     status, code, title = 422, "validation_failed", "Invalid input"
 
     def __init__(self, errors: list[dict[str, Any]], detail: str | None = None):
-        fields = ", ".join(e["field"] for e in errors) or "input"
-        super().__init__(detail or f"invalid: {fields}", errors=errors)
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]) or "input"
+        super().__init__(detail or f"invalid {summary}", errors=errors)
         self.errors = errors
 
     @classmethod
