@@ -358,3 +358,41 @@ def lp_live_server(lp_runtime: Runtime, lp_database: TestDatabase,
     """gunicorn (2 workers x 4 threads) serving the test database; yields its base URL."""
     with serve_with_gunicorn(lp_runtime, lp_database, tmp_path_factory.mktemp("gunicorn")) as url:
         yield url
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class CliInvoker:
+    """Runs `learnplat ...` in-process against a runtime (same database, key-value store and
+    plugins), with every loaded plugin's commands: ``lp_cli("users", "list", "--tenant", s)``."""
+
+    def __init__(self, runtime: Runtime):
+        from .cli import core_commands  # noqa: F401  (registers the core commands on `cli`)
+        from .cli.main import LearnplatGroup, cli
+
+        # A copy of the command group, so plugin commands never leak into the global one.
+        self.group = LearnplatGroup(name="learnplat", commands=dict(cli.commands),
+                                    callback=cli.callback, params=list(cli.params))
+        runtime.pm.hook.register_commands(cli=self.group)
+        self.runtime = runtime
+
+    def __call__(self, *args: str) -> CliResult:
+        from click.testing import CliRunner
+
+        from .cli.main import AppContext
+
+        ctx = AppContext()
+        ctx._runtime = self.runtime
+        result = CliRunner().invoke(self.group, list(args), obj=ctx, catch_exceptions=False)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def lp_cli(lp_runtime: Runtime) -> CliInvoker:
+    """The learnplat command line, in-process, against the test runtime."""
+    return CliInvoker(lp_runtime)

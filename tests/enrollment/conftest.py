@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from enrollhelpers import CLI, PublishedCourse, QueryCounter, publish_course
+from enrollhelpers import PublishedCourse, QueryCounter, publish_course
 
 from learnplat.testing import serve_with_gunicorn
 
@@ -23,8 +23,8 @@ def count_queries() -> QueryCounter:
 
 
 @pytest.fixture
-def enroll_cli(lp_runtime: Any) -> CLI:
-    return CLI(lp_runtime)
+def enroll_cli(lp_cli: Any) -> Any:
+    return lp_cli
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Helpers of the enrollment tests (the fixtures in conftest.py use them): published courses
-made through the courses API, direct tenant access, a query counter, the CLI bound to the test
+made through the courses API, direct tenant access, a query counter, the test
 runtime, and a thread race starter."""
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from click.testing import CliRunner
-
 from learnplat import db
-from learnplat.cli.main import AppContext, cli
 from learnplat.tenancy import TenantInfo, tenant_context
 
 
@@ -95,35 +92,6 @@ class QueryCounter:
             yield self
         finally:
             del database.execute_sql
-
-
-# -- the CLI ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-class CLI:
-    """Runs `learnplat ...` in-process against the test runtime."""
-
-    def __init__(self, runtime: Any):
-        from learnplat_enrollment.cli import enrollments
-
-        from learnplat.cli import core_commands  # noqa: F401  (registers the core commands)
-
-        if "enrollments" not in cli.commands:
-            cli.add_command(enrollments)
-        self.runtime = runtime
-
-    def __call__(self, *args: str) -> CliResult:
-        ctx = AppContext()
-        ctx._runtime = self.runtime
-        result = CliRunner().invoke(cli, list(args), obj=ctx, catch_exceptions=False)
-        return CliResult(result.exit_code, result.stdout, result.stderr)
 
 
 # -- a real gunicorn -------------------------------------------------------------------------------
