@@ -1,6 +1,6 @@
 """Helpers of the enrollment tests (the fixtures in conftest.py use them): published courses
-made through the courses API, direct tenant access, a query counter, the test
-runtime, and a thread race starter."""
+made through the courses API, direct tenant access, a query counter and a thread race
+starter."""
 
 from __future__ import annotations
 
