@@ -85,6 +85,8 @@ class Registry:
     services: dict[str, Any] = field(default_factory=dict)
     settings_models: dict[str, type] = field(default_factory=dict)
     _owners: dict[str, dict[str, str]] = field(default_factory=dict)
+    _grants: dict[str, dict[str, str]] = field(default_factory=dict)
+    _grants_size: int = -1
 
     def _seen(self, kind: str) -> dict[str, str]:
         return self._owners.setdefault(kind, {})
@@ -125,5 +127,16 @@ class Registry:
         return [h for h in self.handlers if h.event in (event_name, "*")]
 
     def grants_for(self, role: str) -> dict[str, str]:
-        """Permission name -> scope ("any" or "own") held by a role."""
-        return {p.name: p.grants[role] for p in self.permissions.values() if role in p.grants}
+        """Permission name -> scope ("any" or "own") held by a role.
+
+        Built once per role and shared (read-only): every authenticated request asks for it.
+        """
+        cached = self._grants.get(role)
+        if cached is None or self._grants_size != len(self.permissions):
+            if self._grants_size != len(self.permissions):
+                self._grants.clear()
+                self._grants_size = len(self.permissions)
+            cached = {p.name: p.grants[role] for p in self.permissions.values()
+                      if role in p.grants}
+            self._grants[role] = cached
+        return cached
