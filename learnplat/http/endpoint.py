@@ -44,6 +44,7 @@ class EndpointSpec:
     summary: str = ""
     description: str = ""
     errors: tuple[int, ...] = ()
+    also: tuple[int, ...] = ()  # other success statuses the responder may set (200 vs 201...)
     content_type: str = JSON  # of the request body: JSON or MULTIPART
     max_body: int | None = None
     multipart_fields: dict[str, str] = field(default_factory=dict)
@@ -60,6 +61,7 @@ def endpoint(
     status: int = 200,
     summary: str = "",
     errors: tuple[int, ...] = (),
+    also: tuple[int, ...] = (),
     content_type: str = JSON,
     max_body: int | None = None,
     multipart_fields: dict[str, str] | None = None,
@@ -75,7 +77,8 @@ def endpoint(
         spec = EndpointSpec(
             permission=permission, body=body, query=query, response=response, status=status,
             summary=summary or (fn.__doc__ or "").strip().split("\n")[0],
-            description=(fn.__doc__ or "").strip(), errors=errors, content_type=content_type,
+            description=(fn.__doc__ or "").strip(), errors=errors, also=also,
+            content_type=content_type,
             max_body=max_body, multipart_fields=multipart_fields or {},
             response_content_type=response_content_type, tags=tags,
         )

@@ -44,6 +44,10 @@ _ERROR_TEXT = {400: "Malformed request", 401: "Not authenticated", 403: "Not all
                415: "Wrong media type", 422: "Invalid input", 429: "Rate limited"}
 
 
+_NO_CONTENT = {204: "Done; no content", 304: "Not modified"}
+_REDIRECT = {301: "Moved", 302: "Redirect", 303: "See other", 307: "Redirect"}
+
+
 def responders(resource: Any) -> list[tuple[str, Any]]:
     """(method, responder) of a resource (one resource object per route)."""
     out = []
@@ -147,7 +151,14 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
             "schema": _schema_ref(spec.response, keys)}}
     elif spec.response_content_type != JSON:
         success["content"] = {spec.response_content_type: {"schema": {}}}
-    responses[str(spec.status)] = success
+    for status in (spec.status, *spec.also):
+        if status in _NO_CONTENT:
+            responses[str(status)] = {"description": _NO_CONTENT[status]}
+        elif status in _REDIRECT:
+            responses[str(status)] = {"description": _REDIRECT[status],
+                                      "headers": {"Location": {"schema": {"type": "string"}}}}
+        else:
+            responses[str(status)] = success
     codes = set(spec.errors)
     if spec.permission != PUBLIC:
         codes |= {401, 403}

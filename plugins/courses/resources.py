@@ -101,7 +101,7 @@ class CourseItem(_Resource):
         return self._course(self.service.update(req.context.principal, course_id,
                                                 body.model_dump(exclude_unset=True)))
 
-    @endpoint(permission="course.delete", status=204, response=CourseOut,
+    @endpoint(permission="course.delete", status=204, also=(200,), response=CourseOut,
               summary="Delete a course: 204; one with enrollments is archived instead: 200")
     def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
         outcome, course = self.service.delete(req.context.principal, course_id)
@@ -253,7 +253,7 @@ class ImageResource(_Resource):
 
 
 class CourseImage(ImageResource):
-    @endpoint(permission="course.read", response_content_type="image/*",
+    @endpoint(permission="course.read", response_content_type="image/*", also=(304,),
               summary="The course image (streamed from storage)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
         self._serve(req, resp, course_id)
@@ -281,7 +281,7 @@ class CourseImage(ImageResource):
 
 
 class CourseThumbnail(ImageResource):
-    @endpoint(permission="course.read", response_content_type="image/*",
+    @endpoint(permission="course.read", response_content_type="image/*", also=(304,),
               summary="The course image's thumbnail (404 until it is made)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
         self._serve(req, resp, course_id)
@@ -302,7 +302,7 @@ class RatingCollection(_Resource):
         q = self.ratings.page_query(req.context.principal, course_id)
         return paginate(q, [(Rating.id, True)], query, rating_out)
 
-    @endpoint(permission="course.rate", body=RatingIn, response=RatingOut, status=201,
+    @endpoint(permission="course.rate", body=RatingIn, response=RatingOut, status=201, also=(200,),
               errors=(409,),
               summary="Rate a course 1..5 (enrolled students; 201 first, 200 when replacing)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,

@@ -27,7 +27,7 @@ class EnrollResource:
     def __init__(self, service: EnrollmentService):
         self.service = service
 
-    @endpoint(permission="enrollment.enroll", response=EnrollmentOut, status=201,
+    @endpoint(permission="enrollment.enroll", response=EnrollmentOut, status=201, also=(200,),
               errors=(404, 409), tags=TAGS)
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
         """Enroll in a published course: 201 the first time, then 200 with the same enrollment.

@@ -196,7 +196,8 @@ class OAuthCallback:
     def __init__(self, flow: OAuthFlow):
         self.flow = flow
 
-    @endpoint(permission=PUBLIC, response=TokenPair, errors=(400, 403, 404, 409, 429, 502, 503),
+    @endpoint(permission=PUBLIC, response=TokenPair, also=(302,),
+              errors=(400, 403, 404, 409, 429, 502, 503),
               summary="Finish an OAuth sign-in: learnplat tokens, or a redirect with a code")
     def on_get(self, req: falcon.Request, resp: falcon.Response, provider: str) -> Any:
         """The provider sends the browser here. A new identity with a verified email becomes a

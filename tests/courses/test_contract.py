@@ -50,6 +50,11 @@ def test_every_route_is_in_openapi_with_a_permission(lp_client):
     assert {"413", "415", "422"} <= set(upload["responses"])
     q = {p["name"] for p in doc["paths"]["/courses"]["get"]["parameters"] if "name" in p}
     assert {"q", "tag", "level", "language", "instructor", "status", "limit", "cursor"} <= q
+    # Every status a responder can answer is documented: a delete that archives answers 200
+    # with the course, a real delete 204 with no body; a repeated rating 200.
+    delete = doc["paths"]["/courses/{course_id}"]["delete"]["responses"]
+    assert "content" in delete["200"] and "content" not in delete["204"]
+    assert {"200", "201"} <= set(doc["paths"]["/courses/{course_id}/ratings"]["post"]["responses"])
 
 
 @pytest.fixture
