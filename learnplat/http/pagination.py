@@ -23,7 +23,9 @@ T = TypeVar("T")
 
 class PageQuery(BaseModel):
     limit: int = Field(20, ge=1, le=100, description="Items per page (max 100).")
-    cursor: str | None = Field(None, description="The next_cursor of the previous page.")
+    # Cursors are base64url: the pattern lets clients and fuzzers know what one looks like.
+    cursor: str | None = Field(None, max_length=1000, pattern=r"^[A-Za-z0-9_-]+$",
+                               description="The next_cursor of the previous page.")
 
 
 class Page(BaseModel, Generic[T]):
