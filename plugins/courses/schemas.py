@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from learnplat.http.pagination import PageQuery
+from learnplat.pagination import PageQuery
 
 Level = Literal["beginner", "intermediate", "advanced"]
 Status = Literal["draft", "pending_review", "published", "rejected", "archived"]

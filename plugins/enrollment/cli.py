@@ -9,11 +9,12 @@ from typing import Any
 
 import click
 from email_validator import EmailNotValidError, validate_email
+from learnplat_courses.api import COURSES
 
 from learnplat import db
 from learnplat.cli.main import AppContext, echo_json, pass_app, read_text_file
 from learnplat.errors import LearnplatError
-from learnplat.http.pagination import PageQuery
+from learnplat.pagination import PageQuery
 from learnplat.tenancy import tenant_context
 
 from .services import BulkEntry, EnrollmentService
@@ -64,7 +65,9 @@ def read_csv(path: Path) -> list[BulkEntry]:
 
 
 def _service(app: AppContext) -> EnrollmentService:
-    return app.runtime.service("enrollment")
+    from .hooks import service
+
+    return service(app.runtime)
 
 
 @enrollments.command("import")
@@ -126,7 +129,7 @@ def enrollments_list(app: AppContext, tenant_slug: str, course_id: int, status: 
     with db.connection():
         tenant = rt.tenants.require(tenant_slug)
         with tenant_context(tenant), db.transaction(write=False):
-            if rt.service("courses").get_course(course_id) is None:
+            if rt.service(COURSES).get_course(course_id) is None:
                 raise LearnplatError(f"no course with id {course_id} in {tenant_slug}")
             cursor = None
             while True:

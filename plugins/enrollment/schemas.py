@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from learnplat.http.pagination import PageQuery
+from learnplat.pagination import PageQuery
 
 Status = Literal["active", "dropped"]
 Outcome = Literal["created", "existing", "reactivated", "rejected"]

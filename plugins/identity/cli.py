@@ -15,7 +15,7 @@ import click
 from learnplat import db
 from learnplat.cli.main import AppContext, echo_json, pass_app, read_text_file
 from learnplat.errors import LearnplatError
-from learnplat.http.pagination import PageQuery
+from learnplat.pagination import PageQuery
 from learnplat.tenancy import tenant_context
 
 from .models import ROLES

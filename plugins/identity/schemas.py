@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, TypeAdapter
 
-from learnplat.http.pagination import PageQuery
+from learnplat.pagination import PageQuery
 
 Role = Literal["admin", "instructor", "student"]
 
