@@ -24,8 +24,10 @@ from urllib.parse import urlparse, urlunparse
 
 import falcon.testing
 import pytest
+from pydantic import ConfigDict
 
 from . import db
+from .contracts import Event
 from .runtime import Runtime, create_runtime
 from .settings import Settings, load_settings
 from .tenancy import TenantInfo, tenant_context
@@ -282,6 +284,21 @@ def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
     finally:
         if previous is not None:
             db.database.initialize(previous)
+
+
+def declare_event(runtime: Runtime, name: str, plugin: str = "tests") -> type[Event]:
+    """The declared type of event `name`; when no loaded plugin declares it (its publisher is
+    an optional plugin absent from the test), a stand-in that takes any fields, so a test can
+    record the event and drive its handlers: ``record(declare_event(rt, "quiz.passed.v1")(
+    course_id=1, module_id=2, user_id=3))``."""
+    decl = runtime.registry.events.get(name)
+    if decl is not None:
+        return decl.type
+    stand_in = type("StandIn_" + name.replace(".", "_"), (Event,), {
+        "__doc__": f"Stand-in for {name} (declared by a test).", "name": name,
+        "model_config": ConfigDict(frozen=True, extra="allow")})
+    runtime.registry.add_event(stand_in, plugin)
+    return stand_in
 
 
 def free_port() -> int:
