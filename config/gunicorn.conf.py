@@ -1,7 +1,9 @@
 """gunicorn settings for `bin/serve` / `learnplat serve` (override any with CLI flags).
 
-With queue.embedded_worker (the default) the master starts `learnplat worker` beside the web
-workers and stops it on exit, so a fresh install needs no second command.
+`learnplat serve` names the app to match server.worker_class (the ASGI entry under the asgi
+worker, the WSGI app under gthread). With queue.embedded_worker (the default) the master
+starts `learnplat worker` beside the web workers and stops it on exit, so a fresh install
+needs no second command.
 """
 
 from __future__ import annotations
@@ -16,8 +18,13 @@ from learnplat.settings import load_settings
 
 _settings = load_settings()
 
-worker_class = "gthread"
-threads = _settings.server.threads
+# asgi (default): gunicorn's own asyncio worker runs learnplat.http.asgi, REST through a2wsgi
+# in server.threads threads plus WebSockets (decision 0009); gthread: the WSGI app alone.
+worker_class = _settings.server.worker_class
+if worker_class == "gthread":
+    threads = _settings.server.threads
+else:
+    worker_connections = _settings.server.connections
 timeout = _settings.server.timeout
 keepalive = 5
 accesslog = "-" if _settings.app.debug else None

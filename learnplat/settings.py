@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -78,6 +78,9 @@ class ServerSettings(_Section):
     workers: int = Field(2, gt=0)
     threads: int = Field(4, gt=0)
     timeout: int = Field(30, gt=0)
+    # asgi: REST and WebSockets on one address (decision 0009); gthread: REST only.
+    worker_class: Literal["asgi", "gthread"] = "asgi"
+    connections: int = Field(2000, gt=0)
 
 
 class AuthSettings(_Section):

@@ -311,8 +311,11 @@ def free_port() -> int:
 
 @contextmanager
 def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, workers: int = 2,
-                        threads: int = 4) -> Iterator[str]:
-    """A real gunicorn (gthread workers) serving the test database; yields its base URL.
+                        threads: int = 4, worker_class: str = "asgi",
+                        env_extra: dict[str, str] | None = None) -> Iterator[str]:
+    """A real gunicorn serving the test database as `learnplat serve` does (the asgi worker
+    with the ASGI entry: REST and WebSockets; or `worker_class="gthread"`, the WSGI app);
+    yields its base URL.
 
     Tasks run inline in the server (queue.immediate); the caller's tenants and users are
     visible to it because it shares the test database.
@@ -338,13 +341,18 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
         "LEARNPLAT_QUEUE_EMBEDDED_WORKER": "false",
         "LEARNPLAT_QUEUE_SQLITE_PATH": str(tmp / "huey.db"),
         "LEARNPLAT_TENANCY_CACHE_SECONDS": "0",
+        "LEARNPLAT_SERVER_THREADS": str(threads),
     })
+    env.update(env_extra or {})
+    if worker_class == "asgi":
+        kind = ["-k", "asgi", "learnplat.http.asgi:get_asgi_app()"]
+    else:
+        kind = ["-k", "gthread", "--threads", str(threads), "learnplat.http.app:get_app()"]
     log_path = tmp / "gunicorn.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket",
-             "-w", str(workers), "-k", "gthread", "--threads", str(threads),
-             "-b", f"127.0.0.1:{port}", "learnplat.http.app:get_app()"],
+             "-w", str(workers), "-b", f"127.0.0.1:{port}", *kind],
             cwd=settings.home, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         base = f"http://127.0.0.1:{port}"
@@ -372,7 +380,8 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
 @pytest.fixture
 def lp_live_server(lp_runtime: Runtime, lp_database: TestDatabase,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """gunicorn (2 workers x 4 threads) serving the test database; yields its base URL."""
+    """gunicorn (2 workers x 4 threads, as `learnplat serve` runs it) serving the test
+    database; yields its base URL."""
     with serve_with_gunicorn(lp_runtime, lp_database, tmp_path_factory.mktemp("gunicorn")) as url:
         yield url
 

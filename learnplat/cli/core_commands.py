@@ -214,6 +214,13 @@ def plugins_new(name: str, directory: Path | None) -> None:
 # -- processes ----------------------------------------------------------------------------
 
 
+def app_spec(worker_class: str) -> str:
+    """What gunicorn loads: the ASGI entry (REST + WebSockets) or the WSGI app (REST)."""
+    if worker_class == "asgi":
+        return "learnplat.http.asgi:get_asgi_app()"
+    return "learnplat.http.app:get_app()"
+
+
 @cli.command()
 @click.option("--bind", default=None, help="HOST:PORT (default: server.bind).")
 @click.option("--workers", type=int, default=None, help="Worker processes (server.workers).")
@@ -230,7 +237,7 @@ def serve(app: AppContext, bind: str | None, workers: int | None, no_migrate: bo
     args = [sys.executable, "-m", "gunicorn", "-c", str(conf),
             "--bind", bind or settings.server.bind,
             "--workers", str(workers or settings.server.workers),
-            "--no-control-socket", "learnplat.http.app:get_app()"]
+            "--no-control-socket", app_spec(settings.server.worker_class)]
     os.environ.setdefault("LEARNPLAT_HOME", settings.home)
     os.execv(sys.executable, args)
 

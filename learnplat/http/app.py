@@ -27,8 +27,15 @@ def _json_handler() -> media.JSONHandler:
     )
 
 
+def is_websocket_route(route: Any) -> bool:
+    """A route whose resource has an async ``on_websocket`` responder: served by the ASGI
+    entry (learnplat.http.asgi), not by this WSGI app."""
+    return callable(getattr(route.resource, "on_websocket", None))
+
+
 def check_routes(runtime: Runtime) -> None:
-    """Every responder declares its permission, and that permission exists."""
+    """Every responder declares its permission, and that permission exists; a WebSocket
+    resource has no HTTP responders."""
     known = set(runtime.registry.permissions) | {PUBLIC, AUTHENTICATED}
     seen: set[int] = set()
     for route in runtime.registry.routes:
@@ -37,6 +44,11 @@ def check_routes(runtime: Runtime) -> None:
                                f"({route.path}); give each route its own")
         seen.add(id(route.resource))
         methods = responders(route.resource)
+        if is_websocket_route(route):
+            if methods:
+                raise StartupError(f"plugin {route.plugin!r}: WebSocket route {route.path} "
+                                   "also has HTTP responders; give them their own path")
+            continue
         if not methods:
             raise StartupError(f"plugin {route.plugin!r}: route {route.path} has no responders")
         for method, fn in methods:
@@ -66,7 +78,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.set_error_serializer(problems.serialize_http_error)
     for route in runtime.registry.routes:
         route.resource.__learnplat_route__ = route
-        app.add_route(route.path, route.resource)
+        if not is_websocket_route(route):
+            app.add_route(route.path, route.resource)
     app.runtime = runtime
     return app
 

@@ -1,0 +1,184 @@
+"""Real-time delivery: how a notification created in any process reaches the WebSockets that
+its user holds open in any web process.
+
+* With Redis (``redis.url`` set), the process that commits a notification publishes it on the
+  tenant's channel; every web process holds one pattern subscription and hands each message to
+  its local sockets of that user.
+* Without Redis (the embedded default: SQLite, several gunicorn workers on one machine), every
+  web process that holds sockets polls the notifications table every ``poll_seconds`` for rows
+  above the last id it saw, of the users connected to it (one indexed query per tenant with
+  connections). SQLite has one writer, so ids become visible in order and none is skipped.
+
+Each socket has a bounded queue: delivery never waits for a client; a client that falls
+``socket_queue`` messages behind is disconnected (1013, "try again later") and re-syncs with
+GET /notifications when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from learnplat.plugin import db, tenant_context
+
+from .api import NotificationInfo
+
+if TYPE_CHECKING:
+    from learnplat.plugin import Runtime
+
+    from .settings import NotificationsSettings
+
+log = logging.getLogger(__name__)
+
+
+def message_of(n: NotificationInfo) -> dict[str, Any]:
+    """The WebSocket message of a notification (the API contract: at least id, kind, title,
+    created_at)."""
+    doc = n.as_dict()
+    doc["type"] = "notification"
+    return doc
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+
+
+def channel_prefix(runtime: Runtime) -> str:
+    return f"{runtime.settings.redis.prefix}:notifications:"
+
+
+class Publisher:
+    """Publishes committed notifications (after commit, in the creating process)."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+
+    def publish(self, tenant_id: int, messages: list[dict[str, Any]]) -> None:
+        client = self.runtime.redis
+        if client is None or not messages:
+            return  # embedded mode: web processes poll the table
+        channel = f"{channel_prefix(self.runtime)}{tenant_id}"
+        try:
+            # One message per batch (up to 500 notifications): a broadcast to 10,000 users is
+            # 20 publishes, and each web process filters for the users it holds.
+            client.publish(channel, dumps({"tenant_id": tenant_id, "items": messages}))
+        except Exception:  # the notification is stored; the client sees it on its next GET
+            log.exception("notifications: publishing to Redis failed")
+
+
+class Connection:
+    """One open socket of one user, as the hub sees it."""
+
+    def __init__(self, tenant_id: int, user_id: int, since_id: int, maxsize: int):
+        self.tenant_id = tenant_id
+        self.user_id = user_id
+        self.since_id = since_id  # older notifications are not "new" to this socket
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
+        self.overflowed = asyncio.Event()
+
+    def offer(self, message: dict[str, Any]) -> None:
+        if message["id"] <= self.since_id:
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+class Hub:
+    """The sockets of one web process, and the one task that feeds them (Redis subscription
+    or table polling). Created lazily in the process's event loop."""
+
+    def __init__(self, runtime: Runtime, settings: NotificationsSettings):
+        self.runtime = runtime
+        self.settings = settings
+        self.conns: dict[tuple[int, int], set[Connection]] = defaultdict(set)
+        self.cursors: dict[int, int] = {}  # polling: last id seen per tenant
+        self.task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self.conns.values())
+
+    def add(self, conn: Connection) -> None:
+        self.conns[(conn.tenant_id, conn.user_id)].add(conn)
+        cursor = self.cursors.get(conn.tenant_id)
+        self.cursors[conn.tenant_id] = conn.since_id if cursor is None else min(
+            cursor, conn.since_id)
+        if self.task is None or self.task.done():
+            run = self._subscribe if self.runtime.redis is not None else self._poll
+            self.task = asyncio.get_running_loop().create_task(run())
+
+    def remove(self, conn: Connection) -> None:
+        key = (conn.tenant_id, conn.user_id)
+        self.conns[key].discard(conn)
+        if not self.conns[key]:
+            del self.conns[key]
+            if not any(t == conn.tenant_id for t, _ in self.conns):
+                self.cursors.pop(conn.tenant_id, None)
+
+    def deliver(self, tenant_id: int, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            for conn in self.conns.get((tenant_id, item["user_id"]), ()):
+                conn.offer(item)
+
+    # -- feeding ---------------------------------------------------------------------------
+
+    async def _subscribe(self) -> None:
+        import redis.asyncio as aredis
+
+        prefix = channel_prefix(self.runtime)
+        while True:
+            client = aredis.Redis.from_url(self.runtime.settings.redis.url)
+            try:
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                await pubsub.psubscribe(f"{prefix}*")
+                async for message in pubsub.listen():
+                    if message.get("type") != "pmessage":
+                        continue
+                    doc = orjson.loads(message["data"])
+                    self.deliver(int(doc["tenant_id"]), doc["items"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notifications: Redis subscription lost; resubscribing")
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_seconds)
+            for tenant_id in list(self.cursors):
+                users = sorted({u for t, u in self.conns if t == tenant_id})
+                if not users:
+                    continue
+                try:
+                    items = await asyncio.to_thread(self._fetch, tenant_id, users,
+                                                    self.cursors[tenant_id])
+                except Exception:
+                    log.exception("notifications: polling tenant %s failed", tenant_id)
+                    continue
+                if items and tenant_id in self.cursors:
+                    self.cursors[tenant_id] = max(self.cursors[tenant_id],
+                                                  max(i["id"] for i in items))
+                    self.deliver(tenant_id, items)
+
+    def _fetch(self, tenant_id: int, users: list[int], after: int) -> list[dict[str, Any]]:
+        from .models import Notification
+        from .services import info
+
+        tenant = self.runtime.tenants.get_by_id(tenant_id)
+        if tenant is None:
+            return []
+        with db.connection(), tenant_context(tenant), db.transaction(write=False):
+            rows = (Notification.select()
+                    .where(Notification.id > after, Notification.user_id.in_(users))
+                    .order_by(Notification.id).limit(1000))
+            return [message_of(info(n)) for n in rows]
+

@@ -1,0 +1,290 @@
+"""Domain logic of the notifications plugin: creating notifications (honouring preferences,
+once per source), the notification centre, broadcasts and preferences. No Falcon here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from learnplat_courses.api import COURSES
+from learnplat_enrollment.api import ENROLLMENT
+from learnplat_identity.api import IDENTITY
+
+from learnplat.plugin import (
+    NotFound,
+    PageQuery,
+    Principal,
+    ValidationFailed,
+    current_tenant,
+    db,
+    paginate,
+    utcnow,
+)
+
+from . import templates
+from .api import NotificationInfo
+from .events import BroadcastSent
+from .mail import SEND_TASK
+from .models import Broadcast, Email, Notification, Preference
+from .realtime import Publisher, message_of
+from .settings import NotificationsSettings
+
+if TYPE_CHECKING:
+    from learnplat.plugin import Runtime
+
+BATCH = 500  # users per insert and per page of a fan-out
+FANOUT_TASK = "notifications.fan_out"
+CHANNELS = ("in_app", "email", "digest", "off")
+
+
+def info(row: Notification) -> NotificationInfo:
+    return NotificationInfo(id=row.id, user_id=row.user_id, kind=row.kind, title=row.title,
+                            body=row.body, data=row.data or {}, read_at=row.read_at,
+                            created_at=row.created_at)
+
+
+def _chunks(ids: list[int], size: int = BATCH) -> Iterator[list[int]]:
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
+class NotificationsService:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.settings = runtime.settings_of(NotificationsSettings)
+        self.publisher = Publisher(runtime)
+
+    # -- creating --------------------------------------------------------------------------
+
+    def channels(self, user_ids: list[int], kind: str) -> dict[int, str]:
+        """Each user's channel for `kind`: their preference, else the tenant's default for
+        the kind, else the tenant's / the settings' default channel."""
+        tenant = current_tenant()
+        default = tenant.setting(f"notifications.default_channels.{kind}") or tenant.setting(
+            "notifications.default_channel") or self.settings.default_channel
+        chosen = {user_id: default for user_id in user_ids}
+        for chunk in _chunks(user_ids):
+            for pref in Preference.select(Preference.user_id, Preference.channel).where(
+                    Preference.kind == kind, Preference.user_id.in_(chunk)):
+                chosen[pref.user_id] = pref.channel
+        return chosen
+
+    def notify(self, user_ids: Iterable[int], kind: str, title: str, body: str = "",
+               data: dict[str, Any] | None = None, source: str | None = None) -> int:
+        """Create the notifications (one query per BATCH users), queue their emails, and
+        publish them to connected sockets after commit. Users whose channel for the kind is
+        "off" get nothing; with `source`, users already notified for it are skipped."""
+        wanted = list(dict.fromkeys(int(u) for u in user_ids))
+        created = 0
+        for chunk in _chunks(wanted):
+            created += self._notify_batch(chunk, kind, title[:200], body, data or {}, source)
+        return created
+
+    def _notify_batch(self, user_ids: list[int], kind: str, title: str, body: str,
+                      data: dict[str, Any], source: str | None) -> int:
+        channels = self.channels(user_ids, kind)
+        targets = [u for u in user_ids if channels[u] != "off"]
+        if source is not None and targets:
+            done = {n.user_id for n in Notification.select(Notification.user_id).where(
+                Notification.source == source, Notification.user_id.in_(targets))}
+            targets = [u for u in targets if u not in done]
+        if not targets:
+            return 0
+        now = utcnow()
+        rows = [{"user_id": u, "kind": kind, "title": title, "body": body, "data": data,
+                 "source": source, "created_at": now} for u in targets]
+        if source is None:
+            ids = [Notification.insert(row).execute() for row in rows]
+            created = list(Notification.select().where(Notification.id.in_(ids)))
+        else:
+            # Conflicts (a concurrent delivery of the same source) are skipped, not errors.
+            Notification.insert_many(rows).on_conflict_ignore().execute()
+            created = list(Notification.select().where(Notification.source == source,
+                                                       Notification.user_id.in_(targets)))
+        self._queue_emails(created, channels)
+        messages = [message_of(info(n)) for n in created]
+        tenant_id = current_tenant().id
+        db.on_commit(lambda: self.publisher.publish(tenant_id, messages))
+        return len(created)
+
+    def _queue_emails(self, created: list[Notification], channels: dict[int, str]) -> None:
+        mails = [{"user_id": n.user_id, "notification_id": n.id,
+                  "mode": "immediate" if channels[n.user_id] == "email" else "digest"}
+                 for n in created if channels[n.user_id] in ("email", "digest")]
+        if not mails:
+            return
+        Email.insert_many(mails).on_conflict_ignore().execute()
+        if any(m["mode"] == "immediate" for m in mails):
+            self.runtime.queue.enqueue_for_tenant(SEND_TASK)
+
+    def notify_kind(self, user_ids: Iterable[int], kind: str, values: dict[str, Any],
+                    data: dict[str, Any], source: str) -> int:
+        """A notification of a templated `kind` (the tenant's text, or the default)."""
+        title, body = templates.render(current_tenant(), kind, values)
+        return self.notify(user_ids, kind, title, body, data, source)
+
+    # -- the notification centre -----------------------------------------------------------
+
+    def _own(self, principal: Principal, notification_id: int) -> Notification:
+        row = Notification.select().where(Notification.id == notification_id,
+                                          Notification.user_id == principal.user_id).first()
+        if row is None:
+            raise NotFound("no such notification")
+        return row
+
+    def page(self, principal: Principal, page: PageQuery, unread: bool | None
+             ) -> dict[str, Any]:
+        query = Notification.select().where(Notification.user_id == principal.user_id)
+        if unread is True:
+            query = query.where(Notification.read_at.is_null())
+        elif unread is False:
+            query = query.where(Notification.read_at.is_null(False))
+        return paginate(query, [Notification.id.desc()], page, lambda n: info(n).as_dict())
+
+    def get(self, principal: Principal, notification_id: int) -> dict[str, Any]:
+        return info(self._own(principal, notification_id)).as_dict()
+
+    def unread_count(self, user_id: int) -> int:
+        return (Notification.select().where(Notification.user_id == user_id,
+                                            Notification.read_at.is_null()).count())
+
+    def mark_read(self, principal: Principal, notification_id: int, read: bool = True
+                  ) -> dict[str, Any]:
+        row = self._own(principal, notification_id)
+        if read and row.read_at is None:
+            row.read_at = utcnow()
+        elif not read:
+            row.read_at = None
+        Notification.update(read_at=row.read_at).where(Notification.id == row.id).execute()
+        return info(row).as_dict()
+
+    def mark_all_read(self, principal: Principal) -> int:
+        return (Notification.update(read_at=utcnow())
+                .where(Notification.user_id == principal.user_id,
+                       Notification.read_at.is_null()).execute())
+
+    def delete(self, principal: Principal, notification_id: int) -> None:
+        row = self._own(principal, notification_id)
+        Email.delete().where(Email.notification_id == row.id, Email.status == "pending"
+                             ).execute()
+        Notification.delete().where(Notification.id == row.id).execute()
+
+    # -- broadcasts (admins) ---------------------------------------------------------------
+
+    def broadcast(self, principal: Principal, title: str, body: str, kind: str,
+                  data: dict[str, Any], user_id: int | None = None,
+                  course_id: int | None = None, role: str | None = None,
+                  everyone: bool = False) -> tuple[str, dict[str, Any]]:
+        """One user: created now ("notification", the notification). An audience: a
+        Broadcast row and the fan-out task ("broadcast", its status)."""
+        principal.require("notifications.broadcast", hide=False)
+        if user_id is not None:
+            if self.runtime.service(IDENTITY).user(user_id) is None:
+                raise ValidationFailed.field("user_id", "no such user in this school",
+                                             "unknown")
+            bc = Broadcast.create(audience="user", target=str(user_id), kind=kind, title=title,
+                                  body=body, data=data, created_by=principal.user_id,
+                                  status="done", recipients=0, finished_at=utcnow())
+            self.notify([user_id], kind, title, body, data, source=f"broadcast:{bc.id}")
+            row = Notification.select().where(Notification.source == f"broadcast:{bc.id}"
+                                              ).first()
+            bc.recipients = 1 if row else 0
+            bc.save()
+            if row is None:  # the user turned this kind off: nothing to show, but accepted
+                return "broadcast", self.broadcast_doc(bc)
+            return "notification", info(row).as_dict()
+        if course_id is not None:
+            if self.runtime.service(COURSES).get_course(course_id) is None:
+                raise ValidationFailed.field("course_id", "no such course in this school",
+                                             "unknown")
+            audience, target = "course", str(course_id)
+        elif role is not None:
+            audience, target = "role", role
+        else:
+            assert everyone
+            audience, target = "tenant", ""
+        bc = Broadcast.create(audience=audience, target=target, kind=kind, title=title,
+                              body=body, data=data, created_by=principal.user_id)
+        self.runtime.queue.enqueue_for_tenant(FANOUT_TASK, bc.id)
+        return "broadcast", self.broadcast_doc(bc)
+
+    @staticmethod
+    def broadcast_doc(bc: Broadcast) -> dict[str, Any]:
+        return {"id": bc.id, "audience": bc.audience, "target": bc.target or None,
+                "kind": bc.kind, "title": bc.title, "status": bc.status,
+                "recipients": bc.recipients, "created_at": bc.created_at,
+                "finished_at": bc.finished_at}
+
+    def get_broadcast(self, principal: Principal, broadcast_id: int) -> dict[str, Any]:
+        principal.require("notifications.broadcast", hide=False)
+        bc = Broadcast.select().where(Broadcast.id == broadcast_id).first()
+        if bc is None:
+            raise NotFound("no such broadcast")
+        return self.broadcast_doc(bc)
+
+    def audience_pages(self, bc: Broadcast) -> Iterator[list[int]]:
+        """The broadcast's recipients, a page at a time (keyset on user id)."""
+        after = 0
+        while True:
+            if bc.audience == "course":
+                ids = self.runtime.service(ENROLLMENT).active_user_ids(
+                    int(bc.target), after_id=after, limit=BATCH)
+            else:
+                ids = self.runtime.service(IDENTITY).user_ids(
+                    role=bc.target if bc.audience == "role" else None, after_id=after,
+                    limit=BATCH)
+            if not ids:
+                return
+            yield ids
+            after = max(ids)
+            if len(ids) < BATCH:
+                return
+
+    def fan_out(self, broadcast_id: int) -> int:
+        """Create a broadcast's notifications. Runs in a task; a retry after a crash skips
+        users already notified (the source is unique per user)."""
+        bc = Broadcast.select().where(Broadcast.id == broadcast_id).first()
+        if bc is None or bc.status == "done":
+            return 0
+        bc.status = "sending"
+        bc.save()
+        total = 0
+        for ids in self.audience_pages(bc):
+            total += self.notify(ids, bc.kind, bc.title, bc.body, bc.data,
+                                 source=f"broadcast:{bc.id}")
+        bc.recipients = (Notification.select()
+                         .where(Notification.source == f"broadcast:{bc.id}").count())
+        bc.status, bc.finished_at = "done", utcnow()
+        bc.save()
+        self.runtime.events.record(BroadcastSent(
+            broadcast_id=bc.id, audience=bc.audience, target=bc.target,
+            recipients=bc.recipients, actor_id=bc.created_by))
+        return total
+
+    # -- preferences -----------------------------------------------------------------------
+
+    def preferences(self, principal: Principal) -> dict[str, Any]:
+        chosen = {p.kind: p.channel for p in Preference.select().where(
+            Preference.user_id == principal.user_id)}
+        tenant = current_tenant()
+        out = {}
+        for kind in templates.KINDS:
+            default = (tenant.setting(f"notifications.default_channels.{kind}")
+                       or tenant.setting("notifications.default_channel")
+                       or self.settings.default_channel)
+            out[kind] = chosen.get(kind, default)
+        return {"channels": out}
+
+    def set_preferences(self, principal: Principal, channels: dict[str, str]
+                        ) -> dict[str, Any]:
+        unknown = sorted(set(channels) - set(templates.KINDS))
+        if unknown:
+            raise ValidationFailed([{"field": f"channels.{k}", "message": "unknown kind",
+                                     "type": "unknown"} for k in unknown])
+        for kind, channel in channels.items():
+            Preference.insert(user_id=principal.user_id, kind=kind, channel=channel
+                              ).on_conflict(
+                conflict_target=[Preference.tenant, Preference.user_id, Preference.kind],
+                update={Preference.channel: channel}).execute()
+        return self.preferences(principal)
+

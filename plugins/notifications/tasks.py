@@ -1,0 +1,68 @@
+"""Background tasks of the notifications plugin (stable names: they are persisted in the
+queue). Tenant-scoped tasks get the tenant id first and run in its transaction."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from huey import crontab
+
+from learnplat.plugin import TaskSpec, utcnow
+
+from .mail import DIGEST_TASK, SEND_TASK, Mailer
+from .services import FANOUT_TASK
+from .settings import NotificationsSettings
+
+if TYPE_CHECKING:
+    from learnplat.plugin import Runtime
+
+SCHEDULE_DIGESTS_TASK = "notifications.schedule_digests"
+
+
+def fan_out(runtime: Runtime, broadcast_id: int) -> int:
+    """Notify a broadcast's audience, a page of users at a time."""
+    from .hooks import service
+
+    return service(runtime).fan_out(broadcast_id)
+
+
+def send_emails(runtime: Runtime) -> dict[str, int]:
+    """Send the tenant's pending immediate emails within its rate limit."""
+    return Mailer(runtime).send_pending()
+
+
+def send_digests(runtime: Runtime) -> dict[str, int]:
+    """Send the tenant's daily digests."""
+    return Mailer(runtime).send_digests()
+
+
+def schedule_digests(runtime: Runtime) -> int:
+    """Hourly: queue the digest of every tenant whose digest hour (tenant setting
+    notifications.digest_hour, else the [notifications] one) is now."""
+    default = runtime.settings_of(NotificationsSettings).digest_hour
+    hour = utcnow().hour
+    queued = 0
+    for tenant in runtime.tenants.list():
+        if not tenant.enabled or not runtime.plugin_enabled("notifications", tenant):
+            continue
+        try:
+            want = int(tenant.setting("notifications.digest_hour", default))
+        except (TypeError, ValueError):
+            want = default
+        if want == hour:
+            runtime.queue.enqueue(DIGEST_TASK, tenant.id)
+            queued += 1
+    return queued
+
+
+def tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec(FANOUT_TASK, fan_out),
+        TaskSpec(SEND_TASK, send_emails),
+        TaskSpec(DIGEST_TASK, send_digests),
+        TaskSpec(SCHEDULE_DIGESTS_TASK, schedule_digests, tenant_scoped=False, retries=0,
+                 periodic=crontab(minute="0")),
+    ]
+
+
+__all__: list[Any] = ["tasks"]
