@@ -9,8 +9,9 @@ its user holds open in any web process.
   above the last id it saw, of the users connected to it (one indexed query per tenant with
   connections). SQLite has one writer, so ids become visible in order and none is skipped.
 
-Each socket has a bounded queue: delivery never waits for a client; a client that falls
-``socket_queue`` messages behind is disconnected (1013, "try again later") and re-syncs with
+Delivery never waits for a client: each socket has its own queue and sender task. A client
+that stops reading (more than ``socket_queue`` messages waiting, the oldest for over
+``socket_max_lag_seconds``) is disconnected (1013, "try again later") and re-syncs with
 GET /notifications when it reconnects.
 """
 
@@ -19,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -72,22 +74,41 @@ class Publisher:
 
 
 class Connection:
-    """One open socket of one user, as the hub sees it."""
+    """One open socket of one user, as the hub sees it: the messages waiting for it."""
 
-    def __init__(self, tenant_id: int, user_id: int, since_id: int, maxsize: int):
+    def __init__(self, tenant_id: int, user_id: int, since_id: int, maxsize: int,
+                 max_lag: float = 5.0):
         self.tenant_id = tenant_id
         self.user_id = user_id
         self.since_id = since_id  # older notifications are not "new" to this socket
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
+        self.maxsize = maxsize
+        self.max_lag = max_lag
+        self.pending: deque[tuple[float, dict[str, Any]]] = deque()
+        self.ready = asyncio.Event()
         self.overflowed = asyncio.Event()
 
     def offer(self, message: dict[str, Any]) -> None:
-        if message["id"] <= self.since_id:
+        """Queue a message without ever waiting. A burst (a poll or a broadcast delivers many
+        at once) is fine; a socket is dropped when more than `maxsize` messages wait and the
+        oldest has waited over `max_lag` seconds (it is not reading), or when ten times
+        `maxsize` wait (memory stays bounded whatever happens)."""
+        if message["id"] <= self.since_id or self.overflowed.is_set():
             return
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
+        now = time.monotonic()
+        if len(self.pending) >= self.maxsize and (
+                now - self.pending[0][0] > self.max_lag
+                or len(self.pending) >= 10 * self.maxsize):
+            self.pending.clear()
             self.overflowed.set()
+            return
+        self.pending.append((now, message))
+        self.ready.set()
+
+    async def next(self) -> dict[str, Any]:
+        while not self.pending:
+            self.ready.clear()
+            await self.ready.wait()
+        return self.pending.popleft()[1]
 
 
 class Hub:

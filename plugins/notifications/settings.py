@@ -37,8 +37,11 @@ class NotificationsSettings(BaseModel):
         0.5, gt=0, le=10, description="Without Redis: how often each web process looks for "
                                       "new notifications of its connected WebSocket users.")
     socket_queue: int = Field(
-        100, ge=1, description="Messages buffered per WebSocket; a client that falls this far "
-                               "behind is disconnected (1013) instead of slowing the others.")
+        100, ge=1, description="Messages a WebSocket may have waiting; past this, a client "
+                               "whose oldest waits over socket_max_lag_seconds (or that has ten "
+                               "times this many waiting) is disconnected (1013).")
+    socket_max_lag_seconds: float = Field(
+        5, ge=0, description="How long a slow WebSocket client may lag before it is dropped.")
     revalidate_seconds: float = Field(
         60, gt=0, description="How often an open WebSocket's token is checked again (a "
                               "logged-out or deactivated user is disconnected).")

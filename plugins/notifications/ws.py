@@ -115,8 +115,9 @@ class NotificationSocket:
                 await ws.close(POLICY_VIOLATION, "a valid token of the tenant is required")
             return
         tenant, principal, newest, unread = auth
-        conn = Connection(tenant.id, int(principal.user_id), newest,
-                          self.service.settings.socket_queue)
+        settings = self.service.settings
+        conn = Connection(tenant.id, int(principal.user_id), newest, settings.socket_queue,
+                          settings.socket_max_lag_seconds)
         hub = self._hub()
         hub.add(conn)
         try:
@@ -154,7 +155,7 @@ class NotificationSocket:
 
     async def _send_loop(self, ws: Any, conn: Connection) -> None:
         while True:
-            message = await conn.queue.get()
+            message = await conn.next()
             await ws.send_text(dumps(message).decode())
 
     async def _receive_loop(self, ws: Any) -> None:

@@ -64,7 +64,9 @@ def published_course(person, admin):
 def in_tenant_ctx(lp_runtime, lp_tenant):
     @contextmanager
     def ctx(tenant: Any = None):
-        with db.connection(), tenant_context(tenant or lp_tenant), db.transaction():
+        with db.connection():  # the tenant as it is now (tests change its settings)
+            tenant = lp_runtime.tenants.get_by_slug((tenant or lp_tenant).slug)
+        with db.connection(), tenant_context(tenant), db.transaction():
             yield
 
     return ctx
@@ -79,3 +81,48 @@ def svc(lp_runtime):
 
 def kinds(client: Any, **params: Any) -> list[str]:
     return [n["kind"] for n in client.get("/notifications", params=params).json["items"]]
+
+
+@pytest.fixture
+def configure(lp_runtime, lp_tenant):
+    """configure({"notifications": {...}}) sets the test tenant's settings."""
+    from learnplat.tenants import TenantSpec
+
+    def apply(settings: dict[str, Any]) -> Any:
+        spec = TenantSpec(slug=lp_tenant.slug, name=lp_tenant.name, settings=settings)
+        with db.connection():
+            lp_runtime.tenants.apply(spec)
+        return lp_runtime.tenants.get_by_slug(lp_tenant.slug)
+
+    return apply
+
+
+class Inbox:
+    """Messages received by the loopback SMTP server."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import email
+
+        msg = email.message_from_bytes(envelope.content)
+        msg.rcpt = list(envelope.rcpt_tos)
+        self.messages.append(msg)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    """An SMTP server (aiosmtpd) on 127.0.0.1: yields (port, inbox)."""
+    from aiosmtpd.controller import Controller
+
+    from learnplat.testing import free_port
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port, inbox
+    finally:
+        controller.stop()
