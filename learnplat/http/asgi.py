@@ -25,7 +25,14 @@ from .app import create_app, is_websocket_route
 def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = None) -> Any:
     runtime = runtime or create_runtime(settings)
     wsgi = create_app(runtime)
-    http = WSGIMiddleware(wsgi, workers=runtime.settings.server.threads)
+
+    def terminated(environ: dict[str, Any], start_response: Any) -> Any:
+        # a2wsgi's wsgi.input ends where the request body ends (chunked bodies included), as
+        # gunicorn's does: say so, so that the body limit applies to chunked bodies too.
+        environ["wsgi.input_terminated"] = True
+        return wsgi(environ, start_response)
+
+    http = WSGIMiddleware(terminated, workers=runtime.settings.server.threads)
     sockets = falcon.asgi.App()
     sockets.req_options.strip_url_path_trailing_slash = True
     for route in runtime.registry.routes:

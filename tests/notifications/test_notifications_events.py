@@ -33,7 +33,7 @@ def test_learner_is_notified_of_enrollment_modules_milestone_and_completion(
 
     # 3 modules now: 2 done is past 50 % (one milestone), 3 is completion.
     modules = [m["id"] for m in student.client.get(f"/courses/{course.id}").json["modules"]]
-    for i, mid in enumerate(modules):
+    for mid in modules:
         r = student.client.post(f"/progress/{course.id}", json={"module_id": mid,
                                                               "completed": True})
         assert r.status_code == 200, r.text
