@@ -52,7 +52,7 @@ def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 @contextmanager
@@ -172,22 +172,20 @@ def bench_rest(args: argparse.Namespace) -> dict[str, Any]:
 # -- ws --------------------------------------------------------------------------------------
 
 
-def worker_rss(port: int) -> list[int]:
-    """RSS (kB) of the gunicorn processes serving `port`, the master excluded."""
+def worker_rss() -> list[int]:
+    """RSS (kB) of the gunicorn workers this process started (children of its children)."""
     procs = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            if f"127.0.0.1:{port}" not in cmd:
-                continue
             status = (entry / "status").read_text()
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        procs[int(entry.name)] = (int(fields["PPid"]), int(fields["VmRSS"].split()[0]))
-    return [rss for pid, (ppid, rss) in procs.items() if ppid in procs]
+        procs[int(entry.name)] = (int(fields["PPid"]), int(fields.get("VmRSS", "0 kB").split()[0]))
+    masters = {pid for pid, (ppid, _) in procs.items() if ppid == os.getpid()}
+    return [rss for pid, (ppid, rss) in procs.items() if ppid in masters]
 
 
 async def _ws_phase(base: str, tenant: str, admin_token: str, users: list[tuple[int, str]],
@@ -252,7 +250,7 @@ async def _ws_phase(base: str, tenant: str, admin_token: str, users: list[tuple[
 def bench_ws(args: argparse.Namespace) -> dict[str, Any]:
     import resource
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     tmp = Path(tempfile.mkdtemp(prefix="lp-bench-"))
     devices = 10
@@ -264,10 +262,9 @@ def bench_ws(args: argparse.Namespace) -> dict[str, Any]:
                                  env_extra={"LEARNPLAT_SERVER_CONNECTIONS": "10000"}) as base:
             result = asyncio.run(_ws_phase(base, tenant.slug, admin_token, users, devices,
                                            args.posts))
-            port = int(base.rsplit(":", 1)[1])
             result["workers"] = args.workers
             result["connections_per_worker"] = round(result["connected"] / args.workers)
-            result["worker_rss_kb"] = worker_rss(port)
+            result["worker_rss_kb"] = worker_rss()
             result["backend"] = "redis pub/sub" if database.redis_url else "table polling"
     return result
 

@@ -321,13 +321,21 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
     visible to it because it shares the test database.
     """
     import signal
+    import socket
     import subprocess
     import sys
     import time
 
     import requests
 
-    port = free_port()
+    # The test binds the socket and hands it to gunicorn (fd://): a port picked free and then
+    # bound by gunicorn could be taken meanwhile by another test run's server, whose answers
+    # (from another database) would then reach this test.
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
     settings = runtime.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
     env.update({
@@ -352,9 +360,10 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket",
-             "-w", str(workers), "-b", f"127.0.0.1:{port}", *kind],
+             "-w", str(workers), "-b", f"fd://{listener.fileno()}", *kind],
             cwd=settings.home, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, pass_fds=(listener.fileno(),))
+        listener.close()  # gunicorn holds its own copy
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30

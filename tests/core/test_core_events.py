@@ -212,7 +212,9 @@ def test_events_recorded_without_a_worker_are_delivered_when_one_starts(tmp_path
     from learnplat.runtime import create_runtime
     from learnplat.settings import load_settings
 
+    previous = db.database.obj  # create_runtime points the process's proxy at its database
     rt = create_runtime(load_settings(environ=env), entry_points=False)
+    db.database.initialize(previous)
     with use_runtime(rt):
         assert type(rt.queue.huey).__name__ == ("RedisHuey" if redis_url else "SqliteHuey")
         tenant = make_tenant(rt)
