@@ -1,6 +1,7 @@
 """bin/serve (`learnplat serve`) end to end: migrations applied, gunicorn answering
 /healthz and /readyz, the embedded queue worker started beside it, a chunked oversize body
-refused with 413 by the real server, and a clean SIGTERM that leaves no orphan worker."""
+refused with 413 by the real server, the notifications WebSocket on the same address, and a
+clean SIGTERM that leaves no orphan worker."""
 
 from __future__ import annotations
 
@@ -47,12 +48,51 @@ def alive(pid: int) -> bool:
         return False
 
 
+def notifications_websocket_on_the_same_address(base: str) -> None:
+    """The WebSocket of the notifications plugin answers on bin/serve's address: a bad token
+    is closed with 1008; a notification made over REST arrives on a good one."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    ws_url = base.replace("http://", "ws://") + "/notifications/ws"
+    with connect(f"{ws_url}?token=nope&tenant=demo", open_timeout=10) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd.code == 1008
+
+    def login(email: str, password: str) -> str:
+        r = requests.post(f"{base}/auth/login", headers={"X-Tenant": "demo"}, timeout=10,
+                          json={"email": email, "password": password})
+        assert r.status_code == 200, r.text
+        return r.json()["access_token"]
+
+    r = requests.post(f"{base}/auth/register", headers={"X-Tenant": "demo"}, timeout=10,
+                      json={"email": "kid@demo.example", "password": "correct horse battery",
+                            "name": "Kid"})
+    assert r.status_code == 201, r.text
+    student = login("kid@demo.example", "correct horse battery")
+    admin = login("boss@demo.example", "correct horse battery")
+    with connect(ws_url, open_timeout=10) as ws:
+        ws.send(json.dumps({"token": student, "tenant": "demo"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        r = requests.post(f"{base}/notifications", timeout=10, json={
+            "title": "Welcome", "body": "to Demo School", "user_id": r.json()["id"]},
+            headers={"X-Tenant": "demo", "Authorization": f"Bearer {admin}"})
+        assert r.status_code == 201, r.text
+        msg = json.loads(ws.recv(timeout=10))
+        assert (msg["id"], msg["kind"], msg["title"]) == (r.json()["id"], "announcement",
+                                                          "Welcome")
+
+
 @pytest.mark.e2e
 def test_serve_end_to_end(tmp_path, fresh_db):
     port = free_port()
     env = cli_env(tmp_path, fresh_db, SERVER_WORKERS="1", APP_MAX_BODY_BYTES="1000")
     assert run_cli(["migrate"], env).returncode == 0
     assert run_cli(["tenants", "apply", str(REPO / "tenants")], env).returncode == 0
+    assert run_cli(["users", "create", "--tenant", "demo", "--email", "boss@demo.example",
+                    "--password", "correct horse battery", "--role", "admin"],
+                   env).returncode == 0
     # bin/serve itself: venv check (already installed), then exec `learnplat serve`.
     proc = subprocess.Popen([str(REPO / "bin" / "serve"), "--bind", f"127.0.0.1:{port}"],
                             env=env, cwd=tmp_path,
@@ -105,6 +145,8 @@ def test_serve_end_to_end(tmp_path, fresh_db):
         assert resp.status == 413, resp.read()
         assert resp.getheader("Content-Type") == "application/problem+json"
         conn.close()
+
+        notifications_websocket_on_the_same_address(base)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
