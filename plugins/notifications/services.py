@@ -222,36 +222,31 @@ class NotificationsService:
             raise NotFound("no such broadcast")
         return self.broadcast_doc(bc)
 
-    def audience_pages(self, bc: Broadcast) -> Iterator[list[int]]:
-        """The broadcast's recipients, a page at a time (keyset on user id)."""
-        after = 0
-        while True:
-            if bc.audience == "course":
-                ids = self.runtime.service(ENROLLMENT).active_user_ids(
-                    int(bc.target), after_id=after, limit=BATCH)
-            else:
-                ids = self.runtime.service(IDENTITY).user_ids(
-                    role=bc.target if bc.audience == "role" else None, after_id=after,
-                    limit=BATCH)
-            if not ids:
-                return
-            yield ids
-            after = max(ids)
-            if len(ids) < BATCH:
-                return
+    def audience_page(self, bc: Broadcast, after: int) -> list[int]:
+        """Up to BATCH recipients of the broadcast with ids above `after`, ascending."""
+        if bc.audience == "course":
+            return self.runtime.service(ENROLLMENT).active_user_ids(
+                int(bc.target), after_id=after, limit=BATCH)
+        return self.runtime.service(IDENTITY).user_ids(
+            role=bc.target if bc.audience == "role" else None, after_id=after, limit=BATCH)
 
-    def fan_out(self, broadcast_id: int) -> int:
-        """Create a broadcast's notifications. Runs in a task; a retry after a crash skips
-        users already notified (the source is unique per user)."""
+    def fan_out(self, broadcast_id: int, after: int = 0) -> int:
+        """Notify one page of a broadcast's audience (users above `after`) and queue the task
+        again for the next page: each page is its own short transaction (SQLite's write lock
+        is never held for a whole school), and a crash resumes at the failed page. A retried
+        page skips users already notified (the source is unique per user)."""
         bc = Broadcast.select().where(Broadcast.id == broadcast_id).first()
         if bc is None or bc.status == "done":
             return 0
-        bc.status = "sending"
-        bc.save()
-        total = 0
-        for ids in self.audience_pages(bc):
-            total += self.notify(ids, bc.kind, bc.title, bc.body, bc.data,
-                                 source=f"broadcast:{bc.id}")
+        if bc.status == "queued":
+            bc.status = "sending"
+            bc.save()
+        ids = self.audience_page(bc, after)
+        created = self.notify(ids, bc.kind, bc.title, bc.body, bc.data,
+                              source=f"broadcast:{bc.id}") if ids else 0
+        if len(ids) == BATCH:
+            self.runtime.queue.enqueue_for_tenant(FANOUT_TASK, bc.id, max(ids))
+            return created
         bc.recipients = (Notification.select()
                          .where(Notification.source == f"broadcast:{bc.id}").count())
         bc.status, bc.finished_at = "done", utcnow()
@@ -259,7 +254,7 @@ class NotificationsService:
         self.runtime.events.record(BroadcastSent(
             broadcast_id=bc.id, audience=bc.audience, target=bc.target,
             recipients=bc.recipients, actor_id=bc.created_by))
-        return total
+        return created
 
     # -- preferences -----------------------------------------------------------------------
 

@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 SCHEDULE_DIGESTS_TASK = "notifications.schedule_digests"
 
 
-def fan_out(runtime: Runtime, broadcast_id: int) -> int:
-    """Notify a broadcast's audience, a page of users at a time."""
+def fan_out(runtime: Runtime, broadcast_id: int, after: int = 0) -> int:
+    """Notify one page of a broadcast's audience (users above `after`); queues the next."""
     from .hooks import service
 
-    return service(runtime).fan_out(broadcast_id)
+    return service(runtime).fan_out(broadcast_id, after)
 
 
 def send_emails(runtime: Runtime) -> dict[str, int]:

@@ -177,3 +177,19 @@ def test_openapi_documents_the_routes(lp_client):
     assert {"201", "202", "403", "422"} <= set(post["responses"])
     assert "/notifications/{notification_id}/read" in doc["paths"]
     assert "/notifications/ws" not in doc["paths"]  # a WebSocket, documented in docs/
+
+
+def test_a_broadcast_fans_out_page_by_page(admin, person, monkeypatch, event_recorder):
+    from learnplat_notifications import services
+
+    monkeypatch.setattr(services, "BATCH", 2)  # 5 students: pages of 2, 2, 1 (+ the admin)
+    students = [person("student") for _ in range(5)]
+    r = admin.client.post("/notifications", json={"title": "Paged", "body": "b",
+                                                  "everyone": True})
+    assert r.status_code == 202
+    doc = admin.client.get(f"/notifications/broadcasts/{r.json['id']}").json
+    assert (doc["status"], doc["recipients"]) == ("done", 6)
+    for s in students:
+        assert kinds(s.client) == ["announcement"]
+    sent = [e for e in event_recorder.events if e.name == "notifications.broadcast_sent.v1"]
+    assert [e.payload["recipients"] for e in sent] == [6]
