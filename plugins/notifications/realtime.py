@@ -86,14 +86,22 @@ class Connection:
         self.pending: deque[tuple[float, dict[str, Any]]] = deque()
         self.ready = asyncio.Event()
         self.overflowed = asyncio.Event()
+        # Ids offered lately: a catch-up after a lost Redis subscription may repeat some.
+        self.seen: set[int] = set()
+        self.seen_order: deque[int] = deque()
 
     def offer(self, message: dict[str, Any]) -> None:
         """Queue a message without ever waiting. A burst (a poll or a broadcast delivers many
         at once) is fine; a socket is dropped when more than `maxsize` messages wait and the
         oldest has waited over `max_lag` seconds (it is not reading), or when ten times
         `maxsize` wait (memory stays bounded whatever happens)."""
-        if message["id"] <= self.since_id or self.overflowed.is_set():
+        nid = message["id"]
+        if nid <= self.since_id or nid in self.seen or self.overflowed.is_set():
             return
+        self.seen.add(nid)
+        self.seen_order.append(nid)
+        if len(self.seen_order) > 1000:
+            self.seen.discard(self.seen_order.popleft())
         now = time.monotonic()
         if len(self.pending) >= self.maxsize and (
                 now - self.pending[0][0] > self.max_lag
@@ -119,8 +127,9 @@ class Hub:
         self.runtime = runtime
         self.settings = settings
         self.conns: dict[tuple[int, int], set[Connection]] = defaultdict(set)
-        self.cursors: dict[int, int] = {}  # polling: last id seen per tenant
+        self.cursors: dict[int, int] = {}  # last id delivered per tenant with sockets here
         self.task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()  # Redis: the subscription is live
 
     def __len__(self) -> int:
         return sum(len(c) for c in self.conns.values())
@@ -142,7 +151,20 @@ class Hub:
             if not any(t == conn.tenant_id for t, _ in self.conns):
                 self.cursors.pop(conn.tenant_id, None)
 
+    async def wait_ready(self, timeout: float = 5.0) -> None:
+        """With Redis, wait until the subscription is live, so that nothing published after
+        the client is told "ready" is missed. Polling misses nothing: it starts from each
+        socket's newest id."""
+        if self.runtime.redis is None:
+            return
+        try:
+            await asyncio.wait_for(self.subscribed.wait(), timeout)
+        except TimeoutError:
+            log.warning("notifications: Redis subscription not ready after %ss", timeout)
+
     def deliver(self, tenant_id: int, items: list[dict[str, Any]]) -> None:
+        if tenant_id in self.cursors and items:
+            self.cursors[tenant_id] = max(self.cursors[tenant_id], max(i["id"] for i in items))
         for item in items:
             for conn in self.conns.get((tenant_id, item["user_id"]), ()):
                 conn.offer(item)
@@ -153,11 +175,16 @@ class Hub:
         import redis.asyncio as aredis
 
         prefix = channel_prefix(self.runtime)
+        first = True
         while True:
             client = aredis.Redis.from_url(self.runtime.settings.redis.url)
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.psubscribe(f"{prefix}*")
+                self.subscribed.set()
+                if not first:  # what was published while we were not listening
+                    await self._poll_once()
+                first = False
                 async for message in pubsub.listen():
                     if message.get("type") != "pmessage":
                         continue
@@ -167,6 +194,7 @@ class Hub:
                 raise
             except Exception:
                 log.exception("notifications: Redis subscription lost; resubscribing")
+                self.subscribed.clear()
                 await asyncio.sleep(1)
             finally:
                 with contextlib.suppress(Exception):
@@ -175,20 +203,23 @@ class Hub:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.settings.poll_seconds)
-            for tenant_id in list(self.cursors):
-                users = sorted({u for t, u in self.conns if t == tenant_id})
-                if not users:
-                    continue
-                try:
-                    items = await asyncio.to_thread(self._fetch, tenant_id, users,
-                                                    self.cursors[tenant_id])
-                except Exception:
-                    log.exception("notifications: polling tenant %s failed", tenant_id)
-                    continue
-                if items and tenant_id in self.cursors:
-                    self.cursors[tenant_id] = max(self.cursors[tenant_id],
-                                                  max(i["id"] for i in items))
-                    self.deliver(tenant_id, items)
+            await self._poll_once()
+
+    async def _poll_once(self) -> None:
+        """Look in the table for notifications of the connected users above each tenant's
+        cursor (the embedded mechanism; with Redis, the catch-up after a lost subscription)."""
+        for tenant_id in list(self.cursors):
+            users = sorted({u for t, u in self.conns if t == tenant_id})
+            if not users:
+                continue
+            try:
+                items = await asyncio.to_thread(self._fetch, tenant_id, users,
+                                                self.cursors[tenant_id])
+            except Exception:
+                log.exception("notifications: polling tenant %s failed", tenant_id)
+                continue
+            if items and tenant_id in self.cursors:
+                self.deliver(tenant_id, items)
 
     def _fetch(self, tenant_id: int, users: list[int], after: int) -> list[dict[str, Any]]:
         from .models import Notification

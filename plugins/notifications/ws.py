@@ -121,6 +121,7 @@ class NotificationSocket:
         hub = self._hub()
         hub.add(conn)
         try:
+            await hub.wait_ready()
             await ws.send_text(dumps({"type": "ready", "user_id": principal.user_id,
                                       "unread": unread}).decode())
             await self._serve(ws, conn, token or "", slug, host)
