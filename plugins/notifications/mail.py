@@ -91,6 +91,17 @@ class Mailer:
         sent = Email.select().where(Email.status == "sent", Email.sent_at > window).count()
         return per_minute(current_tenant(), self.settings) - sent
 
+    def _sender_lock(self) -> bool:
+        """One sending run per tenant at a time, so that two runs never both spend the
+        minute's budget. PostgreSQL: a transaction-scoped advisory lock (a run that does not
+        get it leaves the work to the one that has it, which re-queues itself if needed).
+        SQLite: the run's BEGIN IMMEDIATE already serialises writers."""
+        if not db.is_postgres():
+            return True
+        key = (0x6E6F7469 << 20) ^ current_tenant().id  # "noti" + tenant id
+        cursor = db.database.execute_sql("SELECT pg_try_advisory_xact_lock(%s)", (key,))
+        return bool(cursor.fetchone()[0])
+
     def _locked(self, query: Any) -> Any:
         # PostgreSQL: two concurrent runs take different rows. SQLite: the run holds the
         # database's write lock (BEGIN IMMEDIATE), which serialises runs anyway.
@@ -106,6 +117,8 @@ class Mailer:
             skipped = (Email.update(status="skipped", error="no SMTP server configured")
                        .where(Email.status == "pending", Email.mode == "immediate").execute())
             return {"sent": 0, "skipped": skipped, "left": 0}
+        if not self._sender_lock():
+            return {"sent": 0, "left": -1}  # another run is sending for this tenant
         budget = self.budget()
         if budget <= 0:
             self._later(pending.count())
@@ -169,6 +182,8 @@ class Mailer:
             skipped = (Email.update(status="skipped", error="no SMTP server configured")
                        .where(Email.status == "pending", Email.mode == "digest").execute())
             return {"sent": 0, "skipped": skipped}
+        if not self._sender_lock():
+            return {"sent": 0}
         user_ids = [r.user_id for r in waiting.select(Email.user_id).distinct()
                     .order_by(Email.user_id).limit(max(0, self.budget()))]
         if not user_ids:

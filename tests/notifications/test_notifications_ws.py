@@ -187,3 +187,30 @@ def test_a_socket_that_falls_behind_is_dropped(lp_runtime):
         tasks[1].cancel()
 
     asyncio.run(scenario())
+
+
+def test_socket_authentication_rules(lp_runtime, person, lp_tenant, lp_other_tenant):
+    """Who may open the socket (checked in-process; the real server is tested above)."""
+    from learnplat_notifications.hooks import service
+    from learnplat_notifications.ws import NotificationSocket
+
+    from learnplat import db
+    from learnplat.tenants import TenantSpec
+    from learnplat.testing import make_tenant
+
+    resource = NotificationSocket(lp_runtime, service(lp_runtime))
+    student = person("student")
+    tenant, principal, _newest, unread = resource.authenticate(student.token, lp_tenant.slug,
+                                                              None)
+    assert (tenant.id, principal.user_id, unread) == (lp_tenant.id, student.id, 0)
+    assert resource.authenticate(student.token, lp_other_tenant.slug, None) is None
+    assert resource.authenticate("", lp_tenant.slug, None) is None
+    assert resource.authenticate(student.token, None, "unknown.example") is None
+    # A school with the plugin switched off has no socket (its REST routes answer 404).
+    off = make_tenant(lp_runtime)
+    with db.connection():
+        lp_runtime.tenants.apply(TenantSpec(slug=off.slug, name=off.name,
+                                            disabled_plugins=["notifications"]))
+    there = person("student", tenant=off)
+    assert resource.authenticate(there.token, off.slug, None) is None
+    assert there.client.get("/notifications").status_code == 404
