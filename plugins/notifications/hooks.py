@@ -27,6 +27,7 @@ from learnplat.plugin import (
     ServiceKey,
     TaskSpec,
     hookimpl,
+    utcnow,
 )
 
 from . import events as ev
@@ -35,7 +36,7 @@ from .api import NOTIFICATIONS
 from .models import MODELS
 from .services import BATCH, NotificationsService
 from .settings import NotificationsSettings
-from .tasks import tasks
+from .tasks import RELEASE_TASK, tasks
 from .ws import NotificationSocket
 
 if TYPE_CHECKING:
@@ -140,20 +141,35 @@ def _to_owner(kind: str) -> Callable[[Runtime, EventMessage[Any]], None]:
 
 
 def _module_added(runtime: Runtime, event: EventMessage[ModuleAdded]) -> None:
-    """A module added to a published course: every active student of it, a page at a time
-    (a retried delivery skips those already notified)."""
+    """A module added to a published course: every active student of it. A module released
+    later (drip) is announced when it is released, by a delayed task."""
     d = event.data
     if d.status != "published":
         return
-    kind = "quiz_published" if d.kind == "quiz" else "module_published"
-    values = {"course_title": d.title, "module_title": d.module_title, "course_id": d.course_id}
-    data = {"course_id": d.course_id, "module_id": d.module_id, "event": event.name}
+    if d.release_at is not None and d.release_at > utcnow():
+        delay = (d.release_at - utcnow()).total_seconds()
+        runtime.queue.enqueue_for_tenant(RELEASE_TASK, d.course_id, d.module_id, event.id,
+                                         delay=delay)
+        return
+    announce_module(runtime, d.course_id, d.module_id, d.module_title, d.kind, d.title,
+                    event.id)
+
+
+def announce_module(runtime: Runtime, course_id: int, module_id: int, module_title: str,
+                    module_kind: str, course_title: str, event_id: int) -> None:
+    """Notify every active student of the course, a page at a time (a retried delivery
+    skips those already notified: the source is the event)."""
+    kind = "quiz_published" if module_kind == "quiz" else "module_published"
+    values = {"course_title": course_title, "module_title": module_title,
+              "course_id": course_id}
+    data = {"course_id": course_id, "module_id": module_id,
+            "event": ModuleAdded.name}
     svc, after = service(runtime), 0
     while True:
-        ids = runtime.service(ENROLLMENT).active_user_ids(d.course_id, after_id=after,
+        ids = runtime.service(ENROLLMENT).active_user_ids(course_id, after_id=after,
                                                           limit=BATCH)
         if ids:
-            svc.notify_kind(ids, kind, values, data, f"event:{event.id}")
+            svc.notify_kind(ids, kind, values, data, f"event:{event_id}")
         if len(ids) < BATCH:
             return
         after = max(ids)

@@ -17,6 +17,36 @@ if TYPE_CHECKING:
     from learnplat.plugin import Runtime
 
 SCHEDULE_DIGESTS_TASK = "notifications.schedule_digests"
+RELEASE_TASK = "notifications.module_released"
+
+
+def module_released(runtime: Runtime, course_id: int, module_id: int, event_id: int) -> None:
+    """Announce a drip-released module when its release time comes (queued by the
+    course.module_added.v1 handler), unless it was deleted, moved later or its course is no
+    longer published."""
+    from learnplat_courses.api import COURSES
+
+    from learnplat.plugin import NotFound
+
+    from .hooks import announce_module
+
+    courses = runtime.service(COURSES)
+    course = courses.get_course(course_id)
+    try:
+        module = courses.get_module(course_id, module_id)
+    except NotFound:
+        return
+    if course is None or course.status != "published":
+        return
+    if not module.released():
+        # Moved later: come back then.
+        assert module.release_at is not None
+        runtime.queue.enqueue_for_tenant(
+            RELEASE_TASK, course_id, module_id, event_id,
+            delay=(module.release_at - utcnow()).total_seconds())
+        return
+    announce_module(runtime, course_id, module_id, module.title, module.kind, course.title,
+                    event_id)
 
 
 def fan_out(runtime: Runtime, broadcast_id: int, after: int = 0) -> int:
@@ -60,6 +90,7 @@ def tasks() -> list[TaskSpec]:
         TaskSpec(FANOUT_TASK, fan_out),
         TaskSpec(SEND_TASK, send_emails),
         TaskSpec(DIGEST_TASK, send_digests),
+        TaskSpec(RELEASE_TASK, module_released),
         TaskSpec(SCHEDULE_DIGESTS_TASK, schedule_digests, tenant_scoped=False, retries=0,
                  periodic=crontab(minute="0")),
     ]

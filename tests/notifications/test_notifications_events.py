@@ -162,3 +162,32 @@ def test_tenant_templates_override_the_texts(lp_runtime, lp_users, lp_client, pe
     assert note["title"] == "Bienvenue dans Histoire"
     # $-templates reach no attribute: unknown names render empty, braces stay text.
     assert note["body"] == "{course_title.__class__}"
+
+
+def test_a_drip_module_is_announced_when_released(published_course, lp_runtime, lp_tenant,
+                                                  event_recorder):
+    import datetime as dt
+
+    from learnplat_notifications.tasks import RELEASE_TASK
+
+    course = published_course(students=1)
+    student, teacher = course.students[0], course.instructor
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat()
+    r = teacher.client.post(f"/courses/{course.id}/modules", json={"title": "Week 2",
+                                                                   "release_at": later})
+    assert r.status_code == 201, r.text
+    module_id = r.json["id"]
+    assert kinds(student.client) == ["enrolled"]  # not yet: it is not released
+    event_id = next(e.id for e in event_recorder.events
+                    if e.name == "course.module_added.v1" and e.payload["module_id"] == module_id)
+    task = lp_runtime.queue.wrappers[RELEASE_TASK]
+    task.call_local(lp_tenant.id, course.id, module_id, event_id)  # early: still not released
+    assert kinds(student.client) == ["enrolled"]
+    earlier = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
+    r = teacher.client.put(f"/courses/{course.id}/modules/{module_id}",
+                             json={"release_at": earlier})
+    assert r.status_code == 200, r.text
+    for _ in range(2):  # the delayed task, and a duplicate of it: one notification
+        task.call_local(lp_tenant.id, course.id, module_id, event_id)
+    assert kinds(student.client) == ["module_published", "enrolled"]
+    assert _newest(student.client)["title"] == "New in Biology: Week 2"
