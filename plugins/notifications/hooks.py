@@ -13,6 +13,7 @@ from learnplat_courses.events import (
     CourseRejected,
     FeedbackOpened,
     ModuleAdded,
+    ModuleUpdated,
 )
 from learnplat_enrollment.api import ENROLLMENT
 from learnplat_enrollment.events import EnrollmentCreated
@@ -152,24 +153,35 @@ def _module_added(runtime: Runtime, event: EventMessage[ModuleAdded]) -> None:
                                          delay=delay)
         return
     announce_module(runtime, d.course_id, d.module_id, d.module_title, d.kind, d.title,
-                    event.id)
+                    f"event:{event.id}")
+
+
+def _module_updated(runtime: Runtime, event: EventMessage[ModuleUpdated]) -> None:
+    """A module of a published course became a quiz (the quizzes plugin attaches a quiz to an
+    existing module): "new quiz", once per module and student however often it is set."""
+    d = event.data
+    if "kind" not in d.fields or d.kind != "quiz" or d.status != "published":
+        return
+    if d.release_at is not None and d.release_at > utcnow():
+        return  # announced (as a quiz) when released
+    announce_module(runtime, d.course_id, d.module_id, d.module_title, d.kind, d.title,
+                    f"quiz:{d.module_id}")
 
 
 def announce_module(runtime: Runtime, course_id: int, module_id: int, module_title: str,
-                    module_kind: str, course_title: str, event_id: int) -> None:
+                    module_kind: str, course_title: str, source: str) -> None:
     """Notify every active student of the course, a page at a time (a retried delivery
-    skips those already notified: the source is the event)."""
+    skips those already notified: `source` is unique per student)."""
     kind = "quiz_published" if module_kind == "quiz" else "module_published"
     values = {"course_title": course_title, "module_title": module_title,
               "course_id": course_id}
-    data = {"course_id": course_id, "module_id": module_id,
-            "event": ModuleAdded.name}
+    data = {"course_id": course_id, "module_id": module_id}
     svc, after = service(runtime), 0
     while True:
         ids = runtime.service(ENROLLMENT).active_user_ids(course_id, after_id=after,
                                                           limit=BATCH)
         if ids:
-            svc.notify_kind(ids, kind, values, data, f"event:{event_id}")
+            svc.notify_kind(ids, kind, values, data, source)
         if len(ids) < BATCH:
             return
         after = max(ids)
@@ -180,6 +192,7 @@ def register_event_handlers() -> list[EventHandler]:
     return [
         EventHandler(EnrollmentCreated, "enrolled", _to_learner("enrolled")),
         EventHandler(ModuleAdded, "module_published", _module_added),
+        EventHandler(ModuleUpdated, "quiz_published", _module_updated),
         EventHandler(Milestone, "milestone", _milestone),
         EventHandler(CourseCompleted, "course_completed", _to_learner("course_completed")),
         EventHandler(CoursePublished, "course_approved", _to_owner("course_approved")),

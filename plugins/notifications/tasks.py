@@ -46,7 +46,7 @@ def module_released(runtime: Runtime, course_id: int, module_id: int, event_id: 
             delay=(module.release_at - utcnow()).total_seconds())
         return
     announce_module(runtime, course_id, module_id, module.title, module.kind, course.title,
-                    event_id)
+                    f"event:{event_id}")
 
 
 def fan_out(runtime: Runtime, broadcast_id: int, after: int = 0) -> int:

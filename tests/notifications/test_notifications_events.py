@@ -191,3 +191,25 @@ def test_a_drip_module_is_announced_when_released(published_course, lp_runtime, 
         task.call_local(lp_tenant.id, course.id, module_id, event_id)
     assert kinds(student.client) == ["module_published", "enrolled"]
     assert _newest(student.client)["title"] == "New in Biology: Week 2"
+
+
+def test_a_module_becoming_a_quiz_is_announced_once(published_course, lp_runtime,
+                                                    in_tenant_ctx):
+    """What the quizzes plugin does when a quiz is attached to a module of a published
+    course (COURSES.set_module_kind records course.module_updated.v1 with fields ["kind"])."""
+    from learnplat_courses.api import COURSES
+
+    course = published_course(students=2, modules=2)
+    module_id = course.students[0].client.get(f"/courses/{course.id}").json["modules"][1]["id"]
+    for _ in range(2):  # the quiz is replaced: still one notification
+        with in_tenant_ctx():
+            lp_runtime.service(COURSES).set_module_kind(course.id, module_id, "quiz")
+    for s in course.students:
+        assert kinds(s.client) == ["quiz_published", "enrolled"]
+        note = _newest(s.client)
+        assert note["title"] == "New quiz in Biology: M1"
+        assert note["data"] == {"course_id": course.id, "module_id": module_id}
+    # Other kinds of change announce nothing.
+    with in_tenant_ctx():
+        lp_runtime.service(COURSES).set_module_kind(course.id, module_id, "video")
+    assert kinds(course.students[0].client) == ["quiz_published", "enrolled"]
