@@ -74,6 +74,8 @@ class NotificationsService:
         """Create the notifications (one query per BATCH users), queue their emails, and
         publish them to connected sockets after commit. Users whose channel for the kind is
         "off" get nothing; with `source`, users already notified for it are skipped."""
+        if not 0 < len(kind) <= 40 or (source is not None and len(source) > 80):
+            raise ValueError("kind is 1..40 characters and source at most 80")
         wanted = list(dict.fromkeys(int(u) for u in user_ids))
         created = 0
         for chunk in _chunks(wanted):
