@@ -15,7 +15,7 @@ from learnplat import db
 from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, ValidationFailed
 from learnplat.models import utcnow
-from learnplat.tenancy import current_tenant
+from learnplat.tenancy import TenantInfo, current_tenant
 
 from .api import CourseInfo, ModuleInfo
 from .models import Course, CourseTag, CourseTransition, Module
@@ -43,6 +43,17 @@ EVENT_FOR = {"submit": "course.submitted.v1", "withdraw": "course.withdrawn.v1",
 
 
 MAX_ID = 2**31 - 1
+
+# The tenant setting (tenants/<slug>.toml, [settings.courses] catalogue = "private") that
+# closes a school's catalogue to visitors without a token.
+CATALOGUE_SETTING = "courses.catalogue"
+
+
+def catalogue_is_public(tenant: TenantInfo) -> bool:
+    """Whether visitors without a token may browse the school's published courses: yes unless
+    its setting says otherwise. Any value but "public" (a typo too) keeps it private: a
+    mistake shows as a closed shop window, never as an open one the school did not want."""
+    return tenant.setting(CATALOGUE_SETTING, "public") == "public"
 
 
 def valid_id(value: Any) -> bool:
