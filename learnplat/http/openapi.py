@@ -105,8 +105,8 @@ def build_document(runtime: Runtime) -> dict[str, Any]:
 def _anonymous_note(spec: EndpointSpec) -> str:
     """When callers without a token are let in: the predicate's docstring, or "always"."""
     if callable(spec.anonymous):
-        doc = (spec.anonymous.__doc__ or "").strip().split("\n")[0]
-        return doc or "depends on the school's settings"
+        paragraph = (spec.anonymous.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(paragraph.split()) or "depends on the school's settings"
     return "always"
 
 
