@@ -54,7 +54,7 @@ class IdentitySettings(BaseModel):
     limit_window: int = Field(300, gt=0, description="Seconds a rate-limit window lasts.")
     login_per_ip: int = Field(600, gt=0, description="Login attempts per address per window.")
     login_failures_per_ip: int = Field(
-        100, gt=0, description="Failed logins per address per login_failure_window.")
+        200, gt=0, description="Failed logins per address per login_failure_window.")
     login_failure_window: int = Field(
         900, gt=0, description="Seconds over which an address's failed logins are counted.")
     login_per_account: int = Field(10, gt=0, description="Login attempts per email per window.")
