@@ -65,8 +65,8 @@ def test_addresses_as_proxies_write_them(text, expected):
 @pytest.mark.parametrize("text", [
     "", "   ", "unknown", "_hidden", "garbage", "256.0.0.1", "192.0.2", "192.0.2.1:port",
     "192.0.2.1:99999999", "[2001:db8::1", "[2001:db8::1]x", "[2001:db8::1]:", "[]",
-    "2001:db8::1::2", "١٩٢.0.2.1", "１.２.３.４", "192.0.2.1\x00", "x" * 500, '"', '""',
-    "<script>", "192.0.2.1/24",
+    "2001:db8::1::2", "\u0661\u0669\u0662.0.2.1", "\uff11.\uff12.\uff13.\uff14",
+    "192.0.2.1\x00", "x" * 500, '"', '""', "<script>", "192.0.2.1/24",
 ])
 def test_garbage_is_no_address(text):
     assert parse_address(text) is None
@@ -90,7 +90,7 @@ def test_trusted_proxies_setting_is_validated_at_start():
         message = str(info.value)
         assert "server.trusted_proxies" in message and named in message, message
         assert "LEARNPLAT_SERVER_TRUSTED_PROXIES" in message
-    with pytest.raises(ConfigError, match="server.forwarded_header"):
+    with pytest.raises(ConfigError, match=r"server\.forwarded_header"):
         load_settings(environ={"LEARNPLAT_SERVER_FORWARDED_HEADER": "X-Real-IP"})
 
 

@@ -91,7 +91,7 @@ def test_every_route_declares_and_enforces_its_permission(lp_app, lp_client, lp_
                     if welcome:
                         visitors[label].add(f"{method} {route.path}")
                     # Welcome: in, but someone else's or a missing object is still not found.
-                    ok = ((lambda s: s != 401 and (not has_params or 400 <= s < 500))
+                    ok = ((lambda s, p=has_params: s != 401 and (not p or 400 <= s < 500))
                           if welcome else (lambda s: s == 401))
                     check(f"anonymous ({label} school)", method, path, None, ok,
                           client=lp_client.as_(None, tenant=school))
