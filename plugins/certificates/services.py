@@ -178,7 +178,9 @@ class CertificatesService:
         summary = self.runtime.service(PROGRESS).summary(course_id, principal.user_id)
         if summary is None or not summary.completed:
             done = summary.completed_modules if summary else 0
-            required = summary.required_modules if summary else None
+            # Counted from the course: a progress row made at enrollment has not counted yet.
+            required = sum(1 for m in self.runtime.service(COURSES).list_modules(course_id)
+                           if m.required)
             detail = ("you have not started this course" if summary is None else
                       f"the course is not completed: {done} of {required} required modules "
                       "done")
