@@ -25,6 +25,7 @@ from .models import MODELS
 from .services import CertificatesService
 from .settings import CertificatesSettings
 from .tasks import tasks
+from .templates import Templates
 
 if TYPE_CHECKING:
     from learnplat.plugin import Runtime
@@ -71,6 +72,7 @@ def service(runtime: Runtime) -> CertificatesService:
 @hookimpl
 def register_routes(runtime: Runtime) -> list[Route]:
     svc = service(runtime)
+    templates = Templates(runtime)
     c = "/courses/{course_id:int}"
     cert = "/certificates/{public_id}"
     issuer = "/certificates/issuers/{slug}"
@@ -79,6 +81,9 @@ def register_routes(runtime: Runtime) -> list[Route]:
         Route(f"{c}/certificates/regenerate", r.RegenerateResource(svc)),
         Route("/certificates", r.CertificateCollection(svc)),
         Route("/certificates/jobs/{job_id:int}", r.JobResource(svc)),
+        Route("/certificates/template", r.TemplateResource(templates)),
+        Route("/certificates/template/logo", r.TemplateImage(templates, "logo")),
+        Route("/certificates/template/signature", r.TemplateImage(templates, "signature")),
         Route(f"{cert}/revoke", r.RevokeResource(svc)),
         Route(f"{cert}/verify", r.Verify(svc), tenant_scoped=False),
         Route(f"{cert}/pdf", r.CertificatePdf(svc), tenant_scoped=False),

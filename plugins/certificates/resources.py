@@ -24,6 +24,7 @@ from learnplat.plugin import (
     PageQuery,
     PermissionDenied,
     TenantInfo,
+    ValidationFailed,
     db,
     endpoint,
     paginate,
@@ -39,11 +40,15 @@ from .schemas import (
     JobOut,
     JWKSOut,
     RevokeIn,
+    TemplateIn,
+    TemplateOut,
     VerificationOut,
 )
 from .services import CertificatesService
+from .templates import IMAGE_MAX_BYTES, Templates
 
 JWT_MEDIA_TYPE = "application/vc+jwt"
+MULTIPART = "multipart/form-data"
 
 
 def certificate_out(svc: CertificatesService, row: Certificate) -> dict[str, Any]:
@@ -323,3 +328,44 @@ class JobResource(_Resource):
             raise NotFound("no such job")
         return job_out(job)
 
+
+
+class TemplateResource:
+    def __init__(self, templates: Templates):
+        self.templates = templates
+
+    @endpoint(permission="certificate.manage", response=TemplateOut,
+              summary="The school's certificate template (admin)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> Any:
+        return self.templates.describe()
+
+    @endpoint(permission="certificate.manage", body=TemplateIn, response=TemplateOut,
+              summary="Change the template's layout, wording or colours (admin)")
+    def on_put(self, req: falcon.Request, resp: falcon.Response, *, body: TemplateIn) -> Any:
+        """Absent fields stay. Certificates already issued keep their PDF until a course's
+        certificates are regenerated (POST /courses/{id}/certificates/regenerate)."""
+        return self.templates.update(body.model_dump(exclude_none=True))
+
+
+class TemplateImage:
+    def __init__(self, templates: Templates, which: str):
+        self.templates = templates
+        self.which = which
+
+    @endpoint(permission="certificate.manage", content_type=MULTIPART,
+              max_body=IMAGE_MAX_BYTES + 64 * 1024, multipart_fields={"file": "file"},
+              response=TemplateOut, status=201, errors=(413, 415, 422),
+              summary="Upload the template's logo or signature image: multipart, part `file`")
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> Any:
+        """PNG, JPEG or WebP, at most 2 MB and 4000 pixels a side; anything else that is not
+        such an image: 422."""
+        for part in req.get_media():
+            if part.name == "file":
+                return self.templates.set_image(self.which, part.stream)
+        raise ValidationFailed.field("file", "send the image in a multipart part named 'file'",
+                                     "missing")
+
+    @endpoint(permission="certificate.manage", status=204,
+              summary="Remove the template's logo or signature image")
+    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.templates.remove_image(self.which)

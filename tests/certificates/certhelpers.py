@@ -37,3 +37,22 @@ def verify_jwt(token: str, jwks: dict[str, Any], did: str) -> dict[str, Any]:
     jwk = next(k for k in jwks["keys"] if k["kid"] == kid)
     key = OKPAlgorithm.from_jwk(jwk)
     return jwt.decode(token, key, algorithms=["EdDSA"], options={"verify_aud": False})
+
+
+def png(size: tuple[int, int] = (300, 120), colour: tuple[int, int, int] = (20, 60, 160)
+        ) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def upload(client: Any, path: str, data: bytes, name: str = "file",
+           filename: str = "logo.png", content_type: str = "image/png") -> Any:
+    boundary = "lpcertboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n").encode() \
+        + data + f"\r\n--{boundary}--\r\n".encode()
+    return client.post(path, body=body,
+                       headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
