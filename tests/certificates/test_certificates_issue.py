@@ -168,9 +168,28 @@ def test_two_workers_issue_once(school, certs, lp_runtime, monkeypatch):
     assert len(_issued_events(school)) == 1
 
 
+NAMES = ("Ελένη Παπαδοπούλου", "Дмитрий Шостакович", "Zoë Ñúñez-Łukasiewicz")
+
+
+def test_the_certificate_font_has_every_glyph():
+    """Text extraction alone would not notice missing glyphs (the PDF's ToUnicode map keeps
+    the characters even when the font draws empty boxes): the embedded font itself must cover
+    them. CI installs fonts-dejavu-core when it is missing (.ci/run)."""
+    from learnplat_certificates.render import REGULAR, ensure_fonts, find_fonts
+    from reportlab.pdfbase import pdfmetrics
+
+    regular, _bold, unicode_ok = find_fonts()
+    assert unicode_ok, f"no Unicode font found; using {regular}"
+    assert ensure_fonts()
+    face = pdfmetrics.getFont(REGULAR).face
+    missing = {ch for name in NAMES for ch in name if ch != " " and ord(ch) not in
+               face.charToGlyph}
+    assert not missing
+
+
 def test_non_latin_names_render(school):
     """Greek, Cyrillic and accented Latin names print with the embedded Unicode font."""
-    for name in ("Ελένη Παπαδοπούλου", "Дмитрий Шостакович", "Zoë Ñúñez-Łukasiewicz"):
+    for name in NAMES:
         student = school.graduate(name)
         doc = student.client.get(f"/courses/{school.course_id}/certificate").json
         text = pdf_text(_get(school.client, doc["pdf_url"]).content)
