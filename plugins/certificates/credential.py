@@ -126,8 +126,7 @@ def sign(payload_credential: dict[str, Any], issuer: Issuer, kid: str,
     claims["iss"] = issuer.did
     claims["jti"] = payload_credential["id"]
     valid_from = dt.datetime.fromisoformat(payload_credential["validFrom"].replace("Z", "+00:00"))
-    claims["nbf"] = int(valid_from.timestamp())
-    claims["iat"] = claims["nbf"]
+    claims["nbf"] = int(valid_from.timestamp())  # validFrom; OB 3.0 has no iat
     subject_id = payload_credential["credentialSubject"].get("id")
     if subject_id:
         claims["sub"] = subject_id
