@@ -211,9 +211,10 @@ class CertificatesService:
             return "gone"
         instructor = identity.user(course.owner_id)
         first = row.status == "pending"
-        row.learner_name = learner.name or learner.email
-        row.course_title = course.title
-        row.instructor_name = instructor.name if instructor else ""
+        # Cut to the columns' size (PostgreSQL refuses longer text; a task must not fail on it).
+        row.learner_name = (learner.name or learner.email)[:300]
+        row.course_title = course.title[:300]
+        row.instructor_name = (instructor.name if instructor else "")[:300]
         row.issued_at = row.issued_at or utcnow()
         row.revision += 1
         tenant = current_tenant()

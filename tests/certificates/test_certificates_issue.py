@@ -230,3 +230,9 @@ def test_roles_and_bad_input(school, lp_client):
     r = lp_client.as_(other.token).post(url)
     assert r.status_code == 409 and "not started" in r.json["detail"]
     assert student.client.get("/certificates").status_code == 403
+    huge = "99999999999999999999"
+    assert student.client.get(f"/courses/{huge}/certificate").status_code == 404
+    assert student.client.post(f"/courses/{huge}/certificate").status_code == 404
+    assert school.a.post(f"/courses/{huge}/certificates/regenerate").status_code == 404
+    assert school.a.get(f"/certificates/jobs/{huge}").status_code == 404
+    assert school.a.get(f"/certificates?course_id={huge}").status_code == 422
