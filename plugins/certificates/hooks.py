@@ -12,6 +12,7 @@ from learnplat.plugin import (
     EventHandler,
     EventMessage,
     Permission,
+    Principal,
     Route,
     ServiceKey,
     TaskSpec,
@@ -111,6 +112,20 @@ def _on_course_completed(runtime: Runtime, event: EventMessage[CourseCompleted])
 @hookimpl
 def register_event_handlers() -> list[EventHandler]:
     return [EventHandler(CourseCompleted, "issue_certificate", _on_course_completed)]
+
+
+@hookimpl
+def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal | None
+                         ) -> dict[str, Any] | None:
+    """The caller's certificate on GET /courses/{id}: ``certificate: {id, status,
+    verify_url}`` once there is one (the courses plugin's hook)."""
+    if principal is None or not principal.has("certificate.own"):
+        return None
+    info = service(runtime).certificate_of(course_id, principal.user_id)
+    if info is None:
+        return None
+    return {"certificate": {"id": info.id, "status": info.status,
+                            "verify_url": info.verify_url}}
 
 
 @hookimpl

@@ -142,3 +142,39 @@ def test_cli_issue_list_revoke(school, lp_cli, lp_users):
     assert r.exit_code == 0 and "0 certificates" in r.stdout
     r = lp_cli("certificates", "rotate-key", "--tenant", slug)
     assert r.exit_code == 0 and r.stdout.startswith(f"{slug}-cred-")
+
+
+def test_regeneration_commits_progress_batch_by_batch(school, certs, monkeypatch):
+    """What another connection sees of the job while it runs: `done` moves after each batch
+    (here of one certificate), not only at the end."""
+    import threading
+
+    from learnplat_certificates.models import RegenerationJob
+    from learnplat_certificates.services import CertificatesService
+
+    from learnplat import db
+    from learnplat.tenancy import tenant_context
+
+    for name in ("A", "B", "C"):
+        school.graduate(name)
+    with school.in_tenant():
+        job = RegenerationJob.create(course_id=school.course_id, total=3)
+    seen: list[tuple[str, int]] = []
+    real_issue = CertificatesService.issue
+
+    def observe() -> None:
+        with db.connection(), tenant_context(school.tenant), db.transaction(write=False):
+            row = RegenerationJob.get_by_id(job.id)
+            seen.append((row.status, row.done))
+
+    def issue(self, certificate_id, regenerate=False):
+        t = threading.Thread(target=observe)  # its own connection: sees only what committed
+        t.start()
+        t.join()
+        return real_issue(self, certificate_id, regenerate)
+
+    monkeypatch.setattr(CertificatesService, "issue", issue)
+    certs.run_regeneration(school.tenant, job.id, batch=1)
+    assert seen == [("running", 0), ("running", 1), ("running", 2)]
+    observe()
+    assert seen[-1] == ("done", 3)

@@ -31,6 +31,19 @@ def test_completion_issues_certificate_with_pdf(school):
                      doc["id"]):
         assert expected in text
     assert qr_codes(pdf.content) == [doc["verify_url"]]
+    # The course page shows it to its learner (the courses plugin's extras hook), and the
+    # plugin's contract gives it to other plugins.
+    course = student.client.get(f"/courses/{school.course_id}").json
+    assert course["certificate"] == {"id": doc["id"], "status": "issued",
+                                     "verify_url": doc["verify_url"]}
+    assert "certificate" not in school.a.get(f"/courses/{school.course_id}").json
+    from learnplat_certificates.api import CERTIFICATES
+
+    with school.in_tenant():
+        api = school.runtime.service(CERTIFICATES)
+        assert api.certificate_of(school.course_id, student.id).id == doc["id"]
+        assert [c.id for c in api.certificates_of_user(student.id)] == [doc["id"]]
+        assert api.certificate_of(school.course_id, school.admin.id) is None
 
 
 def _issued_events(school):
