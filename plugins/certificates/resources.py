@@ -138,10 +138,19 @@ class Verify(_Resource):
         school; a revoked certificate says so (`valid: false`, `status: revoked`). Unknown or
         malformed ids, and certificates not issued yet: 404. Content negotiation: a browser's
         `Accept: text/html` gets a small readable page."""
-        with issued(self.service, public_id) as row:
-            doc = self.service.verification(row)
-        resp.cache_control = ["no-cache"]
         resp.vary = ["Accept"]
+        try:
+            with issued(self.service, public_id) as row:
+                doc = self.service.verification(row)
+        except NotFound:
+            if not wants_html(req):
+                raise
+            # A person who typed the id from paper gets a page, not a problem document.
+            resp.status = 404
+            resp.content_type = falcon.MEDIA_HTML
+            resp.text = NOT_FOUND_PAGE
+            return None
+        resp.cache_control = ["no-cache"]
         if wants_html(req):
             resp.content_type = falcon.MEDIA_HTML
             resp.text = verification_page(doc)
@@ -173,6 +182,18 @@ font-size:1.1rem}}code{{font-size:.9rem}}</style></head>
 <dt>Date of issue</dt><dd>{e(issued_on)}</dd>
 <dt>Certificate id</dt><dd><code>{e(doc["id"])}</code></dd></dl>
 <p><small>Issuer: <code>{e(doc["issuer"]["id"])}</code></small></p></body></html>
+"""
+
+
+NOT_FOUND_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Certificate not found</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;
+color:#222}.bad{color:#a4161a;font-weight:bold;font-size:1.3rem}</style></head>
+<body><h1>Certificate verification</h1>
+<p class="bad">&#10008; No certificate has this id.</p>
+<p>Check the id printed under the QR code, or ask the school that issued it.</p></body></html>
 """
 
 

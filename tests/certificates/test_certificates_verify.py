@@ -6,7 +6,7 @@ import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from certhelpers import verify_jwt
+from certhelpers import School, verify_jwt
 
 from learnplat.testing import Client
 
@@ -60,6 +60,9 @@ def test_verify_unknown_or_malformed_is_404(school, bad):
     r = _public(school).get(f"/certificates/{bad}/verify")
     assert r.status_code == 404, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
+    r = _public(school).get(f"/certificates/{bad}/verify", headers={"Accept": "text/html"})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "No certificate has this id" in r.text
 
 
 def test_revoke(school, lp_client):
@@ -211,6 +214,27 @@ def test_old_credentials_verify_after_rotation(school, certs, lp_runtime):
     # Credential keys are not the token keys (and the token JWKS does not list them).
     token_jwks = school.client.get("/.well-known/jwks.json").json
     assert not {k["kid"] for k in token_jwks["keys"]} & {k["kid"] for k in jwks["keys"]}
+
+
+def test_a_school_with_its_own_base_url(lp_runtime, lp_app, lp_client):
+    """Tenant setting certificates.base_url: the school's own address in the verification URL
+    (the QR code), the did:web and the status list."""
+    from learnplat_identity.testing import UserFactory
+
+    from learnplat.testing import make_tenant
+
+    tenant = make_tenant(lp_runtime, settings={"certificates": {
+        "base_url": "https://certs.school.example:8443/api/"}})
+    client = lp_client.as_(None, tenant)
+    school = School(client, UserFactory(lp_runtime, tenant), lp_runtime, tenant)
+    doc = _cert(school, school.graduate())
+    assert doc["verify_url"] == (
+        f"https://certs.school.example:8443/api/certificates/{doc['id']}/verify")
+    v = _public(school).get(f"/certificates/{doc['id']}/verify").json
+    assert v["issuer"]["id"] == (
+        f"did:web:certs.school.example%3A8443:api:certificates:issuers:{tenant.slug}")
+    assert v["status_list"] == (f"https://certs.school.example:8443/api/certificates/issuers/"
+                                f"{tenant.slug}/status/revocation")
 
 
 def test_verify_names_the_issuing_school_whatever_tenant_is_asked(school, lp_other_tenant,
