@@ -71,6 +71,7 @@ class CertificatesService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.keys = CredentialKeys(runtime.secret_key)
+        self._images: dict[str, bytes] = {}
         self._url_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"learnplat-keys",
                              info=b"certificates-download-urls").derive(runtime.secret_key)
 
@@ -269,12 +270,22 @@ class CertificatesService:
         return Template.from_settings(raw), logo, signature
 
     def _read(self, key: str) -> bytes | None:
+        """A template image. Cached by key: an upload always gets a new key (the tenant prefix
+        comes from the storage layer, so the cache key adds the tenant)."""
         if not key:
             return None
+        cache_key = f"{current_tenant().id}/{key}"
+        hit = self._images.get(cache_key)
+        if hit is not None:
+            return hit
         try:
-            return b"".join(self.runtime.storage.open(key))
+            data = b"".join(self.runtime.storage.open(key))
         except NotFound:
             return None
+        if len(self._images) >= 64:
+            self._images.clear()
+        self._images[cache_key] = data
+        return data
 
     # -- revoking -----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from .render import Template
 
 IMAGE_MAX_BYTES = 2 * 1024 * 1024
 IMAGE_MAX_SIDE = 4000
-IMAGE_STORED_SIDE = 1200  # plenty for 80 pt on paper; keeps every render fast
+IMAGE_STORED_SIDE = 800  # 300 dpi at the 160 pt a signature gets; keeps every render fast
 IMAGES = ("logo", "signature")
 
 

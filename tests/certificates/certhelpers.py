@@ -1,4 +1,5 @@
-"""Looking inside certificates: PDF text, the QR code, the VC-JWT."""
+"""Looking inside certificates (PDF text, the QR code, the VC-JWT), and `School`: a course
+made through the API with learners who complete it."""
 
 from __future__ import annotations
 
