@@ -7,10 +7,8 @@ from typing import Any
 
 import click
 
-from learnplat import db
-from learnplat.cli.main import AppContext, echo_json, pass_app
-from learnplat.errors import LearnplatError
-from learnplat.tenancy import tenant_context
+from learnplat.cli.main import AppContext, echo_json, pass_app  # not in learnplat.plugin
+from learnplat.plugin import LearnplatError, db, tenant_context
 
 from .models import Certificate
 from .services import CertificatesService
