@@ -180,15 +180,17 @@ class CertificatesService:
         if summary is None or not summary.completed:
             done = summary.completed_modules if summary else 0
             # Counted from the course: a progress row made at enrollment has not counted yet.
-            required = sum(1 for m in self.runtime.service(COURSES).list_modules(course_id)
-                           if m.required)
+            modules = self.runtime.service(COURSES).list_modules(course_id)
+            # As the progress plugin counts: with no required module, every module counts.
+            required = sum(1 for m in modules if m.required) or len(modules)
             detail = ("you have not started this course" if summary is None else
                       f"the course is not completed: {done} of {required} required modules "
                       "done")
             raise Conflict(detail, code="course_not_completed", completed_modules=done,
                            required_modules=required)
         row, _ = self.ensure_queued(course_id, principal.user_id)
-        return "queued", row
+        # A concurrent request may have made and issued it meanwhile.
+        return ("queued" if row.status == "pending" else "exists"), row
 
     # -- issuing (the task) -------------------------------------------------------------------
 
