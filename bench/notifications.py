@@ -284,7 +284,7 @@ def bench_ws(args: argparse.Namespace) -> dict[str, Any]:
         users = make_users(runtime, tenant, max(1, args.connections // devices))
         (tmp / "ws").mkdir()
         with serve_with_gunicorn(runtime, database, tmp / "ws", workers=args.workers,
-                                 env_extra={"LEARNPLAT_SERVER_CONNECTIONS": "10000"}) as base:
+                                 env={"LEARNPLAT_SERVER_CONNECTIONS": "10000"}) as base:
             result = asyncio.run(_ws_phase(base, tenant.slug, admin_token, users, devices,
                                            args.posts))
             result["workers"] = args.workers

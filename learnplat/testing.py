@@ -311,14 +311,16 @@ def free_port() -> int:
 
 @contextmanager
 def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, workers: int = 2,
-                        threads: int = 4, worker_class: str = "asgi",
-                        env_extra: dict[str, str] | None = None) -> Iterator[str]:
+                        threads: int = 4, env: dict[str, str] | None = None,
+                        args: tuple[str, ...] = (), worker_class: str = "asgi"
+                        ) -> Iterator[str]:
     """A real gunicorn serving the test database as `learnplat serve` does (the asgi worker
     with the ASGI entry: REST and WebSockets; or `worker_class="gthread"`, the WSGI app);
     yields its base URL.
 
     Tasks run inline in the server (queue.immediate); the caller's tenants and users are
-    visible to it because it shares the test database.
+    visible to it because it shares the test database. `env` adds settings
+    (``{"LEARNPLAT_SERVER_TRUSTED_PROXIES": "127.0.0.1"}``), `args` gunicorn options.
     """
     import signal
     import socket
@@ -337,6 +339,7 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
     listener.listen(128)
     port = listener.getsockname()[1]
     settings = runtime.settings
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
     env.update({
         "LEARNPLAT_DATABASE_URL": database.url,
@@ -350,8 +353,8 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
         "LEARNPLAT_QUEUE_SQLITE_PATH": str(tmp / "huey.db"),
         "LEARNPLAT_TENANCY_CACHE_SECONDS": "0",
         "LEARNPLAT_SERVER_THREADS": str(threads),
+        **extra,
     })
-    env.update(env_extra or {})
     if worker_class == "asgi":
         kind = ["-k", "asgi", "learnplat.http.asgi:get_asgi_app()"]
     else:
@@ -360,7 +363,7 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket",
-             "-w", str(workers), "-b", f"fd://{listener.fileno()}", *kind],
+             "-w", str(workers), "-b", f"fd://{listener.fileno()}", *args, *kind],
             cwd=settings.home, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, pass_fds=(listener.fileno(),))
         listener.close()  # gunicorn holds its own copy

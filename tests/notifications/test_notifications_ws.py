@@ -29,7 +29,7 @@ def two_servers(lp_runtime, lp_database, tmp_path_factory):
     with ExitStack() as stack:
         urls = [stack.enter_context(serve_with_gunicorn(
             lp_runtime, lp_database, tmp_path_factory.mktemp(f"gunicorn{i}"), workers=1,
-            env_extra=env)) for i in range(2)]
+            env=env)) for i in range(2)]
         yield urls[0].replace("http://", "ws://"), urls[1]
 
 
