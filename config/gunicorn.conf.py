@@ -25,6 +25,8 @@ if worker_class == "gthread":
     threads = _settings.server.threads
 else:
     worker_connections = _settings.server.connections
+    # The access log's client address as the app resolved it (see learnplat.http.asgi).
+    logger_class = "learnplat.http.asgi.AccessLogger"
 timeout = _settings.server.timeout
 keepalive = 5
 accesslog = "-" if _settings.app.debug else None

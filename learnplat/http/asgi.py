@@ -12,14 +12,58 @@ gunicorn's `asgi` worker): one address for the REST API and WebSockets.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import falcon.asgi
 from a2wsgi import WSGIMiddleware
+from gunicorn.glogging import Logger
 
 from ..runtime import Runtime, create_runtime
 from ..settings import Settings
 from .app import create_app, is_websocket_route
+from .middleware import CLIENT_ADDR_ENV
+
+# The access log's %({learnplat.client_addr}e)s: under the asgi worker gunicorn logs from an
+# environ of its own, not the WSGI environ the middleware wrote the resolved client address
+# into; so the app hands it over by request id (X-Request-Id is on every response).
+_client_by_request: OrderedDict[str, str] = OrderedDict()
+_client_lock = threading.Lock()
+_log_clients = False  # set by AccessLogger when gunicorn's access log is on
+_KEEP = 10_000
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger, with the client address the app resolved (config/gunicorn.conf.py
+    sets it as logger_class under the asgi worker)."""
+
+    def __init__(self, cfg: Any):
+        super().__init__(cfg)
+        global _log_clients
+        _log_clients = bool(cfg.accesslog)
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        rid = atoms.get("{x-request-id}o")
+        if isinstance(rid, bytes):
+            rid = rid.decode("latin-1")
+        if rid:
+            with _client_lock:
+                addr = _client_by_request.pop(rid, None)
+            if addr:
+                atoms[f"{{{CLIENT_ADDR_ENV}}}e"] = addr
+        return atoms
+
+
+def _remember_client(environ: dict[str, Any], headers: list[tuple[str, str]]) -> None:
+    addr = environ.get(CLIENT_ADDR_ENV)
+    rid = next((v for k, v in headers if k.lower() == "x-request-id"), None)
+    if addr and rid:
+        with _client_lock:
+            _client_by_request[rid] = addr
+            while len(_client_by_request) > _KEEP:
+                _client_by_request.popitem(last=False)
 
 
 def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = None) -> Any:
@@ -30,7 +74,14 @@ def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = 
         # a2wsgi's wsgi.input ends where the request body ends (chunked bodies included), as
         # gunicorn's does: say so, so that the body limit applies to chunked bodies too.
         environ["wsgi.input_terminated"] = True
-        return wsgi(environ, start_response)
+        if not _log_clients:
+            return wsgi(environ, start_response)
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            _remember_client(environ, headers)
+            return start_response(status, headers, exc_info)
+
+        return wsgi(environ, start)
 
     http = WSGIMiddleware(terminated, workers=runtime.settings.server.threads)
     sockets = falcon.asgi.App()
