@@ -102,7 +102,8 @@ class NotificationSocket:
         if not token:
             try:
                 first = orjson.loads(await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT))
-            except (TimeoutError, orjson.JSONDecodeError, falcon.WebSocketDisconnected):
+            except (TimeoutError, orjson.JSONDecodeError, falcon.WebSocketDisconnected,
+                    falcon.errors.PayloadTypeError):  # binary frames are not a token
                 first = None
             if isinstance(first, dict):
                 token = first.get("token") if isinstance(first.get("token"), str) else None
@@ -161,11 +162,10 @@ class NotificationSocket:
 
     async def _receive_loop(self, ws: Any) -> None:
         while True:
-            text = await ws.receive_text()
             try:
-                doc = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                continue
+                doc = orjson.loads(await ws.receive_text())
+            except (orjson.JSONDecodeError, falcon.errors.PayloadTypeError):
+                continue  # not ours to understand: ignored
             if isinstance(doc, dict) and doc.get("type") == "ping":
                 await ws.send_text('{"type":"pong"}')
 

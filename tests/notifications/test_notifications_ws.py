@@ -96,6 +96,11 @@ def test_bad_tokens_are_closed_with_policy_violation(two_servers, person, lp_ten
             with pytest.raises(ConnectionClosed) as closed:
                 ws.recv(timeout=15)
             assert closed.value.rcvd.code == 1008, query
+    with connect(f"{ws_url}/notifications/ws", open_timeout=10) as ws:
+        ws.send(b"\x00binary")  # not a token either
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=15)
+        assert closed.value.rcvd.code == 1008
     # A logged-out token: the open socket is closed at the next check (1 s here).
     with connect(f"{ws_url}/notifications/ws?token={student.token}&tenant={lp_tenant.slug}",
                  open_timeout=10) as ws:
