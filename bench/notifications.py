@@ -196,6 +196,31 @@ def bench_rest(args: argparse.Namespace) -> dict[str, Any]:
 # -- ws --------------------------------------------------------------------------------------
 
 
+def worker_sockets() -> list[int]:
+    """Open sockets of each gunicorn worker this process started (≈ its connections)."""
+    out = []
+    for pid in _workers():
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            out.append(sum(1 for fd in fds if os.readlink(fd).startswith("socket:")))
+        except OSError:
+            continue
+    return out
+
+
+def _workers() -> list[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[1])
+    masters = {pid for pid, ppid in parents.items() if ppid == os.getpid()}
+    return [pid for pid, ppid in parents.items() if ppid in masters]
+
+
 def worker_rss() -> list[int]:
     """RSS (kB) of the gunicorn workers this process started (children of its children)."""
     procs = {}
@@ -216,6 +241,8 @@ async def _ws_phase(base: str, tenant: str, admin_token: str, users: list[tuple[
                     devices: int, posts: int) -> dict[str, Any]:
     import requests
     from websockets.asyncio.client import connect
+
+    result: dict[str, Any] = {}
 
     ws_base = base.replace("http://", "ws://")
     arrivals: dict[int, list[float]] = {}
@@ -242,6 +269,8 @@ async def _ws_phase(base: str, tenant: str, admin_token: str, users: list[tuple[
             raise RuntimeError(f"only {len(sockets)} of {len(tasks)} sockets connected")
     connect_seconds = time.perf_counter() - start
     await asyncio.sleep(1)
+    result["sockets_per_worker"] = worker_sockets()
+    result["worker_rss_kb"] = worker_rss()
 
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {admin_token}", "X-Tenant": tenant})
@@ -264,7 +293,7 @@ async def _ws_phase(base: str, tenant: str, admin_token: str, users: list[tuple[
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"connected": len(sockets), "connect_seconds": round(connect_seconds, 2),
+    return {**result, "connected": len(sockets), "connect_seconds": round(connect_seconds, 2),
             "deliveries": len(latencies), "expected_deliveries": expected,
             "p50_ms": round(pct(latencies, 50) * 1000, 1),
             "p99_ms": round(pct(latencies, 99) * 1000, 1),
@@ -288,8 +317,6 @@ def bench_ws(args: argparse.Namespace) -> dict[str, Any]:
             result = asyncio.run(_ws_phase(base, tenant.slug, admin_token, users, devices,
                                            args.posts))
             result["workers"] = args.workers
-            result["connections_per_worker"] = round(result["connected"] / args.workers)
-            result["worker_rss_kb"] = worker_rss()
             result["backend"] = "redis pub/sub" if database.redis_url else "table polling"
     return result
 
