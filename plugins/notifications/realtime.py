@@ -73,6 +73,11 @@ class Publisher:
             log.exception("notifications: publishing to Redis failed")
 
 
+# The most messages one delivery hands a socket at once: a poll reads up to 1000 rows, a
+# published batch holds up to 500.
+BURST = 1000
+
+
 class Connection:
     """One open socket of one user, as the hub sees it: the messages waiting for it."""
 
@@ -91,10 +96,10 @@ class Connection:
         self.seen_order: deque[int] = deque()
 
     def offer(self, message: dict[str, Any]) -> None:
-        """Queue a message without ever waiting. A burst (a poll or a broadcast delivers many
-        at once) is fine; a socket is dropped when more than `maxsize` messages wait and the
-        oldest has waited over `max_lag` seconds (it is not reading), or when ten times
-        `maxsize` wait (memory stays bounded whatever happens)."""
+        """Queue a message without ever waiting. A burst (a poll or a published batch delivers
+        up to BURST at once) is fine; a socket is dropped when more than `maxsize` messages
+        wait and the oldest has waited over `max_lag` seconds (it is not reading), or when
+        ten times `maxsize` plus a burst wait (memory stays bounded whatever happens)."""
         nid = message["id"]
         if nid <= self.since_id or nid in self.seen or self.overflowed.is_set():
             return
@@ -105,7 +110,7 @@ class Connection:
         now = time.monotonic()
         if len(self.pending) >= self.maxsize and (
                 now - self.pending[0][0] > self.max_lag
-                or len(self.pending) >= 10 * self.maxsize):
+                or len(self.pending) >= 10 * self.maxsize + BURST):
             self.pending.clear()
             self.overflowed.set()
             return
@@ -231,6 +236,6 @@ class Hub:
         with db.connection(), tenant_context(tenant), db.transaction(write=False):
             rows = (Notification.select()
                     .where(Notification.id > after, Notification.user_id.in_(users))
-                    .order_by(Notification.id).limit(1000))
+                    .order_by(Notification.id).limit(BURST))
             return [message_of(info(n)) for n in rows]
 

@@ -39,7 +39,7 @@ class NotificationsSettings(BaseModel):
     socket_queue: int = Field(
         100, ge=1, description="Messages a WebSocket may have waiting; past this, a client "
                                "whose oldest waits over socket_max_lag_seconds (or that has ten "
-                               "times this many waiting) is disconnected (1013).")
+                               "times this many plus 1000 waiting) is disconnected (1013).")
     socket_max_lag_seconds: float = Field(
         5, ge=0, description="How long a slow WebSocket client may lag before it is dropped.")
     revalidate_seconds: float = Field(

@@ -79,10 +79,6 @@ def svc(lp_runtime):
     return service(lp_runtime)
 
 
-def kinds(client: Any, **params: Any) -> list[str]:
-    return [n["kind"] for n in client.get("/notifications", params=params).json["items"]]
-
-
 @pytest.fixture
 def configure(lp_runtime, lp_tenant):
     """configure({"notifications": {...}}) sets the test tenant's settings."""

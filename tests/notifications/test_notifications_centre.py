@@ -4,7 +4,7 @@ count, read / unread / read-all, delete, admin notifications and broadcasts, and
 
 from __future__ import annotations
 
-from conftest import kinds
+from notifyhelpers import kinds
 
 
 def _notify(admin, user, title="Hello", body="World", **extra):

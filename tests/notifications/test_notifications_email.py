@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import kinds
+from notifyhelpers import kinds
 
 
 @pytest.fixture

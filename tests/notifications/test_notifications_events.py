@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from conftest import kinds
+from notifyhelpers import kinds
 
 from learnplat.testing import declare_event
 
