@@ -10,6 +10,7 @@ import falcon
 from learnplat.errors import NotFound, ValidationFailed
 from learnplat.http.endpoint import MULTIPART, endpoint
 from learnplat.pagination import PageQuery, paginate
+from learnplat.plugin import merge_extras
 
 from .analytics import AnalyticsService
 from .feedback import FeedbackService, message_out, thread_out
@@ -97,8 +98,7 @@ class CourseItem(_Resource):
         out["modules"] = [module_out(m) for m in svc._modules(course.id)]
         for extra in svc.runtime.hook.course_detail_extras(
                 runtime=svc.runtime, course_id=course.id, principal=principal):
-            if extra:
-                out.update({k: v for k, v in extra.items() if k not in CourseDetail.model_fields})
+            merge_extras([extra], out, protected=CourseDetail.model_fields.keys())
         return out
 
     @endpoint(permission="course.update", body=CoursePatch, response=CourseOut,
