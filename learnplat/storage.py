@@ -10,6 +10,7 @@ another school's object.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +158,21 @@ class Storage:
             return iter(self.driver.download_object_as_stream(obj, chunk_size=chunk_size))
         return iter(self.driver.download_object_range_as_stream(
             obj, start_bytes=start or 0, end_bytes=end, chunk_size=chunk_size))
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        """The current tenant's objects whose key starts with `prefix` (keys as the tenant
+        names them, without the tenant prefix), streamed page by page."""
+        own = self.tenant_key("")
+        with warnings.catch_warnings():
+            # The local driver filters by prefix itself after walking the directory, and says so.
+            warnings.filterwarnings("ignore", message=".*native object filtering")
+            listing = list(self.driver.iterate_container_objects(
+                self.container, prefix=self.tenant_key(prefix))) if self.is_local else None
+        for obj in listing if listing is not None else self.driver.iterate_container_objects(
+                self.container, prefix=self.tenant_key(prefix)):
+            if obj.name.startswith(own):
+                yield StoredObject(key=obj.name[len(own):], size=int(obj.size or 0),
+                                   content_type=(obj.extra or {}).get("content_type"))
 
     def delete(self, key: str) -> bool:
         try:

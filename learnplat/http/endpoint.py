@@ -50,6 +50,10 @@ class EndpointSpec:
     multipart_fields: dict[str, str] = field(default_factory=dict)
     response_content_type: str = JSON
     tags: tuple[str, ...] = ()
+    # False: the request runs no transaction around the responder (only a short one to
+    # authenticate); the responder opens its own. For long uploads and downloads, which must
+    # not hold the SQLite write lock or a PostgreSQL transaction while bytes move.
+    transaction: bool = True
 
 
 def endpoint(
@@ -67,11 +71,14 @@ def endpoint(
     multipart_fields: dict[str, str] | None = None,
     response_content_type: str = JSON,
     tags: tuple[str, ...] = (),
+    transaction: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
     AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
     field. For `content_type=MULTIPART` the body is not parsed: the responder streams
-    `req.get_media()` parts itself, within `max_body` bytes."""
+    `req.get_media()` parts itself, within `max_body` bytes. `transaction=False`: no request
+    transaction around the responder (it opens short ones itself with ``db.transaction()``),
+    so streaming a large body holds no database lock."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = EndpointSpec(
@@ -80,7 +87,7 @@ def endpoint(
             description=(fn.__doc__ or "").strip(), errors=errors, also=also,
             content_type=content_type,
             max_body=max_body, multipart_fields=multipart_fields or {},
-            response_content_type=response_content_type, tags=tags,
+            response_content_type=response_content_type, tags=tags, transaction=transaction,
         )
 
         @functools.wraps(fn)

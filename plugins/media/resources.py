@@ -1,0 +1,157 @@
+"""Falcon resources of the media plugin: thin, they validate (through @endpoint), call the
+service and shape the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import falcon
+
+from learnplat.http.endpoint import MULTIPART
+from learnplat.http.serving import send_object
+from learnplat.plugin import (
+    PUBLIC,
+    PayloadTooLarge,
+    PermissionDenied,
+    ValidationFailed,
+    endpoint,
+    tenant_context,
+)
+
+from .schemas import MediaList, MediaOut, SignedUrlOut, StreamQuery, VideoUploadQuery
+from .services import MediaService, media_info
+from .settings import UPLOAD_CEILING
+
+# Room for the multipart framing around the file when comparing Content-Length to a limit.
+_FRAMING = 64 * 1024
+
+
+def _out(info: Any) -> MediaOut:
+    return MediaOut(**info.__dict__)
+
+
+class _Resource:
+    def __init__(self, service: MediaService):
+        self.service = service
+
+    def base_url(self, req: falcon.Request) -> str:
+        return (self.service.runtime.settings.app.public_url or req.prefix).rstrip("/")
+
+    def _upload(self, req: falcon.Request, kind: str, course_id: int, module_id: int,
+                duration: int | None = None) -> MediaOut:
+        principal = req.context.principal
+        self.service.check_can_upload(principal, course_id, module_id)
+        limit = self.service.limit(kind)
+        if req.content_length is not None and req.content_length > limit + _FRAMING:
+            raise PayloadTooLarge(f"the {kind} is over {limit} bytes", limit=limit)
+        parts = iter(req.get_media())
+
+        def rest() -> None:
+            for _ in parts:  # to the closing boundary: a truncated body raises 400 here
+                pass
+
+        for part in parts:
+            if part.name == "file":
+                return _out(self.service.upload(principal, kind, course_id, module_id,
+                                                part.stream, part.filename, duration, rest))
+        raise ValidationFailed.field("file", "send the file in a multipart part named 'file'",
+                                     "missing")
+
+
+class ModuleVideo(_Resource):
+    @endpoint(permission="media.upload", content_type=MULTIPART, max_body=UPLOAD_CEILING,
+              multipart_fields={"file": "file"}, query=VideoUploadQuery, response=MediaOut,
+              status=201, errors=(404, 413, 415, 422), transaction=False,
+              summary="Upload (replace) a module's video: multipart, the file in part `file`")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+                module_id: int, *, query: VideoUploadQuery) -> Any:
+        """MP4, WebM, Ogg or QuickTime, recognised by its bytes (else 415), within the
+        school's size limit (413). The module becomes a video module; its duration is read
+        from MP4/QuickTime files, else taken from `duration_seconds`. A previous video is
+        deleted once the new one is stored."""
+        return self._upload(req, "video", course_id, module_id, query.duration_seconds)
+
+    @endpoint(permission="media.watch", response=SignedUrlOut, errors=(403, 404),
+              summary="A signed, time-limited URL to play the module's video")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int) -> Any:
+        """For enrolled students, the course's owner and admins. The URL needs no header
+        (a `<video>` element can play it) and supports range requests."""
+        url, expires = self.service.url_for(req.context.principal, course_id, module_id,
+                                            "video", self.base_url(req))
+        return SignedUrlOut(url=url, expires_at=expires)
+
+
+class ModuleAttachments(_Resource):
+    @endpoint(permission="media.upload", content_type=MULTIPART, max_body=UPLOAD_CEILING,
+              multipart_fields={"file": "file"}, response=MediaOut, status=201,
+              errors=(404, 413, 415, 422), transaction=False,
+              summary="Attach a file (PDF, slides, images, archives) to a module")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+                module_id: int) -> Any:
+        return self._upload(req, "attachment", course_id, module_id)
+
+    @endpoint(permission="media.watch", response=MediaList, errors=(403, 404),
+              summary="A module's attached files")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int) -> Any:
+        self.service.check_can_watch(req.context.principal, course_id, module_id)
+        items = self.service.attachments(course_id, module_id)
+        return MediaList(items=[_out(i) for i in items])
+
+
+class AttachmentItem(_Resource):
+    @endpoint(permission="media.watch", response=SignedUrlOut, errors=(403, 404),
+              summary="A signed, time-limited URL to download an attached file")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int, media_id: int) -> Any:
+        url, expires = self.service.url_for(req.context.principal, course_id, module_id,
+                                            "attachment", self.base_url(req), media_id)
+        return SignedUrlOut(url=url, expires_at=expires)
+
+    @endpoint(permission="media.upload", status=204, errors=(404,),
+              summary="Remove an attached file")
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+                  module_id: int, media_id: int) -> None:
+        self.service.remove_attachment(req.context.principal, course_id, module_id, media_id)
+
+
+class MediaStream(_Resource):
+    """The bytes behind a signed URL (local storage): no token, no tenant header."""
+
+    def _serve(self, req: falcon.Request, resp: falcon.Response, tenant_id: int,
+               media_id: int, query: StreamQuery) -> None:
+        try:
+            expires, user_id = int(query.exp), int(query.u)
+        except ValueError:
+            raise PermissionDenied("this media URL is not valid", code="bad_signature") from None
+        ctx_tenant = req.context.tenant
+        tenant, row = self.service.open_signed(tenant_id, media_id, expires, user_id, query.sig)
+        if ctx_tenant is not None and ctx_tenant.id != tenant.id:
+            raise PermissionDenied("this media URL is not valid", code="bad_signature")
+        info = media_info(row)
+        storage = self.service.runtime.storage
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        if info.kind != "video" and info.filename:
+            resp.set_header("Content-Disposition",
+                            f"attachment; filename*=UTF-8''{quote(info.filename)}")
+        with tenant_context(tenant):  # storage keys are tenant-prefixed when opened
+            send_object(req, resp, size=info.size, content_type=info.content_type,
+                        etag=f'"{info.sha256[:32]}"', last_modified=info.created_at,
+                        opener=lambda start, end: storage.open(row.key, start, end),
+                        cache_control="private, max-age=600")
+
+    @endpoint(permission=PUBLIC, query=StreamQuery, response_content_type="video/*",
+              also=(206, 304), errors=(403, 404, 416), transaction=False,
+              summary="Stream a stored object through a signed URL (range requests)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, tenant_id: int,
+               media_id: int, *, query: StreamQuery) -> None:
+        self._serve(req, resp, tenant_id, media_id, query)
+
+    @endpoint(permission=PUBLIC, query=StreamQuery, response_content_type="video/*",
+              also=(206, 304), errors=(403, 404, 416), transaction=False,
+              summary="Headers of a stored object behind a signed URL")
+    def on_head(self, req: falcon.Request, resp: falcon.Response, tenant_id: int,
+                media_id: int, *, query: StreamQuery) -> None:
+        self._serve(req, resp, tenant_id, media_id, query)
