@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import falcon
 
-from learnplat.http.endpoint import MULTIPART
+from learnplat.http.endpoint import MULTIPART, body_stream
 from learnplat.http.serving import send_object
 from learnplat.plugin import (
     PUBLIC,
@@ -45,7 +45,12 @@ class _Resource:
         limit = self.service.limit(kind)
         if req.content_length is not None and req.content_length > limit + _FRAMING:
             raise PayloadTooLarge(f"the {kind} is over {limit} bytes", limit=limit)
-        parts = iter(req.get_media())
+        # Parse from the core's bounded body stream rather than req.get_media(): it also reads
+        # chunked uploads (no Content-Length), and stops any body at the limit.
+        handler = req.options.media_handlers[falcon.MEDIA_MULTIPART]
+        most = limit + _FRAMING
+        length = req.content_length if req.content_length is not None else most + 1
+        parts = iter(handler.deserialize(body_stream(req, most), req.content_type, length))
 
         def rest() -> None:
             for _ in parts:  # to the closing boundary: a truncated body raises 400 here

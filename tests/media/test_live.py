@@ -31,9 +31,14 @@ def test_two_servers_accept_each_others_urls(stage, lp_runtime, lp_database, lp_
     (tmp / "b").mkdir()
     with serve_with_gunicorn(lp_runtime, lp_database, tmp / "a", workers=1) as a, \
             serve_with_gunicorn(lp_runtime, lp_database, tmp / "b", workers=1) as b:
-        r = _post_multipart(a, stage.path(), stage.teacher.token, lp_tenant.slug,
-                            multipart(data))
+        body = multipart(data)
+        # Chunked transfer encoding (no Content-Length), as a streaming client sends it.
+        r = requests.post(a + stage.path(), timeout=60,
+                          data=(body[i:i + 65536] for i in range(0, len(body), 65536)),
+                          headers={"Authorization": f"Bearer {stage.teacher.token}",
+                                   "X-Tenant": lp_tenant.slug, "Content-Type": MULTIPART})
         assert r.status_code == 201, r.text
+        assert r.json()["size"] == len(data) and r.json()["duration_seconds"] == 42
         for issuer, other in ((a, b), (b, a)):
             r = requests.get(issuer + stage.path(), timeout=10, headers={
                 "Authorization": f"Bearer {stage.student.token}", "X-Tenant": lp_tenant.slug})
