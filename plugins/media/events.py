@@ -36,4 +36,28 @@ class MediaRemoved(MediaEvent):
     name: ClassVar[str] = "media.removed.v1"
 
 
-EVENTS: list[type[Event]] = [VideoUploaded, AttachmentAdded, MediaRemoved]
+class AssignmentEvent(Event):
+    assignment_id: int
+    submission_id: int
+    course_id: int
+    module_id: int
+    student_id: int
+
+
+class AssignmentSubmitted(AssignmentEvent):
+    """A student handed in (or re-submitted: attempt > 1) an assignment."""
+    name: ClassVar[str] = "assignment.submitted.v1"
+    attempt: int
+    media_id: int
+
+
+class AssignmentGraded(AssignmentEvent):
+    """An instructor graded a submission (points out of max_points, with feedback)."""
+    name: ClassVar[str] = "assignment.graded.v1"
+    points: int
+    max_points: int
+    grader_id: int
+
+
+EVENTS: list[type[Event]] = [VideoUploaded, AttachmentAdded, MediaRemoved, AssignmentSubmitted,
+                             AssignmentGraded]

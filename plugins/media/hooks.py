@@ -20,6 +20,7 @@ from learnplat.plugin import (
 from . import events as ev
 from . import resources as r
 from .api import MEDIA
+from .assignments import AssignmentService
 from .models import MODELS
 from .services import DELETE_TASK, MediaService, delete_objects, service
 from .settings import MediaSettings
@@ -49,6 +50,10 @@ def register_permissions() -> list[Permission]:
                    {"admin": "any", "instructor": "own"}),
         Permission("media.watch", "Play videos and download files of courses one may follow",
                    {"admin": "any", "instructor": "any", "student": "any"}),
+        Permission("assignment.submit", "Hand in assignments of courses one is enrolled in",
+                   {"student": "any"}),
+        Permission("assignment.grade", "Download and grade a course's submissions",
+                   {"admin": "any", "instructor": "own"}),
     ]
 
 
@@ -85,11 +90,19 @@ def register_event_handlers() -> list[EventHandler]:
 @hookimpl
 def register_routes(runtime: Runtime) -> list[Route]:
     svc = service(runtime)
+    a = AssignmentService(svc)
     m = "/courses/{course_id:int}/modules/{module_id:int}"
     return [
         Route(f"{m}/video", r.ModuleVideo(svc)),
         Route(f"{m}/attachments", r.ModuleAttachments(svc)),
         Route(f"{m}/attachments/{{media_id:int}}", r.AttachmentItem(svc)),
+        Route(f"{m}/assignment", r.AssignmentResource(svc, a)),
+        Route(f"{m}/assignment/submission", r.OwnSubmission(svc, a)),
+        Route(f"{m}/assignment/submission/file", r.OwnSubmissionFile(svc, a)),
+        Route(f"{m}/assignment/submissions", r.SubmissionCollection(svc, a)),
+        Route(f"{m}/assignment/submissions/{{submission_id:int}}/file", r.SubmissionFile(svc, a)),
+        Route(f"{m}/assignment/submissions/{{submission_id:int}}/grade",
+              r.SubmissionGrade(svc, a)),
         Route("/media/{tenant_id:int}/{media_id:int}", r.MediaStream(svc), tenant_scoped=False),
     ]
 

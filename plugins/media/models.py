@@ -7,7 +7,7 @@ import peewee
 
 from learnplat.plugin import TenantModel, UTCDateTimeField, utcnow
 
-KINDS = ("video", "attachment")
+KINDS = ("video", "attachment", "submission")
 
 
 class MediaObject(TenantModel):
@@ -33,4 +33,42 @@ class MediaObject(TenantModel):
         )
 
 
-MODELS = [MediaObject]
+class Assignment(TenantModel):
+    """A module's assignment: what to hand in, by when, out of how many points."""
+
+    course_id = peewee.IntegerField()
+    module_id = peewee.IntegerField()
+    instructions = peewee.TextField(default="")
+    due_at = UTCDateTimeField(null=True)
+    max_points = peewee.IntegerField(default=100)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "media_assignment"
+        indexes = ((("tenant", "course_id", "module_id"), True),)
+
+
+class Submission(TenantModel):
+    """A student's (latest) hand-in for an assignment; its file is a "submission" media
+    object. Resubmitting replaces the file and counts an attempt."""
+
+    assignment = peewee.ForeignKeyField(Assignment, on_delete="CASCADE", lazy_load=False)
+    course_id = peewee.IntegerField()
+    module_id = peewee.IntegerField()
+    student_id = peewee.IntegerField()
+    media_id = peewee.IntegerField()
+    attempt = peewee.IntegerField(default=1)
+    status = peewee.CharField(max_length=20, default="submitted")  # submitted | graded
+    points = peewee.IntegerField(null=True)
+    feedback = peewee.TextField(default="")
+    grader_id = peewee.IntegerField(null=True)
+    submitted_at = UTCDateTimeField(default=utcnow)
+    graded_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "media_submission"
+        indexes = ((("tenant", "assignment", "student_id"), True),)
+
+
+MODELS = [MediaObject, Assignment, Submission]

@@ -3,6 +3,7 @@ service and shape the answer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -12,6 +13,7 @@ from learnplat.http.endpoint import MULTIPART, body_stream
 from learnplat.http.serving import send_object
 from learnplat.plugin import (
     PUBLIC,
+    PageQuery,
     PayloadTooLarge,
     PermissionDenied,
     ValidationFailed,
@@ -19,7 +21,20 @@ from learnplat.plugin import (
     tenant_context,
 )
 
-from .schemas import MediaList, MediaOut, SignedUrlOut, StreamQuery, VideoUploadQuery
+from .assignments import AssignmentService, assignment_out, submission_out
+from .models import MediaObject
+from .schemas import (
+    AssignmentIn,
+    AssignmentOut,
+    GradeIn,
+    MediaList,
+    MediaOut,
+    SignedUrlOut,
+    StreamQuery,
+    SubmissionOut,
+    SubmissionPage,
+    VideoUploadQuery,
+)
 from .services import MediaService, media_info
 from .settings import UPLOAD_CEILING
 
@@ -38,10 +53,8 @@ class _Resource:
     def base_url(self, req: falcon.Request) -> str:
         return (self.service.runtime.settings.app.public_url or req.prefix).rstrip("/")
 
-    def _upload(self, req: falcon.Request, kind: str, course_id: int, module_id: int,
-                duration: int | None = None) -> MediaOut:
-        principal = req.context.principal
-        self.service.check_can_upload(principal, course_id, module_id)
+    def _parts(self, req: falcon.Request, kind: str) -> tuple[Iterator[Any], Callable[[], None]]:
+        """The multipart parts of the body, and a function that reads to its end."""
         limit = self.service.limit(kind)
         if req.content_length is not None and req.content_length > limit + _FRAMING:
             raise PayloadTooLarge(f"the {kind} is over {limit} bytes", limit=limit)
@@ -56,6 +69,13 @@ class _Resource:
             for _ in parts:  # to the closing boundary: a truncated body raises 400 here
                 pass
 
+        return parts, rest
+
+    def _upload(self, req: falcon.Request, kind: str, course_id: int, module_id: int,
+                duration: int | None = None) -> MediaOut:
+        principal = req.context.principal
+        self.service.check_can_upload(principal, course_id, module_id)
+        parts, rest = self._parts(req, kind)
         for part in parts:
             if part.name == "file":
                 return _out(self.service.upload(principal, kind, course_id, module_id,
@@ -120,6 +140,109 @@ class AttachmentItem(_Resource):
     def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                   module_id: int, media_id: int) -> None:
         self.service.remove_attachment(req.context.principal, course_id, module_id, media_id)
+
+
+# -- assignments -----------------------------------------------------------------------------
+
+
+class _AssignmentResource(_Resource):
+    def __init__(self, service: MediaService, assignments: AssignmentService):
+        super().__init__(service)
+        self.assignments = assignments
+
+
+class AssignmentResource(_AssignmentResource):
+    @endpoint(permission="media.upload", body=AssignmentIn, response=AssignmentOut,
+              errors=(404, 409), summary="Give a module an assignment (or change it)")
+    def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int, *, body: AssignmentIn) -> Any:
+        """The owner instructor or an admin; the module becomes an "assignment" module."""
+        a = self.assignments.define(req.context.principal, course_id, module_id,
+                                    body.instructions, body.due_at, body.max_points)
+        return AssignmentOut(**assignment_out(a))
+
+    @endpoint(permission="media.watch", response=AssignmentOut, errors=(403, 404),
+              summary="A module's assignment")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int) -> Any:
+        a = self.assignments.view(req.context.principal, course_id, module_id)
+        return AssignmentOut(**assignment_out(a))
+
+
+class OwnSubmission(_AssignmentResource):
+    @endpoint(permission="assignment.submit", content_type=MULTIPART, max_body=UPLOAD_CEILING,
+              multipart_fields={"file": "file"}, response=SubmissionOut, status=201,
+              also=(200,), errors=(403, 404, 409, 413, 415, 422), transaction=False,
+              summary="Hand in (or replace) one's submission: multipart, part `file`")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+                module_id: int) -> Any:
+        """Enrolled students, until the due date (409 past_due) and until it is graded
+        (409 graded). 201 for the first hand-in, 200 when it replaces the previous file."""
+        principal = req.context.principal
+        self.assignments.check_can_submit(principal, course_id, module_id)
+        parts, rest = self._parts(req, "submission")
+        for part in parts:
+            if part.name == "file":
+                s, media, first = self.assignments.submit(
+                    principal, course_id, module_id, part.stream, part.filename, rest)
+                resp.status = 201 if first else 200
+                return SubmissionOut(**submission_out(s, media))
+        raise ValidationFailed.field("file", "send the file in a multipart part named 'file'",
+                                     "missing")
+
+    @endpoint(permission="assignment.submit", response=SubmissionOut, errors=(403, 404),
+              summary="One's own submission: status, points and feedback")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int) -> Any:
+        s = self.assignments.own(req.context.principal, course_id, module_id)
+        return SubmissionOut(**submission_out(s, _media(s.media_id)))
+
+
+class OwnSubmissionFile(_AssignmentResource):
+    @endpoint(permission="assignment.submit", response=SignedUrlOut, errors=(403, 404),
+              summary="A signed URL to download one's own submitted file")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int) -> Any:
+        url, expires = self.assignments.file_url(req.context.principal, course_id, module_id,
+                                                 None, self.base_url(req))
+        return SignedUrlOut(url=url, expires_at=expires)
+
+
+class SubmissionCollection(_AssignmentResource):
+    @endpoint(permission="assignment.grade", query=PageQuery, response=SubmissionPage,
+              errors=(404,), summary="An assignment's submissions (owner instructor, admins)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int, *, query: PageQuery) -> Any:
+        return self.assignments.submissions(req.context.principal, course_id, module_id, query)
+
+
+class SubmissionFile(_AssignmentResource):
+    @endpoint(permission="assignment.grade", response=SignedUrlOut, errors=(404,),
+              summary="A signed URL to download a submitted file")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+               module_id: int, submission_id: int) -> Any:
+        url, expires = self.assignments.file_url(req.context.principal, course_id, module_id,
+                                                 submission_id, self.base_url(req))
+        return SignedUrlOut(url=url, expires_at=expires)
+
+
+class SubmissionGrade(_AssignmentResource):
+    @endpoint(permission="assignment.grade", body=GradeIn, response=SubmissionOut,
+              errors=(404, 409), summary="Grade a submission, with feedback")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+                module_id: int, submission_id: int, *, body: GradeIn) -> Any:
+        """Points up to the assignment's max_points (409 beyond); grading again replaces
+        the grade. Records assignment.graded.v1."""
+        s, media = self.assignments.grade(req.context.principal, course_id, module_id,
+                                          submission_id, body.points, body.feedback)
+        return SubmissionOut(**submission_out(s, media))
+
+
+def _media(media_id: int) -> MediaObject | None:
+    return MediaObject.get_or_none(MediaObject.id == media_id)
+
+
+# -- streaming -------------------------------------------------------------------------------
 
 
 class MediaStream(_Resource):

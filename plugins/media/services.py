@@ -33,7 +33,7 @@ from learnplat.plugin import (
 from . import events as ev
 from . import signing
 from .api import MEDIA, MediaInfo
-from .models import MediaObject
+from .models import Assignment, MediaObject, Submission
 from .probe import mp4_duration
 from .settings import MediaSettings
 
@@ -72,8 +72,7 @@ class MediaService:
 
     def limit(self, kind: str) -> int:
         """This tenant's per-upload limit for `kind`: its own setting, never above ours."""
-        ceiling = (self.settings.max_video_bytes if kind == "video"
-                   else self.settings.max_attachment_bytes)
+        ceiling = int(getattr(self.settings, f"max_{kind}_bytes"))
         own = current_tenant().setting(f"media.max_{kind}_bytes")
         return min(ceiling, int(own)) if isinstance(own, int) and own > 0 else ceiling
 
@@ -103,29 +102,43 @@ class MediaService:
             self.courses.owned_course(course_id, principal, MANAGE)
             self.courses.get_module(course_id, module_id)
 
-    def upload(self, principal: Principal, kind: str, course_id: int, module_id: int,
-               stream: Any, filename: str | None, duration_seconds: int | None = None,
-               finish: Callable[[], None] | None = None) -> MediaInfo:
-        """Store an upload; `finish()` runs once the bytes are stored and before anything is
-        recorded (the resource reads the rest of the multipart body there, so a truncated
-        body fails the upload instead of storing what came before the cut)."""
+    def receive(self, kind: str, course_id: int, module_id: int, stream: Any,
+                filename: str | None, finish: Callable[[], None] | None = None, tag: str = ""
+                ) -> tuple[uploads.Received, str]:
+        """Stream an upload of `kind` into storage under a new key; `finish()` runs once the
+        bytes are stored (the resource reads the rest of the multipart body there, so a
+        truncated body fails the upload instead of storing what came before the cut). On
+        failure nothing stays stored; on success the caller records the object or deletes it.
+        """
         name = uploads.check_filename(filename)
-        allowed = self.settings.video_types if kind == "video" else self.settings.attachment_types
-        key = f"media/c{course_id}/m{module_id}/{kind}-{secrets.token_hex(12)}"
+        allowed = getattr(self.settings, f"{kind}_types")
+        key = f"media/c{course_id}/m{module_id}/{kind}-{tag}{secrets.token_hex(12)}"
         storage = self.runtime.storage
         got = uploads.receive(storage, key, stream, limit=self.limit(kind), allowed=allowed,
                               filename=name, what=f"the {kind}")
         try:
             if finish is not None:
                 finish()
+        except BaseException:
+            storage.delete(key)
+            raise
+        return got, name
+
+    def upload(self, principal: Principal, kind: str, course_id: int, module_id: int,
+               stream: Any, filename: str | None, duration_seconds: int | None = None,
+               finish: Callable[[], None] | None = None) -> MediaInfo:
+        """A module's video (replacing the previous one) or an attached file."""
+        got, name = self.receive(kind, course_id, module_id, stream, filename, finish)
+        storage = self.runtime.storage
+        try:
             if kind == "video" and duration_seconds is None and got.content_type in (
                     "video/mp4", "video/quicktime"):
                 duration_seconds = mp4_duration(
-                    lambda a, b: b"".join(storage.open(key, a, min(b, got.size))), got.size)
+                    lambda a, b: b"".join(storage.open(got.key, a, min(b, got.size))), got.size)
             return self._record(principal, kind, course_id, module_id, got, name,
                                 duration_seconds)
         except BaseException:
-            storage.delete(key)  # nothing points at it: do not leave an orphan
+            storage.delete(got.key)  # nothing points at it: do not leave an orphan
             raise
 
     def _record(self, principal: Principal, kind: str, course_id: int, module_id: int,
@@ -149,7 +162,7 @@ class MediaService:
                 self.runtime.events.record(ev.VideoUploaded(
                     **common, duration_seconds=duration, replaced_id=old.id if old else None))
                 if old is not None:
-                    self._retire([old], principal)
+                    self.retire([old], principal)
             else:
                 self.runtime.events.record(ev.AttachmentAdded(**common, filename=filename))
         return media_info(row)
@@ -159,7 +172,7 @@ class MediaService:
         with db.transaction():
             self.courses.owned_course(course_id, principal, MANAGE)
             row = self._get(course_id, module_id, media_id, "attachment")
-            self._retire([row], principal)
+            self.retire([row], principal)
 
     def _get(self, course_id: int, module_id: int, media_id: int, kind: str) -> MediaObject:
         row = MediaObject.get_or_none(
@@ -170,7 +183,7 @@ class MediaService:
             raise NotFound(f"no such {kind} in this module")
         return row
 
-    def _retire(self, rows: list[MediaObject], principal: Principal | None) -> None:
+    def retire(self, rows: list[MediaObject], principal: Principal | None) -> None:
         """Forget rows now and delete their objects in a task after commit (a failed delete
         is retried, and the orphan sweep reports what is left)."""
         for row in rows:
@@ -187,8 +200,14 @@ class MediaService:
         where = MediaObject.course_id == course_id
         if module_id is not None:
             where &= MediaObject.module_id == module_id
+        gone = Assignment.course_id == course_id
+        if module_id is not None:
+            gone &= Assignment.module_id == module_id
+        Submission.delete().where(Submission.assignment.in_(
+            Assignment.select(Assignment.id).where(gone))).execute()
+        Assignment.delete().where(gone).execute()
         rows = list(MediaObject.select().where(where))
-        self._retire(rows, None)
+        self.retire(rows, None)
         return len(rows)
 
     # -- delivery ----------------------------------------------------------------------------
@@ -213,6 +232,12 @@ class MediaService:
                 raise NotFound("this module has no video")
         else:
             row = self._get(course_id, module_id, media_id or 0, kind)
+        return self.signed_url(row, int(principal.user_id), base_url)
+
+    def signed_url(self, row: MediaObject, user_id: int, base_url: str
+                   ) -> tuple[str, dt.datetime]:
+        """A URL that reads `row`'s bytes until it expires: presigned by the object store, or
+        (local storage) the API's own streaming endpoint with our HMAC."""
         ttl = self.settings.url_ttl_seconds
         expires = int(time.time()) + ttl
         presigned = self.runtime.storage.presigned_url(row.key, ttl)
@@ -220,10 +245,9 @@ class MediaService:
             url = presigned
         else:
             tenant_id = current_tenant().id
-            sig = signing.signature(self.runtime.secret_key, tenant_id, row.id, expires,
-                                    int(principal.user_id))
+            sig = signing.signature(self.runtime.secret_key, tenant_id, row.id, expires, user_id)
             path = STREAM_PATH.format(tenant_id=tenant_id, media_id=row.id)
-            url = f"{base_url}{path}?exp={expires}&u={principal.user_id}&sig={sig}"
+            url = f"{base_url}{path}?exp={expires}&u={user_id}&sig={sig}"
         return url, dt.datetime.fromtimestamp(expires, dt.UTC)
 
     def open_signed(self, tenant_id: int, media_id: int, expires: int, user_id: int, sig: str

@@ -21,10 +21,12 @@ ATTACHMENT_TYPES = [
 
 class MediaSettings(BaseModel):
     # Default per-upload limits; a tenant lowers (never raises) them with its settings
-    # media.max_video_bytes / media.max_attachment_bytes.
+    # media.max_video_bytes / media.max_attachment_bytes / media.max_submission_bytes.
     max_video_bytes: int = Field(2 * 1024**3, ge=1024, le=UPLOAD_CEILING)
     max_attachment_bytes: int = Field(100 * 1024**2, ge=1024, le=UPLOAD_CEILING)
+    max_submission_bytes: int = Field(50 * 1024**2, ge=1024, le=UPLOAD_CEILING)
     # How long a playback or download URL works.
     url_ttl_seconds: int = Field(3600, ge=10, le=7 * 24 * 3600)
     video_types: list[str] = Field(default_factory=lambda: list(VIDEO_TYPES))
     attachment_types: list[str] = Field(default_factory=lambda: list(ATTACHMENT_TYPES))
+    submission_types: list[str] = Field(default_factory=lambda: list(ATTACHMENT_TYPES))
