@@ -21,6 +21,7 @@ from . import events as ev
 from . import resources as r
 from .api import MEDIA
 from .assignments import AssignmentService
+from .avatars import AvatarService
 from .models import MODELS
 from .services import DELETE_TASK, MediaService, delete_objects, service
 from .settings import MediaSettings
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
 
     from learnplat.plugin import Runtime
 
-requires = ("courses", "enrollment")
+USER_ID = "{user_id:int(min=1, max=2147483647)}"  # as identity routes /users/{id}
+
+requires = ("identity", "courses", "enrollment")
 
 
 @hookimpl
@@ -50,6 +53,8 @@ def register_permissions() -> list[Permission]:
                    {"admin": "any", "instructor": "own"}),
         Permission("media.watch", "Play videos and download files of courses one may follow",
                    {"admin": "any", "instructor": "any", "student": "any"}),
+        Permission("profile.photo", "Upload or remove one's profile photo (admins: anyone's)",
+                   {"admin": "any", "instructor": "own", "student": "own"}),
         Permission("assignment.submit", "Hand in assignments of courses one is enrolled in",
                    {"student": "any"}),
         Permission("assignment.grade", "Download and grade a course's submissions",
@@ -103,6 +108,7 @@ def register_routes(runtime: Runtime) -> list[Route]:
         Route(f"{m}/assignment/submissions/{{submission_id:int}}/file", r.SubmissionFile(svc, a)),
         Route(f"{m}/assignment/submissions/{{submission_id:int}}/grade",
               r.SubmissionGrade(svc, a)),
+        Route(f"/users/{USER_ID}/photo", r.UserPhoto(svc, AvatarService(svc))),
         Route("/media/{tenant_id:int}/{media_id:int}", r.MediaStream(svc), tenant_scoped=False),
     ]
 

@@ -7,7 +7,7 @@ import peewee
 
 from learnplat.plugin import TenantModel, UTCDateTimeField, utcnow
 
-KINDS = ("video", "attachment", "submission")
+KINDS = ("video", "attachment", "submission", "avatar")
 
 
 class MediaObject(TenantModel):
@@ -23,6 +23,8 @@ class MediaObject(TenantModel):
     sha256 = peewee.CharField(max_length=64)
     duration_seconds = peewee.IntegerField(null=True)
     uploader_id = peewee.IntegerField()
+    # Whose profile photo this is (kind "avatar"; course_id and module_id are 0 then).
+    user_id = peewee.IntegerField(null=True)
     created_at = UTCDateTimeField(default=utcnow)
 
     class Meta:

@@ -13,15 +13,18 @@ from learnplat.http.endpoint import MULTIPART, body_stream
 from learnplat.http.serving import send_object
 from learnplat.plugin import (
     PUBLIC,
+    NotFound,
     PageQuery,
     PayloadTooLarge,
     PermissionDenied,
     ValidationFailed,
+    db,
     endpoint,
     tenant_context,
 )
 
 from .assignments import AssignmentService, assignment_out, submission_out
+from .avatars import AvatarService
 from .models import MediaObject
 from .schemas import (
     AssignmentIn,
@@ -29,6 +32,7 @@ from .schemas import (
     GradeIn,
     MediaList,
     MediaOut,
+    PhotoOut,
     SignedUrlOut,
     StreamQuery,
     SubmissionOut,
@@ -37,6 +41,8 @@ from .schemas import (
 )
 from .services import MediaService, media_info
 from .settings import UPLOAD_CEILING
+
+PHOTO_CEILING = 100 * 1024**2
 
 # Room for the multipart framing around the file when comparing Content-Length to a limit.
 _FRAMING = 64 * 1024
@@ -240,6 +246,50 @@ class SubmissionGrade(_AssignmentResource):
 
 def _media(media_id: int) -> MediaObject | None:
     return MediaObject.get_or_none(MediaObject.id == media_id)
+
+
+# -- profile photos --------------------------------------------------------------------------
+
+
+class UserPhoto(_Resource):
+    def __init__(self, service: MediaService, avatars: AvatarService):
+        super().__init__(service)
+        self.avatars = avatars
+
+    @endpoint(permission="profile.photo", content_type=MULTIPART, max_body=PHOTO_CEILING,
+              multipart_fields={"file": "file"}, response=PhotoOut, status=201,
+              errors=(404, 413, 415, 422), transaction=False,
+              summary="Upload one's profile photo (admins: anyone's): multipart, part `file`")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> Any:
+        """JPEG, PNG, WebP or GIF; re-encoded as a JPEG of at most photo_size pixels a
+        side, with EXIF and other metadata removed. The profile's avatar_url points at it."""
+        principal = req.context.principal
+        with db.transaction(write=False):
+            self.avatars.check(principal, user_id)
+        for part in req.get_media():
+            if part.name == "file":
+                row, url = self.avatars.upload(principal, user_id, part.stream,
+                                               self.base_url(req))
+                return PhotoOut(avatar_url=url, size=row.size, content_type=row.content_type)
+        raise ValidationFailed.field("file", "send the photo in a multipart part named 'file'",
+                                     "missing")
+
+    @endpoint(permission=PUBLIC, response_content_type="image/jpeg", also=(304,),
+              errors=(404,), summary="A user's profile photo (an <img> can show it)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
+        row = self.avatars.current(user_id)
+        if row is None:
+            raise NotFound("no profile photo")
+        storage = self.service.runtime.storage
+        send_object(req, resp, size=row.size, content_type=row.content_type,
+                    etag=f'"{row.sha256[:32]}"', last_modified=row.created_at,
+                    opener=lambda start, end: storage.open(row.key, start, end),
+                    cache_control="public, max-age=3600")
+
+    @endpoint(permission="profile.photo", status=204, errors=(404,),
+              summary="Remove a profile photo")
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
+        self.avatars.remove(req.context.principal, user_id)
 
 
 # -- streaming -------------------------------------------------------------------------------

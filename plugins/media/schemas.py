@@ -99,3 +99,9 @@ class SubmissionPage(BaseModel):
 class GradeIn(Schema):
     points: int = Field(ge=0, le=10_000)
     feedback: str = Field("", max_length=20_000)
+
+
+class PhotoOut(BaseModel):
+    avatar_url: str
+    size: int
+    content_type: str

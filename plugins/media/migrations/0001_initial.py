@@ -1,5 +1,5 @@
-"""Media tables: stored objects (videos, attached files, submissions), assignments and
-submissions."""
+"""Media tables: stored objects (videos, attached files, submissions, profile photos),
+assignments and submissions."""
 from peewee import *
 from learnplat.models import UTCDateTimeField
 
@@ -37,6 +37,7 @@ def up(migrator, db):
         sha256 = CharField(max_length=64)
         duration_seconds = IntegerField(null=True)
         uploader_id = IntegerField()
+        user_id = IntegerField(null=True)
         created_at = UTCDateTimeField()
         class Meta:
             database = db
