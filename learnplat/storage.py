@@ -163,7 +163,7 @@ class Storage:
     def _object(self, key: str) -> Any:
         try:
             return self.driver.get_object(self.container_name, self.tenant_key(key))
-        except ObjectDoesNotExistError:
+        except (ObjectDoesNotExistError, ContainerDoesNotExistError):
             raise NotFound(f"no stored object {key!r}") from None
 
     def stat(self, key: str) -> StoredObject:
@@ -223,6 +223,16 @@ class Storage:
             return str(self.driver.get_object_cdn_url(obj, ex_expiry=(seconds or self.ttl) / 3600))
         return self.driver.presigned_url(self.container_name, self.tenant_key(key),
                                          seconds or self.ttl)
+
+    def presigned_put_url(self, key: str, seconds: int | None = None) -> str | None:
+        """A URL a client PUTs an object's bytes to, straight into an S3-compatible store, for
+        `seconds`; None when the store cannot presign uploads (local disk: clients upload
+        through the API)."""
+        if not isinstance(self.driver, S3CompatibleDriver):
+            return None
+        _ = self.container  # the bucket must exist before a client PUTs into it
+        return self.driver.presigned_url(self.container_name, self.tenant_key(key),
+                                         seconds or self.ttl, method="PUT")
 
     def ping(self) -> None:
         """Raise when the store cannot be reached (readiness)."""

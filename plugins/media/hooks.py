@@ -22,6 +22,7 @@ from . import resources as r
 from .api import MEDIA
 from .assignments import AssignmentService
 from .avatars import AvatarService
+from .direct import DirectUploads
 from .models import MODELS
 from .services import DELETE_TASK, MediaService, delete_objects, service
 from .settings import MediaSettings
@@ -96,9 +97,12 @@ def register_event_handlers() -> list[EventHandler]:
 def register_routes(runtime: Runtime) -> list[Route]:
     svc = service(runtime)
     a = AssignmentService(svc)
+    direct = DirectUploads(svc)
     m = "/courses/{course_id:int}/modules/{module_id:int}"
     return [
         Route(f"{m}/video", r.ModuleVideo(svc)),
+        Route(f"{m}/video/direct", r.DirectVideo(svc, direct)),
+        Route(f"{m}/video/direct/confirm", r.DirectVideoConfirm(svc, direct)),
         Route(f"{m}/attachments", r.ModuleAttachments(svc)),
         Route(f"{m}/attachments/{{media_id:int}}", r.AttachmentItem(svc)),
         Route(f"{m}/assignment", r.AssignmentResource(svc, a)),

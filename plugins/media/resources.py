@@ -25,10 +25,14 @@ from learnplat.plugin import (
 
 from .assignments import AssignmentService, assignment_out, submission_out
 from .avatars import AvatarService
+from .direct import DirectUploads
 from .models import MediaObject
 from .schemas import (
     AssignmentIn,
     AssignmentOut,
+    DirectConfirmIn,
+    DirectStartIn,
+    DirectStartOut,
     GradeIn,
     MediaList,
     MediaOut,
@@ -112,6 +116,35 @@ class ModuleVideo(_Resource):
         url, expires = self.service.url_for(req.context.principal, course_id, module_id,
                                             "video", self.base_url(req))
         return SignedUrlOut(url=url, expires_at=expires)
+
+
+class DirectVideo(_Resource):
+    def __init__(self, service: MediaService, direct: DirectUploads):
+        super().__init__(service)
+        self.direct = direct
+
+    @endpoint(permission="media.upload", body=DirectStartIn, response=DirectStartOut,
+              status=201, errors=(404, 409, 413, 422),
+              summary="Start a direct upload of a large video to S3 (presigned PUT)")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+                module_id: int, *, body: DirectStartIn) -> Any:
+        """Only when the school's storage is S3-compatible (else 409 direct_unsupported: use
+        the multipart upload). PUT the bytes to upload_url, then confirm with upload_token."""
+        return DirectStartOut(**self.direct.start(req.context.principal, course_id, module_id,
+                                                  body.size, body.filename))
+
+
+class DirectVideoConfirm(DirectVideo):
+    @endpoint(permission="media.upload", body=DirectConfirmIn, response=MediaOut, status=201,
+              errors=(403, 404, 409, 413, 415, 422), transaction=False,
+              summary="Confirm a direct upload: checked like an upload, then the module's video")
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
+                module_id: int, *, body: DirectConfirmIn) -> Any:
+        """The stored object is checked (size limit, type by content, sha256) and becomes the
+        module's video, replacing the previous one; a refused object is deleted. 409
+        not_uploaded when nothing was PUT yet."""
+        return _out(self.direct.confirm(req.context.principal, course_id, module_id,
+                                        body.upload_token, body.duration_seconds))
 
 
 class ModuleAttachments(_Resource):

@@ -105,3 +105,20 @@ class PhotoOut(BaseModel):
     avatar_url: str
     size: int
     content_type: str
+
+
+class DirectStartIn(Schema):
+    size: int = Field(ge=1, description="The video's size in bytes (checked again on confirm)")
+    filename: str = Field("", max_length=1000)
+
+
+class DirectStartOut(BaseModel):
+    upload_url: str = Field(description="PUT the file's bytes here, before expires_at")
+    method: str
+    upload_token: str = Field(description="Send it to .../video/direct/confirm afterwards")
+    expires_at: dt.datetime
+
+
+class DirectConfirmIn(Schema):
+    upload_token: str = Field(min_length=10, max_length=2000)
+    duration_seconds: int | None = Field(None, ge=1, le=100 * 3600)

@@ -6,6 +6,7 @@ downloads, ranges and deletes."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -55,7 +56,8 @@ def s3(lp_runtime, moto_endpoint, tmp_path, monkeypatch) -> Storage:
     return storage
 
 
-def sigv4_query_problems(url: str, now: dt.datetime | None = None) -> list[str]:
+def sigv4_query_problems(url: str, now: dt.datetime | None = None, method: str = "GET"
+                         ) -> list[str]:
     """What is wrong with a presigned GET URL for our credentials: recomputed with botocore's
     SigV4 signer over exactly the host:port the client will send, and checked for expiry."""
     from botocore.auth import S3SigV4QueryAuth
@@ -67,7 +69,7 @@ def sigv4_query_problems(url: str, now: dt.datetime | None = None) -> list[str]:
     given = params.pop("X-Amz-Signature", "")
     auth = S3SigV4QueryAuth(Credentials(KEY, SECRET), "s3", REGION,
                             expires=int(params["X-Amz-Expires"]))
-    request = AWSRequest(method="GET", url=f"{parsed.scheme}://{parsed.netloc}{parsed.path}",
+    request = AWSRequest(method=method, url=f"{parsed.scheme}://{parsed.netloc}{parsed.path}",
                          params=params, headers={"host": parsed.netloc})
     request.context["timestamp"] = params["X-Amz-Date"]
     expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)),
@@ -143,3 +145,43 @@ def test_refused_upload_leaves_nothing_in_the_bucket(stage, s3, lp_tenant):
     r = upload(stage.t, stage.course_id, stage.module_ids[0], b"GIF89a" + b"\x00" * 5000)
     assert r.status_code == 415
     assert _objects(s3, lp_tenant) == []
+
+
+def test_direct_upload_with_a_presigned_put(stage, s3, lp_tenant, lp_runtime):
+    path = stage.path(0, "video/direct")
+    data = mp4_bytes(33, payload=500_000, fill=b"d")
+    assert stage.s.post(path, json={"size": len(data)}).status_code == 403
+    too_big = lp_runtime.plugin_settings["media"].max_video_bytes + 1
+    assert stage.t.post(path, json={"size": too_big}).status_code == 413
+    r = stage.t.post(path, json={"size": len(data), "filename": "lecture.mp4"})
+    assert r.status_code == 201, r.text
+    url, token = r.json["upload_url"], r.json["upload_token"]
+    assert r.json["method"] == "PUT"
+    assert sigv4_query_problems(url, method="PUT") == []
+    assert "signature does not match" in sigv4_query_problems(url, method="GET")
+    confirm = path + "/confirm"
+    r = stage.t.post(confirm, json={"upload_token": token})
+    assert r.status_code == 409 and r.json["code"] == "not_uploaded"
+    put = requests.put(url, data=data, timeout=30)
+    assert put.status_code == 200, put.text
+    # A token altered, or for another module, or confirmed by someone else: refused.
+    assert stage.t.post(confirm, json={"upload_token": token[:-2] + "AA"}).status_code == 403
+    assert stage.t.post(stage.path(1, "video/direct/confirm"),
+                        json={"upload_token": token}).status_code == 403
+    assert stage.a.post(confirm, json={"upload_token": token}).status_code == 403
+    r = stage.t.post(confirm, json={"upload_token": token})
+    assert r.status_code == 201, r.text
+    assert r.json["size"] == len(data) and r.json["duration_seconds"] == 33
+    assert r.json["filename"] == "lecture.mp4"
+    assert r.json["sha256"] == hashlib.sha256(data).hexdigest()
+    got = requests.get(stage.s.get(stage.path()).json["url"], timeout=10)
+    assert got.status_code == 200 and got.content == data
+
+    # A PDF put through a direct upload is refused on confirm, and deleted from the bucket.
+    r = stage.t.post(path, json={"size": 1000})
+    assert requests.put(r.json["upload_url"], data=b"%PDF-1.4 " * 100, timeout=10
+                        ).status_code == 200
+    before = _objects(s3, lp_tenant)
+    bad = stage.t.post(confirm, json={"upload_token": r.json["upload_token"]})
+    assert bad.status_code == 415
+    assert len(_objects(s3, lp_tenant)) == len(before) - 1

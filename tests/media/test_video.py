@@ -237,3 +237,8 @@ def test_tenant_size_limit(lp_runtime, lp_app, lp_users):
     assert _stored(lp_runtime, tenant) == [] and _rows(lp_runtime, tenant) == []
     r = upload(stage.t, stage.course_id, stage.module_ids[0], mp4_bytes(payload=90_000))
     assert r.status_code == 201
+
+
+def test_direct_upload_needs_s3(stage):
+    r = stage.t.post(stage.path(0, "video/direct"), json={"size": 1000})
+    assert r.status_code == 409 and r.json["code"] == "direct_unsupported"
