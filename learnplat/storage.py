@@ -123,7 +123,42 @@ def _driver_for(url: str, settings: Settings) -> tuple[StorageDriver, str, bool]
         else:
             driver = get_driver(Provider.S3)(key, secret, region=region)
         return driver, bucket, False
-    raise ConfigError(f"storage.url: unsupported scheme {parsed.scheme!r} (file or s3)")
+    if parsed.scheme in ("azure", "gs"):
+        return _cloud_driver(parsed)
+    raise ConfigError(f"storage.url: unsupported scheme {parsed.scheme!r} "
+                      "(file, s3, azure or gs)")
+
+
+def _cloud_driver(parsed: Any) -> tuple[StorageDriver, str, bool]:
+    """Azure Blob Storage and Google Cloud Storage through libcloud's drivers:
+
+    ``azure://ACCOUNT:KEY@/CONTAINER`` (KEY the base64 account key, URL-encoded), or with a
+    host for an emulator or a sovereign cloud: ``azure://ACCOUNT:KEY@127.0.0.1:10000/CONTAINER
+    ?secure=false`` (Azurite). ``gs://ACCESS_ID:SECRET@/BUCKET?project=P`` (HMAC interoperability
+    keys, or a service account e-mail and the path of its key file)."""
+    opts = dict(parse_qsl(parsed.query))
+    container = parsed.path.strip("/")
+    key, secret = unquote(parsed.username or ""), unquote(parsed.password or "")
+    scheme = parsed.scheme
+    if not container or not key or not secret:
+        raise ConfigError(f"storage.url: {scheme}:// URLs need credentials and a container: "
+                          f"{scheme}://KEY:SECRET@/CONTAINER")
+    secure = opts.pop("secure", "true").lower() not in ("0", "false", "no")
+    if scheme == "azure":
+        import base64
+        import binascii
+
+        try:
+            base64.b64decode(secret, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError("storage.url: the Azure account key must be base64 "
+                              "(URL-encode it in the URL)") from None
+        kwargs: dict[str, Any] = {"secure": secure}
+        if parsed.hostname:
+            kwargs.update(host=parsed.hostname, port=parsed.port)
+        return get_driver(Provider.AZURE_BLOBS)(key, secret, **kwargs), container, False
+    return (get_driver(Provider.GOOGLE_STORAGE)(key, secret, project=opts.get("project")),
+            container, False)
 
 
 class Storage:
