@@ -55,7 +55,7 @@ class DirectUploads:
         if size > limit:
             raise PayloadTooLarge(f"the video is over {limit} bytes", limit=limit)
         key = f"media/c{course_id}/m{module_id}/video-{secrets.token_hex(12)}"
-        ttl = self.media.settings.url_ttl_seconds
+        ttl = self.media.url_ttl
         url = self.runtime.storage.presigned_put_url(key, ttl)
         if url is None:
             raise Conflict("this school's storage takes uploads through the API only: POST the "
@@ -89,8 +89,8 @@ class DirectUploads:
     def confirm(self, principal: Principal, course_id: int, module_id: int, token: str,
                 duration: int | None) -> MediaInfo:
         with db.transaction(write=False):
+            self.media.courses.owned_course(course_id, principal, MANAGE)  # 404 first
             data = self._read_token(token, principal, course_id, module_id)
-            self.media.courses.owned_course(course_id, principal, MANAGE)
         storage, key = self.runtime.storage, data["k"]
         if not storage.exists(key):
             raise Conflict("nothing was uploaded to the URL yet", code="not_uploaded")

@@ -70,6 +70,12 @@ class MediaService:
     def settings(self) -> MediaSettings:
         return self.runtime.settings_of(MediaSettings)
 
+    @property
+    def url_ttl(self) -> int:
+        """Seconds a playback or download URL works."""
+        own = self.settings.url_ttl_seconds
+        return own or self.runtime.settings.storage.signing_ttl_seconds
+
     def limit(self, kind: str) -> int:
         """This tenant's per-upload limit for `kind`: its own setting, never above ours."""
         ceiling = int(getattr(self.settings, f"max_{kind}_bytes"))
@@ -238,7 +244,7 @@ class MediaService:
                    ) -> tuple[str, dt.datetime]:
         """A URL that reads `row`'s bytes until it expires: presigned by the object store, or
         (local storage) the API's own streaming endpoint with our HMAC."""
-        ttl = self.settings.url_ttl_seconds
+        ttl = self.url_ttl
         expires = int(time.time()) + ttl
         presigned = self.runtime.storage.presigned_url(row.key, ttl)
         if presigned is not None:

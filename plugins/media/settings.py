@@ -25,10 +25,10 @@ class MediaSettings(BaseModel):
     max_video_bytes: int = Field(2 * 1024**3, ge=1024, le=UPLOAD_CEILING)
     max_attachment_bytes: int = Field(100 * 1024**2, ge=1024, le=UPLOAD_CEILING)
     max_submission_bytes: int = Field(50 * 1024**2, ge=1024, le=UPLOAD_CEILING)
-    # How long a playback or download URL works.
     max_photo_bytes: int = Field(10 * 1024**2, ge=1024, le=100 * 1024**2)
     photo_size: int = Field(512, ge=32, le=2048)  # photos are re-encoded to fit this square
-    url_ttl_seconds: int = Field(3600, ge=10, le=7 * 24 * 3600)
+    # How long a playback or download URL works; none: storage.signing_ttl_seconds.
+    url_ttl_seconds: int | None = Field(None, ge=10, le=7 * 24 * 3600)
     video_types: list[str] = Field(default_factory=lambda: list(VIDEO_TYPES))
     attachment_types: list[str] = Field(default_factory=lambda: list(ATTACHMENT_TYPES))
     submission_types: list[str] = Field(default_factory=lambda: list(ATTACHMENT_TYPES))

@@ -106,7 +106,7 @@ def test_upload_presign_download_replace_delete_on_s3(stage, s3, lp_tenant, lp_r
     assert parsed.netloc == s3.driver.connection.host + f":{s3.driver.connection.port}"
     assert parsed.path.endswith(f"/t{lp_tenant.id}/{key}")
     params = dict(parse_qsl(parsed.query))
-    ttl = lp_runtime.plugin_settings["media"].url_ttl_seconds
+    ttl = lp_runtime.settings.storage.signing_ttl_seconds
     assert int(params["X-Amz-Expires"]) == ttl
     assert abs((expires_at - dt.datetime.now(dt.UTC)).total_seconds() - ttl) < 30
     # The signature is right for host:port, and would be refused once expired...
