@@ -83,7 +83,7 @@ def azurite(tmp_path_factory) -> Iterator[str]:
                 time.sleep(0.2)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
+        proc.kill()  # azurite ignores SIGTERM while it has open connections
         proc.wait(timeout=10)
 
 
