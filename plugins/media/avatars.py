@@ -12,8 +12,7 @@ from typing import Any
 from learnplat_identity.api import IDENTITY, IdentityAPI
 from PIL import Image, ImageOps
 
-from learnplat import uploads
-from learnplat.plugin import NotFound, Principal, db
+from learnplat.plugin import NotFound, Principal, db, uploads
 
 from .models import MediaObject
 from .services import MediaService

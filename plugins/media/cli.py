@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from learnplat import db
 from learnplat.cli.main import AppContext, echo_json, pass_app
-from learnplat.tenancy import tenant_context
+from learnplat.plugin import db, tenant_context
 
 from .sweep import sweep
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 
-from learnplat import uploads
 from learnplat.plugin import (
     Conflict,
     PayloadTooLarge,
@@ -26,6 +25,7 @@ from learnplat.plugin import (
     ValidationFailed,
     current_tenant,
     db,
+    uploads,
 )
 
 from .api import MediaInfo

@@ -9,17 +9,18 @@ from urllib.parse import quote
 
 import falcon
 
-from learnplat.http.endpoint import MULTIPART, body_stream
-from learnplat.http.serving import send_object
 from learnplat.plugin import (
+    MULTIPART,
     PUBLIC,
     NotFound,
     PageQuery,
     PayloadTooLarge,
     PermissionDenied,
     ValidationFailed,
+    body_stream,
     db,
     endpoint,
+    send_object,
     tenant_context,
 )
 

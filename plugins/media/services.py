@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from learnplat_courses.api import COURSES, CoursesAPI
 from learnplat_enrollment.api import ENROLLMENT, EnrollmentAPI
 
-from learnplat import uploads
 from learnplat.plugin import (
     NotFound,
     PermissionDenied,
@@ -28,6 +27,7 @@ from learnplat.plugin import (
     current_tenant,
     db,
     tenant_context,
+    uploads,
 )
 
 from . import events as ev

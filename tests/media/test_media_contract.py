@@ -55,7 +55,7 @@ def test_another_school_sees_nothing_and_bad_input_is_never_a_500(stage, outside
         for method, _fn in responders(route.resource):
             path = fill(route.path, stage)
             if path.startswith("/media/"):
-                continue  # the signed stream: no tenant of the caller's, see test_video
+                continue  # the signed stream: no tenant of the caller's, see test_media_video
             spec = spec_of(_fn)
             kwargs: dict = {}
             if spec.body is not None:  # a valid body, so only the school decides the answer
