@@ -81,6 +81,10 @@ def test_hand_in_resubmit_grade(stage, lp_runtime, lp_app, event_recorder, outsi
     assert [e.payload["attempt"] for e in submitted] == [1, 2]
     assert graded[0].payload["points"] == 18 and graded[0].payload["max_points"] == 20
     assert graded[0].payload["student_id"] == stage.student.id
+    # The progress plugin counts a graded assignment as the module's completion.
+    progress = stage.s.get(f"/progress/{stage.course_id}").json
+    done = {m["module_id"]: m for m in progress["modules"]}[stage.module_ids[0]]
+    assert done["completed"] is True and done["completed_source"] == "assignment"
 
 
 def test_no_hand_in_after_the_due_date(stage, lp_runtime, lp_tenant):
