@@ -37,6 +37,26 @@ class StoredObject:
     key: str
     size: int
     content_type: str | None = None
+    modified: dt.datetime | None = None  # when the store says it was last written
+
+
+def _modified(extra: dict[str, Any]) -> dt.datetime | None:
+    """The last-modified time drivers report in different shapes: an epoch (local), ISO 8601
+    (S3 listings) or an HTTP date (S3 HEAD, Azure)."""
+    value = extra.get("modify_time") or extra.get("last_modified")
+    if value is None:
+        return None
+    try:
+        if isinstance(value, int | float):
+            return dt.datetime.fromtimestamp(value, dt.UTC)
+        text = str(value)
+        if text[:4].isdigit():
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        from email.utils import parsedate_to_datetime
+
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class S3CompatibleDriver(S3StorageDriver):
@@ -238,8 +258,10 @@ class Storage:
         for obj in listing if listing is not None else self.driver.iterate_container_objects(
                 self.container, prefix=self.tenant_key(prefix)):
             if obj.name.startswith(own):
+                extra = obj.extra or {}
                 yield StoredObject(key=obj.name[len(own):], size=int(obj.size or 0),
-                                   content_type=(obj.extra or {}).get("content_type"))
+                                   content_type=extra.get("content_type"),
+                                   modified=_modified(extra))
 
     def delete(self, key: str) -> bool:
         try:

@@ -96,7 +96,12 @@ def test_media_check_reports_orphans_both_ways(stage, lp_cli, lp_runtime, lp_ten
     report = json.loads(r.stdout)
     assert report["orphan_objects"] == ["media/c1/m1/video-stray"]
     assert report["missing_objects"] == [row.id]
+    # A fresh orphan may be an upload in progress: kept unless older than --min-age.
     r = lp_cli("media", "check", "--tenant", lp_tenant.slug, "--delete-orphans")
+    assert "orphan object: media/c1/m1/video-stray (recent: kept)" in r.stdout
+    assert r.exit_code == 1
+    r = lp_cli("media", "check", "--tenant", lp_tenant.slug, "--delete-orphans",
+               "--min-age", "0")
     assert "orphan object: media/c1/m1/video-stray (deleted)" in r.stdout
     assert f"missing object for media {row.id}" in r.stdout
     assert _stored(lp_runtime, lp_tenant) == []

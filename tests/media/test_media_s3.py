@@ -141,6 +141,21 @@ def test_upload_presign_download_replace_delete_on_s3(stage, s3, lp_tenant, lp_r
     assert _objects(s3, lp_tenant) == []
 
 
+def test_media_check_on_s3(stage, s3, lp_tenant, lp_cli):
+    assert upload(stage.t, stage.course_id, stage.module_ids[0], mp4_bytes()).status_code == 201
+    assert lp_cli("media", "check", "--tenant", lp_tenant.slug).exit_code == 0
+    with tenant_context(lp_tenant):
+        s3.put("media/c9/m9/video-stray", [b"stray"])
+        [stray] = [o for o in s3.list("media/c9/") if o.key.endswith("stray")]
+    assert stray.modified is not None
+    assert abs((dt.datetime.now(dt.UTC) - stray.modified).total_seconds()) < 120
+    r = lp_cli("media", "check", "--tenant", lp_tenant.slug, "--json", "--delete-orphans",
+               "--min-age", "0")
+    assert r.exit_code == 0, r.stdout  # the only orphan was deleted
+    assert '"media/c9/m9/video-stray"' in r.stdout
+    assert [k for k in _objects(s3, lp_tenant) if "stray" in k] == []
+
+
 def test_refused_upload_leaves_nothing_in_the_bucket(stage, s3, lp_tenant):
     r = upload(stage.t, stage.course_id, stage.module_ids[0], b"GIF89a" + b"\x00" * 5000)
     assert r.status_code == 415
