@@ -354,14 +354,14 @@ class MediaStream(_Resource):
                         opener=lambda start, end: storage.open(row.key, start, end),
                         cache_control="private, max-age=600")
 
-    @endpoint(permission=PUBLIC, query=StreamQuery, response_content_type="video/*",
+    @endpoint(permission=PUBLIC, query=StreamQuery, response_content_type="*/*",
               also=(206, 304), errors=(403, 404, 416), transaction=False,
               summary="Stream a stored object through a signed URL (range requests)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, tenant_id: int,
                media_id: int, *, query: StreamQuery) -> None:
         self._serve(req, resp, tenant_id, media_id, query)
 
-    @endpoint(permission=PUBLIC, query=StreamQuery, response_content_type="video/*",
+    @endpoint(permission=PUBLIC, query=StreamQuery, response_content_type="*/*",
               also=(206, 304), errors=(403, 404, 416), transaction=False,
               summary="Headers of a stored object behind a signed URL")
     def on_head(self, req: falcon.Request, resp: falcon.Response, tenant_id: int,
