@@ -99,7 +99,7 @@ class DirectUploads:
             if duration is None and got.content_type in ("video/mp4", "video/quicktime"):
                 duration = mp4_duration(
                     lambda a, b: b"".join(storage.open(key, a, min(b, got.size))), got.size)
-            return self.media._record(principal, "video", course_id, module_id, got, data["f"],
+            return self.media.record(principal, "video", course_id, module_id, got, data["f"],
                                       duration)
         except BaseException:
             storage.delete(key)

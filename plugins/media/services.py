@@ -141,14 +141,16 @@ class MediaService:
                     "video/mp4", "video/quicktime"):
                 duration_seconds = mp4_duration(
                     lambda a, b: b"".join(storage.open(got.key, a, min(b, got.size))), got.size)
-            return self._record(principal, kind, course_id, module_id, got, name,
+            return self.record(principal, kind, course_id, module_id, got, name,
                                 duration_seconds)
         except BaseException:
             storage.delete(got.key)  # nothing points at it: do not leave an orphan
             raise
 
-    def _record(self, principal: Principal, kind: str, course_id: int, module_id: int,
-                got: uploads.Received, filename: str, duration: int | None) -> MediaInfo:
+    def record(self, principal: Principal, kind: str, course_id: int, module_id: int,
+               got: uploads.Received, filename: str, duration: int | None) -> MediaInfo:
+        """Make a stored object a module's video (retiring the previous one) or attachment.
+        The caller deletes the object if this raises."""
         with db.transaction():
             # Again, now holding the course's lock: it may have changed hands or gone while
             # the bytes were moving.

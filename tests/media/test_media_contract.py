@@ -75,3 +75,17 @@ def test_another_school_sees_nothing_and_bad_input_is_never_a_500(stage, outside
                 for client in (stage.t, stage.s, stage.a):
                     r = client.request(method, path, **junk)
                     assert r.status_code < 500, (method, path, r.status_code, r.text)
+
+
+def test_a_school_without_the_plugin_gets_404(lp_runtime, lp_app, lp_users):
+    from learnplat.testing import Client, make_tenant
+
+    tenant = make_tenant(lp_runtime, disabled_plugins=["media"])
+    teacher = lp_users.make("instructor", tenant=tenant)
+    t = Client(lp_app, tenant, teacher.token)
+    cid = t.post("/courses", json={"title": "No media here"}).json["id"]
+    mid = t.post(f"/courses/{cid}/modules", json={"title": "M"}).json["id"]
+    r = t.post(f"/courses/{cid}/modules/{mid}/video", body=multipart(mp4_bytes()),
+               headers={"Content-Type": MULTIPART})
+    assert r.status_code == 404
+    assert t.get(f"/courses/{cid}/modules/{mid}/video").status_code == 404

@@ -114,3 +114,31 @@ def test_200mb_upload_keeps_the_workers_memory_bounded(stage, lp_runtime, lp_dat
         assert grown_mb < 40, f"the worker's peak memory grew by {grown_mb:.0f} MB"
     r = stage.s.get(stage.path())
     assert r.status_code == 200
+
+
+def test_chunked_upload_over_the_limit_stores_nothing(lp_runtime, lp_database, lp_app, lp_users,
+                                                      tmp_path_factory):
+    """No Content-Length to refuse early: the stream is cut at the school's limit."""
+    from learnplat_media.models import MediaObject
+    from mediahelpers import make_stage
+
+    from learnplat import db
+    from learnplat.tenancy import tenant_context
+    from learnplat.testing import Client, make_tenant
+
+    tenant = make_tenant(lp_runtime, settings={"media": {"max_video_bytes": 1_000_000}})
+    stage = make_stage(Client(lp_app, tenant), lp_users.__class__(lp_runtime, tenant))
+    body = multipart(mp4_bytes(payload=3_000_000))
+    with serve_with_gunicorn(lp_runtime, lp_database, tmp_path_factory.mktemp("limit"),
+                             workers=1) as base:
+        try:
+            r = requests.post(base + stage.path(), timeout=60,
+                              data=(body[i:i + 65536] for i in range(0, len(body), 65536)),
+                              headers={"Authorization": f"Bearer {stage.teacher.token}",
+                                       "X-Tenant": tenant.slug, "Content-Type": MULTIPART})
+            assert r.status_code == 413, r.text
+        except requests.ConnectionError:
+            pass  # the server answered 413 and closed while the client was still sending
+        with db.connection(), tenant_context(tenant), db.transaction():
+            assert list(lp_runtime.storage.list("media/")) == []
+            assert MediaObject.select().count() == 0
