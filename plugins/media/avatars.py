@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from learnplat_identity.api import IDENTITY, IdentityAPI
@@ -42,10 +43,13 @@ class AvatarService:
                                            & (MediaObject.user_id == user_id))
                 .order_by(MediaObject.id.desc()).first())
 
-    def upload(self, principal: Principal, user_id: int, stream: Any, base_url: str
-               ) -> tuple[MediaObject, str]:
+    def upload(self, principal: Principal, user_id: int, stream: Any, base_url: str,
+               finish: Callable[[], None] | None = None) -> tuple[MediaObject, str]:
+        """`finish()` reads the rest of the request body (a truncated body fails here)."""
         settings = self.media.settings
-        with uploads.spool(stream, settings.max_photo_bytes, "the photo") as fp:
+        with uploads.spool(stream, self.media.limit("photo"), "the photo") as fp:
+            if finish is not None:
+                finish()
             uploads.inspect_image(fp, _LIMITS)
             data = _reencode(fp, settings.photo_size)
         key = f"media/avatars/u{user_id}-{secrets.token_hex(12)}.jpg"

@@ -3,6 +3,7 @@ service and shape the answer."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -54,7 +55,7 @@ _FRAMING = 64 * 1024
 
 
 def _out(info: Any) -> MediaOut:
-    return MediaOut(**info.__dict__)
+    return MediaOut(**dataclasses.asdict(info))
 
 
 class _Resource:
@@ -300,10 +301,11 @@ class UserPhoto(_Resource):
         principal = req.context.principal
         with db.transaction(write=False):
             self.avatars.check(principal, user_id)
-        for part in req.get_media():
+        parts, rest = self._parts(req, "photo")
+        for part in parts:
             if part.name == "file":
                 row, url = self.avatars.upload(principal, user_id, part.stream,
-                                               self.base_url(req))
+                                               self.base_url(req), rest)
                 return PhotoOut(avatar_url=url, size=row.size, content_type=row.content_type)
         raise ValidationFailed.field("file", "send the photo in a multipart part named 'file'",
                                      "missing")
