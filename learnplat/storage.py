@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlparse
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
 
 from libcloud.common.aws import UnsignedPayloadSentinel
 from libcloud.storage.base import Container, StorageDriver
@@ -69,7 +69,9 @@ class S3CompatibleDriver(S3StorageDriver):
 
     name = "S3-compatible"
 
-    def presigned_url(self, container: str, key: str, seconds: int, method: str = "GET") -> str:
+    def presigned_url(self, container: str, key: str, seconds: int, method: str = "GET",
+                      extra: dict[str, str] | None = None) -> str:
+        """`extra`: more signed query parameters (``response-content-disposition``...)."""
         path = self._get_object_path(Container(container, {}, self), key)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         port = int(self.connection.port)
@@ -82,12 +84,14 @@ class S3CompatibleDriver(S3StorageDriver):
             "X-Amz-Date": now.strftime("%Y%m%dT%H%M%SZ"),
             "X-Amz-Expires": int(seconds),
             "X-Amz-SignedHeaders": "host",
+            **(extra or {}),
         }
         params["X-Amz-Signature"] = self.connection.signer._get_signature(
             params=params, headers={"host": host_header}, dt=now, method=method, path=path,
             data=UnsignedPayloadSentinel)
         scheme = "https" if self.secure else "http"
-        return f"{scheme}://{host_header}{path}?{urlencode(params)}"
+        # Encoded exactly as SigV4's canonical query string (%20, not "+", for a space).
+        return f"{scheme}://{host_header}{path}?{urlencode(params, quote_via=quote, safe='~')}"
 
 
 class _FileRange:
@@ -269,17 +273,22 @@ class Storage:
         except NotFound:
             return False
 
-    def presigned_url(self, key: str, seconds: int | None = None) -> str | None:
+    def presigned_url(self, key: str, seconds: int | None = None,
+                      download_name: str | None = None) -> str | None:
         """A URL that reads the object directly from an S3-compatible store for `seconds`
         (default storage.signing_ttl_seconds); None for local storage, whose bytes the API
-        serves itself."""
+        serves itself. `download_name`: S3 answers with ``Content-Disposition: attachment``
+        and that file name (other stores ignore it)."""
         if not isinstance(self.driver, S3CompatibleDriver):
             if self.is_local:
                 return None
             obj = self._object(key)
             return str(self.driver.get_object_cdn_url(obj, ex_expiry=(seconds or self.ttl) / 3600))
+        extra = {"response-content-disposition":
+                 f"attachment; filename*=UTF-8''{quote(download_name, safe='')}"
+                 } if download_name else None
         return self.driver.presigned_url(self.container_name, self.tenant_key(key),
-                                         seconds or self.ttl)
+                                         seconds or self.ttl, extra=extra)
 
     def presigned_put_url(self, key: str, seconds: int | None = None) -> str | None:
         """A URL a client PUTs an object's bytes to, straight into an S3-compatible store, for

@@ -248,7 +248,8 @@ class MediaService:
         (local storage) the API's own streaming endpoint with our HMAC."""
         ttl = self.url_ttl
         expires = int(time.time()) + ttl
-        presigned = self.runtime.storage.presigned_url(row.key, ttl)
+        name = row.filename if row.kind != "video" and row.filename else None
+        presigned = self.runtime.storage.presigned_url(row.key, ttl, download_name=name)
         if presigned is not None:
             url = presigned
         else:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse
 
 import pytest
 import requests
-from mediahelpers import mp4_bytes, upload
+from mediahelpers import PDF, mp4_bytes, upload
 
 from learnplat import db
 from learnplat.storage import S3CompatibleDriver, Storage
@@ -154,6 +154,20 @@ def test_media_check_on_s3(stage, s3, lp_tenant, lp_cli):
     assert r.exit_code == 0, r.stdout  # the only orphan was deleted
     assert '"media/c9/m9/video-stray"' in r.stdout
     assert [k for k in _objects(s3, lp_tenant) if "stray" in k] == []
+
+
+def test_attachment_downloads_from_s3_under_their_name(stage, s3):
+    r = upload(stage.t, stage.course_id, stage.module_ids[0], PDF, what="attachment",
+               filename="Week 1 notes.pdf")
+    assert r.status_code == 201, r.text
+    url = stage.s.get(stage.path(0, f"attachments/{r.json['id']}")).json["url"]
+    assert sigv4_query_problems(url) == []
+    assert "signature does not match" in sigv4_query_problems(
+        url.replace("Week%25201", "Week%25202"))
+    got = requests.get(url, timeout=10)
+    assert got.status_code == 200 and got.content == PDF
+    assert got.headers["content-disposition"] == (
+        "attachment; filename*=UTF-8''Week%201%20notes.pdf")
 
 
 def test_refused_upload_leaves_nothing_in_the_bucket(stage, s3, lp_tenant):
