@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import http.client
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -142,3 +144,46 @@ def test_chunked_upload_over_the_limit_stores_nothing(lp_runtime, lp_database, l
         with db.connection(), tenant_context(tenant), db.transaction():
             assert list(lp_runtime.storage.list("media/")) == []
             assert MediaObject.select().count() == 0
+
+
+def test_a_slow_upload_blocks_no_other_write(stage, lp_runtime, lp_database, lp_tenant,
+                                            tmp_path_factory):
+    """The upload holds no transaction while its bytes arrive: on SQLite a request
+    transaction would hold the database's write lock, and every other write would wait."""
+    import threading
+    import time
+
+    body = multipart(mp4_bytes(payload=400_000))
+    half = len(body) // 2
+    paused, resume = threading.Event(), threading.Event()
+
+    def slow() -> Iterator[bytes]:
+        yield body[:half]
+        paused.set()
+        resume.wait(30)
+        yield body[half:]
+
+    result: dict[str, Any] = {}
+
+    def send(base: str) -> None:
+        result["upload"] = requests.post(base + stage.path(), data=slow(), timeout=60, headers={
+            "Authorization": f"Bearer {stage.teacher.token}", "X-Tenant": lp_tenant.slug,
+            "Content-Type": MULTIPART})  # chunked
+
+    with serve_with_gunicorn(lp_runtime, lp_database, tmp_path_factory.mktemp("slow")) as base:
+        sender = threading.Thread(target=send, args=(base,))
+        sender.start()
+        try:
+            assert paused.wait(30)
+            time.sleep(0.3)  # the server is now inside the responder, reading the body
+            started = time.monotonic()
+            r = requests.post(base + "/courses", json={"title": "Written meanwhile"},
+                              timeout=30, headers={"Authorization": f"Bearer {stage.teacher.token}",
+                                                   "X-Tenant": lp_tenant.slug})
+            took = time.monotonic() - started
+            assert r.status_code == 201, r.text
+            assert took < 3, f"a write waited {took:.1f} s behind an upload"
+        finally:
+            resume.set()
+            sender.join(60)
+    assert result["upload"].status_code == 201, result["upload"].text
