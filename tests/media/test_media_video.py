@@ -112,6 +112,11 @@ def test_owner_admin_enrolled_only(stage, outsider, lp_users, lp_client):
     other_teacher = lp_client.as_(lp_users.make("instructor").token)
     assert other_teacher.get(stage.path()).status_code == 403
     assert stage.client.as_(None).get(stage.path()).status_code == 401
+    # The upload authenticates in its own short transaction: bad or no token, 401.
+    assert upload(stage.client.as_("not-a-token"), stage.course_id, stage.module_ids[0],
+                  mp4_bytes()).status_code == 401
+    assert upload(stage.client.as_(None), stage.course_id, stage.module_ids[0],
+                  mp4_bytes()).status_code == 401
     # Another school sees nothing: its admin gets 404, for reading and for uploading.
     assert outsider.get(stage.path()).status_code == 404
     assert upload(outsider, stage.course_id, stage.module_ids[0], mp4_bytes()).status_code == 404
