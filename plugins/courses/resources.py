@@ -9,6 +9,7 @@ import falcon
 
 from learnplat.errors import NotFound, ValidationFailed
 from learnplat.http.endpoint import MULTIPART, endpoint
+from learnplat.http.serving import send_object
 from learnplat.pagination import PageQuery, paginate
 from learnplat.plugin import merge_extras
 
@@ -246,18 +247,13 @@ class ImageResource(_Resource):
     def _serve(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
         key, content_type, size, stream = self.images.open(req.context.principal, course_id,
                                                            self.which)
-        etag = f'"{key.rsplit("/", 1)[-1]}"'
-        resp.set_header("ETag", etag)
-        resp.set_header("Cache-Control", "private, max-age=3600")
-        if req.get_header("If-None-Match") == etag:
-            close = getattr(stream, "close", None)
-            if close:
-                close()
-            resp.status = 304
-            return
-        resp.content_type = content_type
-        resp.content_length = size
-        resp.stream = stream
+        close = getattr(stream, "close", None)
+        if close:  # the shared sender opens the byte range it needs itself
+            close()
+        storage = self.images.runtime.storage
+        send_object(req, resp, size=size, content_type=content_type,
+                    etag=f'"{key.rsplit("/", 1)[-1]}"', last_modified=None,
+                    opener=lambda start, end: storage.open(key, start, end))
 
 
 class CourseImage(ImageResource):
