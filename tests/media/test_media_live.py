@@ -58,20 +58,19 @@ def test_two_servers_accept_each_others_urls(stage, lp_runtime, lp_database, lp_
             assert forged.status_code == 403
 
 
-def _workers_of(port: int) -> list[int]:
-    """Pids of the gunicorn workers bound to `port` (children of its master)."""
-    procs: dict[int, tuple[int, str]] = {}
+def _workers_of(master: int) -> list[int]:
+    """Pids of the gunicorn workers of the master process `master` (its children)."""
+    children = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if "gunicorn" in cmd and f"127.0.0.1:{port}" in cmd:
-            procs[int(entry.name)] = (ppid, cmd)
-    return [pid for pid, (ppid, _) in procs.items() if ppid in procs]
+        if ppid == master:
+            children.append(int(entry.name))
+    return children
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -88,8 +87,7 @@ def test_200mb_upload_keeps_the_workers_memory_bounded(stage, lp_runtime, lp_dat
                                                        lp_tenant, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("big")
     with serve_with_gunicorn(lp_runtime, lp_database, tmp, workers=1) as base:
-        port = urlparse(base).port
-        [worker] = _workers_of(port)
+        [worker] = _workers_of(base.pid)
         started = _status_kb(worker, "VmRSS")
         # Warm the worker up (imports, first request).
         small = _post_multipart(base, stage.path(1), stage.teacher.token, lp_tenant.slug,
@@ -100,7 +98,7 @@ def test_200mb_upload_keeps_the_workers_memory_bounded(stage, lp_runtime, lp_dat
         (Path(f"/proc/{worker}/clear_refs")).write_text("5")
         before = _status_kb(worker, "VmHWM")
         assert before <= _status_kb(worker, "VmRSS") + 1024
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        conn = http.client.HTTPConnection("127.0.0.1", urlparse(base).port, timeout=300)
         conn.request("POST", stage.path(), body=multipart_stream(SIZE), headers={
             "Authorization": f"Bearer {stage.teacher.token}", "X-Tenant": lp_tenant.slug,
             "Content-Type": MULTIPART, "Content-Length": str(multipart_stream_length(SIZE))})

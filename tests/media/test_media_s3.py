@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlparse
 
 import pytest
@@ -28,7 +30,9 @@ KEY, SECRET, REGION = "mediakey", "mediasecret", "us-east-1"
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+    # The environment's own moto (not whichever `moto_server` PATH finds first).
+    moto = str(Path(sys.executable).parent / "moto_server")
+    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60  # moto imports a lot; slow on a loaded machine
