@@ -1,54 +1,5 @@
-"""gunicorn settings for `bin/serve` / `learnplat serve` (override any with CLI flags).
+"""gunicorn settings of this home for `learnplat serve`: the packaged defaults
+(learnplat/gunicorn_conf.py) as they are. A site changes them in its own home's
+config/gunicorn.conf.py; without one, `learnplat serve` uses the packaged module directly."""
 
-With queue.embedded_worker (the default) the master starts `learnplat worker` beside the web
-workers and stops it on exit, so a fresh install needs no second command.
-"""
-
-from __future__ import annotations
-
-import os
-import signal
-import subprocess
-import sys
-from typing import Any
-
-from learnplat.settings import load_settings
-
-_settings = load_settings()
-
-worker_class = "gthread"
-threads = _settings.server.threads
-timeout = _settings.server.timeout
-keepalive = 5
-accesslog = "-" if _settings.app.debug else None
-errorlog = "-"
-preload_app = False
-
-_worker: subprocess.Popen[bytes] | None = None
-
-
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGTERM if the master dies without running on_exit (SIGKILL)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def when_ready(server: Any) -> None:
-    global _worker
-    if _settings.queue.embedded_worker and not _settings.queue.immediate:
-        _worker = subprocess.Popen([sys.executable, "-m", "learnplat.cli", "worker"],
-                                   env=dict(os.environ), preexec_fn=_die_with_parent)
-        server.log.info("started embedded queue worker (pid %s)", _worker.pid)
-
-
-def on_exit(server: Any) -> None:
-    if _worker is not None and _worker.poll() is None:
-        _worker.send_signal(signal.SIGINT)
-        try:
-            _worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            _worker.kill()
+from learnplat.gunicorn_conf import *  # noqa: F403

@@ -175,8 +175,9 @@ def ensure_rls(runtime: Runtime) -> list[str]:
 def generate(runtime: Runtime, plugin: str, name: str) -> str | None:
     """Write a migration for the difference between `plugin`'s models and the database
     (an initial migration when it has none); returns the new file's path."""
-    from playhouse.migrations import template
     from playhouse.schema_diff import SchemaDiff, diff_models
+
+    from .migration_template import render
 
     directory = runtime.plugins[plugin].migrations_dir
     models = runtime.registry.models.get(plugin, [])
@@ -189,4 +190,4 @@ def generate(runtime: Runtime, plugin: str, name: str) -> str | None:
             diff = diff_models(db.database.obj, models)
             if not diff:
                 return None
-        return runner.create(name, body=template(diff))
+        return runner.create(name, body=render(diff))
