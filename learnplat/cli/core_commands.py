@@ -35,7 +35,9 @@ def migrate(app: AppContext) -> None:
     from ..migrate import migrate as run
 
     runtime = app.runtime
-    click.echo(describe_home(runtime.settings), err=True)  # which database: say where from
+    # Which home, so a relative sqlite:///var/... says where it is; stdout, because stderr
+    # holds only the one error line when there is one.
+    click.echo(describe_home(runtime.settings))
     applied = run(runtime)
     for name in applied:
         click.echo(f"applied {name}")
@@ -204,7 +206,7 @@ def serve(app: AppContext, bind: str | None, workers: int | None, no_migrate: bo
     from ..migrate import migrate as run
 
     settings = app.runtime.settings
-    click.echo(describe_home(settings), err=True)
+    click.echo(describe_home(settings))
     if not no_migrate:
         run(app.runtime)
     # A home may carry its own gunicorn settings; an installed learnplat has the packaged ones.

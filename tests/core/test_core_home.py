@@ -162,8 +162,8 @@ def test_migrate_writes_into_the_home_and_says_which(tmp_path: Path):
     r = learnplat(["migrate"], env, elsewhere)
     assert r.returncode == 0, r.stderr
     user_home = tmp_path / "user" / ".local" / "share" / "learnplat"
-    assert (f"home: {user_home} (per-user directory); config files: none (defaults and "
-            "environment only)") in r.stderr.splitlines()
+    assert r.stdout.splitlines()[0] == (f"home: {user_home} (per-user directory); config "
+                                        "files: none (defaults and environment only)")
     assert (user_home / "var" / "learnplat.db").exists()
     assert not (elsewhere / "var").exists()
 
