@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from learnplat import db
         from learnplat.auth import Principal
-        from learnplat.http.pagination import PageQuery
+        from learnplat.pagination import PageQuery
         from learnplat.migrate import migrate
         from learnplat.models import utcnow
         from learnplat.runtime import create_runtime

@@ -5,10 +5,13 @@ Hook families, by verb:
 * ``register_*``: collected once at start-up into the registry; a duplicate name (two routes on
   one path, two permissions or tasks with one name) stops start-up and names both plugins.
 * ``authenticate``: ``firstresult``, the one hook where a single answer is wanted.
-* ``before_action``: may veto an action by raising ``learnplat.errors.Vetoed``.
-* events: after-the-fact reactions are registered with ``register_event_handlers`` and delivered
-  from the outbox after commit, each handler isolated and retried (never a raw hook call inside
-  the transaction).
+* events: a plugin declares the events it records (``register_events``, typed payloads from its
+  ``events.py``); after-the-fact reactions are registered with ``register_event_handlers`` and
+  delivered from the outbox after commit, each handler isolated and retried (never a raw hook
+  call inside the transaction).
+* vetoes: a plugin declares the actions it asks about (``register_actions``); others register
+  ``Veto``s for them (``register_vetoes``) that may refuse by raising
+  ``learnplat.errors.Vetoed``.
 
 Plugins write ``from learnplat import hookimpl``. A plugin may publish hookspecs of its own by
 setting a module attribute ``hookspecs`` (a module or class of ``@hookspec`` functions) on the
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     import falcon
 
     from .auth import Principal
+    from .contracts import Action, Event, ServiceKey, Veto
     from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
     from .runtime import Runtime
     from .tenancy import TenantInfo
@@ -81,18 +85,52 @@ def register_tasks() -> list[TaskSpec]:
 
 
 @hookspec
-def register_event_handlers() -> list[EventHandler]:
-    """After-the-fact reactions: ``EventHandler("enrollment.created.v1", "notify", fn)``.
+def register_events() -> list[type[Event]]:
+    """The events the plugin records: ``Event`` subclasses from its ``events.py``, each with
+    its versioned ``name``, a docstring whose first line describes it, and typed fields.
 
-    ``fn(runtime, event)`` runs after the recording transaction committed, in the event's tenant
-    and in its own transaction; it is retried with backoff when it raises and may see an event
-    twice (``event.id`` is stable for idempotency). ``"*"`` subscribes to every event. Since 0.1.
+    ``runtime.events.record()`` refuses an event type no loaded plugin declared; the events
+    catalogue (``learnplat events list``, docs/events.md) is built from these. Since 0.2.
     """
 
 
 @hookspec
-def register_services(runtime: Runtime) -> dict[str, Any]:
-    """Objects a plugin exports on purpose for other plugins, by name (``runtime.service(name)``).
+def register_event_handlers() -> list[EventHandler]:
+    """After-the-fact reactions: ``EventHandler(EnrollmentCreated, "notify", fn)`` (a declared
+    Event type, or its versioned name for an event of a plugin you do not import).
+
+    ``fn(runtime, event)`` runs after the recording transaction committed, in the event's tenant
+    and in its own transaction; ``event.data`` is the typed payload (``event.payload`` the raw
+    dict). It is retried with backoff when it raises and may see an event twice (``event.id`` is
+    stable for idempotency). ``"*"`` subscribes to every event. A handler of an event no loaded
+    plugin declares is a start-up warning. Since 0.1.
+    """
+
+
+@hookspec
+def register_actions() -> list[Action]:
+    """The vetoable actions the plugin asks about with ``runtime.before(ACTION, tenant,
+    principal, **data)`` before it acts: ``Action("enrollment.create", "...", fields=(...))``.
+    Since 0.2.
+    """
+
+
+@hookspec
+def register_vetoes() -> list[Veto]:
+    """``Veto(action, name, fn)``: ``fn(runtime, tenant, principal, data)`` runs inside the
+    action's transaction before it happens and raises ``learnplat.errors.Vetoed(reason)`` to
+    refuse it (nothing is then written). A veto of an action no loaded plugin declares is a
+    start-up warning. Since 0.2.
+    """
+
+
+@hookspec
+def register_services(runtime: Runtime) -> dict[ServiceKey[Any], Any]:
+    """Objects a plugin exports on purpose for other plugins, under the ``ServiceKey`` of its
+    ``api.py`` (``{COURSES: CoursesService(runtime)}``); ``runtime.service(COURSES)`` returns
+    it, typed as the key's Protocol. An object missing a method or parameter of the Protocol
+    stops start-up naming the plugin. Plugin settings are already filled
+    (``runtime.settings_of(Model)``).
 
     This is how plugins use each other without importing each other's models. Since 0.1.
     """
@@ -153,18 +191,4 @@ def provision_tenant_admin(
 
     Runs inside the tenant-creating transaction and tenant context; return the new user's id.
     Since 0.1.
-    """
-
-
-# -- vetoes --------------------------------------------------------------------------------------
-
-
-@hookspec
-def before_action(
-    runtime: Runtime, action: str, tenant: TenantInfo, principal: Principal | None,
-    data: dict[str, Any],
-) -> None:
-    """Called before a service performs ``action`` (e.g. ``"enrollment.create"``); raise
-    ``learnplat.errors.Vetoed(reason)`` to refuse it. Runs inside the action's transaction, so a
-    veto leaves nothing written. Since 0.1.
     """

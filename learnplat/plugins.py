@@ -11,9 +11,11 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
+from pydantic import ValidationError
 
 from . import hookspecs
 from .registry import Registry, StartupError
+from .settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -126,22 +128,58 @@ def collect(pm: pluggy.PluginManager, runtime: Any) -> Registry:
     for plugin, tasks in _call_each(pm, "register_tasks"):
         for task in tasks:
             reg.add_task(_owned(task, plugin))
+    for plugin, event_types in _call_each(pm, "register_events"):
+        for event_type in event_types:
+            reg.add_event(event_type, plugin)
+    for plugin, actions in _call_each(pm, "register_actions"):
+        for action in actions:
+            reg.add_action(_owned(action, plugin))
     for plugin, handlers in _call_each(pm, "register_event_handlers"):
         for handler in handlers:
             reg.add_handler(_owned(handler, plugin))
+    for plugin, vetoes in _call_each(pm, "register_vetoes"):
+        for veto in vetoes:
+            reg.add_veto(_owned(veto, plugin))
     for plugin, checks in _call_each(pm, "register_health_checks"):
         for check in checks:
             reg.health_checks.append(_owned(check, plugin))
     for plugin, sections in _call_each(pm, "register_settings"):
         for section, model in sections.items():
             reg.add_settings_model(section, model, plugin)
+    # Settings are filled before services are built, so a service reads them in __init__.
+    runtime.plugin_settings = load_plugin_settings(runtime.settings, reg)
     for plugin, services in _call_each(pm, "register_services", runtime=runtime):
         for name, service in services.items():
             reg.add_service(name, service, plugin)
     for plugin, routes in _call_each(pm, "register_routes", runtime=runtime):
         for route in routes:
             reg.add_route(_owned(route, plugin))
+    for warning in reg.check_wiring():
+        log.warning("%s", warning)
     return reg
+
+
+def load_plugin_settings(settings: Settings, registry: Registry) -> dict[str, Any]:
+    """Each declared settings section validated from the configuration (defaults when the
+    configuration says nothing); an unknown section or key is a ConfigError naming it."""
+    out: dict[str, Any] = {}
+    for section in settings.plugins:
+        if section not in registry.settings_models:
+            raise ConfigError(f"unknown settings section [{section}] (no plugin declares it; "
+                              f"env LEARNPLAT_{section.upper()}_*)")
+    for section, model in registry.settings_models.items():
+        values = settings.plugins.get(section, {})
+        for key in values:
+            if key not in model.model_fields:
+                raise ConfigError(f"unknown setting {section}.{key} "
+                                  f"(env LEARNPLAT_{section.upper()}_{key.upper()})")
+        try:
+            out[section] = model(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join([section, *map(str, first["loc"])])
+            raise ConfigError(f"invalid setting {key}: {first['msg']}") from None
+    return out
 
 
 def _owned(decl: Any, plugin: str) -> Any:

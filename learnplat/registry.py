@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .contracts import Action, Event, EventDecl, ServiceKey, Veto, conformance_problems, event_name
+
 ROLES = ("admin", "instructor", "student")
 
 
@@ -49,10 +51,17 @@ class TaskSpec:
 
 @dataclass
 class EventHandler:
-    event: str  # a versioned event name, or "*"
+    """``EventHandler(CoursePublished, "notify", fn)``: `event` is a declared Event type (or
+    its versioned name, for an event of a plugin you do not import; "*" for every event)."""
+
+    event: str | type[Event]
     name: str
     fn: Callable[..., Any]
     plugin: str = ""
+    optional: bool = False  # the publisher is an optional plugin: no warning when absent
+
+    def __post_init__(self) -> None:
+        self.event = event_name(self.event)
 
     @property
     def key(self) -> str:
@@ -83,6 +92,11 @@ class Registry:
     health_checks: list[HealthCheck] = field(default_factory=list)
     models: dict[str, list[type]] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)
+    service_keys: dict[str, ServiceKey[Any]] = field(default_factory=dict)
+    events: dict[str, EventDecl] = field(default_factory=dict)
+    actions: dict[str, Action] = field(default_factory=dict)
+    vetoes: dict[str, list[Veto]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     settings_models: dict[str, type] = field(default_factory=dict)
     _owners: dict[str, dict[str, str]] = field(default_factory=dict)
     _grants: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -115,9 +129,63 @@ class Registry:
         _claim(self._seen("handler"), "event handler", handler.key, handler.plugin)
         self.handlers.append(handler)
 
-    def add_service(self, name: str, service: Any, plugin: str) -> None:
-        _claim(self._seen("service"), "service", name, plugin)
-        self.services[name] = service
+    def add_service(self, key: ServiceKey[Any], service: Any, plugin: str) -> None:
+        if not isinstance(key, ServiceKey):
+            raise StartupError(
+                f"plugin {plugin!r} registers a service under {key!r}: register it under a "
+                "ServiceKey(name, Protocol) declared in the plugin's api.py")
+        _claim(self._seen("service"), "service", key.name, plugin)
+        problems = conformance_problems(key.protocol, service)
+        if problems:
+            raise StartupError(
+                f"plugin {plugin!r}: service {key.name!r} ({type(service).__name__}) does not "
+                f"satisfy {key.protocol.__name__}: {'; '.join(problems)}")
+        self.services[key.name] = service
+        self.service_keys[key.name] = key
+
+    def add_event(self, event_type: type[Event], plugin: str) -> None:
+        if not (isinstance(event_type, type) and issubclass(event_type, Event)
+                and event_type.name):
+            raise StartupError(f"plugin {plugin!r} declares {event_type!r} as an event: "
+                               "declare a learnplat.plugin.Event subclass with a name")
+        _claim(self._seen("event"), "event", event_type.name, plugin)
+        self.events[event_type.name] = EventDecl(event_type.name, event_type, plugin,
+                                                 event_type.description())
+
+    def add_action(self, action: Action) -> None:
+        _claim(self._seen("action"), "action", action.name, action.plugin)
+        self.actions[action.name] = action
+
+    def add_veto(self, veto: Veto) -> None:
+        _claim(self._seen("veto"), "veto", veto.key, veto.plugin)
+        self.vetoes.setdefault(veto.action_name, []).append(veto)
+
+    def remove_veto(self, veto: Veto) -> None:
+        """Undo add_veto (tests that add a veto for one test)."""
+        self.vetoes[veto.action_name].remove(veto)
+        self._seen("veto").pop(veto.key, None)
+
+    def remove_event(self, name: str) -> None:
+        """Undo add_event (tests that stand in for an optional publisher)."""
+        del self.events[name]
+        self._seen("event").pop(name, None)
+
+    def check_wiring(self) -> list[str]:
+        """Handlers of events and vetoes of actions that no loaded plugin declares. Warnings,
+        not errors: a plugin may react to an optional plugin's events (notifications to
+        quizzes) and must still start without it. `learnplat events list` shows them too."""
+        out = []
+        for h in self.handlers:
+            if h.event != "*" and h.event not in self.events and not h.optional:
+                out.append(f"plugin {h.plugin!r} handles {h.event!r}, which no loaded plugin "
+                           "declares (register_events)")
+        for action, vetoes in self.vetoes.items():
+            if action not in self.actions:
+                for v in vetoes:
+                    out.append(f"plugin {v.plugin!r} vetoes {action!r}, which no loaded plugin "
+                               "asks about (register_actions)")
+        self.warnings = out
+        return out
 
     def add_settings_model(self, section: str, model: type, plugin: str) -> None:
         _claim(self._seen("settings"), "settings section", section, plugin)

@@ -7,15 +7,15 @@ The web app, the worker and the CLI all start from a Runtime; nothing is built a
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import peewee
 import pluggy
 import redis
-from pydantic import ValidationError
 
 from . import core_plugin, db
 from .auth import Principal
+from .contracts import Action, ServiceKey
 from .errors import Vetoed
 from .events import EventBus
 from .kv import KeyValueStore, make_store
@@ -28,6 +28,8 @@ from .tenancy import TenantInfo
 from .tenants import TenantService
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+S = TypeVar("S")
 
 
 class Runtime:
@@ -49,21 +51,44 @@ class Runtime:
     def hook(self) -> Any:
         return self.pm.hook
 
-    def service(self, name: str) -> Any:
-        """A service another plugin exports (register_services); KeyError when not loaded."""
+    @overload
+    def service(self, key: ServiceKey[T]) -> T: ...
+    @overload
+    def service(self, key: str) -> Any: ...
+
+    def service(self, key: ServiceKey[T] | str) -> T | Any:
+        """The service a plugin registered under `key` (declared in that plugin's api.py):
+        ``runtime.service(COURSES)`` is a ``CoursesAPI``. KeyError when no loaded plugin
+        provides it (declare ``requires`` or check ``has_service``). A bare name also works,
+        untyped, for operators and tests."""
         try:
-            return self.registry.services[name]
+            return self.registry.services[str(key)]
         except KeyError:
-            raise KeyError(f"no plugin provides the service {name!r}") from None
+            raise KeyError(f"no plugin provides the service {str(key)!r}") from None
 
-    def has_service(self, name: str) -> bool:
-        return name in self.registry.services
+    def has_service(self, key: ServiceKey[Any] | str) -> bool:
+        return str(key) in self.registry.services
 
-    def before(self, action: str, tenant: TenantInfo, principal: Principal | None,
+    def settings_of(self, model: type[S]) -> S:
+        """A plugin's settings section by its model: ``runtime.settings_of(NotesSettings)``;
+        filled (defaults included) before register_services runs."""
+        for section, declared in self.registry.settings_models.items():
+            if declared is model:
+                value: S = self.plugin_settings[section]
+                return value
+        raise KeyError(f"no plugin declares the settings model {model.__name__}")
+
+    def before(self, action: Action | str, tenant: TenantInfo, principal: Principal | None,
                **data: Any) -> None:
-        """Run the before_action vetoes; raises Vetoed when a plugin refuses."""
-        self.pm.hook.before_action(runtime=self, action=action, tenant=tenant,
-                                   principal=principal, data=data)
+        """Ask every veto of `action` (declared with register_actions) whether it may happen;
+        raises Vetoed when one refuses. Runs inside the caller's transaction."""
+        name = str(action)
+        if name not in self.registry.actions:
+            raise RuntimeError(f"action {name!r} is not declared (register_actions)")
+        for veto in self.registry.vetoes.get(name, ()):
+            if tenant is not None and not tenant.plugin_enabled(veto.plugin):
+                continue
+            veto.fn(self, tenant, principal, data)
 
     def plugin_enabled(self, plugin: str, tenant: TenantInfo | None) -> bool:
         return tenant is None or tenant.plugin_enabled(plugin)
@@ -91,7 +116,6 @@ def create_runtime(
     rt.events = EventBus(rt)
     rt.queue = TaskQueue(rt, build_huey(rt))
     rt.registry = collect(pm, rt)
-    rt.plugin_settings = _plugin_settings(settings, rt.registry)
     rt.queue.install(rt.registry.tasks)
     pm.hook.startup(runtime=rt)
     return rt
@@ -112,27 +136,6 @@ def _secret_key(settings: Settings) -> bytes:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip().encode()
-
-
-def _plugin_settings(settings: Settings, registry: Registry) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for section, _values in settings.plugins.items():
-        if section not in registry.settings_models:
-            raise ConfigError(f"unknown settings section [{section}] (no plugin declares it; "
-                              f"env LEARNPLAT_{section.upper()}_*)")
-    for section, model in registry.settings_models.items():
-        values = settings.plugins.get(section, {})
-        for key in values:
-            if key not in model.model_fields:
-                raise ConfigError(f"unknown setting {section}.{key} "
-                                  f"(env LEARNPLAT_{section.upper()}_{key.upper()})")
-        try:
-            out[section] = model(**values)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join([section, *map(str, first["loc"])])
-            raise ConfigError(f"invalid setting {key}: {first['msg']}") from None
-    return out
 
 
 __all__ = ["Runtime", "StartupError", "Vetoed", "create_runtime"]

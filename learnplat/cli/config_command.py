@@ -81,15 +81,14 @@ def _mask_all(value: Any) -> Any:
 
 def plugin_sections(settings: Settings, pm: Any) -> dict[str, dict[str, Any]]:
     """Every plugin settings section, validated, with the plugin's defaults filled in."""
-    from ..plugins import _call_each
+    from ..plugins import _call_each, load_plugin_settings
     from ..registry import Registry
-    from ..runtime import _plugin_settings
 
     registry = Registry()
     for plugin, sections in _call_each(pm, "register_settings"):
         for section, model in sections.items():
             registry.add_settings_model(section, model, plugin)
-    validated = _plugin_settings(settings, registry)  # the start-up checks, same messages
+    validated = load_plugin_settings(settings, registry)  # the start-up checks, same messages
     return {section: model.model_dump(mode="json") for section, model in validated.items()}
 
 

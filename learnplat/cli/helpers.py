@@ -95,7 +95,7 @@ def read_pages(fetch: Callable[[Any], Any], *, limit: int | None = None,
     (or a `Page`); bind its other arguments with a lambda or functools.partial. `limit` stops
     after that many items.
     """
-    from ..http.pagination import PageQuery
+    from ..pagination import PageQuery
 
     rows: list[dict[str, Any]] = []
     cursor = None

@@ -1,13 +1,17 @@
-"""What the courses plugin offers other plugins: plain data types and its service methods.
-
-Other plugins use ``runtime.service("courses")`` (a CoursesService) and these types; they never
-import the courses models. All calls act in the current tenant.
+"""The courses plugin's contract with other plugins: ``runtime.service(COURSES)`` is a
+``CoursesAPI``; what crosses the boundary is plain frozen data, never a model object. Every
+call acts in the current tenant and transaction. Events: ``learnplat_courses.events``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Protocol
+
+from learnplat.plugin import Principal, ServiceKey
+
+MODULE_KINDS = ("video", "text", "quiz", "assignment", "other")
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class ModuleInfo:
     course_id: int
     title: str
     position: int
-    kind: str  # video | text | quiz | assignment | other
+    kind: str  # one of MODULE_KINDS
     required: bool
     prerequisite_id: int | None
     release_at: dt.datetime | None
@@ -33,3 +37,35 @@ class ModuleInfo:
     def released(self, now: dt.datetime | None = None) -> bool:
         """Whether drip release has made the module available (always, with no release_at)."""
         return self.release_at is None or self.release_at <= (now or dt.datetime.now(dt.UTC))
+
+
+class CoursesAPI(Protocol):
+    def get_course(self, course_id: int) -> CourseInfo | None:
+        """A course by id whatever its status (no visibility check); None if unknown."""
+
+    def get_courses(self, course_ids: list[int]) -> dict[int, CourseInfo]:
+        """Courses by id in one query; unknown ids are left out. No visibility check."""
+
+    def visible_course(self, course_id: int, principal: Principal | None) -> CourseInfo:
+        """The course if `principal` may see it (None: an anonymous visitor), else NotFound."""
+
+    def owned_course(self, course_id: int, principal: Principal,
+                     permission: str = "course.update") -> CourseInfo:
+        """The course when `principal` holds `permission` on it (its owner instructor, or an
+        admin); NotFound when they cannot see it, PermissionDenied when they see but may not
+        act. Takes the course's row lock on PostgreSQL (call it inside a transaction)."""
+
+    def list_modules(self, course_id: int) -> list[ModuleInfo]:
+        """A course's modules in order."""
+
+    def get_module(self, course_id: int, module_id: int) -> ModuleInfo:
+        """A module of the course, else NotFound."""
+
+    def set_module_kind(self, course_id: int, module_id: int, kind: str,
+                        estimated_minutes: int | None = None) -> ModuleInfo:
+        """Make a module a `kind` module (a quiz or video plugin takes it over), optionally
+        with its length; records course.module_updated.v1. No permission check: the caller
+        has checked ``owned_course`` in the same transaction."""
+
+
+COURSES: ServiceKey[CoursesAPI] = ServiceKey("courses", CoursesAPI)

@@ -13,6 +13,7 @@ from learnplat.errors import NotFound
 from learnplat.models import utcnow
 from learnplat.tenancy import current_tenant
 
+from . import events as ev
 from .models import Course, FeedbackMessage, FeedbackThread
 from .services import valid_id
 
@@ -34,7 +35,7 @@ class FeedbackService:
         with db.transaction():
             course = self.courses._visible(course_id, principal)
             principal.require("course.feedback.ask")
-            self.runtime.before("course.feedback", current_tenant(), principal,
+            self.runtime.before(ev.FEEDBACK, current_tenant(), principal,
                                 course_id=course.id)
             now = utcnow()
             thread = FeedbackThread.create(course=course.id, student_id=principal.user_id,
@@ -42,7 +43,7 @@ class FeedbackService:
                                            last_message_at=now)
             message = FeedbackMessage.create(thread=thread.id, author_id=principal.user_id,
                                              body=body, created_at=now)
-            self.courses._event("course.feedback_opened.v1", course, principal,
+            self.courses._event(ev.FeedbackOpened, course, principal,
                                 thread_id=thread.id, student_id=principal.user_id,
                                 subject=subject)
         return thread, message
@@ -80,7 +81,7 @@ class FeedbackService:
             FeedbackThread.update(message_count=FeedbackThread.message_count + 1,
                                   last_message_at=now).where(
                 FeedbackThread.id == thread.id).execute()
-            self.courses._event("course.feedback_replied.v1", course, principal,
+            self.courses._event(ev.FeedbackReplied, course, principal,
                                 thread_id=thread.id, message_id=message.id,
                                 student_id=thread.student_id)
         return message

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from learnplat import hookimpl
-from learnplat.registry import Permission, Route, TaskSpec
+from learnplat.plugin import Action, Event, Permission, Route, ServiceKey, TaskSpec, hookimpl
 
+from . import events as ev
 from . import hookspecs as hookspecs  # published for other plugins; the core adds them
 from . import resources as r
 from .analytics import AnalyticsService
+from .api import COURSES
 from .feedback import FeedbackService
 from .images import ImageService
 from .images import tasks as image_tasks
@@ -64,8 +65,18 @@ def register_permissions() -> list[Permission]:
 
 
 @hookimpl
-def register_services(runtime: Runtime) -> dict[str, Any]:
-    return {"courses": CoursesService(runtime)}
+def register_events() -> list[type[Event]]:
+    return ev.EVENTS
+
+
+@hookimpl
+def register_actions() -> list[Action]:
+    return ev.ACTIONS
+
+
+@hookimpl
+def register_services(runtime: Runtime) -> dict[ServiceKey[Any], Any]:
+    return {COURSES: CoursesService(runtime)}
 
 
 @hookimpl
@@ -75,7 +86,8 @@ def register_tasks() -> list[TaskSpec]:
 
 @hookimpl
 def register_routes(runtime: Runtime) -> list[Route]:
-    svc: CoursesService = runtime.service("courses")
+    svc = runtime.service(COURSES)
+    assert isinstance(svc, CoursesService)
     ratings, feedback, images = RatingService(svc), FeedbackService(svc), ImageService(svc)
     analytics = AnalyticsService(svc, ratings)
     c = "/courses/{course_id:int}"

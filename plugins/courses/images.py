@@ -24,6 +24,7 @@ from learnplat.errors import (
 from learnplat.registry import TaskSpec
 from learnplat.tenancy import current_tenant, tenant_context
 
+from . import events as ev
 from .models import Course
 from .settings import CoursesSettings
 
@@ -136,7 +137,7 @@ class ImageService:
             course.thumbnail_key = ""
             course.save()
             self.courses._touch(course)
-            self.courses._event("course.image_changed.v1", course, principal, image_key=key)
+            self.courses._event(ev.ImageChanged, course, principal, image_key=key)
             self._delete_after_commit(old)
             self.runtime.queue.enqueue_for_tenant(THUMBNAIL_TASK, course.id, key)
         return course
@@ -150,7 +151,7 @@ class ImageService:
             course.image_key = course.thumbnail_key = course.image_content_type = ""
             course.save()
             self.courses._touch(course)
-            self.courses._event("course.image_changed.v1", course, principal, image_key=None)
+            self.courses._event(ev.ImageChanged, course, principal, image_key=None)
             self._delete_after_commit(old)
         return course
 
@@ -215,8 +216,8 @@ def make_thumbnail(runtime: Runtime, course_id: int, image_key: str) -> str | No
         return None
     if old and old != thumb_key:
         storage.delete(old)
-    runtime.events.record("course.thumbnail_ready.v1", {
-        "course_id": course_id, "image_key": image_key, "thumbnail_key": thumb_key})
+    runtime.events.record(ev.ThumbnailReady(course_id=course_id, image_key=image_key,
+                                            thumbnail_key=thumb_key))
     return thumb_key
 
 

@@ -13,6 +13,7 @@ from learnplat.errors import NotFound, PermissionDenied
 from learnplat.models import utcnow
 from learnplat.tenancy import current_tenant
 
+from . import events as ev
 from .models import Course, Rating
 from .services import valid_id
 
@@ -34,13 +35,13 @@ class RatingService:
             if self.courses.enrollment_status(course.id, principal.user_id) != "active":
                 raise PermissionDenied("only students enrolled in this course may rate it",
                                        code="not_enrolled")
-            self.runtime.before("course.rate", current_tenant(), principal,
+            self.runtime.before(ev.RATE, current_tenant(), principal,
                                 course_id=course.id, stars=stars)
             rating, created, delta = self._upsert(course.id, principal.user_id, stars, comment)
             Course.update(rating_count=Course.rating_count + (1 if created else 0),
                           rating_sum=Course.rating_sum + delta).where(
                 Course.id == course.id).execute()
-            self.courses._event("course.rated.v1", course, principal, rating_id=rating.id,
+            self.courses._event(ev.CourseRated, course, principal, rating_id=rating.id,
                                 user_id=principal.user_id, stars=stars, replaced=not created)
         return rating, created
 
@@ -83,7 +84,7 @@ class RatingService:
             rating.reply_by = principal.user_id if body else None
             rating.replied_at = utcnow() if body else None
             rating.save()
-            self.courses._event("course.rating_replied.v1", course, principal,
+            self.courses._event(ev.RatingReplied, course, principal,
                                 rating_id=rating.id, user_id=rating.user_id)
         return rating
 

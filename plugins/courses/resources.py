@@ -9,7 +9,7 @@ import falcon
 
 from learnplat.errors import NotFound, ValidationFailed
 from learnplat.http.endpoint import MULTIPART, endpoint
-from learnplat.http.pagination import PageQuery, paginate
+from learnplat.pagination import PageQuery, paginate
 
 from .analytics import AnalyticsService
 from .feedback import FeedbackService, message_out, thread_out
@@ -66,7 +66,7 @@ class CourseCollection(_Resource):
         q = svc.filtered(req.context.principal, q=query.q, tag=query.tag, level=query.level,
                          language=query.language, instructor=query.instructor,
                          status=query.status)
-        page = paginate(q, [(Course.id, True)], query, lambda c: c)
+        page = paginate(q, [Course.id.desc()], query)
         tags = svc.tags_of([c.id for c in page["items"]])
         page["items"] = [course_out(c, tags[c.id]) for c in page["items"]]
         return page
@@ -175,7 +175,7 @@ class HistoryResource(_Resource):
         course = self.service.owned(course_id, req.context.principal, "course.history",
                                     lock=False)
         q = CourseTransition.select().where(CourseTransition.course == course.id)
-        return paginate(q, [(CourseTransition.id, False)], query, transition_out)
+        return paginate(q, [CourseTransition.id], query, transition_out)
 
 
 class ModuleCollection(_Resource):
@@ -300,7 +300,7 @@ class RatingCollection(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
                query: PageQuery) -> Any:
         q = self.ratings.page_query(req.context.principal, course_id)
-        return paginate(q, [(Rating.id, True)], query, rating_out)
+        return paginate(q, [Rating.id.desc()], query, rating_out)
 
     @endpoint(permission="course.rate", body=RatingIn, response=RatingOut, status=201, also=(200,),
               errors=(409,),
@@ -340,7 +340,7 @@ class FeedbackCollection(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
                query: PageQuery) -> Any:
         q = self.feedback.threads(req.context.principal, course_id)
-        return paginate(q, [(FeedbackThread.last_message_at, True), (FeedbackThread.id, True)],
+        return paginate(q, [FeedbackThread.last_message_at.desc(), FeedbackThread.id.desc()],
                         query, thread_out)
 
     @endpoint(permission="course.feedback.ask", body=ThreadIn, response=ThreadDetail,

@@ -6,7 +6,6 @@ own, admins everything. Ownership in one place: ``principal.require(perm, owner_
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import peewee
@@ -17,7 +16,8 @@ from learnplat.errors import Conflict, NotFound, ValidationFailed
 from learnplat.models import utcnow
 from learnplat.tenancy import current_tenant
 
-from .api import CourseInfo, ModuleInfo
+from . import events as ev
+from .api import MODULE_KINDS, CourseInfo, ModuleInfo
 from .models import Course, CourseTag, CourseTransition, Module
 
 if TYPE_CHECKING:
@@ -37,10 +37,6 @@ ACTIONS = ("submit", "withdraw", "approve", "reject", "archive", "restore")
 TRANSITION_PERMISSION = {"submit": "course.submit", "withdraw": "course.submit",
                          "approve": "course.review", "reject": "course.review",
                          "archive": "course.archive", "restore": "course.restore"}
-EVENT_FOR = {"submit": "course.submitted.v1", "withdraw": "course.withdrawn.v1",
-             "approve": "course.published.v1", "reject": "course.rejected.v1",
-             "archive": "course.archived.v1", "restore": "course.restored.v1"}
-
 
 MAX_ID = 2**31 - 1
 
@@ -104,6 +100,32 @@ class CoursesService:
     def visible_course(self, course_id: int, principal: Principal | None) -> CourseInfo:
         """The course if `principal` may see it, else NotFound (the contract's 404 rule)."""
         return course_info(self._visible(course_id, principal))
+
+    def owned_course(self, course_id: int, principal: Principal,
+                     permission: str = "course.update") -> CourseInfo:
+        return course_info(self.owned(course_id, principal, permission))
+
+    def set_module_kind(self, course_id: int, module_id: int, kind: str,
+                        estimated_minutes: int | None = None) -> ModuleInfo:
+        if kind not in MODULE_KINDS:
+            raise ValueError(f"unknown module kind {kind!r}")
+        course = Course.get_or_none(Course.id == course_id) if valid_id(course_id) else None
+        if course is None:
+            raise NotFound("no such course")
+        module = Module.get_or_none((Module.id == module_id) & (Module.course == course.id)
+                                    ) if valid_id(module_id) else None
+        if module is None:
+            raise NotFound("no such module in this course")
+        fields = ["kind"]
+        module.kind = kind
+        if estimated_minutes is not None:
+            module.estimated_minutes = estimated_minutes
+            fields.append("estimated_minutes")
+        module.updated_at = utcnow()
+        module.save()
+        self._event(ev.ModuleUpdated, course, None, fields=fields,
+                    **self._module_payload(module))
+        return module_info(module)
 
     # -- visibility --------------------------------------------------------------------------
 
@@ -187,17 +209,17 @@ class CoursesService:
     def create(self, principal: Principal, data: dict[str, Any]) -> Course:
         tags = data.pop("tags", [])
         with db.transaction():
-            self.runtime.before("course.create", current_tenant(), principal, **data)
+            self.runtime.before(ev.CREATE, current_tenant(), principal, **data)
             course = Course.create(owner_id=principal.user_id, **data)
             self._set_tags(course, tags)
-            self._event("course.created.v1", course, principal)
+            self._event(ev.CourseCreated, course, principal)
         return course
 
     def update(self, principal: Principal, course_id: int, data: dict[str, Any]) -> Course:
         """Edit fields; a published course stays published."""
         with db.transaction():
             course = self.owned(course_id, principal)
-            self.runtime.before("course.update", current_tenant(), principal,
+            self.runtime.before(ev.UPDATE, current_tenant(), principal,
                                 course_id=course.id, changes=sorted(data))
             tags = data.pop("tags", None)
             for key, value in data.items():
@@ -206,7 +228,7 @@ class CoursesService:
             course.save()
             if tags is not None:
                 self._set_tags(course, tags)
-            self._event("course.updated.v1", course, principal,
+            self._event(ev.CourseUpdated, course, principal,
                         fields=sorted([*data, *(["tags"] if tags is not None else [])]))
         return course
 
@@ -221,9 +243,9 @@ class CoursesService:
                     self._transition(course, "delete", "archived", principal,
                                      "deleted while learners were enrolled")
                 return "archived", course
-            self.runtime.before("course.delete", current_tenant(), principal,
+            self.runtime.before(ev.DELETE, current_tenant(), principal,
                                 course_id=course.id)
-            self._event("course.deleted.v1", course, principal)
+            self._event(ev.CourseDeleted, course, principal)
             keys = [k for k in (course.image_key, course.thumbnail_key) if k]
             # Children first: SQLite without FK enforcement on old files, and the module
             # self-reference, must not leave orphans.
@@ -285,7 +307,7 @@ class CoursesService:
 
     def _transition(self, course: Course, action: str, target: str,
                     principal: Principal | None, reason: str) -> None:
-        self.runtime.before(f"course.{action}", current_tenant(), principal,
+        self.runtime.before(ev.TRANSITIONS.get(action, ev.DELETE), current_tenant(), principal,
                             course_id=course.id, from_status=course.status, to_status=target)
         previous = course.status
         CourseTransition.create(course=course.id, action=action, from_status=previous,
@@ -298,7 +320,7 @@ class CoursesService:
             course.published_at = utcnow()
         course.updated_at = utcnow()
         course.save()
-        event = EVENT_FOR.get(action, "course.archived.v1")
+        event = ev.TRANSITION_EVENTS.get(action, ev.CourseArchived)
         self._event(event, course, principal, action=action, from_status=previous,
                     reason=reason)
 
@@ -346,7 +368,7 @@ class CoursesService:
                     (Module.course == course.id) & (Module.position >= pos)).execute()
             module = Module.create(course=course.id, position=pos, prerequisite=prereq, **data)
             self._touch(course)
-            self._event("course.module_added.v1", course, principal,
+            self._event(ev.ModuleAdded, course, principal,
                         **self._module_payload(module))
         return module
 
@@ -370,7 +392,7 @@ class CoursesService:
             module.updated_at = utcnow()
             module.save()
             self._touch(course)
-            self._event("course.module_updated.v1", course, principal,
+            self._event(ev.ModuleUpdated, course, principal,
                         fields=sorted([*data, *(["position"] if position is not None else [])]),
                         **self._module_payload(module))
         return module
@@ -403,7 +425,7 @@ class CoursesService:
                     updated_at=utcnow(),
                 ).where(Module.course == course.id).execute()
             self._touch(course)
-            self._event("course.modules_reordered.v1", course, principal,
+            self._event(ev.ModulesReordered, course, principal,
                         module_ids=list(module_ids))
             return self._modules(course.id)
 
@@ -414,7 +436,7 @@ class CoursesService:
                                         ) if valid_id(module_id) else None
             if module is None:
                 raise NotFound("no such module in this course")
-            self.runtime.before("course.module_delete", current_tenant(), principal,
+            self.runtime.before(ev.MODULE_DELETE, current_tenant(), principal,
                                 course_id=course.id, module_id=module.id)
             payload = self._module_payload(module)
             Module.update(prerequisite=None).where(Module.prerequisite == module.id).execute()
@@ -422,14 +444,12 @@ class CoursesService:
             Module.update(position=Module.position - 1).where(
                 (Module.course == course.id) & (Module.position > module.position)).execute()
             self._touch(course)
-            self._event("course.module_removed.v1", course, principal, **payload)
+            self._event(ev.ModuleRemoved, course, principal, **payload)
 
     @staticmethod
     def _module_payload(m: Module) -> dict[str, Any]:
         return {"module_id": m.id, "module_title": m.title, "position": m.position,
-                "kind": m.kind,
-                "release_at": m.release_at.isoformat() if isinstance(m.release_at, dt.datetime)
-                else None}
+                "kind": m.kind, "release_at": m.release_at}
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -453,10 +473,8 @@ class CoursesService:
         course.updated_at = utcnow()
         Course.update(updated_at=course.updated_at).where(Course.id == course.id).execute()
 
-    def _event(self, name: str, course: Course, principal: Principal | None, **extra: Any
-               ) -> None:
-        self.runtime.events.record(name, {
-            "course_id": course.id, "owner_id": course.owner_id, "status": course.status,
-            "title": course.title, "actor_id": principal.user_id if principal else None,
-            **extra,
-        })
+    def _event(self, event: type[ev.CourseEvent], course: Course, principal: Principal | None,
+               **extra: Any) -> None:
+        self.runtime.events.record(event(
+            course_id=course.id, owner_id=course.owner_id, status=course.status,
+            title=course.title, actor_id=principal.user_id if principal else None, **extra))

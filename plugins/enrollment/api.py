@@ -1,9 +1,13 @@
-"""What the enrollment plugin offers other plugins through runtime.service("enrollment")."""
+"""The enrollment plugin's contract: ``runtime.service(ENROLLMENT)`` is an ``EnrollmentAPI``.
+Events: ``learnplat_enrollment.events``."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Protocol
+
+from learnplat.plugin import Principal, ServiceKey
 
 
 @dataclass(frozen=True)
@@ -13,3 +17,23 @@ class EnrollmentInfo:
     user_id: int
     status: str  # active | dropped
     created_at: dt.datetime
+
+
+class EnrollmentAPI(Protocol):
+    def get(self, course_id: int, user_id: int) -> EnrollmentInfo | None:
+        """A user's enrollment in a course, whatever its status; None if never enrolled."""
+
+    def require_active(self, course_id: int, principal: Principal) -> EnrollmentInfo:
+        """The caller's active enrollment: NotFound for a course they cannot see,
+        PermissionDenied (code not_enrolled) when they see it but are not enrolled."""
+
+    def active_count(self, course_id: int) -> int:
+        """How many learners are actively enrolled."""
+
+    def active_user_ids(self, course_id: int, after_id: int = 0, limit: int = 1000
+                        ) -> list[int]:
+        """Ids of a course's active learners above `after_id`, ascending, at most `limit`
+        (page through a large course for a fan-out)."""
+
+
+ENROLLMENT: ServiceKey[EnrollmentAPI] = ServiceKey("enrollment", EnrollmentAPI)

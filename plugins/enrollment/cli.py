@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 from email_validator import EmailNotValidError, validate_email
+from learnplat_courses.api import COURSES
 
 from learnplat.cli.helpers import echo_json, echo_pages, json_option, tenant_command
 from learnplat.cli.main import read_text_file
@@ -64,7 +65,9 @@ def read_csv(path: Path) -> list[BulkEntry]:
 
 
 def _service(runtime: Runtime) -> EnrollmentService:
-    return runtime.service("enrollment")
+    from .hooks import service
+
+    return service(runtime)
 
 
 # allow_disabled=True: operators enroll a school's learners before enabling it.
@@ -112,7 +115,7 @@ def enrollments_import(runtime: Runtime, tenant: TenantInfo, course_id: int, fil
 def enrollments_list(runtime: Runtime, tenant: TenantInfo, course_id: int, status: str | None,
                      as_json: bool) -> None:
     """List a course's learners, newest first."""
-    if runtime.service("courses").get_course(course_id) is None:
+    if runtime.service(COURSES).get_course(course_id) is None:
         raise LearnplatError(f"no course with id {course_id} in {tenant.slug}")
     echo_pages(lambda page: _service(runtime).roster(course_id, page, status),
                lambda e: (e["id"], (e["user"] or {}).get("email", e["user_id"]), e["status"],

@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from learnplat import hookimpl
-from learnplat.registry import Permission, Route
+from learnplat.plugin import Action, Event, Permission, Route, ServiceKey, hookimpl
 
+from . import events as ev
 from . import hookspecs as hookspecs  # published for other plugins; the core adds them
 from . import resources as r
+from .api import ENROLLMENT
 from .models import MODELS, Enrollment
 from .services import EnrollmentService
 
@@ -39,13 +40,29 @@ def register_permissions() -> list[Permission]:
 
 
 @hookimpl
-def register_services(runtime: Runtime) -> dict[str, Any]:
-    return {"enrollment": EnrollmentService(runtime)}
+def register_events() -> list[type[Event]]:
+    return ev.EVENTS
+
+
+@hookimpl
+def register_actions() -> list[Action]:
+    return ev.ACTIONS
+
+
+@hookimpl
+def register_services(runtime: Runtime) -> dict[ServiceKey[Any], Any]:
+    return {ENROLLMENT: EnrollmentService(runtime)}
+
+
+def service(runtime: Runtime) -> EnrollmentService:
+    svc = runtime.service(ENROLLMENT)
+    assert isinstance(svc, EnrollmentService)
+    return svc
 
 
 @hookimpl
 def register_routes(runtime: Runtime) -> list[Route]:
-    svc: EnrollmentService = runtime.service("enrollment")
+    svc = service(runtime)
     return [
         Route("/courses/{course_id:int}/enroll", r.EnrollResource(svc)),
         Route("/courses/enrollments", r.MyEnrollmentsResource(svc)),
@@ -67,7 +84,7 @@ def register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def course_enrollment_status(runtime: Runtime, course_id: int, user_id: Any) -> str | None:
-    found = runtime.service("enrollment").get(course_id, user_id)
+    found = service(runtime).get(course_id, user_id)
     return found.status if found else None
 
 
@@ -78,14 +95,14 @@ def course_has_learners(runtime: Runtime, course_id: int) -> bool:
 
 @hookimpl
 def course_analytics(runtime: Runtime, course_id: int) -> dict[str, Any]:
-    return runtime.service("enrollment").analytics(course_id)
+    return service(runtime).analytics(course_id)
 
 
 @hookimpl
 def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal | None
                          ) -> dict[str, Any]:
     """``enrollment``: the caller's status and whether (and how many) seats are open."""
-    svc: EnrollmentService = runtime.service("enrollment")
+    svc = service(runtime)
     rules = svc.rules_dict(course_id)
     mine = svc.get(course_id, principal.user_id) if principal is not None else None
     return {"enrollment": {

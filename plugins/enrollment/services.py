@@ -22,23 +22,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import peewee
+from learnplat_courses.api import COURSES, CoursesAPI
+from learnplat_identity.api import IDENTITY, IdentityAPI
 from peewee import SQL, fn
 
 from learnplat import db
 from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, PermissionDenied, Vetoed
-from learnplat.http.pagination import PageQuery, paginate
 from learnplat.models import utcnow
+from learnplat.pagination import PageQuery, paginate
 from learnplat.tenancy import current_tenant
 
+from . import events as ev
 from .api import EnrollmentInfo
 from .models import Enrollment, EnrollmentRules
 
 if TYPE_CHECKING:
     from learnplat.runtime import Runtime
 
-CREATED_EVENT = "enrollment.created.v1"
-DROPPED_EVENT = "enrollment.dropped.v1"
 _CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-variable limit
 
 
@@ -100,8 +101,12 @@ class EnrollmentService:
         self.runtime = runtime
 
     @property
-    def courses(self) -> Any:
-        return self.runtime.service("courses")
+    def courses(self) -> CoursesAPI:
+        return self.runtime.service(COURSES)
+
+    @property
+    def identity(self) -> IdentityAPI:
+        return self.runtime.service(IDENTITY)
 
     # -- for other plugins (stable) --------------------------------------------------------
 
@@ -118,6 +123,12 @@ class EnrollmentService:
         if found is None or found.status != "active":
             raise PermissionDenied("you are not enrolled in this course", code="not_enrolled")
         return found
+
+    def active_user_ids(self, course_id: int, after_id: int = 0, limit: int = 1000
+                        ) -> list[int]:
+        return [e.user_id for e in Enrollment.select(Enrollment.user_id).where(
+            (Enrollment.course_id == course_id) & (Enrollment.status == "active")
+            & (Enrollment.user_id > after_id)).order_by(Enrollment.user_id).limit(limit)]
 
     def active_count(self, course_id: int) -> int:
         return (Enrollment.select(SQL("1"))
@@ -148,7 +159,7 @@ class EnrollmentService:
                 found = self._find(course_id, user_id, lock=True)
                 if found is not None and found.status == "active":
                     return found, "existing"
-            self.runtime.before("enrollment.create", current_tenant(), principal,
+            self.runtime.before(ev.ENROLL, current_tenant(), principal,
                                 course_id=course_id, user_id=user_id, source="self")
             self._check_window(rules)
             self._check_cap(rules, course_id, wanted=1)
@@ -190,7 +201,7 @@ class EnrollmentService:
                            .execute())
                 e = Enrollment.get_by_id(e.id)
                 if changed:
-                    self._event(DROPPED_EVENT, e.id, e.course_id, e.user_id, principal)
+                    self._event(ev.EnrollmentDropped, e.id, e.course_id, e.user_id, principal)
             return e
 
     # -- rules -----------------------------------------------------------------------------
@@ -277,7 +288,7 @@ class EnrollmentService:
         query = Enrollment.select().where(Enrollment.user_id == principal.user_id)
         if status:
             query = query.where(Enrollment.status == status)
-        out = paginate(query, [(Enrollment.id, True)], page, lambda e: e)
+        out = paginate(query, [Enrollment.id.desc()], page)
         rows: list[Enrollment] = out["items"]
         course_ids = [e.course_id for e in rows]
         courses = self.courses.get_courses(course_ids) if rows else {}
@@ -316,10 +327,9 @@ class EnrollmentService:
         query = Enrollment.select().where(Enrollment.course_id == course_id)
         if status:
             query = query.where(Enrollment.status == status)
-        out = paginate(query, [(Enrollment.id, True)], page, lambda e: e)
+        out = paginate(query, [Enrollment.id.desc()], page)
         rows: list[Enrollment] = out["items"]
-        users = self.runtime.service("identity").get_users(
-            [e.user_id for e in rows]) if rows else {}
+        users = self.identity.users([e.user_id for e in rows]) if rows else {}
         items = []
         for e in rows:
             item = enrollment_dict(e)
@@ -364,7 +374,7 @@ class EnrollmentService:
                     row.outcome, row.enrollment_id = "existing", e.id
                     continue
                 try:
-                    self.runtime.before("enrollment.create", current_tenant(), principal,
+                    self.runtime.before(ev.ENROLL, current_tenant(), principal,
                                         course_id=course_id, user_id=row.user_id,
                                         source="bulk")
                 except Vetoed as exc:
@@ -388,11 +398,10 @@ class EnrollmentService:
 
     def _resolve_learners(self, entries: list[BulkEntry]) -> list[BulkRow]:
         """Look every learner up (two queries in all) and reject the ones that cannot enroll."""
-        identity = self.runtime.service("identity")
-        by_email = identity.get_users_by_email(
+        by_email = self.identity.users_by_email(
             [e.email for e in entries if e.email and not e.error])
-        by_id = identity.get_users([e.user_id for e in entries
-                                    if e.user_id is not None and not e.error])
+        by_id = self.identity.users([e.user_id for e in entries
+                                     if e.user_id is not None and not e.error])
         seen: dict[Any, str] = {}
         rows: list[BulkRow] = []
         for entry in entries:
@@ -465,21 +474,21 @@ class EnrollmentService:
                 continue
             self._created_event(e, principal, reactivated=False, source="bulk")
         for row in reactivate:
-            self._event(CREATED_EVENT, row.enrollment_id, course_id, row.user_id, principal,
+            self._event(ev.EnrollmentCreated, row.enrollment_id, course_id, row.user_id, principal,
                         reactivated=True, source="bulk")
 
     # -- events ----------------------------------------------------------------------------
 
     def _created_event(self, e: Enrollment, principal: Principal | None, reactivated: bool,
                        source: str = "self") -> None:
-        self._event(CREATED_EVENT, e.id, e.course_id, e.user_id, principal,
+        self._event(ev.EnrollmentCreated, e.id, e.course_id, e.user_id, principal,
                     reactivated=reactivated, source=source)
 
-    def _event(self, name: str, enrollment_id: Any, course_id: int, user_id: Any,
-               principal: Principal | None, **extra: Any) -> None:
-        self.runtime.events.record(name, {
-            "enrollment_id": enrollment_id, "course_id": course_id, "user_id": user_id,
-            "actor_id": principal.user_id if principal else None, **extra})
+    def _event(self, event: type[ev.EnrollmentEvent], enrollment_id: Any, course_id: int,
+               user_id: Any, principal: Principal | None, **extra: Any) -> None:
+        self.runtime.events.record(event(
+            enrollment_id=enrollment_id, course_id=course_id, user_id=user_id,
+            actor_id=principal.user_id if principal else None, **extra))
 
     # -- analytics -------------------------------------------------------------------------
 

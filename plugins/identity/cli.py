@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 
 def _service(runtime: Runtime) -> IdentityService:
-    return runtime.service("identity")
+    from .hooks import service
+
+    return service(runtime)
 
 
 def register(cli: click.Group) -> None:

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 import click
 import falcon
 
-from learnplat import hookimpl
-from learnplat.auth import Principal
-from learnplat.registry import Permission, Route
+from learnplat.plugin import Action, Permission, Principal, Route, ServiceKey, hookimpl
 
+from . import events as ev
 from . import resources as r
+from .api import IDENTITY
 from .models import MODELS
 from .oauth import OAuthFlow
 from .services import IdentityService, IdentitySettings
@@ -41,13 +41,24 @@ def register_permissions() -> list[Permission]:
 
 
 @hookimpl
-def register_services(runtime: Runtime) -> dict[str, Any]:
-    return {"identity": IdentityService(runtime)}
+def register_actions() -> list[Action]:
+    return ev.ACTIONS
+
+
+@hookimpl
+def register_services(runtime: Runtime) -> dict[ServiceKey[Any], Any]:
+    return {IDENTITY: IdentityService(runtime)}
+
+
+def service(runtime: Runtime) -> IdentityService:
+    svc = runtime.service(IDENTITY)
+    assert isinstance(svc, IdentityService)
+    return svc
 
 
 @hookimpl
 def register_routes(runtime: Runtime) -> list[Route]:
-    svc: IdentityService = runtime.service("identity")
+    svc = service(runtime)
     flow = OAuthFlow(svc)
     return [
         Route("/auth/register", r.RegisterResource(svc)),
@@ -85,12 +96,12 @@ def authenticate(runtime: Runtime, req: falcon.Request, tenant: TenantInfo) -> P
     scheme, _, token = (req.auth or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    svc: IdentityService = runtime.service("identity")
+    svc = service(runtime)
     return svc.principal_for(token.strip())
 
 
 @hookimpl
 def provision_tenant_admin(runtime: Runtime, tenant: TenantInfo, email: str,
                            password: str) -> Any:
-    svc: IdentityService = runtime.service("identity")
+    svc = service(runtime)
     return svc.create_user(email, password, name="Administrator", role="admin").id

@@ -10,6 +10,7 @@ from learnplat.auth import AUTHENTICATED, PUBLIC
 from learnplat.http.endpoint import endpoint
 from learnplat.registry import ROLES
 
+from .events import REGISTER
 from .oauth import OAuthFlow
 from .schemas import (
     JWKS,
@@ -45,7 +46,7 @@ class RegisterResource:
               errors=(409, 429), summary="Register as a student of this school")
     def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: RegisterIn) -> Any:
         svc = self.service
-        svc.runtime.before("user.register", req.context.tenant, None, email=body.email)
+        svc.runtime.before(REGISTER, req.context.tenant, None, email=body.email)
         user = svc.register(body.email, body.password, body.name, ip=client_ip(req))
         return user_dict(user)
 

@@ -27,11 +27,12 @@ from learnplat.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from learnplat.http.pagination import PageQuery, paginate
 from learnplat.models import utcnow
+from learnplat.pagination import PageQuery, paginate
 from learnplat.tenancy import current_tenant
 
 from . import passwords
+from .api import UserInfo
 from .keys import KeyRing
 from .models import ROLES, AuditEntry, RefreshToken, User
 from .tokens import TokenCodec
@@ -69,6 +70,11 @@ def user_dict(user: User) -> dict[str, Any]:
         "active": user.active, "bio": user.bio, "avatar_url": user.avatar_url,
         "email_verified": user.email_verified, "created_at": user.created_at,
     }
+
+
+def user_info(user: User) -> UserInfo:
+    return UserInfo(id=user.id, email=user.email, name=user.name, role=user.role,
+                    active=user.active, avatar_url=user.avatar_url)
 
 
 class IdentityService:
@@ -146,6 +152,34 @@ class IdentityService:
                 found[user.email] = user
         return found
 
+    # -- IdentityAPI: for other plugins (frozen UserInfo, never User rows) -------------------
+
+    def user(self, user_id: int) -> UserInfo | None:
+        if not isinstance(user_id, int) or not 0 < user_id < 2**31:
+            return None
+        found = User.get_or_none(User.id == user_id)
+        return user_info(found) if found else None
+
+    def users(self, user_ids: Iterable[int]) -> dict[int, UserInfo]:
+        return {k: user_info(u) for k, u in self.get_users(user_ids).items()}
+
+    def users_by_email(self, emails: Iterable[str]) -> dict[str, UserInfo]:
+        return {k: user_info(u) for k, u in self.get_users_by_email(emails).items()}
+
+    def user_ids(self, role: str | None = None, after_id: int = 0, limit: int = 1000
+                 ) -> list[int]:
+        query = User.select(User.id).where(User.active & (User.id > after_id))
+        if role:
+            query = query.where(User.role == role)
+        return [u.id for u in query.order_by(User.id).limit(limit)]
+
+    def set_avatar_url(self, user_id: int, url: str) -> UserInfo:
+        user = self.get_user(user_id)
+        user.avatar_url = url
+        user.updated_at = utcnow()
+        user.save()
+        return user_info(user)
+
     def visible_user(self, principal: Principal, user_id: Any, permission: str) -> User:
         """The user `principal` may see or edit; 404 for others' accounts under "own"."""
         user = self.get_user(user_id)
@@ -161,7 +195,7 @@ class IdentityService:
             needle = q.lower()
             query = query.where(fn.LOWER(User.email).contains(needle)
                                 | fn.LOWER(User.name).contains(needle))
-        return paginate(query, [(User.id, False)], page, user_dict)
+        return paginate(query, [User.id], page, user_dict)
 
     def update_profile(self, principal: Principal, user_id: Any,
                        changes: dict[str, Any]) -> User:
@@ -444,7 +478,7 @@ class IdentityService:
             query = query.where(AuditEntry.action == action)
         if subject_id is not None:
             query = query.where(AuditEntry.subject_id == subject_id)
-        return paginate(query, [(AuditEntry.id, True)], page, audit_dict)
+        return paginate(query, [AuditEntry.id.desc()], page, audit_dict)
 
 
 @dataclass

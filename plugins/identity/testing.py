@@ -17,6 +17,8 @@ import pytest
 from learnplat import db
 from learnplat.tenancy import TenantInfo, tenant_context
 
+from .hooks import service
+
 _n = itertools.count()
 PASSWORD = "correct horse battery staple"
 
@@ -43,7 +45,7 @@ class UserFactory:
              tenant: TenantInfo | None = None) -> TestUser:
         tenant = tenant or self.tenant
         email = email or f"{role}{next(_n)}-{uuid.uuid4().hex[:6]}@example.org"
-        svc = self.runtime.service("identity")
+        svc = service(self.runtime)
         with db.connection(), tenant_context(tenant), db.transaction():
             user = svc.create_user(email, PASSWORD, name or email.split("@")[0], role=role)
             pair = svc.issue_pair(user)

@@ -1,10 +1,13 @@
-"""What the progress plugin offers other plugins through ``runtime.service("progress")``:
-plain data, never model objects."""
+"""The progress plugin's contract: ``runtime.service(PROGRESS)`` is a ``ProgressAPI``; plain
+data, never model objects. Events: ``learnplat_progress.events``."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+from learnplat.plugin import ServiceKey
 
 
 @dataclass(frozen=True)
@@ -23,3 +26,14 @@ class ProgressSummary:
                 "completed_modules": self.completed_modules,
                 "required_modules": self.required_modules,
                 "completed_at": self.completed_at, "last_activity_at": self.last_activity_at}
+
+
+class ProgressAPI(Protocol):
+    def summary(self, course_id: int, user_id: int) -> ProgressSummary | None:
+        """The stored progress of one enrollment; None when the learner has none yet."""
+
+    def summaries(self, course_ids: list[int], user_id: int) -> dict[int, dict[str, Any]]:
+        """{course_id: {"percent", "completed"}} for one learner, in one query."""
+
+
+PROGRESS: ServiceKey[ProgressAPI] = ServiceKey("progress", ProgressAPI)

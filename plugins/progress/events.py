@@ -1,21 +1,54 @@
-"""Events the progress plugin records and consumes (versioned names; never renamed).
+"""Events the progress plugin records (versioned names; never renamed).
 
-Recorded (payloads):
-  progress.module_completed.v1  {course_id, module_id, user_id, source: manual|video|quiz}
-  progress.module_reset.v1      {course_id, module_id, user_id, source}  (un-completed)
-  progress.milestone.v1         {course_id, user_id, percent, milestone: 50}   once/enrollment
-  course.completed.v1           {course_id, user_id, percent, completed_at}    once/enrollment
-Consumed:
-  quiz.passed.v1                {course_id, module_id, user_id}  completes the module
-  enrollment.created.v1 / enrollment.dropped.v1  mirror the enrollment's status
+It also consumes "quiz.passed.v1" {course_id, module_id, user_id} (completes the module; by
+name, since the quizzes plugin is optional) and the enrollment plugin's EnrollmentCreated /
+EnrollmentDropped (mirrors the enrollment's status).
 """
 
 from __future__ import annotations
 
-MODULE_COMPLETED = "progress.module_completed.v1"
-MODULE_RESET = "progress.module_reset.v1"
-MILESTONE = "progress.milestone.v1"
-COURSE_COMPLETED = "course.completed.v1"
+import datetime as dt
+from typing import ClassVar
+
+from learnplat.plugin import Event
+
 QUIZ_PASSED = "quiz.passed.v1"
-ENROLLMENT_CREATED = "enrollment.created.v1"
-ENROLLMENT_DROPPED = "enrollment.dropped.v1"
+
+
+class ModuleCompleted(Event):
+    """A learner completed a module (by hand, by watching its video, or by passing its quiz)."""
+    name: ClassVar[str] = "progress.module_completed.v1"
+    course_id: int
+    module_id: int
+    user_id: int
+    source: str  # manual | video | quiz
+
+
+class ModuleReset(Event):
+    """A module a learner had completed is no longer complete."""
+    name: ClassVar[str] = "progress.module_reset.v1"
+    course_id: int
+    module_id: int
+    user_id: int
+    source: str
+
+
+class Milestone(Event):
+    """A learner reached a milestone of a course (50 %), once per enrollment."""
+    name: ClassVar[str] = "progress.milestone.v1"
+    course_id: int
+    user_id: int
+    percent: float
+    milestone: int
+
+
+class CourseCompleted(Event):
+    """A learner completed every required module of a course, once per enrollment."""
+    name: ClassVar[str] = "course.completed.v1"
+    course_id: int
+    user_id: int
+    percent: float
+    completed_at: dt.datetime
+
+
+EVENTS: list[type[Event]] = [ModuleCompleted, ModuleReset, Milestone, CourseCompleted]

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from learnplat import hookimpl
-from learnplat.registry import EventHandler, Permission, Route, TaskSpec
+from learnplat_enrollment.events import EnrollmentCreated, EnrollmentDropped, EnrollmentEvent
+
+from learnplat.plugin import (
+    Event,
+    EventHandler,
+    EventMessage,
+    Permission,
+    Route,
+    ServiceKey,
+    TaskSpec,
+    hookimpl,
+)
 
 from . import events as ev
 from . import hookspecs as hookspecs  # published for other plugins; the core adds them
 from . import resources as r
+from .api import PROGRESS
 from .models import MODELS
 from .services import ProgressService
 from .settings import ProgressSettings
@@ -42,13 +53,24 @@ def register_permissions() -> list[Permission]:
 
 
 @hookimpl
-def register_services(runtime: Runtime) -> dict[str, Any]:
-    return {"progress": ProgressService(runtime)}
+def register_events() -> list[type[Event]]:
+    return ev.EVENTS
+
+
+@hookimpl
+def register_services(runtime: Runtime) -> dict[ServiceKey[Any], Any]:
+    return {PROGRESS: ProgressService(runtime)}
+
+
+def service(runtime: Runtime) -> ProgressService:
+    svc = runtime.service(PROGRESS)
+    assert isinstance(svc, ProgressService)
+    return svc
 
 
 @hookimpl
 def register_routes(runtime: Runtime) -> list[Route]:
-    svc: ProgressService = runtime.service("progress")
+    svc = service(runtime)
     return [
         Route("/progress/{course_id:int}", r.ProgressResource(svc)),
         Route("/progress/{course_id:int}/students", r.StudentsResource(svc)),
@@ -62,16 +84,15 @@ def register_tasks() -> list[TaskSpec]:
 
 def _on_quiz_passed(runtime: Runtime, event: Any) -> None:
     p = event.payload
-    runtime.service("progress").complete_from_event(
+    service(runtime).complete_from_event(
         event.id, int(p["course_id"]), int(p["module_id"]), int(p["user_id"]), "quiz",
         "quiz_passed")
 
 
 def _on_enrollment(status: str) -> Any:
-    def handle(runtime: Runtime, event: Any) -> None:
-        p = event.payload
-        runtime.service("progress").set_enrollment_status(
-            int(p["course_id"]), int(p["user_id"]), status, event.tenant_id)
+    def handle(runtime: Runtime, event: EventMessage[EnrollmentEvent]) -> None:
+        service(runtime).set_enrollment_status(
+            event.data.course_id, event.data.user_id, status, event.tenant_id)
 
     return handle
 
@@ -79,9 +100,9 @@ def _on_enrollment(status: str) -> Any:
 @hookimpl
 def register_event_handlers() -> list[EventHandler]:
     return [
-        EventHandler(ev.QUIZ_PASSED, "complete_quiz_module", _on_quiz_passed),
-        EventHandler(ev.ENROLLMENT_CREATED, "track_enrollment", _on_enrollment("active")),
-        EventHandler(ev.ENROLLMENT_DROPPED, "untrack_enrollment", _on_enrollment("dropped")),
+        EventHandler(ev.QUIZ_PASSED, "complete_quiz_module", _on_quiz_passed, optional=True),
+        EventHandler(EnrollmentCreated, "track_enrollment", _on_enrollment("active")),
+        EventHandler(EnrollmentDropped, "untrack_enrollment", _on_enrollment("dropped")),
     ]
 
 
@@ -91,7 +112,7 @@ def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal 
     """An enrolled student's progress summary on GET /courses/{id}."""
     if principal is None or not principal.has("progress.track"):
         return None
-    summary = runtime.service("progress").summary(course_id, principal.user_id)
+    summary = service(runtime).summary(course_id, principal.user_id)
     if summary is None:
         return None
     return {"progress": summary.as_dict()}
@@ -100,7 +121,7 @@ def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal 
 @hookimpl
 def course_analytics(runtime: Runtime, course_id: int) -> dict[str, Any] | None:
     """completion_rate, average_progress and per-module completions (drop-off)."""
-    stats = runtime.service("progress").course_stats(course_id)
+    stats = service(runtime).course_stats(course_id)
     return {"completion_rate": stats["completion_rate"],
             "average_progress": stats["average_progress"],
             "drop_off": stats["modules"], "progress": stats}
@@ -110,4 +131,4 @@ def course_analytics(runtime: Runtime, course_id: int) -> dict[str, Any] | None:
 def enrollment_summaries(runtime: Runtime, course_ids: list[int], user_id: Any
                          ) -> dict[int, dict[str, Any]] | None:
     """{course_id: {"percent", "completed"}} for GET /courses/enrollments, in one query."""
-    return runtime.service("progress").summaries(course_ids, user_id)
+    return service(runtime).summaries(course_ids, user_id)

@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 
 from learnplat.http.endpoint import endpoint
-from learnplat.http.pagination import PageQuery
+from learnplat.pagination import PageQuery
 
 from .schemas import ProgressIn, ProgressOut, ProgressPostOut, StudentPage, StudentsQuery
 from .services import ProgressService

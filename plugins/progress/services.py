@@ -14,15 +14,18 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import peewee
+from learnplat_courses.api import COURSES, CoursesAPI
+from learnplat_enrollment.api import ENROLLMENT, EnrollmentAPI
 from peewee import EXCLUDED, fn
 
 from learnplat import db
 from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, ValidationFailed
-from learnplat.http.pagination import PageQuery, paginate
 from learnplat.models import UTC, utcnow
+from learnplat.pagination import PageQuery, paginate
 from learnplat.tenancy import tenant_context
 
+from . import events as ev
 from .api import ProgressSummary
 from .heartbeats import HeartbeatStore
 from .models import CourseProgress, HandledEvent, ModuleProgress
@@ -77,15 +80,15 @@ class ProgressService:
 
     @property
     def settings(self) -> ProgressSettings:
-        return self.runtime.plugin_settings.get("progress") or ProgressSettings()
+        return self.runtime.settings_of(ProgressSettings)
 
     @property
-    def courses(self) -> Any:
-        return self.runtime.service("courses")
+    def courses(self) -> CoursesAPI:
+        return self.runtime.service(COURSES)
 
     @property
-    def enrollment(self) -> Any:
-        return self.runtime.service("enrollment")
+    def enrollment(self) -> EnrollmentAPI:
+        return self.runtime.service(ENROLLMENT)
 
     @property
     def store(self) -> HeartbeatStore | None:
@@ -469,10 +472,9 @@ class ProgressService:
         if changed:
             mp.updated_at = now
             mp.save()
-            self.runtime.events.record(
-                "progress.module_completed.v1" if completed else "progress.module_reset.v1",
-                {"course_id": cp.course_id, "module_id": module_id, "user_id": cp.user_id,
-                 "source": source})
+            event = ev.ModuleCompleted if completed else ev.ModuleReset
+            self.runtime.events.record(event(course_id=cp.course_id, module_id=module_id,
+                                             user_id=cp.user_id, source=source))
         self._recompute(cp, modules, now)
 
     def _recompute(self, cp: CourseProgress, modules: list[Any], now: dt.datetime) -> None:
@@ -489,14 +491,15 @@ class ProgressService:
             completed_at=(cp.completed_at or now) if complete else None,
             last_activity_at=now, updated_at=now,
         ).where(CourseProgress.id == cp.id).execute()
-        payload = {"course_id": cp.course_id, "user_id": cp.user_id, "percent": percent}
+        payload: dict[str, Any] = {"course_id": cp.course_id, "user_id": cp.user_id,
+                                   "percent": percent}
         # Conditional updates: only the transaction that flips a flag records the event, and a
         # flag once set stays set (un-completing and re-completing fires nothing again).
         if total and done * 2 >= total and CourseProgress.update(milestone_50_at=now).where(
                 (CourseProgress.id == cp.id) & CourseProgress.milestone_50_at.is_null()
         ).execute():
-            self.runtime.events.record("progress.milestone.v1", {**payload, "milestone": 50})
+            self.runtime.events.record(ev.Milestone(**payload, milestone=50))
         if complete and CourseProgress.update(milestone_100_at=now).where(
                 (CourseProgress.id == cp.id) & CourseProgress.milestone_100_at.is_null()
         ).execute():
-            self.runtime.events.record("course.completed.v1", {**payload, "completed_at": now})
+            self.runtime.events.record(ev.CourseCompleted(**payload, completed_at=now))

@@ -16,7 +16,9 @@ FLUSH_TASK = "progress.flush_heartbeats"
 
 def flush_heartbeats(runtime: Runtime) -> dict[str, Any]:
     """Write Redis-held playback state to the database (every heartbeat_flush_seconds)."""
-    svc = runtime.service("progress")
+    from .hooks import service
+
+    svc = service(runtime)
     if svc.store is None or not svc.store.due():
         return {}
     return svc.flush_heartbeats()

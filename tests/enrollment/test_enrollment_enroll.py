@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 from enrollhelpers import in_tenant, publish_course
+from learnplat_enrollment.events import ENROLL
 from learnplat_enrollment.models import Enrollment
 
-from learnplat import hookimpl
 from learnplat.errors import Vetoed
 from learnplat.models import Event
+from learnplat.plugin import Veto
 
 
 def test_enroll_201_then_200_same(lp_client, lp_users, published):
@@ -142,24 +143,23 @@ def test_events_are_recorded_in_the_transaction_and_delivered_after_commit(
 
 
 class _Veto:
-    """A plugin that refuses every enrollment (exercises runtime.before)."""
+    """A veto that refuses every enrollment (exercises runtime.before)."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
 
-    @hookimpl
-    def before_action(self, runtime, action, tenant, principal, data):
-        if action == "enrollment.create":
-            self.seen.append(dict(data))
-            raise Vetoed("enrollment is paused for maintenance")
+    def __call__(self, runtime, tenant, principal, data):
+        self.seen.append(dict(data))
+        raise Vetoed("enrollment is paused for maintenance")
 
 
 @pytest.fixture
 def veto(lp_runtime):
-    plugin = _Veto()
-    lp_runtime.pm.register(plugin, name="test-veto")
-    yield plugin
-    lp_runtime.pm.unregister(plugin)
+    refuse = _Veto()
+    declared = Veto(ENROLL, "pause", refuse, plugin="test-veto")
+    lp_runtime.registry.add_veto(declared)
+    yield refuse
+    lp_runtime.registry.remove_veto(declared)
 
 
 def test_a_veto_refuses_with_409_and_nothing_is_written(lp_client, lp_users, published,

@@ -6,7 +6,7 @@ Tokens are ``Bearer note:<tenant_id>:<role>:<user_id>``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import falcon
 import peewee
@@ -16,11 +16,21 @@ from learnplat import hookimpl
 from learnplat.auth import PUBLIC, Principal
 from learnplat.errors import NotFound, Unauthorized, Vetoed
 from learnplat.http.endpoint import endpoint
-from learnplat.http.pagination import PageQuery, paginate
 from learnplat.models import TenantModel, UTCDateTimeField, utcnow
+from learnplat.pagination import PageQuery, paginate
+from learnplat.plugin import Action, Event, Veto
 from learnplat.registry import EventHandler, Permission, Route
 
-CREATED = "testnotes.created.v1"
+
+class NoteCreated(Event):
+    """A note was written."""
+    name: ClassVar[str] = "testnotes.created.v1"
+    id: int
+    title: str
+
+
+CREATED = NoteCreated.name
+CREATE = Action("testnotes.create", "A note is about to be written", ("title",))
 
 
 class Note(TenantModel):
@@ -61,15 +71,15 @@ class NoteCollection:
     @endpoint(permission=PUBLIC, query=PageQuery, response=NotePage)
     def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: PageQuery) -> Any:
         """List the tenant's notes."""
-        return paginate(Note.select(), [(Note.id, False)], query, _out)
+        return paginate(Note.select(), [Note.id], query, _out)
 
     @endpoint(permission="testnotes.create", body=NoteIn, response=NoteOut, status=201)
     def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: NoteIn) -> Any:
         """Create a note (vetoable; records testnotes.created.v1)."""
         ctx = req.context
-        self.runtime.before("testnotes.create", ctx.tenant, ctx.principal, title=body.title)
+        self.runtime.before(CREATE, ctx.tenant, ctx.principal, title=body.title)
         note = Note.create(title=body.title, body=body.body, author=ctx.principal.user_id)
-        self.runtime.events.record(CREATED, {"id": note.id, "title": note.title})
+        self.runtime.events.record(NoteCreated(id=note.id, title=note.title))
         return _out(note)
 
 
@@ -109,8 +119,18 @@ def register_routes(runtime: Any) -> list[Route]:
 
 
 @hookimpl
+def register_events() -> list[type[Event]]:
+    return [NoteCreated]
+
+
+@hookimpl
+def register_actions() -> list[Action]:
+    return [CREATE]
+
+
+@hookimpl
 def register_event_handlers() -> list[EventHandler]:
-    return [EventHandler(CREATED, "count", lambda runtime, event: None)]
+    return [EventHandler(NoteCreated, "count", lambda runtime, event: None)]
 
 
 @hookimpl
@@ -126,8 +146,11 @@ def authenticate(runtime: Any, req: falcon.Request, tenant: Any) -> Principal | 
         raise Unauthorized("malformed note token") from None
 
 
-@hookimpl
-def before_action(runtime: Any, action: str, tenant: Any, principal: Any,
-                  data: dict[str, Any]) -> None:
-    if action == "testnotes.create" and data.get("title") == "forbidden":
+def _refuse_forbidden(runtime: Any, tenant: Any, principal: Any, data: dict[str, Any]) -> None:
+    if data.get("title") == "forbidden":
         raise Vetoed("notes titled 'forbidden' are refused")
+
+
+@hookimpl
+def register_vetoes() -> list[Veto]:
+    return [Veto(CREATE, "forbidden_titles", _refuse_forbidden)]

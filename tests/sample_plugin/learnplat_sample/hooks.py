@@ -2,27 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import click
 import falcon
 import peewee
 from pydantic import BaseModel, ConfigDict, Field
 
-from learnplat import hookimpl
-from learnplat.auth import PUBLIC, Principal
-from learnplat.errors import Vetoed
-from learnplat.http.endpoint import endpoint
-from learnplat.http.pagination import PageQuery, paginate
-from learnplat.models import TenantModel, UTCDateTimeField, utcnow
-from learnplat.registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
+from learnplat.plugin import (
+    PUBLIC,
+    Action,
+    Event,
+    EventHandler,
+    EventMessage,
+    HealthCheck,
+    PageQuery,
+    Permission,
+    Principal,
+    Route,
+    ServiceKey,
+    TaskSpec,
+    TenantModel,
+    UTCDateTimeField,
+    Veto,
+    Vetoed,
+    endpoint,
+    hookimpl,
+    paginate,
+    utcnow,
+)
 
 from . import specs
 
 hookspecs = specs  # published for other plugins; learnplat adds them before registering
 requires = ("core",)
 
-CREATED = "sample.bookmark.created.v1"
+
+
+class BookmarkCreated(Event):
+    """Someone added a bookmark."""
+    name: ClassVar[str] = "sample.bookmark.created.v1"
+    bookmark_id: int
+
+
+CREATE = Action("sample.bookmark.create", "Someone adds a bookmark", ("url",))
+
+
+class GreeterAPI(Protocol):
+    def greet(self) -> str:
+        """A greeting, decorated by the sample hookspec's implementations."""
+
+
+GREETER: ServiceKey[GreeterAPI] = ServiceKey("sample.greeter", GreeterAPI)
 
 
 class Bookmark(TenantModel):
@@ -72,7 +103,7 @@ class Bookmarks:
     @endpoint(permission=PUBLIC, query=PageQuery, response=BookmarkPage, tags=("sample",))
     def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: PageQuery) -> Any:
         """List bookmarks."""
-        return paginate(Bookmark.select(), [(Bookmark.id, False)], query,
+        return paginate(Bookmark.select(), [Bookmark.id], query,
                         lambda b: {"id": b.id, "url": b.url})
 
     @endpoint(permission="sample.bookmark.create", body=BookmarkIn, response=BookmarkOut,
@@ -80,9 +111,9 @@ class Bookmarks:
     def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: BookmarkIn) -> Any:
         """Add a bookmark."""
         ctx = req.context
-        self.runtime.before("sample.bookmark.create", ctx.tenant, ctx.principal, url=body.url)
+        self.runtime.before(CREATE, ctx.tenant, ctx.principal, url=body.url)
         row = Bookmark.create(url=body.url)
-        self.runtime.events.record(CREATED, {"bookmark_id": row.id})
+        self.runtime.events.record(BookmarkCreated(bookmark_id=row.id))
         self.runtime.queue.enqueue_for_tenant("sample.count_bookmarks")
         return {"id": row.id, "url": row.url}
 
@@ -94,7 +125,7 @@ class Hello:
     @endpoint(permission=PUBLIC, tags=("sample",))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> Any:
         """A greeting from the sample service."""
-        return {"greeting": self.runtime.service("sample.greeter").greet()}
+        return {"greeting": self.runtime.service(GREETER).greet()}
 
 
 def count_bookmarks(runtime: Any) -> int:
@@ -110,8 +141,8 @@ def heartbeat(runtime: Any) -> None:
     runtime.kv.set("sample:heartbeat", "1")
 
 
-def on_created(runtime: Any, event: Any) -> None:
-    runtime.kv.set(f"sample:event:{event.id}", f"{event.name} {event.payload['bookmark_id']}")
+def on_created(runtime: Any, event: EventMessage[BookmarkCreated]) -> None:
+    runtime.kv.set(f"sample:event:{event.id}", f"{event.name} {event.data.bookmark_id}")
 
 
 @hookimpl
@@ -141,13 +172,33 @@ def register_tasks() -> list[TaskSpec]:
 
 
 @hookimpl
-def register_event_handlers() -> list[EventHandler]:
-    return [EventHandler(CREATED, "remember", on_created)]
+def register_events() -> list[type[Event]]:
+    return [BookmarkCreated]
 
 
 @hookimpl
-def register_services(runtime: Any) -> dict[str, Any]:
-    return {"sample.greeter": Greeter(runtime)}
+def register_actions() -> list[Action]:
+    return [CREATE]
+
+
+@hookimpl
+def register_event_handlers() -> list[EventHandler]:
+    return [EventHandler(BookmarkCreated, "remember", on_created)]
+
+
+def refuse_blocked(runtime: Any, tenant: Any, principal: Any, data: dict[str, Any]) -> None:
+    if "blocked.example" in data.get("url", ""):
+        raise Vetoed("bookmarks to blocked.example are not allowed")
+
+
+@hookimpl
+def register_vetoes() -> list[Veto]:
+    return [Veto(CREATE, "blocked_domains", refuse_blocked)]
+
+
+@hookimpl
+def register_services(runtime: Any) -> dict[ServiceKey[Any], Any]:
+    return {GREETER: Greeter(runtime)}
 
 
 @hookimpl
@@ -165,7 +216,7 @@ def register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def register_health_checks() -> list[HealthCheck]:
-    return [HealthCheck("sample", lambda runtime: runtime.service("sample.greeter"))]
+    return [HealthCheck("sample", lambda runtime: runtime.service(GREETER))]
 
 
 @hookimpl
@@ -175,7 +226,9 @@ def register_settings() -> dict[str, type]:
 
 @hookimpl
 def startup(runtime: Any) -> None:
-    runtime.service("sample.greeter").started = True
+    greeter = runtime.service(GREETER)
+    assert isinstance(greeter, Greeter)
+    greeter.started = True
 
 
 @hookimpl
@@ -193,13 +246,6 @@ def authenticate(runtime: Any, req: falcon.Request, tenant: Any) -> Principal | 
     _, tenant_id, role = token.split(":")
     return Principal(user_id=0, tenant_id=int(tenant_id), role=role,
                      grants=runtime.registry.grants_for(role))
-
-
-@hookimpl
-def before_action(runtime: Any, action: str, tenant: Any, principal: Any,
-                  data: dict[str, Any]) -> None:
-    if action == "sample.bookmark.create" and "blocked.example" in data.get("url", ""):
-        raise Vetoed("bookmarks to blocked.example are not allowed")
 
 
 @hookimpl

@@ -16,7 +16,7 @@ import orjson
 import peewee
 from pydantic import BaseModel, Field
 
-from ..errors import ValidationFailed
+from .errors import ValidationFailed
 
 T = TypeVar("T")
 
@@ -93,18 +93,39 @@ def _after(order: Sequence[tuple[peewee.Field, bool]], values: Sequence[Any]) ->
     return beyond | ((field == value) & _after(order[1:], values[1:]))
 
 
+OrderItem = peewee.Field | peewee.Ordering | tuple[peewee.Field, bool]
+
+
+def _normalize(order: Sequence[OrderItem]) -> list[tuple[peewee.Field, bool]]:
+    """peewee's own `Model.field.desc()` / `.asc()` (or a bare field, ascending) as
+    (field, descending) pairs."""
+    out: list[tuple[peewee.Field, bool]] = []
+    for item in order:
+        if isinstance(item, peewee.Ordering):
+            out.append((item.node, item.direction.upper() == "DESC"))
+        elif isinstance(item, peewee.Field):
+            out.append((item, False))
+        else:
+            field, descending = item
+            out.append((field, bool(descending)))
+    return out
+
+
 def paginate(
     query: peewee.ModelSelect,
-    order: Sequence[tuple[peewee.Field, bool]],
+    order: Sequence[OrderItem],
     page: PageQuery,
-    serialize: Callable[[Any], Any],
+    serialize: Callable[[Any], Any] = lambda row: row,
     key: Callable[[Any], Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
-    """One page of `query` ordered by `order` [(field, descending)], the last field unique.
+    """One page of `query` in `order`, written as for peewee's ``order_by``:
+    ``[Note.created_at.desc(), Note.id.desc()]`` (a bare field is ascending); the last field
+    must be unique so that the order is total.
 
-    Returns {"items": [...], "next_cursor": ...}. `key(row)` gives a row's sort values (default:
-    the attributes named like the order fields).
+    Returns ``{"items": [serialize(row), ...], "next_cursor": str | None}``. `key(row)` gives a
+    row's sort values (default: the row's attributes named like the order fields).
     """
+    order = _normalize(order)
     if page.cursor:
         query = query.where(_after(order, decode_cursor(page.cursor, order)))
     query = query.order_by(*[f.desc() if desc else f.asc() for f, desc in order])

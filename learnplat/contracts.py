@@ -1,0 +1,194 @@
+"""The seams between plugins: typed services, declared events and declared vetoable actions.
+
+A plugin that offers something to other plugins says so in two modules of its package:
+
+* ``api.py``: a ``typing.Protocol`` for its service, the frozen dataclasses that cross the
+  boundary, and a ``ServiceKey`` naming both. Other plugins call
+  ``runtime.service(COURSES)`` and get a ``CoursesAPI``, checked by type checkers and IDEs.
+  At start-up the object a plugin registers under a key must have every method of the key's
+  Protocol with every parameter of it; otherwise start-up stops naming the plugin.
+* ``events.py``: one ``Event`` subclass per event it records (a frozen pydantic model whose
+  ``name`` is the versioned event name and whose docstring's first line describes it), and the
+  ``Action`` names it asks vetoes about (``runtime.before(ACTION, ...)``).
+
+Nothing here imports a plugin: the core knows plugins only through what they register.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+T = TypeVar("T")
+
+
+# -- services ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceKey(Generic[T]):
+    """Names a service and the Protocol it satisfies: ``COURSES = ServiceKey("courses",
+    CoursesAPI)``. ``runtime.service(COURSES)`` is then typed ``CoursesAPI``."""
+
+    name: str
+    protocol: type[T]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def protocol_members(protocol: type) -> dict[str, Any]:
+    """The public attributes a Protocol declares (its own and its Protocol bases')."""
+    members: dict[str, Any] = {}
+    for klass in reversed(protocol.__mro__):
+        if klass is object or not getattr(klass, "_is_protocol", False):
+            continue
+        if klass.__name__ in ("Protocol", "Generic"):
+            continue
+        for name, value in vars(klass).items():
+            if not name.startswith("_"):
+                members[name] = value
+        for name in getattr(klass, "__annotations__", {}):
+            if not name.startswith("_"):
+                members.setdefault(name, None)
+    return members
+
+
+def conformance_problems(protocol: type, impl: Any) -> list[str]:
+    """What `impl` lacks to satisfy `protocol`: missing attributes or methods, and methods
+    that do not accept a parameter the Protocol's method declares."""
+    problems = []
+    for name, declared in protocol_members(protocol).items():
+        if not hasattr(type(impl), name) and not hasattr(impl, name):
+            problems.append(f"missing {name}")
+            continue
+        if not callable(declared) or isinstance(declared, (staticmethod, classmethod)):
+            continue
+        actual = getattr(impl, name)
+        if not callable(actual):
+            problems.append(f"{name} is not a method")
+            continue
+        problems += [f"{name}() {p}" for p in _signature_problems(declared, actual)]
+    return problems
+
+
+def _signature_problems(declared: Any, actual: Any) -> list[str]:
+    try:
+        want = list(inspect.signature(declared).parameters.values())[1:]  # without self
+        have = inspect.signature(actual).parameters
+    except (TypeError, ValueError):
+        return []
+    kinds = {p.kind for p in have.values()}
+    problems = []
+    for p in want:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name not in have and inspect.Parameter.VAR_KEYWORD not in kinds:
+            problems.append(f"has no parameter {p.name!r}")
+        elif p.name in have and p.default is not p.empty and have[p.name].default is p.empty:
+            problems.append(f"requires {p.name!r}, which the contract makes optional")
+    for name, p in have.items():
+        if (p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                and name not in {w.name for w in want}):
+            problems.append(f"requires {name!r}, which the contract does not pass")
+    return problems
+
+
+# -- events --------------------------------------------------------------------------------------
+
+
+class Event(BaseModel):
+    """Base class of a declared event payload.
+
+    ::
+
+        class CoursePublished(Event):
+            \"\"\"An admin approved a course; it is now in the catalogue.\"\"\"
+            name: ClassVar[str] = "course.published.v1"
+            course_id: int
+            owner_id: int
+
+    Record one with ``runtime.events.record(CoursePublished(course_id=1, owner_id=2))``.
+    Payloads are stored as JSON; fields are plain data (ids, strings, numbers, datetimes),
+    never model objects. A version's fields never change meaning or disappear: a breaking
+    change is a new name (``.v2``). Fields added later need a default, so that events recorded
+    before the change still parse.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    name: ClassVar[str] = ""
+
+    @classmethod
+    def description(cls) -> str:
+        doc = inspect.getdoc(cls) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    @classmethod
+    def fields_summary(cls) -> list[tuple[str, str]]:
+        """(field, type) pairs for the events catalogue."""
+        out = []
+        for fname, info in cls.model_fields.items():
+            ann = info.annotation
+            text = getattr(ann, "__name__", None) if isinstance(ann, type) else None
+            out.append((fname, text or str(ann).replace("typing.", "")
+                        .replace("datetime.datetime", "datetime")))
+        return out
+
+
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A vetoable action a plugin asks about with ``runtime.before(ACTION, ...)`` before it
+    acts; the keyword data it passes is listed in `fields` for the catalogue."""
+
+    name: str
+    description: str
+    fields: tuple[str, ...] = ()
+    plugin: str = ""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass
+class Veto:
+    """``Veto(ENROLL, "course_full", fn)``: ``fn(runtime, tenant, principal, data)`` runs
+    inside the action's transaction before it happens and raises
+    ``learnplat.errors.Vetoed(reason)`` to refuse it."""
+
+    action: str | Action
+    name: str
+    fn: Any
+    plugin: str = ""
+
+    @property
+    def action_name(self) -> str:
+        return self.action if isinstance(self.action, str) else self.action.name
+
+    @property
+    def key(self) -> str:
+        return f"{self.plugin}.{self.name}"
+
+
+@dataclass(frozen=True)
+class EventDecl:
+    """An event as the catalogue knows it: who publishes it and its payload type."""
+
+    name: str
+    type: type[Event]
+    plugin: str
+    description: str = ""
+    handlers: tuple[str, ...] = field(default=())
+
+
+def event_name(event: str | type[Event]) -> str:
+    if isinstance(event, str):
+        return event
+    if isinstance(event, type) and issubclass(event, Event) and event.name:
+        return event.name
+    raise TypeError(f"not an event name or a declared Event type: {event!r}")
