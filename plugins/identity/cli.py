@@ -123,7 +123,11 @@ def users_import(runtime: Runtime, tenant: TenantInfo, file: Path, valid_only: b
 @click.argument("email")
 @click.argument("role", type=click.Choice(ROLES))
 def users_set_role(runtime: Runtime, tenant: TenantInfo, email: str, role: str) -> None:
-    """Give EMAIL's account ROLE (takes effect on their next request)."""
+    """Give EMAIL's account ROLE.
+
+    Their access tokens stop working at once; the next token they get (a refresh or a new
+    login) carries the new role.
+    """
     svc = _service(runtime)
     user = svc.set_role(svc.get_user_by_email(email).id, role)
     click.echo(f"{user.email} is now {user.role}")

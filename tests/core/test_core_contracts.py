@@ -288,3 +288,19 @@ def test_the_boundary_check_fails_on_a_deliberate_violation(tmp_path: Path):
     assert "bad.py:1: imports learnplat_courses.models: a plugin reaches another plugin only " \
            "through learnplat_courses.api or learnplat_courses.events" in r.stderr
     assert "leak.py:2: imports learnplat_courses.api: the core never imports a plugin" in r.stderr
+
+
+def test_schema_refuses_unknown_fields_and_nul_characters_and_strips_strings():
+    from pydantic import ValidationError
+
+    class NoteIn(face.Schema):
+        title: str
+        tags: list[str] = []
+
+    assert NoteIn(title="  hi ").title == "hi"
+    for bad, field in [({"title": "x", "colour": "red"}, "colour"),
+                       ({"title": "a\x00b"}, "title"),
+                       ({"title": "ok", "tags": ["fine", "\x00"]}, "tags")]:
+        with pytest.raises(ValidationError) as exc:
+            NoteIn(**bad)
+        assert exc.value.errors()[0]["loc"][0] == field
