@@ -13,7 +13,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import db, uploads
 from .auth import AUTHENTICATED, PUBLIC, Principal
+from .cli.helpers import (
+    echo_json,
+    echo_pages,
+    echo_rows,
+    json_option,
+    read_pages,
+    tenant_command,
+    with_tenant,
+)
 from .contracts import Action, Event, ServiceKey, Veto
+from .each_tenant import EachTenantResult, each_tenant
 from .errors import (
     BadRequest,
     Conflict,
@@ -95,6 +105,9 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     # data and tenancy
     "db", "TenantModel", "JSONField", "UTCDateTimeField", "utcnow", "TenantInfo",
     "current_tenant", "tenant_context", "Runtime",
+    # commands and work across schools
+    "tenant_command", "with_tenant", "json_option", "echo_json", "echo_pages", "echo_rows",
+    "read_pages", "each_tenant", "EachTenantResult",
     # errors (problem+json with the right status)
     "LearnplatError", "BadRequest", "Unauthorized", "PermissionDenied", "NotFound", "Conflict",
     "Vetoed", "PayloadTooLarge", "UnsupportedMediaType", "ValidationFailed", "RateLimited",

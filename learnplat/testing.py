@@ -122,7 +122,9 @@ def test_settings(tmp: Path, database_url: str, redis_url: str = "", **overrides
     for section, values in overrides.items():
         sections.setdefault(section, {}).update(values)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
-    return load_settings(overrides=sections, environ=environ)
+    # Home is the test's own directory: a plugin's tests never read or write the developer's
+    # per-user home, whichever directory pytest runs from.
+    return load_settings(overrides=sections, environ=environ, home=tmp)
 
 
 @pytest.fixture(scope="session")

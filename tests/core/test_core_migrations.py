@@ -50,7 +50,8 @@ def test_migrate_is_idempotent(tmp_path, fresh_db):
     applied = history(fresh_db.url)
     again = run_cli(["migrate"], env)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == "up to date"
+    home, summary = again.stdout.strip().splitlines()  # the home line, then the outcome
+    assert home.startswith("home: ") and summary == "up to date"
     assert history(fresh_db.url) == applied
     if backend() == "postgres":
         assert unprotected_tenant_tables(fresh_db.url) == []
