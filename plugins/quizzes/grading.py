@@ -8,19 +8,18 @@ type is never an error here (``check_answers`` refuses those at the door): it sc
 
 from __future__ import annotations
 
+import functools
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import re2
 
 SINGLE, MULTIPLE, TRUE_FALSE, SHORT_TEXT, NUMERIC = (
     "single_choice", "multiple_choice", "true_false", "short_text", "numeric")
 TYPES = (SINGLE, MULTIPLE, TRUE_FALSE, SHORT_TEXT, NUMERIC)
 MAX_TEXT = 5000  # characters of a short_text answer
-# Auto-accept regexes run against at most this many characters of an answer: Python's re has
-# no timeout, so the input is bounded (and so are patterns, when the quiz is written).
-REGEX_INPUT = 500
 
 
 @dataclass(frozen=True)
@@ -106,9 +105,21 @@ def auto_accepts(q: Question, text: str) -> bool:
     if given and any(given == _norm(a, q.case_sensitive) for a in q.accept):
         return True
     if q.accept_regex:
-        flags = 0 if q.case_sensitive else re.IGNORECASE
-        return re.fullmatch(q.accept_regex, text.strip()[:REGEX_INPUT], flags) is not None
+        return compile_pattern(q.accept_regex, q.case_sensitive).fullmatch(
+            text.strip()) is not None
     return False
+
+
+@functools.lru_cache(maxsize=512)
+def compile_pattern(pattern: str, case_sensitive: bool = False) -> Any:
+    """An instructor's auto-accept pattern, compiled with RE2: matching takes linear time
+    whatever the pattern, so a student's answer cannot make a worker backtrack for minutes
+    (docs/decisions/0500-re2-for-auto-accept-patterns.md). Raises re2.error when RE2 refuses
+    the pattern (backreferences, lookarounds)."""
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = case_sensitive
+    return re2.compile(pattern, options)
 
 
 def _fraction(q: Question, given: Any) -> float:
@@ -157,8 +168,13 @@ def grade_question(q: Question, given: Any, manual: ManualGrade | None = None
     if not _answered(given):
         return QuestionResult(q.id, q.points, 0.0, "unanswered", True)
     frac = _fraction(q, given)
-    status = "correct" if frac >= 1.0 else "incorrect" if frac <= 0.0 else "partial"
-    return QuestionResult(q.id, q.points, round(q.points * frac, 4), status, True)
+    if frac >= 1.0:
+        return QuestionResult(q.id, q.points, q.points, "correct", True)
+    if frac <= 0.0:
+        return QuestionResult(q.id, q.points, 0.0, "incorrect", True)
+    # Rounded down, so that partial credit never adds up past the question's points.
+    return QuestionResult(q.id, q.points, math.floor(q.points * frac * 1e4) / 1e4, "partial",
+                          True)
 
 
 def grade(questions: Sequence[Question], answers: Mapping[str, Any], pass_mark: float,
@@ -174,7 +190,8 @@ def grade(questions: Sequence[Question], answers: Mapping[str, Any], pass_mark: 
     pending = sum(1 for r in results if r.points is None)
     percent = round(100.0 * points / max_points, 2) if max_points > 0 else 0.0
     percent = min(100.0, max(0.0, percent))
-    passed = None if pending else points * 100.0 >= pass_mark * max_points - 1e-6
+    # A relative epsilon absorbs float error (3 of 7 points against a pass mark of 300/7).
+    passed = None if pending else points * 100.0 >= pass_mark * max_points * (1 - 1e-9)
     return Grade(points, max_points, percent, passed, pending, results)
 
 

@@ -8,9 +8,9 @@ built only from the latter, so a correct answer has no field to travel in.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any, Literal
 
+import re2
 from pydantic import BaseModel, Field, RootModel, field_validator, model_validator
 
 from learnplat.plugin import Schema
@@ -97,9 +97,13 @@ class QuestionIn(Schema):
                 raise ValueError("answer must be text (a model answer for reviewers)")
             if self.accept_regex is not None:
                 try:
-                    re.compile(self.accept_regex)
-                except re.error as exc:
-                    raise ValueError(f"accept_regex does not compile: {exc}") from None
+                    g.compile_pattern(self.accept_regex, self.case_sensitive)
+                except re2.error as exc:
+                    reason = exc.args[0] if exc.args else exc
+                    if isinstance(reason, bytes):
+                        reason = reason.decode(errors="replace")
+                    raise ValueError(f"accept_regex is not a valid RE2 pattern: {reason}"
+                                     ) from None
         elif self.accept or self.accept_regex:
             raise ValueError("accept and accept_regex are for short_text questions")
         return self
