@@ -46,6 +46,9 @@ class Question(TenantModel):
     answer = JSONField(null=True)
     points = peewee.FloatField(default=1.0)
     settings = JSONField(default=dict)  # scoring, tolerance, accept, accept_regex, case_sensitive
+    # Removed questions stay as rows: SQLite would hand a deleted highest id to the next new
+    # question, and a question id must never name two different questions.
+    removed = peewee.BooleanField(default=False)
 
     class Meta:
         table_name = "quizzes_question"

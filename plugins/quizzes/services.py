@@ -78,7 +78,8 @@ class QuizzesService:
         quiz = Quiz.get_or_none((Quiz.course_id == course_id) & (Quiz.module_id == module_id))
         if quiz is None:
             return None
-        count = Question.select().where(Question.quiz == quiz.id).count()
+        count = Question.select().where((Question.quiz == quiz.id)
+                                        & (Question.removed == False)).count()  # noqa: E712
         return QuizInfo(quiz.id, quiz.course_id, quiz.module_id, quiz.title, quiz.pass_mark,
                         quiz.max_attempts, count)
 
@@ -145,7 +146,8 @@ class QuizzesService:
 
     def questions(self, quiz: Quiz) -> list[dict[str, Any]]:
         """The quiz's questions as they are now (with answers), in order."""
-        rows = Question.select().where(Question.quiz == quiz.id).order_by(
+        rows = Question.select().where((Question.quiz == quiz.id)
+                                       & (Question.removed == False)).order_by(  # noqa: E712
             Question.position, Question.id)
         return [v.question_dict(q) for q in rows]
 
@@ -224,7 +226,8 @@ class QuizzesService:
             raise ValidationFailed.field("questions", f"at most {limit} questions", "too_long")
 
     def _replace_questions(self, quiz: Quiz, items: list[QuestionIn]) -> None:
-        existing = {q.id: q for q in Question.select().where(Question.quiz == quiz.id)}
+        existing = {q.id: q for q in Question.select().where(
+            (Question.quiz == quiz.id) & (Question.removed == False))}  # noqa: E712
         seen: set[int] = set()
         errors = []
         for i, item in enumerate(items):
@@ -241,7 +244,7 @@ class QuizzesService:
             raise ValidationFailed(errors)
         gone = [qid for qid in existing if qid not in seen]
         if gone:
-            Question.delete().where(Question.id.in_(gone)).execute()
+            Question.update(removed=True).where(Question.id.in_(gone)).execute()
         for position, item in enumerate(items, start=1):
             fields = {"position": position, "type": item.type, "prompt": item.prompt,
                       "options": item.options, "answer": item.answer, "points": item.points,

@@ -76,3 +76,10 @@ def outsider(lp_client, lp_users, lp_other_tenant) -> Any:
     """An admin of another tenant: must see nothing of this tenant."""
     user = lp_users.make("admin", tenant=lp_other_tenant)
     return lp_client.as_(user.token, tenant=lp_other_tenant)
+
+
+@pytest.fixture
+def outsider_student(lp_client, lp_users, lp_other_tenant) -> Any:
+    """A student of another tenant (the student-facing routes need a student's role)."""
+    user = lp_users.make("student", tenant=lp_other_tenant)
+    return lp_client.as_(user.token, tenant=lp_other_tenant)

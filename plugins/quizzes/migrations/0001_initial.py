@@ -90,6 +90,7 @@ def up(migrator, db):
         answer = JSONField(null=True)
         points = FloatField(default=1.0)
         settings = JSONField(default=dict)
+        removed = BooleanField(default=False)
         class Meta:
             database = db
             table_name = 'quizzes_question'
