@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import peewee
 from learnplat_courses.api import COURSES, CourseInfo, CoursesAPI
 from learnplat_enrollment.api import ENROLLMENT, EnrollmentAPI
+from learnplat_progress.api import PROGRESS
 
 from learnplat.plugin import (
     Conflict,
@@ -304,10 +305,20 @@ class QuizzesService:
         self.enrollment.require_active(course_id, principal)
         quiz = self._quiz(course_id, module_id, quiz_id)
         module = self.courses.get_module(course_id, module_id)
-        if not module.released():
+        # The progress plugin owns module locks (release date, prerequisite); without it, only
+        # the release date applies.
+        if self.runtime.has_service(PROGRESS):
+            reason = self.runtime.service(PROGRESS).lock_reason(course_id, module_id,
+                                                                principal.user_id)
+        else:
+            reason = None if module.released() else "not_released"
+        if reason == "not_released":
             raise Conflict("this module is not released yet", code="module_locked",
-                           release_at=module.release_at.isoformat() if module.release_at
-                           else None)
+                           reason=reason, release_at=module.release_at.isoformat()
+                           if module.release_at else None)
+        if reason is not None:
+            raise Conflict("complete the prerequisite module first", code="module_locked",
+                           reason=reason, prerequisite_id=module.prerequisite_id)
         return quiz
 
     def _lock_student(self, quiz: Quiz, user_id: int) -> StudentQuiz:

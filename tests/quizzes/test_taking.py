@@ -227,6 +227,21 @@ def test_students_must_be_enrolled_and_module_released(cast, lp_users):
     s = cast.enroll()
     r = s.c.post(f"{locked['path']}/attempts")
     assert r.status_code == 409 and r.json["code"] == "module_locked"
+    assert r.json["reason"] == "not_released"
+
+
+def test_a_prerequisite_locks_the_quiz_until_completed(cast):
+    m0, m1 = cast.module_ids
+    r = cast.t.put(f"/courses/{cast.course_id}/modules/{m1}", json={"prerequisite_id": m0})
+    assert r.status_code == 200, r.text
+    quiz = cast.create_quiz(module=1)
+    s = cast.enroll()
+    r = s.c.post(f"{quiz['path']}/submit", json={"answers": {}})
+    assert r.status_code == 409 and r.json["reason"] == "prerequisite"
+    assert r.json["prerequisite_id"] == m0
+    r = s.c.post(f"/progress/{cast.course_id}", json={"module_id": m0, "completed": True})
+    assert r.status_code == 200, r.text
+    assert s.c.post(f"{quiz['path']}/submit", json={"answers": {}}).status_code == 200
 
 
 def test_attempts_of_other_students_are_404(cast):
