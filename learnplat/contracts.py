@@ -133,7 +133,8 @@ class Event(BaseModel):
         for fname, info in cls.model_fields.items():
             ann = info.annotation
             text = getattr(ann, "__name__", None) if isinstance(ann, type) else None
-            out.append((fname, text or str(ann).replace("typing.", "")))
+            out.append((fname, text or str(ann).replace("typing.", "")
+                        .replace("datetime.datetime", "datetime")))
         return out
 
 

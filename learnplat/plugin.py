@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import db
 from .auth import AUTHENTICATED, PUBLIC, Principal
@@ -39,10 +39,28 @@ from .tenancy import TenantInfo, current_tenant, tenant_context
 
 class Schema(BaseModel):
     """Base class of request bodies: unknown fields are refused (422 naming the field) instead
-    of silently ignored, and surrounding white space is stripped from strings. Response models
+    of silently ignored, surrounding white space is stripped from strings, and a NUL character
+    in any string is a 422 (PostgreSQL cannot store one: it would be a 500). Response models
     may use plain ``pydantic.BaseModel``."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
 
 
 def merge_extras(answers: list[dict[str, Any] | None], into: dict[str, Any] | None = None,

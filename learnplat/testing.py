@@ -24,8 +24,10 @@ from urllib.parse import urlparse, urlunparse
 
 import falcon.testing
 import pytest
+from pydantic import ConfigDict
 
 from . import db
+from .contracts import Event
 from .runtime import Runtime, create_runtime
 from .settings import Settings, load_settings
 from .tenancy import TenantInfo, tenant_context
@@ -284,6 +286,21 @@ def use_runtime(runtime: Runtime) -> Iterator[Runtime]:
             db.database.initialize(previous)
 
 
+def declare_event(runtime: Runtime, name: str, plugin: str = "tests") -> type[Event]:
+    """The declared type of event `name`; when no loaded plugin declares it (its publisher is
+    an optional plugin absent from the test), a stand-in that takes any fields, so a test can
+    record the event and drive its handlers: ``record(declare_event(rt, "quiz.passed.v1")(
+    course_id=1, module_id=2, user_id=3))``."""
+    decl = runtime.registry.events.get(name)
+    if decl is not None:
+        return decl.type
+    stand_in = type("StandIn_" + name.replace(".", "_"), (Event,), {
+        "__doc__": f"Stand-in for {name} (declared by a test).", "name": name,
+        "model_config": ConfigDict(frozen=True, extra="allow")})
+    runtime.registry.add_event(stand_in, plugin)
+    return stand_in
+
+
 def free_port() -> int:
     import socket
 
@@ -301,13 +318,21 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
     visible to it because it shares the test database.
     """
     import signal
+    import socket
     import subprocess
     import sys
     import time
 
     import requests
 
-    port = free_port()
+    # The test binds the socket and hands it to gunicorn (fd://): a port picked free and then
+    # bound by gunicorn could be taken meanwhile by another test run's server, whose answers
+    # (from another database) would then reach this test.
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
     settings = runtime.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
     env.update({
@@ -327,9 +352,10 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket",
              "-w", str(workers), "-k", "gthread", "--threads", str(threads),
-             "-b", f"127.0.0.1:{port}", "learnplat.http.app:get_app()"],
+             "-b", f"fd://{listener.fileno()}", "learnplat.http.app:get_app()"],
             cwd=settings.home, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, pass_fds=(listener.fileno(),))
+        listener.close()  # gunicorn holds its own copy
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30

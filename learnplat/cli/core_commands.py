@@ -193,6 +193,24 @@ def plugins_list(app: AppContext, as_json: bool, tenant: str | None) -> None:
                    f"{'enabled' if r['enabled'] else 'disabled'}")
 
 
+@plugins.command("new")
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Where to write it (default: ./learnplat-NAME).")
+def plugins_new(name: str, directory: Path | None) -> None:
+    """Scaffold a third-party plugin package NAME: model + migration, api.py, events.py, a
+    permission, routes, a task, a CLI command, an event handler and tests."""
+    from ..scaffold import ScaffoldError, write
+
+    target = directory or Path(f"learnplat-{name}")
+    try:
+        files = write(name, target)
+    except ScaffoldError as exc:
+        raise LearnplatError(str(exc)) from None
+    click.echo(f"wrote {len(files)} files in {target}; next: pip install -e {target} && "
+               f"learnplat migrate && (cd {target} && pytest)")
+
+
 # -- processes ----------------------------------------------------------------------------
 
 
@@ -245,3 +263,42 @@ def openapi(app: AppContext) -> None:
     from ..http.openapi import build_document
 
     echo_json(build_document(app.runtime))
+
+
+# -- contracts ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def events() -> None:
+    """The events plugins publish and handle, and the actions they may veto."""
+
+
+@events.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
+@click.option("--markdown", is_flag=True, help="Print docs/events.md.")
+@pass_app
+def events_list(app: AppContext, as_json: bool, markdown: bool) -> None:
+    """Every declared event (publisher, payload fields, handlers) and vetoable action."""
+    from ..catalogue import catalogue_markdown, events_catalogue
+
+    catalogue = events_catalogue(app.runtime.registry)
+    if as_json:
+        echo_json(catalogue)
+        return
+    if markdown:
+        click.echo(catalogue_markdown(catalogue), nl=False)
+        return
+    for e in catalogue["events"]:
+        click.echo(f"{e['name']:<34} {e['publisher'] or '(not loaded)':<12} {e['description']}")
+        if e["fields"]:
+            click.echo("    payload: " + ", ".join(f"{f['name']}: {f['type']}"
+                                                   for f in e["fields"]))
+        if e["handlers"]:
+            click.echo("    handled by: " + ", ".join(e["handlers"]))
+    for a in catalogue["actions"]:
+        click.echo(f"{a['name']:<34} {a['asked_by'] or '(not loaded)':<12} {a['description']}"
+                   f" [action]")
+        if a["vetoes"]:
+            click.echo("    vetoed by: " + ", ".join(a["vetoes"]))
+    for warning in catalogue["warnings"]:
+        click.echo(f"warning: {warning}", err=True)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from learnplat.pagination import PageQuery
+from learnplat.plugin import Schema
 
 Level = Literal["beginner", "intermediate", "advanced"]
 Status = Literal["draft", "pending_review", "published", "rejected", "archived"]
@@ -27,9 +28,6 @@ def _no_nul(v: Any) -> Any:
     return v
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
     @field_validator("*")
     @classmethod
     def no_nul(cls, v: Any) -> Any:
@@ -45,7 +43,7 @@ def _check_tags(tags: list[str] | None) -> list[str] | None:
     return tags
 
 
-class CourseIn(_In):
+class CourseIn(Schema):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=20_000)
     language: str = Field("en", min_length=2, max_length=16, pattern=LANGUAGE)
@@ -58,7 +56,7 @@ class CourseIn(_In):
         return _check_tags(v)
 
 
-class CoursePatch(_In):
+class CoursePatch(Schema):
     """Fields to change; absent fields stay as they are."""
 
     title: str | None = Field(None, min_length=1, max_length=200)
@@ -80,7 +78,7 @@ class CoursePatch(_In):
         return v
 
 
-class RejectIn(_In):
+class RejectIn(Schema):
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -95,7 +93,7 @@ def _release_at(v: dt.datetime | None) -> dt.datetime | None:
     return v
 
 
-class ModuleIn(_In):
+class ModuleIn(Schema):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=20_000)
     position: int | None = Field(None, ge=1, le=10_000,
@@ -113,7 +111,7 @@ class ModuleIn(_In):
         return _release_at(v)
 
 
-class ModulePatch(_In):
+class ModulePatch(Schema):
     """Fields to change; absent fields stay; prerequisite_id and release_at accept null."""
 
     title: str | None = Field(None, min_length=1, max_length=200)
@@ -139,7 +137,7 @@ class ModulePatch(_In):
         return v
 
 
-class ModuleOrderIn(_In):
+class ModuleOrderIn(Schema):
     module_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
         max_length=10_000,
                                   description="Every module id of the course, in the new order.")
@@ -226,12 +224,12 @@ class TransitionPage(BaseModel):
     next_cursor: str | None
 
 
-class RatingIn(_In):
+class RatingIn(Schema):
     stars: int = Field(ge=1, le=5)
     comment: str = Field("", max_length=5000)
 
 
-class ReplyIn(_In):
+class ReplyIn(Schema):
     body: str = Field(max_length=5000, description="An empty body removes the reply.")
 
 
@@ -257,12 +255,12 @@ class RatingPage(BaseModel):
     next_cursor: str | None
 
 
-class ThreadIn(_In):
+class ThreadIn(Schema):
     subject: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=10_000)
 
 
-class MessageIn(_In):
+class MessageIn(Schema):
     body: str = Field(min_length=1, max_length=10_000)
 
 

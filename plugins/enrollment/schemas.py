@@ -5,17 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from learnplat.pagination import PageQuery
+from learnplat.plugin import Schema
 
 Status = Literal["active", "dropped"]
 Outcome = Literal["created", "existing", "reactivated", "rejected"]
 BULK_MAX = 1000
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class EnrollmentOut(BaseModel):
@@ -67,7 +64,7 @@ class EnrollmentQuery(PageQuery):
     status: Status | None = Field(None, description="Only enrollments with this status.")
 
 
-class RulesIn(_In):
+class RulesIn(Schema):
     """The whole rule set of a course: a field left out or null removes that rule."""
 
     cap: int | None = Field(None, ge=1, le=10_000_000,
@@ -98,7 +95,7 @@ class RulesOut(BaseModel):
     open: bool = Field(description="Whether the window admits enrollments now.")
 
 
-class BulkIn(_In):
+class BulkIn(Schema):
     """Learners to enroll, by email and/or by user id (together at most 1000)."""
 
     emails: list[Annotated[str, Field(min_length=1, max_length=320)]] = Field(

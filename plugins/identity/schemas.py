@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, TypeAdapter
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, HttpUrl, TypeAdapter
 
 from learnplat.pagination import PageQuery
+from learnplat.plugin import Schema
 
 Role = Literal["admin", "instructor", "student"]
 
@@ -25,22 +26,18 @@ def _avatar_url(value: str) -> str:
 AvatarURL = Annotated[str, Field(max_length=500), AfterValidator(_avatar_url)]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class RegisterIn(_In):
+class RegisterIn(Schema):
     email: EmailStr
     password: str = Field(min_length=1, max_length=256)
     name: str = Field(min_length=1, max_length=200)
 
 
-class LoginIn(_In):
+class LoginIn(Schema):
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=256)
 
 
-class RefreshIn(_In):
+class RefreshIn(Schema):
     refresh_token: str = Field(min_length=10, max_length=200)
 
 
@@ -86,7 +83,7 @@ class JWKS(BaseModel):
     keys: list[dict[str, str]]
 
 
-class UserUpdateIn(_In):
+class UserUpdateIn(Schema):
     """Profile fields; `role` is accepted only from an admin (a user cannot promote themself)."""
 
     name: str | None = Field(None, min_length=1, max_length=200)
@@ -95,7 +92,7 @@ class UserUpdateIn(_In):
     role: Role | None = None
 
 
-class RoleIn(_In):
+class RoleIn(Schema):
     role: Role
 
 
@@ -132,5 +129,5 @@ class AuditPage(BaseModel):
     next_cursor: str | None = None
 
 
-class OAuthExchangeIn(_In):
+class OAuthExchangeIn(Schema):
     code: str = Field(min_length=16, max_length=200)

@@ -7,16 +7,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
+from learnplat.plugin import Schema
+
 # Far beyond any real video; finer limits (max_video_seconds, position vs. duration) are
 # checked by the service against the settings.
 _ABSURD = 10_000_000
 
 
-class ProgressIn(BaseModel):
+class ProgressIn(Schema):
     """Either ``{module_id, completed}`` (mark complete / not complete) or
     ``{module_id, position_seconds, duration_seconds}`` (a video playback heartbeat)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
     module_id: int = Field(ge=1)
     completed: bool | None = None

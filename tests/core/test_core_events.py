@@ -16,7 +16,13 @@ from learnplat import db
 from learnplat.models import Event, EventDelivery
 from learnplat.registry import EventHandler
 from learnplat.tenancy import tenant_context
-from learnplat.testing import backend, forget_redis_keys, make_tenant, use_runtime
+from learnplat.testing import (
+    backend,
+    declare_event,
+    forget_redis_keys,
+    make_tenant,
+    use_runtime,
+)
 from learnplat.testing import test_redis_url as worker_redis_url
 
 
@@ -40,7 +46,7 @@ def record(rt, tenant, name, payload=None, fail=False):
     with db.connection(), tenant_context(tenant):
         try:
             with db.transaction():
-                event_id = rt.events.record(name, payload or {})
+                event_id = rt.events.record(declare_event(rt, name)(**(payload or {})))
                 if fail:
                     raise RuntimeError("the change fails")
         except RuntimeError:
@@ -155,7 +161,7 @@ def test_handler_of_a_plugin_disabled_in_the_tenant_is_skipped(bus_runtime):
 def test_record_outside_a_transaction_is_refused(bus_runtime):
     tenant = make_tenant(bus_runtime)
     with db.connection(), tenant_context(tenant), pytest.raises(RuntimeError):
-        bus_runtime.events.record("t.x.v1", {})
+        bus_runtime.events.record(declare_event(bus_runtime, "t.x.v1")())
 
 
 def test_inline_dispatch_delivers_right_after_commit(tmp_path, core_database, _core_runtime):
@@ -206,7 +212,9 @@ def test_events_recorded_without_a_worker_are_delivered_when_one_starts(tmp_path
     from learnplat.runtime import create_runtime
     from learnplat.settings import load_settings
 
+    previous = db.database.obj  # create_runtime points the process's proxy at its database
     rt = create_runtime(load_settings(environ=env), entry_points=False)
+    db.database.initialize(previous)
     with use_runtime(rt):
         assert type(rt.queue.huey).__name__ == ("RedisHuey" if redis_url else "SqliteHuey")
         tenant = make_tenant(rt)

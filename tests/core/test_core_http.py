@@ -10,6 +10,7 @@ import falcon.testing
 import pytest
 from corehelpers import build_runtime, cli_env, free_port, run_cli, token
 
+from learnplat import db
 from learnplat.http.app import create_app
 from learnplat.testing import Client, make_tenant, use_runtime
 
@@ -176,7 +177,9 @@ def test_openapi_document_is_valid_and_matches_the_cli(client, tmp_path, core_da
 
     cli_doc = json.loads(r.stdout)
     validate(cli_doc)
+    previous = db.database.obj  # create_runtime points the process's proxy at its database
     rt = create_runtime(_settings_from_env(env))
+    db.database.initialize(previous)
     with use_runtime(rt):
         assert cli_doc == json.loads(json.dumps(build_document(rt)))
 

@@ -8,6 +8,8 @@ import inspect
 import re
 from pathlib import Path
 
+import pytest
+
 from learnplat import hookspecs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,6 +18,7 @@ SAMPLE_TEST = ("test_core_sample_plugin.py::"
                "test_every_hook_of_the_sample_plugin_works_through_its_entry_point")
 TENANCY = "test_core_tenancy.py::"
 CLI = "test_core_cli.py::"
+CONTRACTS = "test_core_contracts.py::"
 
 # hookspec -> tests that exercise it (and assert on its effect).
 EXERCISED = {
@@ -28,7 +31,8 @@ EXERCISED = {
     "register_tasks": [SAMPLE_TEST],
     "register_event_handlers": [SAMPLE_TEST, "test_core_events.py::"
                                 "test_events_recorded_without_a_worker_are_delivered_when_one_starts"],
-    "register_services": [SAMPLE_TEST],
+    "register_services": [SAMPLE_TEST, CONTRACTS + "test_a_service_is_typed_by_its_key_and_"
+                          "reads_its_settings_in_its_constructor"],
     "register_commands": [SAMPLE_TEST],
     "register_health_checks": [SAMPLE_TEST],
     "register_settings": [SAMPLE_TEST,
@@ -38,7 +42,12 @@ EXERCISED = {
     "authenticate": [SAMPLE_TEST, TENANCY + "test_token_of_another_tenant_is_401"],
     "provision_tenant_admin": [CLI + "test_tenant_lifecycle",
                                CLI + "test_create_with_the_identity_plugin"],
-    "before_action": [SAMPLE_TEST],
+    "register_events": [SAMPLE_TEST, CONTRACTS + "test_events_are_recorded_typed_and_handlers_"
+                        "receive_the_typed_payload"],
+    "register_actions": [SAMPLE_TEST, CONTRACTS + "test_vetoes_run_for_their_declared_action_"
+                         "and_undeclared_actions_are_refused"],
+    "register_vetoes": [SAMPLE_TEST, CONTRACTS + "test_vetoes_run_for_their_declared_action_"
+                        "and_undeclared_actions_are_refused"],
 }
 
 
@@ -55,8 +64,7 @@ def signature_text(name: str, fn: object) -> str:
 
 
 def normalize(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("( ", "(").replace(" )", ")")).replace(
-        "(\n", "(").strip()
+    return re.sub(r"\s+", " ", text).replace("( ", "(").replace(" )", ")").strip()
 
 
 def test_every_hookspec_is_documented_with_its_exact_signature():
@@ -102,3 +110,57 @@ def test_every_core_setting_is_documented_with_its_env_var():
         for key in model.model_fields:
             assert f"`{section}.{key}`" in docs, f"{section}.{key}"
             assert f"`LEARNPLAT_{section.upper()}_{key.upper()}`" in docs, f"{section}.{key}"
+
+
+# -- hookspecs that plugins publish: the same two promises ---------------------------------------
+
+TESTS = REPO / "tests"
+PLUGIN_HOOKSPECS = {
+    # plugin: (its docs page, {hookspec: [tests under tests/ that call it and assert its effect]})
+    "courses": ("courses.md", {
+        "course_detail_extras": [
+            "courses/test_ratings_feedback_analytics.py::"
+            "test_analytics_and_detail_merge_plugin_sections"],
+        "course_analytics": [
+            "courses/test_ratings_feedback_analytics.py::"
+            "test_analytics_and_detail_merge_plugin_sections",
+            "progress/test_progress_views.py::test_course_hooks_and_services"],
+        "course_enrollment_status": [
+            "enrollment/test_enrollment_enroll.py::test_service_api_for_other_plugins"],
+        "course_has_learners": [
+            "enrollment/test_enrollment_enroll.py::test_service_api_for_other_plugins"],
+    }),
+    "enrollment": ("enrollment.md", {
+        "enrollment_summaries": [
+            "enrollment/test_enrollment_lists.py::"
+            "test_my_enrollments_newest_first_with_course_and_progress",
+            "enrollment/test_enrollment_lists.py::"
+            "test_my_enrollments_costs_a_constant_number_of_queries"],
+    }),
+    "progress": ("progress.md", {
+        "progress_extras": ["progress/test_progress_views.py::test_progress_extras_hook"],
+    }),
+}
+
+
+def plugin_specs(plugin: str) -> dict[str, object]:
+    import importlib
+
+    module = importlib.import_module(f"learnplat_{plugin}.hookspecs")
+    return {name: fn for name, fn in vars(module).items()
+            if callable(fn) and hasattr(fn, "learnplat_spec")}
+
+
+@pytest.mark.parametrize("plugin", sorted(PLUGIN_HOOKSPECS))
+def test_plugin_hookspecs_are_documented_and_exercised(plugin):
+    page, exercised = PLUGIN_HOOKSPECS[plugin]
+    specs = plugin_specs(plugin)
+    docs = normalize((REPO / "docs" / page).read_text())
+    for name, fn in specs.items():
+        assert normalize(signature_text(name, fn)) in docs, f"document in docs/{page}: {name}"
+        assert fn.__doc__ and "Since " in fn.__doc__, name
+    assert set(exercised) == set(specs)
+    for nodes in exercised.values():
+        for node in nodes:
+            path, test = node.split("::")
+            assert f"def {test}(" in (TESTS / path).read_text(), node

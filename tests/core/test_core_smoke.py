@@ -32,10 +32,11 @@ def test_plugin_author_fixtures(lp_runtime, lp_tenant, lp_other_tenant, event_re
     """The pytest11 fixtures a plugin's tests start from: runtime, tenants, event recorder."""
     from learnplat import db
     from learnplat.tenancy import tenant_context
+    from learnplat.testing import declare_event
 
     assert lp_tenant.id != lp_other_tenant.id
     with db.connection(), tenant_context(lp_tenant), db.transaction():
-        event_id = lp_runtime.events.record("smoke.checked.v1", {"ok": True})
+        event_id = lp_runtime.events.record(declare_event(lp_runtime, "smoke.checked.v1")(ok=True))
     lp_runtime.events.dispatch_pending()
     got = [e for e in event_recorder.events if e.id == event_id]
     assert [(e.name, e.tenant_id, e.payload) for e in got] == [

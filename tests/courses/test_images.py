@@ -11,6 +11,7 @@ import time
 from coursehelpers import image_bytes, upload
 from PIL import Image
 
+from learnplat import db
 from learnplat.testing import test_settings as make_settings
 
 
@@ -152,7 +153,9 @@ def test_thumbnail_made_by_a_real_worker_process(world, lp_runtime, lp_database,
     settings = make_settings(tmp_path, lp_database.url, "",
                              queue={"immediate": False, "sqlite_path": str(queue_path)},
                              storage={"url": storage_url})
+    previous = db.database.obj  # create_runtime points the process's proxy at its database
     runtime = create_runtime(settings)
+    db.database.initialize(previous)
     with use_runtime(runtime):
         app = create_app(runtime)
         cid = world.course("Worked", publish=True)["id"]
