@@ -11,8 +11,7 @@ from learnplat.plugin import Event
 
 
 class QuizPassed(Event):
-    """A student passed a module's quiz for the first time (the progress plugin completes the
-    module)."""
+    """A student passed a module's quiz for the first time; progress completes the module."""
     name: ClassVar[str] = "quiz.passed.v1"
     course_id: int
     module_id: int
