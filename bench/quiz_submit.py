@@ -142,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client-procs", type=int, default=2)
     args = ap.parse_args(argv)
 
-    admin_url = os.environ.get("LEARNPLAT_BENCH_DATABASE_URL",
+    # Popped: LEARNPLAT_<SECTION>_* is configuration, and there is no [bench] section.
+    admin_url = os.environ.pop("LEARNPLAT_BENCH_DATABASE_URL",
                                "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("LEARNPLAT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+    redis_url = os.environ.pop("LEARNPLAT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
     prefix = f"lpbench-{uuid.uuid4().hex[:8]}"
     from learnplat.testing import forget_redis_keys, make_postgres_database
 

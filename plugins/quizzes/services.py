@@ -304,22 +304,23 @@ class QuizzesService:
         principal.require(TAKE)
         self.enrollment.require_active(course_id, principal)
         quiz = self._quiz(course_id, module_id, quiz_id)
-        module = self.courses.get_module(course_id, module_id)
         # The progress plugin owns module locks (release date, prerequisite); without it, only
         # the release date applies.
         if self.runtime.has_service(PROGRESS):
             reason = self.runtime.service(PROGRESS).lock_reason(course_id, module_id,
                                                                 principal.user_id)
         else:
-            reason = None if module.released() else "not_released"
+            reason = None if self.courses.get_module(course_id, module_id).released() else (
+                "not_released")
+        if reason is None:
+            return quiz
+        module = self.courses.get_module(course_id, module_id)
         if reason == "not_released":
             raise Conflict("this module is not released yet", code="module_locked",
                            reason=reason, release_at=module.release_at.isoformat()
                            if module.release_at else None)
-        if reason is not None:
-            raise Conflict("complete the prerequisite module first", code="module_locked",
-                           reason=reason, prerequisite_id=module.prerequisite_id)
-        return quiz
+        raise Conflict("complete the prerequisite module first", code="module_locked",
+                       reason=reason, prerequisite_id=module.prerequisite_id)
 
     def _lock_student(self, quiz: Quiz, user_id: int) -> StudentQuiz:
         StudentQuiz.insert(quiz=quiz.id, course_id=quiz.course_id, user_id=user_id
@@ -462,7 +463,7 @@ class QuizzesService:
                 raise Conflict("this attempt is already submitted", code="already_submitted",
                                attempt_id=attempt.id)
             self._submit(quiz, sq, attempt, answers, now)
-        return self.result(principal, course_id, module_id, quiz_id)
+            return self._result(quiz, principal.user_id)
 
     def _submit(self, quiz: Quiz, sq: StudentQuiz, attempt: Attempt, answers: dict[str, Any],
                 now: dt.datetime) -> None:
@@ -549,12 +550,15 @@ class QuizzesService:
                ) -> dict[str, Any]:
         """The caller's standing and latest submitted attempt, as far as the policy allows."""
         quiz = self._taking(principal, course_id, module_id, quiz_id)
+        return self._result(quiz, principal.user_id)
+
+    def _result(self, quiz: Quiz, user_id: int) -> dict[str, Any]:
         now = utcnow()
         sq = StudentQuiz.get_or_none((StudentQuiz.quiz == quiz.id)
-                                     & (StudentQuiz.user_id == principal.user_id))
+                                     & (StudentQuiz.user_id == user_id))
         used = sq.attempts if sq else 0
         latest = Attempt.select().where(
-            (Attempt.quiz == quiz.id) & (Attempt.user_id == principal.user_id)
+            (Attempt.quiz == quiz.id) & (Attempt.user_id == user_id)
             & (Attempt.status != "in_progress")).order_by(Attempt.number.desc()).first()
         score = passed = None
         if sq is not None and sq.counted_attempt_id is not None:
