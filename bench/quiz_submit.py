@@ -65,7 +65,8 @@ def answers_for(questions: list[dict[str, Any]], rng: random.Random) -> dict[str
 
 
 def _client_proc(base: str, tenant: str, path: str, tokens: list[str],
-                 questions: list[dict[str, Any]], until: float, out: Any) -> None:
+                 questions: list[dict[str, Any]], until: float, out: Any,
+                 baseline: bool = False) -> None:
     import requests
 
     submit_lat: list[float] = []
@@ -80,6 +81,11 @@ def _client_proc(base: str, tenant: str, path: str, tokens: list[str],
         subs, starts, bad = [], [], 0
         while time.perf_counter() < until:
             t0 = time.perf_counter()
+            if baseline:  # authentication + a read transaction, no quiz code
+                r = session.get(f"{base}/auth/profile")
+                subs.append(time.perf_counter() - t0)
+                bad += r.status_code != 200
+                continue
             r = session.post(f"{base}{path}/attempts")
             t1 = time.perf_counter()
             if r.status_code not in (200, 201):
@@ -214,26 +220,35 @@ def main(argv: list[str] | None = None) -> int:
             requests.post(f"{base}/courses/{cid}/enroll",
                           headers={**h, "Authorization": f"Bearer {tok}"}).raise_for_status()
 
-        until = time.perf_counter() + args.seconds
-        queue: Any = mp.Queue()
-        chunks = [students[i::args.client_procs] for i in range(args.client_procs)]
-        ps = [mp.Process(target=_client_proc, args=(base, slug, path, c, quiz["questions"],
-                                                    until, queue)) for c in chunks if c]
-        started = time.perf_counter()
-        for p in ps:
-            p.start()
-        submit_lat: list[float] = []
-        start_lat: list[float] = []
-        errors = 0
-        for _ in ps:
-            subs, starts, bad = queue.get()
-            submit_lat += subs
-            start_lat += starts
-            errors += bad
-        for p in ps:
-            p.join()
-        took = time.perf_counter() - started
+        def load(seconds: float, baseline: bool = False
+                 ) -> tuple[list[float], list[float], int, float]:
+            until = time.perf_counter() + seconds
+            queue: Any = mp.Queue()
+            chunks = [students[i::args.client_procs] for i in range(args.client_procs)]
+            ps = [mp.Process(target=_client_proc, args=(
+                base, slug, path, c, quiz["questions"], until, queue, baseline))
+                for c in chunks if c]
+            started = time.perf_counter()
+            for p in ps:
+                p.start()
+            submit_lat: list[float] = []
+            start_lat: list[float] = []
+            errors = 0
+            for _ in ps:
+                subs, starts, bad = queue.get()
+                submit_lat += subs
+                start_lat += starts
+                errors += bad
+            for p in ps:
+                p.join()
+            return submit_lat, start_lat, errors, time.perf_counter() - started
+
+        base_lat, _, base_errors, base_took = load(args.seconds / 2, baseline=True)
+        submit_lat, start_lat, errors, took = load(args.seconds)
         report = {
+            "baseline_get_profile": {
+                "requests_per_second": round(len(base_lat) / base_took, 1),
+                "errors": base_errors, "latency_ms": _ms(base_lat)},
             "students": args.students, "questions": QUESTIONS,
             "gunicorn_workers": args.workers, "threads_per_worker": args.threads,
             "cpus": os.cpu_count(), "seconds": round(took, 2), "errors": errors,

@@ -63,7 +63,6 @@ class QuizVersion(TenantModel):
     number = peewee.IntegerField()
     pass_mark = peewee.FloatField()
     questions = JSONField(default=list)
-    attempts = peewee.IntegerField(default=0)  # attempts started on this version
     created_at = UTCDateTimeField(default=utcnow)
 
     class Meta:

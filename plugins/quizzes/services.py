@@ -257,19 +257,22 @@ class QuizzesService:
 
     def _freeze(self, quiz: Quiz) -> None:
         """Copy the questions into the current version while no attempt uses it; once one
-        does, into a new version (attempts keep being graded against what they took)."""
-        questions, now = self.questions(quiz), utcnow()
-        # The conditional UPDATE waits for (and then sees) a concurrent start's increment.
-        changed = (QuizVersion.update(questions=questions, pass_mark=quiz.pass_mark,
-                                      created_at=now)
-                   .where((QuizVersion.quiz == quiz.id)
-                          & (QuizVersion.number == quiz.version)
-                          & (QuizVersion.attempts == 0)).execute())
-        if changed:
+        does, into a new version (attempts keep being graded against what they took).
+
+        Starting an attempt holds a share lock on its version until it commits; the FOR UPDATE
+        here waits for those, and the check that follows (a new statement: READ COMMITTED sees
+        what they committed) finds their attempts. A start that comes later waits for this
+        transaction and then reads the version as it left it."""
+        questions = self.questions(quiz)
+        current = _for_update(QuizVersion.select().where(
+            (QuizVersion.quiz == quiz.id) & (QuizVersion.number == quiz.version))).first()
+        if current is not None and not Attempt.select().where(
+                Attempt.version == current.id).exists():
+            QuizVersion.update(questions=questions, pass_mark=quiz.pass_mark,
+                               created_at=utcnow()).where(
+                QuizVersion.id == current.id).execute()
             return
-        exists = QuizVersion.get_or_none((QuizVersion.quiz == quiz.id)
-                                         & (QuizVersion.number == quiz.version))
-        number = quiz.version + 1 if exists else quiz.version
+        number = quiz.version + 1 if current is not None else quiz.version
         QuizVersion.create(quiz=quiz.id, number=number, pass_mark=quiz.pass_mark,
                            questions=questions)
         if number != quiz.version:
@@ -353,18 +356,19 @@ class QuizzesService:
                 return current, self._version_of(current).questions, False
             if current is not None:
                 self._submit(quiz, sq, current, {}, now)
-            attempt = self._new_attempt(quiz, sq, now)
-            return attempt, self._version_of(attempt).questions, True
+            attempt, version = self._new_attempt(quiz, sq, now)
+            return attempt, version.questions, True
 
-    def _new_attempt(self, quiz: Quiz, sq: StudentQuiz, now: dt.datetime) -> Attempt:
+    def _new_attempt(self, quiz: Quiz, sq: StudentQuiz, now: dt.datetime
+                     ) -> tuple[Attempt, QuizVersion]:
         if quiz.max_attempts is not None and sq.attempts >= quiz.max_attempts:
             raise Conflict(f"all {quiz.max_attempts} attempts are used",
                            code="max_attempts_reached", max_attempts=quiz.max_attempts)
-        # Count the attempt on the version first: an edit racing with us then sees it and
-        # freezes its change into a new version instead of rewriting ours.
-        QuizVersion.update(attempts=QuizVersion.attempts + 1).where(
-            (QuizVersion.quiz == quiz.id) & (QuizVersion.number == quiz.version)).execute()
-        version = self._version(quiz)
+        # A share lock (not a counter: every student's start would queue on one hot row), so
+        # that an edit cannot rewrite this version in place while the attempt is being made.
+        query = QuizVersion.select().where((QuizVersion.quiz == quiz.id)
+                                           & (QuizVersion.number == quiz.version))
+        version = (query.for_update("FOR SHARE") if db.is_postgres() else query).get()
         if not version.questions:
             raise Conflict("this quiz has no questions", code="empty_quiz")
         rng = random.Random(secrets.randbits(64))
@@ -384,7 +388,7 @@ class QuizzesService:
         StudentQuiz.update(attempts=StudentQuiz.attempts + 1, updated_at=now).where(
             StudentQuiz.id == sq.id).execute()
         sq.attempts += 1
-        return attempt
+        return attempt, version
 
     def _version_of(self, attempt: Attempt) -> QuizVersion:
         return QuizVersion.get(QuizVersion.id == attempt.version_id)
@@ -458,7 +462,7 @@ class QuizzesService:
                     raise Conflict("no attempt is open: start a new attempt first",
                                    code="no_open_attempt")
                 # The contract's one-step flow: submitting before any attempt starts one.
-                attempt = found or self._new_attempt(quiz, sq, now)
+                attempt = found or self._new_attempt(quiz, sq, now)[0]
             if attempt.status != "in_progress":
                 raise Conflict("this attempt is already submitted", code="already_submitted",
                                attempt_id=attempt.id)
@@ -561,14 +565,17 @@ class QuizzesService:
             (Attempt.quiz == quiz.id) & (Attempt.user_id == user_id)
             & (Attempt.status != "in_progress")).order_by(Attempt.number.desc()).first()
         score = passed = None
-        if sq is not None and sq.counted_attempt_id is not None:
-            counted = Attempt.get_by_id(sq.counted_attempt_id)
-            if v.released(quiz, counted, now) != v.RELEASE_NONE:
-                score, passed = sq.percent, sq.passed
+        # The counted attempt is graded by definition: only the policy decides.
+        if sq is not None and sq.counted_attempt_id is not None and v.released(
+                quiz, Attempt(status="graded"), now) != v.RELEASE_NONE:
+            score, passed = sq.percent, sq.passed
         attempt = None
         if latest is not None:
-            attempt = v.attempt_result(latest, self._version_of(latest).questions,
-                                       v.released(quiz, latest, now))
+            release = v.released(quiz, latest, now)
+            # The questions (one more query) only when the answer shows them.
+            questions = (self._version_of(latest).questions if release == v.RELEASE_FULL
+                         else [])
+            attempt = v.attempt_result(latest, questions, release)
         return {"quiz_id": quiz.id, "attempts_used": used,
                 "attempts_left": (max(0, quiz.max_attempts - used)
                                   if quiz.max_attempts is not None else None),

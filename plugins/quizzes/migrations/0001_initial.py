@@ -39,7 +39,6 @@ def up(migrator, db):
         number = IntegerField()
         pass_mark = FloatField()
         questions = JSONField(default=list)
-        attempts = IntegerField(default=0)
         created_at = UTCDateTimeField()
         class Meta:
             database = db
