@@ -87,3 +87,46 @@ def test_racing_first_submits_make_one_attempt(lp_live_server, cast, lp_tenant):
         standing = StudentQuiz.get(StudentQuiz.user_id == s.id)
     assert len(attempts) == 1 and standing.attempts == 1
     assert _graded_events(lp_tenant, s.id)["quiz.graded.v1"] == 1
+
+
+def test_an_edit_racing_a_start_never_rewrites_the_started_version(cast, monkeypatch):
+    """The edit waits for the start's transaction (its share lock on the version, and on
+    PostgreSQL also the key-share locks its new attempt's foreign keys take), then sees the
+    attempt and freezes the change into version 2; the attempt keeps version 1's questions."""
+    from learnplat_quizzes.services import QuizzesService
+
+    quiz = cast.create_quiz()
+    s = cast.enroll()
+    started, proceed = threading.Event(), threading.Event()
+    original = QuizzesService._new_attempt
+
+    def paused(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        started.set()
+        proceed.wait(20)  # inside the start's transaction, holding its locks
+        return out
+
+    monkeypatch.setattr(QuizzesService, "_new_attempt", paused)
+    changed = [dict(q) for q in quiz["questions"]]
+    for q in changed:
+        q.pop("position")
+    changed[0]["answer"] = 2
+    results: dict[str, object] = {}
+    a = threading.Thread(target=lambda: results.update(
+        start=s.c.post(f"{quiz['path']}/attempts")))
+    b = threading.Thread(target=lambda: results.update(
+        edit=cast.t.put(quiz["path"], json={"questions": changed})))
+    a.start()
+    assert started.wait(20)
+    b.start()
+    b.join(1.0)
+    assert b.is_alive(), "the edit did not wait for the start"
+    proceed.set()
+    a.join(30)
+    b.join(30)
+    start, edit = results["start"], results["edit"]
+    assert start.status_code == 201 and edit.status_code == 200, (start.text, edit.text)
+    assert edit.json["version"] == 2
+    r = s.c.post(f"{quiz['path']}/submit", json={"answers": cast.answers(quiz, {0: 1})})
+    [q0] = [q for q in r.json["attempt"]["questions"] if q["question_id"] == quiz["qids"][0]]
+    assert q0["correct_answer"] == 1 and q0["status"] == "correct"
