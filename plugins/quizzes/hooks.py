@@ -20,6 +20,7 @@ from . import events as ev
 from . import resources as r
 from .api import QUIZZES
 from .models import MODELS
+from .review import ReviewService
 from .services import QuizzesService
 from .settings import QuizzesSettings
 
@@ -72,6 +73,7 @@ def service(runtime: Runtime) -> QuizzesService:
 @hookimpl
 def register_routes(runtime: Runtime) -> list[Route]:
     svc = service(runtime)
+    review = ReviewService(svc)
     q = "/courses/{course_id:int}/modules/{module_id:int}/quiz"
     i = f"{q}/{{quiz_id:int}}"
     a = f"{i}/attempts/{{attempt_id:int}}"
@@ -84,10 +86,10 @@ def register_routes(runtime: Runtime) -> list[Route]:
         Route(f"{i}/attempts", r.AttemptCollection(svc)),
         Route(a, r.AttemptItem(svc)),
         Route(f"{a}/answers", r.AttemptAnswers(svc)),
-        Route(f"{a}/grade", r.AttemptGrade(svc)),
+        Route(f"{a}/grade", r.AttemptGrade(review)),
         Route(f"{i}/submit", r.Submit(svc)),
         Route(f"{i}/result", r.Result(svc)),
-        Route(f"{i}/submissions", r.Submissions(svc)),
+        Route(f"{i}/submissions", r.Submissions(review)),
     ]
 
 

@@ -11,6 +11,7 @@ from learnplat.plugin import NotFound, ValidationFailed, endpoint
 
 from . import views as v
 from .models import Quiz
+from .review import ReviewService
 from .schemas import (
     AnswersIn,
     AttemptList,
@@ -233,7 +234,12 @@ class Result(_Resource):
         return self.service.result(req.context.principal, course_id, module_id, quiz_id)
 
 
-class Submissions(_Resource):
+class _Review:
+    def __init__(self, review: ReviewService):
+        self.review = review
+
+
+class Submissions(_Review):
     """/courses/{id}/modules/{moduleId}/quiz/{quizId}/submissions"""
 
     @endpoint(permission="quiz.review", query=SubmissionQuery, response=SubmissionPage,
@@ -241,11 +247,11 @@ class Submissions(_Resource):
               summary="Submitted attempts (default: those needing review), oldest first")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int, quiz_id: int, *, query: SubmissionQuery) -> Any:
-        return self.service.submissions(req.context.principal, course_id, module_id, quiz_id,
+        return self.review.submissions(req.context.principal, course_id, module_id, quiz_id,
                                         query)
 
 
-class AttemptGrade(_Resource):
+class AttemptGrade(_Review):
     """/courses/{id}/modules/{moduleId}/quiz/{quizId}/attempts/{attemptId}/grade"""
 
     @endpoint(permission="quiz.review", body=GradeIn, response=SubmissionOut,
@@ -256,5 +262,5 @@ class AttemptGrade(_Resource):
         """`grades` by question id; points up to the question's. The attempt is graded once
         no answer waits (the student learns it through quiz.graded.v1); a graded attempt is
         regraded."""
-        return self.service.review(req.context.principal, course_id, module_id, quiz_id,
+        return self.review.review(req.context.principal, course_id, module_id, quiz_id,
                                    attempt_id, body)
