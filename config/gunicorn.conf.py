@@ -21,6 +21,14 @@ threads = _settings.server.threads
 timeout = _settings.server.timeout
 keepalive = 5
 accesslog = "-" if _settings.app.debug else None
+# The client is the address the app resolved through server.trusted_proxies (set by the
+# request middleware), not the proxy that holds the connection; then the request id.
+access_log_format = ('%({learnplat.client_addr}e)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s '
+                     '"%(f)s" "%(a)s" %({x-request-id}o)s')
+# The same proxies may tell gunicorn the request came over https (X-Forwarded-Proto), so links
+# derived from the request use the right scheme. Without any, gunicorn's default (loopback).
+if _proxies := [p for p in _settings.server.trusted_proxies if p.lower() != "unix"]:
+    forwarded_allow_ips = ",".join(_proxies)
 errorlog = "-"
 preload_app = False
 

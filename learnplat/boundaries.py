@@ -6,7 +6,7 @@
 
 ``python -m learnplat.boundaries learnplat plugins`` runs in ``bin/test``'s lint step; a plugin
 author runs it on their own package the same way. Why our own check and not import-linter:
-docs/decisions/0008-typed-plugin-contracts.md.
+docs/decisions/0009-typed-plugin-contracts.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Logging for learnplat processes: config/logging.toml (dictConfig) plus the request id.
 
 Every log line written while a request is handled carries its X-Request-Id, so a 500 answer's
-``request_id`` finds the traceback in the log.
+``request_id`` finds the traceback in the log, and the client's address (through trusted
+proxies, see learnplat/http/client_address.py).
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from pathlib import Path
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``record.request_id`` (``-`` outside a request)."""
+    """Adds ``record.request_id`` and ``record.client_addr`` (``-`` outside a request)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from .http.middleware import request_id_var
+        from .http.middleware import client_addr_var, request_id_var
 
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
+        if not hasattr(record, "client_addr"):
+            record.client_addr = client_addr_var.get()
         return True
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "LEARNPLAT_"
 # Environment variables with the prefix that are not settings.
@@ -78,6 +79,33 @@ class ServerSettings(_Section):
     workers: int = Field(2, gt=0)
     threads: int = Field(4, gt=0)
     timeout: int = Field(30, gt=0)
+    # Reverse proxies whose forwarded header is believed (addresses, networks or "unix"); empty:
+    # none is, and the client is whoever holds the connection (learnplat/http/client_address.py).
+    trusted_proxies: tuple[str, ...] = ()
+    # The one header those proxies append the client to. Only one is read: a proxy that writes
+    # X-Forwarded-For passes a client's forged Forwarded header through untouched.
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        # LEARNPLAT_SERVER_TRUSTED_PROXIES="10.0.0.5, 10.0.1.0/24" as well as a JSON/TOML list.
+        if isinstance(value, str):
+            return tuple(p for p in re.split(r"[\s,]+", value) if p)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from .http.client_address import parse_trusted
+
+        parse_trusted(value)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("forwarded_header", mode="before")
+    @classmethod
+    def _header_name(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class AuthSettings(_Section):

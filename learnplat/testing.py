@@ -311,11 +311,13 @@ def free_port() -> int:
 
 @contextmanager
 def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, workers: int = 2,
-                        threads: int = 4) -> Iterator[str]:
+                        threads: int = 4, env: dict[str, str] | None = None,
+                        args: tuple[str, ...] = ()) -> Iterator[str]:
     """A real gunicorn (gthread workers) serving the test database; yields its base URL.
 
     Tasks run inline in the server (queue.immediate); the caller's tenants and users are
-    visible to it because it shares the test database.
+    visible to it because it shares the test database. `env` adds settings
+    (``{"LEARNPLAT_SERVER_TRUSTED_PROXIES": "127.0.0.1"}``), `args` gunicorn options.
     """
     import signal
     import socket
@@ -334,6 +336,7 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
     listener.listen(128)
     port = listener.getsockname()[1]
     settings = runtime.settings
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
     env.update({
         "LEARNPLAT_DATABASE_URL": database.url,
@@ -346,13 +349,14 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
         "LEARNPLAT_QUEUE_EMBEDDED_WORKER": "false",
         "LEARNPLAT_QUEUE_SQLITE_PATH": str(tmp / "huey.db"),
         "LEARNPLAT_TENANCY_CACHE_SECONDS": "0",
+        **extra,
     })
     log_path = tmp / "gunicorn.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket",
              "-w", str(workers), "-k", "gthread", "--threads", str(threads),
-             "-b", f"fd://{listener.fileno()}", "learnplat.http.app:get_app()"],
+             "-b", f"fd://{listener.fileno()}", *args, "learnplat.http.app:get_app()"],
             cwd=settings.home, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, pass_fds=(listener.fileno(),))
         listener.close()  # gunicorn holds its own copy

@@ -50,6 +50,9 @@ class EndpointSpec:
     multipart_fields: dict[str, str] = field(default_factory=dict)
     response_content_type: str = JSON
     tags: tuple[str, ...] = ()
+    # Callers without a token may use the route too (when this says so for the request); a
+    # caller with a token still needs `permission`. See `endpoint`.
+    anonymous: bool | Callable[[falcon.Request], bool] = False
 
 
 def endpoint(
@@ -67,11 +70,18 @@ def endpoint(
     multipart_fields: dict[str, str] | None = None,
     response_content_type: str = JSON,
     tags: tuple[str, ...] = (),
+    anonymous: bool | Callable[[falcon.Request], bool] = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
     AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
     field. For `content_type=MULTIPART` the body is not parsed: the responder streams
-    `req.get_media()` parts itself, within `max_body` bytes."""
+    `req.get_media()` parts itself, within `max_body` bytes.
+
+    `anonymous` opens a route that needs `permission` to callers without a token as well: True,
+    or a function of the request (a tenant setting) that says whether it is open this time;
+    when it says no, no token is a 401 as usual. The responder then runs with
+    ``req.context.principal`` None and must show such a caller only what is public. Signed-in
+    callers are checked against `permission` as always."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = EndpointSpec(
@@ -80,12 +90,17 @@ def endpoint(
             description=(fn.__doc__ or "").strip(), errors=errors, also=also,
             content_type=content_type,
             max_body=max_body, multipart_fields=multipart_fields or {},
-            response_content_type=response_content_type, tags=tags,
+            response_content_type=response_content_type, tags=tags, anonymous=anonymous,
         )
 
         @functools.wraps(fn)
         def responder(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
-            check_permission(spec.permission, req.context.principal)
+            if spec.anonymous:
+                # The answer depends on who asks (and on X-Tenant): a shared cache must not
+                # give one caller's or one school's answer to another.
+                resp.append_header("Vary", "Authorization, X-Tenant")
+            if not (req.context.principal is None and anonymous_allowed(spec, req)):
+                check_permission(spec.permission, req.context.principal)
             kwargs: dict[str, Any] = {}
             if spec.query is not None:
                 kwargs["query"] = parse_query(spec.query, req)
@@ -107,6 +122,13 @@ def endpoint(
 
 def spec_of(responder: Any) -> EndpointSpec | None:
     return getattr(responder, "__learnplat_endpoint__", None)
+
+
+def anonymous_allowed(spec: EndpointSpec, req: falcon.Request) -> bool:
+    """Whether a caller without a token may use this route for this request."""
+    if callable(spec.anonymous):
+        return bool(spec.anonymous(req))
+    return bool(spec.anonymous)
 
 
 def check_permission(permission: str, principal: Principal | None) -> None:

@@ -1,4 +1,5 @@
-"""Request pipeline: request id, tenant (first), connection and transaction, caller, CORS.
+"""Request pipeline: request id and client address, tenant (first), connection and
+transaction, caller, CORS.
 
 Order matters: the tenant is resolved before anything else touches data, the transaction is
 opened in the tenant's context (PostgreSQL RLS sees it), and the caller is authenticated inside
@@ -17,12 +18,16 @@ import falcon
 from .. import db
 from ..errors import NotFound, Unauthorized
 from ..tenancy import TenantInfo, _current
+from .client_address import client_address, parse_trusted
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+client_addr_var: contextvars.ContextVar[str] = contextvars.ContextVar("client_addr", default="-")
+# Where gunicorn's access log finds the resolved address: %({learnplat.client_addr}e)s.
+CLIENT_ADDR_ENV = "learnplat.client_addr"
 _READ_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 
 
@@ -30,6 +35,9 @@ class RequestContextMiddleware:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.max_body = runtime.settings.app.max_body_bytes
+        server = runtime.settings.server
+        self.proxies = parse_trusted(server.trusted_proxies)
+        self.forwarded_header = server.forwarded_header
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         incoming = req.get_header("X-Request-Id") or ""
@@ -37,6 +45,14 @@ class RequestContextMiddleware:
         ctx = req.context
         ctx.request_id = rid
         ctx.request_id_token = request_id_var.set(rid)
+        # The one place a client address comes from (rate limits, audit, logs): computed once.
+        addr = client_address(
+            req.env.get("REMOTE_ADDR"),
+            req.get_header(self.forwarded_header) if self.proxies else None,
+            self.proxies, self.forwarded_header)
+        ctx.client_addr = addr
+        ctx.client_addr_token = client_addr_var.set(addr or "-")
+        req.env[CLIENT_ADDR_ENV] = addr or "-"
         ctx.tenant = None
         ctx.principal = None
         ctx.max_body = self.max_body
@@ -102,6 +118,8 @@ class RequestContextMiddleware:
         ctx.cleanup = []
         if hasattr(ctx, "request_id_token"):
             request_id_var.reset(ctx.request_id_token)
+        if hasattr(ctx, "client_addr_token"):
+            client_addr_var.reset(ctx.client_addr_token)
         if error is not None:
             raise error
 

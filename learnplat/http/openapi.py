@@ -102,6 +102,14 @@ def build_document(runtime: Runtime) -> dict[str, Any]:
     return doc
 
 
+def _anonymous_note(spec: EndpointSpec) -> str:
+    """When callers without a token are let in: the predicate's docstring, or "always"."""
+    if callable(spec.anonymous):
+        paragraph = (spec.anonymous.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(paragraph.split()) or "depends on the school's settings"
+    return "always"
+
+
 def _schema_ref(model: Any, keys: dict[Any, Any]) -> dict[str, Any]:
     return keys[(model, "validation")]
 
@@ -131,10 +139,14 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
     }
     if spec.description and spec.description != spec.summary:
         op["description"] = spec.description
-    if spec.permission != PUBLIC:
-        op["security"] = [{"bearer": []}]
-    else:
+    if spec.permission == PUBLIC:
         op["security"] = []
+    elif spec.anonymous:
+        # Token optional: `{}` is OpenAPI's "no authentication" alternative.
+        op["security"] = [{}, {"bearer": []}]
+        op["x-anonymous"] = _anonymous_note(spec)
+    else:
+        op["security"] = [{"bearer": []}]
     if spec.body is not None:
         op["requestBody"] = {"required": True, "content": {
             JSON: {"schema": _schema_ref(spec.body, keys)}}}

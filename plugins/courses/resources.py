@@ -44,8 +44,14 @@ from .schemas import (
     module_out,
     transition_out,
 )
-from .services import CoursesService
+from .services import CoursesService, catalogue_is_public
 from .settings import UPLOAD_CEILING
+
+
+def open_catalogue(req: falcon.Request) -> bool:
+    """Without a token: published courses only, unless the school's setting courses.catalogue
+    is "private"."""
+    return catalogue_is_public(req.context.tenant)
 
 
 class _Resource:
@@ -58,6 +64,7 @@ class _Resource:
 
 class CourseCollection(_Resource):
     @endpoint(permission="course.read", query=CourseQuery, response=CoursePage,
+              anonymous=open_catalogue,
               summary="The catalogue: published courses (instructors also their own, admins all)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: CourseQuery) -> Any:
         """Cursor-paginated, newest first; filters combine. Answers in a constant number of
@@ -78,7 +85,7 @@ class CourseCollection(_Resource):
 
 
 class CourseItem(_Resource):
-    @endpoint(permission="course.read", response=CourseDetail,
+    @endpoint(permission="course.read", response=CourseDetail, anonymous=open_catalogue,
               summary="A course with its modules in order (and plugins' extras)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
         """Enrolled students keep access to an archived course. Plugins add keys through the
@@ -179,7 +186,7 @@ class HistoryResource(_Resource):
 
 
 class ModuleCollection(_Resource):
-    @endpoint(permission="course.read", response=ModuleList,
+    @endpoint(permission="course.read", response=ModuleList, anonymous=open_catalogue,
               summary="The modules of a course, in order")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
         course = self.service._visible(course_id, req.context.principal)
@@ -204,7 +211,8 @@ class ModuleOrder(_Resource):
 
 
 class ModuleItem(_Resource):
-    @endpoint(permission="course.read", response=ModuleOut, summary="One module")
+    @endpoint(permission="course.read", response=ModuleOut, anonymous=open_catalogue,
+              summary="One module (its outline entry)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int) -> Any:
         course = self.service._visible(course_id, req.context.principal)
@@ -254,7 +262,7 @@ class ImageResource(_Resource):
 
 class CourseImage(ImageResource):
     @endpoint(permission="course.read", response_content_type="image/*", also=(304,),
-              summary="The course image (streamed from storage)")
+              anonymous=open_catalogue, summary="The course image (streamed from storage)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
         self._serve(req, resp, course_id)
 
@@ -282,6 +290,7 @@ class CourseImage(ImageResource):
 
 class CourseThumbnail(ImageResource):
     @endpoint(permission="course.read", response_content_type="image/*", also=(304,),
+              anonymous=open_catalogue,
               summary="The course image's thumbnail (404 until it is made)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
         self._serve(req, resp, course_id)

@@ -14,7 +14,7 @@ from learnplat import db
 from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, ValidationFailed
 from learnplat.models import utcnow
-from learnplat.tenancy import current_tenant
+from learnplat.tenancy import TenantInfo, current_tenant
 
 from . import events as ev
 from .api import MODULE_KINDS, CourseInfo, ModuleInfo
@@ -39,6 +39,17 @@ TRANSITION_PERMISSION = {"submit": "course.submit", "withdraw": "course.submit",
                          "archive": "course.archive", "restore": "course.restore"}
 
 MAX_ID = 2**31 - 1
+
+# The tenant setting (tenants/<slug>.toml, [settings.courses] catalogue = "private") that
+# closes a school's catalogue to visitors without a token.
+CATALOGUE_SETTING = "courses.catalogue"
+
+
+def catalogue_is_public(tenant: TenantInfo) -> bool:
+    """Whether visitors without a token may browse the school's published courses: yes unless
+    its setting says otherwise. Any value but "public" (a typo too) keeps it private: a
+    mistake shows as a closed shop window, never as an open one the school did not want."""
+    return tenant.setting(CATALOGUE_SETTING, "public") == "public"
 
 
 def valid_id(value: Any) -> bool:

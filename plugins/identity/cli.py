@@ -147,7 +147,11 @@ def users_import(app: AppContext, tenant_slug: str, file: Path, valid_only: bool
 @click.argument("role", type=click.Choice(ROLES))
 @pass_app
 def users_set_role(app: AppContext, tenant_slug: str, email: str, role: str) -> None:
-    """Give EMAIL's account ROLE (takes effect on their next request)."""
+    """Give EMAIL's account ROLE.
+
+    Their access tokens stop working at once; the next token they get (a refresh or a new
+    login) carries the new role.
+    """
     with in_tenant(app, tenant_slug) as svc:
         user = svc.set_role(svc.get_user_by_email(email).id, role)
     click.echo(f"{user.email} is now {user.role}")

@@ -50,8 +50,10 @@ from learnplat.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from learnplat.http.client_address import rate_limit_key
 from learnplat.tenancy import TenantInfo, current_tenant
 
+from .emails import email_problem, normalize_email
 from .models import User
 from .social_storage import Nonce, PeeweeStorage
 from .social_strategy import CookieSession, FalconStrategy
@@ -174,7 +176,7 @@ def link_or_create_user(strategy: FalconStrategy, backend: Any, details: dict[st
         if not user.active:
             raise AuthPolicyError(backend, code="authentication_disallowed", stage="pipeline")
         return {"user": user, "is_new": False}
-    email = (details.get("email") or "").strip().lower()
+    email = normalize_email(details.get("email") or "")
     if not email or not details.get("email_verified"):
         # social_core never checks email_verified; without this anyone with an IdP account
         # showing someone's unverified address could take over their learnplat account.
@@ -187,6 +189,10 @@ def link_or_create_user(strategy: FalconStrategy, backend: Any, details: dict[st
         if not existing.email_verified:
             User.update(email_verified=True).where(User.id == existing.id).execute()
         return {"user": existing, "is_new": False}
+    if email_problem(email):
+        # The same address rule as every other way in: an address registration or the CLI
+        # would refuse does not become an account because a provider vouches for it.
+        raise AuthPolicyError(backend, code="authentication_disallowed", stage="pipeline")
     name = details.get("fullname") or details.get("first_name") or email.split("@")[0]
     created = svc.create_user(email, None, name=name[:200], role="student", email_verified=True)
     return {"user": created, "is_new": True}
@@ -267,7 +273,8 @@ class OAuthFlow:
                                                    f"/auth/oauth/{name}/callback")
 
     def login(self, req: falcon.Request, resp: falcon.Response, name: str, ip: str) -> None:
-        self.service._limit(f"oauth-ip:{ip}", self.service.limits.login_per_ip)
+        svc = self.service
+        svc._limit(f"oauth-ip:{rate_limit_key(ip)}", svc.limits.login_per_ip)
         backend = self._backend(req, resp, name, ip)
         try:
             do_auth(backend)
@@ -279,7 +286,8 @@ class OAuthFlow:
 
     def callback(self, req: falcon.Request, resp: falcon.Response, name: str,
                  ip: str) -> dict[str, Any] | None:
-        self.service._limit(f"oauth-ip:{ip}", self.service.limits.login_per_ip)
+        svc = self.service
+        svc._limit(f"oauth-ip:{rate_limit_key(ip)}", svc.limits.login_per_ip)
         backend = self._backend(req, resp, name, ip)
         signed_in: list[User] = []
 
@@ -335,7 +343,7 @@ class OAuthFlow:
 
     def exchange(self, code: str, ip: str) -> dict[str, Any]:
         svc = self.service
-        svc._limit(f"oauth-exchange-ip:{ip}", svc.limits.login_per_ip)
+        svc._limit(f"oauth-exchange-ip:{rate_limit_key(ip)}", svc.limits.login_per_ip)
         key = self._code_key(code)
         value = svc.kv.get(key)
         # incr is atomic on both stores: of two racing exchanges of one code, one gets 1.

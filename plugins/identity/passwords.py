@@ -15,7 +15,14 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("learnplat-timing-equaliser")
 
 
+def normalize_password(password: str) -> str:
+    """Surrounding whitespace is never part of a password, whichever way it enters (the API,
+    the CLI, a CSV cell) and at login alike: a pasted trailing space must not lock anyone out."""
+    return password.strip()
+
+
 def check_policy(password: str, email: str, field: str = "password") -> None:
+    """The password policy, for every way a password enters (after normalize_password)."""
     if len(password) < MIN_LENGTH:
         raise ValidationFailed.field(field, f"use at least {MIN_LENGTH} characters", "too_short")
     if len(password) > MAX_LENGTH:

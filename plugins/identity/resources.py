@@ -35,7 +35,8 @@ USER_ID = "{user_id:int(min=1, max=2147483647)}"  # beyond an INTEGER column: 40
 
 
 def client_ip(req: falcon.Request) -> str:
-    return req.remote_addr or ""
+    """The client's address as the core resolved it (through server.trusted_proxies)."""
+    return req.context.client_addr or ""
 
 
 class RegisterResource:
@@ -154,9 +155,12 @@ class UserRole:
         self.service = service
 
     @endpoint(permission="user.manage", body=RoleIn, response=UserOut, errors=(409,),
-              summary="Change a user's role (applies to their next request)")
+              summary="Change a user's role: their access tokens stop at once")
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int, *,
                body: RoleIn) -> Any:
+        """The user's current access tokens are refused from the next request on (401
+        `token_revoked`); the next token they get, from POST /auth/refresh or a new login,
+        carries the new role. Nothing else of the session ends."""
         user = self.service.set_role(user_id, body.role, actor_id=req.context.principal.user_id)
         return user_dict(user)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, EmailStr, Field, HttpUrl, TypeAdapter
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl, TypeAdapter
 
 from learnplat.pagination import PageQuery
 from learnplat.plugin import Schema
+
+from .emails import MAX_LENGTH as EMAIL_MAX_LENGTH
+from .emails import email_problem, normalize_email
 
 Role = Literal["admin", "instructor", "student"]
 
@@ -26,8 +29,19 @@ def _avatar_url(value: str) -> str:
 AvatarURL = Annotated[str, Field(max_length=500), AfterValidator(_avatar_url)]
 
 
+def _email(value: str) -> str:
+    """The identity plugin's one e-mail rule (emails.py), the same as the CLI's."""
+    if problem := email_problem(value):
+        raise ValueError(problem)
+    return normalize_email(value)
+
+
+Email = Annotated[str, Field(min_length=3, max_length=EMAIL_MAX_LENGTH,
+                             json_schema_extra={"format": "email"}), AfterValidator(_email)]
+
+
 class RegisterIn(Schema):
-    email: EmailStr
+    email: Email
     password: str = Field(min_length=1, max_length=256)
     name: str = Field(min_length=1, max_length=200)
 

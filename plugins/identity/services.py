@@ -1,6 +1,6 @@
 """Identity service: accounts, logins, token pairs, revocation. Imports nothing from Falcon.
 
-Other plugins reach it as ``runtime.service("identity")``.
+Other plugins reach it as ``runtime.service(IDENTITY)`` (an ``IdentityAPI``, see api.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from email_validator import EmailNotValidError, validate_email
 from peewee import fn
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,12 +26,14 @@ from learnplat.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from learnplat.http.client_address import rate_limit_key
 from learnplat.models import utcnow
 from learnplat.pagination import PageQuery, paginate
 from learnplat.tenancy import current_tenant
 
 from . import passwords
 from .api import UserInfo
+from .emails import check_email, email_problem, normalize_email
 from .keys import KeyRing
 from .models import ROLES, AuditEntry, RefreshToken, User
 from .tokens import TokenCodec
@@ -41,16 +42,26 @@ if TYPE_CHECKING:
     from learnplat.runtime import Runtime
 
 class IdentitySettings(BaseModel):
-    """The [identity] section: rate limits and lockout (per tenant, counted in the kv store)."""
+    """The [identity] section: rate limits and lockout (per tenant, counted in the kv store).
+
+    Per-address limits are sized for a school network, where a whole class (or school) shares
+    one public address: they bound how much one address can cost us and how fast it can guess
+    across many accounts, while guessing one account's password is stopped by the per-account
+    limits and the lock. docs/security.md gives the reasoning behind each number.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     limit_window: int = Field(300, gt=0, description="Seconds a rate-limit window lasts.")
-    login_per_ip: int = Field(20, gt=0, description="Login attempts per IP per window.")
+    login_per_ip: int = Field(600, gt=0, description="Login attempts per address per window.")
+    login_failures_per_ip: int = Field(
+        200, gt=0, description="Failed logins per address per login_failure_window.")
+    login_failure_window: int = Field(
+        900, gt=0, description="Seconds over which an address's failed logins are counted.")
     login_per_account: int = Field(10, gt=0, description="Login attempts per email per window.")
-    register_per_ip: int = Field(10, gt=0, description="Registrations per IP per window.")
+    register_per_ip: int = Field(100, gt=0, description="Registrations per address per window.")
     register_per_account: int = Field(3, gt=0, description="Registrations per email per window.")
-    refresh_per_ip: int = Field(60, gt=0, description="Refreshes per IP per window.")
+    refresh_per_ip: int = Field(1200, gt=0, description="Refreshes per address per window.")
     refresh_per_account: int = Field(30, gt=0, description="Refreshes per user per window.")
     lock_after_failures: int = Field(5, gt=0, description="Failed logins before a lock.")
     lock_seconds: int = Field(900, gt=0, description="How long a locked account stays locked.")
@@ -58,10 +69,6 @@ class IdentitySettings(BaseModel):
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def user_dict(user: User) -> dict[str, Any]:
@@ -98,10 +105,11 @@ class IdentityService:
     def create_user(self, email: str, password: str | None, name: str = "",
                     role: str = "student", email_verified: bool = False,
                     actor_id: Any = None) -> User:
-        email = normalize_email(email)
+        email = check_email(email)
         if role not in ROLES:
             raise ValidationFailed.field("role", f"one of {', '.join(ROLES)}", "enum")
         if password is not None:
+            password = passwords.normalize_password(password)
             passwords.check_policy(password, email)
         with db.transaction():
             if User.select().where(User.email == email).exists():
@@ -116,7 +124,7 @@ class IdentityService:
 
     def register(self, email: str, password: str, name: str, ip: str = "") -> User:
         lim = self.limits
-        self._limit(f"register-ip:{ip}", lim.register_per_ip)
+        self._limit(f"register-ip:{rate_limit_key(ip)}", lim.register_per_ip)
         self._limit(f"register-acct:{normalize_email(email)}", lim.register_per_account)
         return self.create_user(email, password, name, role="student")
 
@@ -222,6 +230,22 @@ class IdentityService:
         if count > limit:
             raise RateLimited(int(self.kv.ttl(full) or self.limits.limit_window))
 
+    def _failures_key(self, ip: str) -> str:
+        return f"rl:{current_tenant().id}:login-fail-ip:{rate_limit_key(ip)}"
+
+    def _check_address_failures(self, ip: str) -> None:
+        """429 once an address has spent its failed-login budget: what stops one address from
+        trying a few passwords on each of many accounts (credential stuffing), which the
+        per-account limits never see. Checked before the password, so it is no oracle."""
+        key = self._failures_key(ip)
+        failures = int(self.kv.get(key) or 0)
+        if failures >= self.limits.login_failures_per_ip:
+            raise RateLimited(int(self.kv.ttl(key) or self.limits.login_failure_window),
+                              "too many failed logins from this network; try again later")
+
+    def _count_address_failure(self, ip: str) -> None:
+        self.kv.incr(self._failures_key(ip), self.limits.login_failure_window)
+
     def _lock_key(self, email: str) -> str:
         return f"lock:{current_tenant().id}:{normalize_email(email)}"
 
@@ -230,13 +254,16 @@ class IdentityService:
 
     def login(self, email: str, password: str, ip: str = "") -> dict[str, Any]:
         email = normalize_email(email)
+        password = passwords.normalize_password(password)
         lim = self.limits
-        self._limit(f"login-ip:{ip}", lim.login_per_ip)
+        self._limit(f"login-ip:{rate_limit_key(ip)}", lim.login_per_ip)
+        self._check_address_failures(ip)
         self._limit(f"login-acct:{email}", lim.login_per_account)
         # The lock is keyed by email, not by account, so a locked address answers the same
         # whether or not an account holds it (no account enumeration through 429s).
         if self.kv.get(self._lock_key(email)) is not None:
             passwords.burn_time(password)
+            self._count_address_failure(ip)
             self.audit("login.failed", ip=ip, detail={"email": email, "reason": "locked"})
             db.keep_on_failure()
             raise RateLimited(int(self.kv.ttl(self._lock_key(email)) or lim.lock_seconds),
@@ -247,6 +274,7 @@ class IdentityService:
         if user is None or not ok or not user.active:
             if not ok:
                 self._record_failure(email, user.id if user else None)
+            self._count_address_failure(ip)
             self.audit("login.failed", subject_id=user.id if user else None, ip=ip,
                        detail={"email": email,
                                "reason": "inactive" if ok and user else "bad_credentials"})
@@ -307,7 +335,7 @@ class IdentityService:
                 "expires_in": access.expires_in}
 
     def refresh(self, refresh_token: str, ip: str = "") -> dict[str, Any]:
-        self._limit(f"refresh-ip:{ip}", self.limits.refresh_per_ip)
+        self._limit(f"refresh-ip:{rate_limit_key(ip)}", self.limits.refresh_per_ip)
         row = RefreshToken.get_or_none(RefreshToken.token_hash == _hash(refresh_token))
         if row is None:
             raise Unauthorized("unknown refresh token", code="bad_refresh_token")
@@ -369,7 +397,7 @@ class IdentityService:
                .where(User.id == user_id).first())
         if row is None or not row.active or row.token_version != claims.get("ver"):
             raise Unauthorized("token no longer valid", code="token_revoked")
-        # The role comes from the database, so a role change applies on the next request.
+        # The role comes from the database row, never from the token's claim.
         return Principal(user_id=row.id, tenant_id=tenant.id, role=row.role,
                          grants=self.runtime.registry.grants_for(row.role),
                          token_id=claims["jti"], claims=claims)
@@ -392,8 +420,10 @@ class IdentityService:
             if user.role != role:
                 self._keep_an_admin(user)
                 old = user.role
-                # The version bump makes every token of the user carry a stale "ver": the next
-                # request re-reads the role (principal_for), so the change applies at once.
+                # The version bump makes every access token of the user carry a stale "ver",
+                # so each is refused from the next request on: no token that still names the
+                # old role (third parties read the claim) stays usable. The refresh token is
+                # kept; the pair it gives carries the new role and version.
                 User.update(role=role, token_version=User.token_version + 1,
                             updated_at=utcnow()).where(User.id == user.id).execute()
                 self.audit("user.role_changed", actor_id=actor_id, subject_id=user.id,
@@ -444,17 +474,15 @@ class IdentityService:
     def _check_import_row(self, row: ImportRow, seen: dict[str, int]) -> str | None:
         if row.error:
             return row.error
-        try:
-            validate_email(row.email, check_deliverability=False)
-        except EmailNotValidError as exc:
-            return f"email: {exc}"
+        if problem := email_problem(row.email):
+            return f"email: {problem}"
         if row.role not in ROLES:
             return f"role: {row.role!r} is not one of {', '.join(ROLES)}"
         if len(row.name) > 200:
             return "name: use at most 200 characters"
         if row.password:
             try:
-                passwords.check_policy(row.password, row.email)
+                passwords.check_policy(passwords.normalize_password(row.password), row.email)
             except ValidationFailed as exc:
                 return f"password: {exc.errors[0]['message']}"
         if row.email in seen:

@@ -134,10 +134,13 @@ def test_image_permissions_and_other_tenant(world, outsider):
     assert outsider.get(f"/courses/{cid}/image").status_code == 404
     assert outsider.get(f"/courses/{cid}/thumbnail").status_code == 404
     assert outsider.delete(f"/courses/{cid}/image").status_code == 404
-    assert world.client.as_(None).get(f"/courses/{cid}/image").status_code == 401
+    # A published course's image is part of the public catalogue; uploading is not.
+    assert world.client.as_(None).get(f"/courses/{cid}/image").status_code == 200
+    assert upload(world.client.as_(None), cid, png).status_code == 401
     draft = world.course("Hidden")["id"]
     assert upload(world.t, draft, png).status_code == 201
     assert world.s.get(f"/courses/{draft}/image").status_code == 404
+    assert world.client.as_(None).get(f"/courses/{draft}/image").status_code == 404
     assert upload(world.t, 999999, png).status_code == 404
 
 

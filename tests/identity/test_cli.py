@@ -52,6 +52,12 @@ def test_users_create_set_role_deactivate(lp_cli, lp_client, lp_runtime):
     r = lp_cli("users", "set-role", "--tenant", slug, "t@example.org", "student")
     assert r.exit_code == 0 and "student" in r.stdout
     assert lp_client.as_(pair["access_token"]).get("/auth/profile").status_code == 401
+    # The help says what happens: tokens stop at once; the next one carries the new role.
+    help_text = " ".join(lp_cli("users", "set-role", "--help").stdout.split())
+    assert "next request" not in help_text and "stop working at once" in help_text
+    r = lp_client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert r.status_code == 200
+    assert lp_client.as_(r.json["access_token"]).get("/auth/profile").json["role"] == "student"
     r = lp_cli("users", "deactivate", "--tenant", slug, "t@example.org")
     assert r.exit_code == 0, r.stderr
     assert not _users(lp_runtime, lp_client.tenant)["t@example.org"].active
@@ -171,3 +177,72 @@ def test_real_command_line(lp_database, lp_client, tmp_path):
                         "nobody@example.org", "admin"], env=env, capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and r.stderr.startswith("error:"), \
         r.stderr
+
+
+# Addresses that every door (registration, users create, users import, tenants create) must
+# treat alike: accepted everywhere, or refused everywhere.
+EMAILS = ["x@y.z", "pupil@school.example", "garbage", "a@school.local", "a@localhost",
+          "a@b.invalid", "a@@b.example", "Ann <ann@school.example>", "a@" + "b" * 250 + ".org",
+          "a b@school.example"]
+
+
+@pytest.mark.parametrize("email", EMAILS)
+def test_one_email_rule_wherever_an_address_enters(email, lp_cli, lp_client, lp_runtime,
+                                                   tmp_path):
+    password = "a long passphrase"
+    api = lp_client.post("/auth/register", json={"email": email, "password": password,
+                                                 "name": "N"})
+    assert api.status_code in (201, 422), api.text
+    accepted = api.status_code == 201
+    if not accepted:
+        assert api.json["errors"][0]["field"] == "email"
+    other = lp_client.as_(tenant=_fresh(lp_runtime))
+    cli = lp_cli("users", "create", "--tenant", other.tenant.slug, "--email", email,
+                 "--password", password)
+    assert (cli.exit_code == 0) is accepted, (cli.stdout, cli.stderr)
+    if not accepted:
+        assert cli.stderr.startswith("error: invalid email") and cli.stderr.count("\n") == 1
+    slug = f"cli-{uuid.uuid4().hex[:8]}"
+    cli = lp_cli("tenants", "create", slug, "--name", "S", "--admin-email", email,
+                 "--admin-password", password)
+    assert (cli.exit_code == 0) is accepted, (cli.stdout, cli.stderr)
+    assert (lp_runtime.tenants.get_by_slug(slug) is not None) is accepted
+    csv = tmp_path / "users.csv"
+    csv.write_text(f'"{email}",Name,student,{password}\n')
+    third = _fresh(lp_runtime)
+    cli = lp_cli("users", "import", "--tenant", third.slug, str(csv))
+    assert (cli.exit_code == 0) is accepted, (cli.stdout, cli.stderr)
+
+
+def _fresh(runtime):
+    from learnplat.testing import make_tenant
+
+    return make_tenant(runtime)
+
+
+def test_one_password_rule_wherever_a_password_enters(lp_cli, lp_client, lp_runtime):
+    """The policy is the same at every door, and surrounding spaces are never part of a
+    password: a password made at the CLI logs in through the API as typed."""
+    slug = lp_client.tenant.slug
+    for bad, rule in (("short", "at least"), ("x" * 300, "at most"),
+                      ("alice.smith rules!", "email")):
+        cli = lp_cli("users", "create", "--tenant", slug, "--email", "alice.smith@example.org",
+                     "--password", bad)
+        assert cli.exit_code == 1 and "password" in cli.stderr and rule in cli.stderr, bad
+        api = lp_client.post("/auth/register", json={
+            "email": "alice.smith@example.org", "password": bad, "name": "A"})
+        assert api.status_code == 422 and api.json["errors"][0]["field"] == "password", bad
+    cli = lp_cli("users", "create", "--tenant", slug, "--email", "spaces@example.org",
+                 "--password", "  padded passphrase  ")
+    assert cli.exit_code == 0, cli.stderr
+    for typed in ("padded passphrase", "  padded passphrase  "):
+        r = lp_client.post("/auth/login", json={"email": "spaces@example.org",
+                                                "password": typed})
+        assert r.status_code == 200, (typed, r.text)
+    # Ten characters of which two are spaces are eight: too short, at every door.
+    cli = lp_cli("users", "create", "--tenant", slug, "--email", "pad@example.org",
+                 "--password", " 12345678 ")
+    assert cli.exit_code == 1 and "at least" in cli.stderr
+    api = lp_client.post("/auth/register", json={
+        "email": "pad@example.org", "password": " 12345678 ", "name": "P"})
+    assert api.status_code == 422

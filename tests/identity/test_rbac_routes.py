@@ -3,7 +3,10 @@
 For each route and method, with path parameters filled with the ids of another school's objects
 or of nothing at all:
 
-* anonymous: 401, unless the route is PUBLIC;
+* anonymous: 401, unless the route is PUBLIC or open to visitors (`@endpoint(anonymous=...)`,
+  e.g. the catalogue of a school that keeps it public): then never 2xx on someone else's or a
+  nonexistent object; the walk is done in a school whose catalogue is private too, where the
+  same routes answer 401;
 * each role without the declared permission: 403 (or 404 under the "not visible" rule);
 * each role with it: never 2xx on someone else's or a nonexistent object (404 or another 4xx);
 * a valid token of another school: 401, whatever the route;
@@ -21,10 +24,11 @@ import pytest
 
 from learnplat.auth import AUTHENTICATED, PUBLIC
 from learnplat.http.app import check_routes
-from learnplat.http.endpoint import endpoint, spec_of
+from learnplat.http.endpoint import anonymous_allowed, endpoint, spec_of
 from learnplat.http.openapi import responders
 from learnplat.http.routing import path_fields
 from learnplat.registry import ROLES, Permission, Registry, Route, StartupError
+from learnplat.testing import make_tenant
 
 _FIELD = re.compile(r"{[^}]+}")
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -63,22 +67,34 @@ def test_every_route_declares_and_enforces_its_permission(lp_app, lp_client, lp_
     operations = list(_operations(lp_app))
     assert len(operations) >= 15  # identity's own routes at least: the walk really walks
 
-    def check(label: str, method: str, path: str, token: str | None, ok) -> int:
+    def check(label: str, method: str, path: str, token: str | None, ok, client=None) -> int:
         kw = {"json": {}} if method in BODY_METHODS else {}
-        r = lp_client.as_(token).request(method, path, **kw)
+        r = (client or lp_client.as_(token)).request(method, path, **kw)
         if r.status_code >= 500 or not ok(r.status_code):
             failures.append(f"{method} {path} as {label}: {r.status_code} {r.text[:200]}")
         elif r.status_code >= 400 and "problem+json" not in r.headers.get("content-type", ""):
             failures.append(f"{method} {path} as {label}: {r.status_code} not problem+json")
         return r.status_code
 
+    # A school that closed what visitors may see (the courses catalogue): routes open to
+    # visitors elsewhere must answer 401 there.
+    private = make_tenant(lp_app.runtime, settings={"courses": {"catalogue": "private"}})
+    visitors: dict[str, set[str]] = {"public": set(), "private": set()}
     for route, method, spec in operations:
         assert spec is not None, f"{method} {route.path} has no @endpoint"  # core refuses too
         has_params = bool(path_fields(route.path))
         for values in (foreign_ids if has_params else [{}]):
             path = _fill(route.path, values) if has_params else route.path
             if spec.permission != PUBLIC:
-                check("anonymous", method, path, None, lambda s: s == 401)
+                for label, school in (("public", lp_client.tenant), ("private", private)):
+                    welcome = anonymous_allowed(spec, _request_in(school))
+                    if welcome:
+                        visitors[label].add(f"{method} {route.path}")
+                    # Welcome: in, but someone else's or a missing object is still not found.
+                    ok = ((lambda s, p=has_params: s != 401 and (not p or 400 <= s < 500))
+                          if welcome else (lambda s: s == 401))
+                    check(f"anonymous ({label} school)", method, path, None, ok,
+                          client=lp_client.as_(None, tenant=school))
             if route.tenant_scoped:
                 check("another school's admin", method, path, foreign, lambda s: s == 401)
             for role, token in tokens.items():
@@ -90,9 +106,21 @@ def test_every_route_declares_and_enforces_its_permission(lp_app, lp_client, lp_
                     # Someone else's object, or none: never a success.
                     check(role, method, path, token, lambda s: 400 <= s < 500)
     assert not failures, "\n".join(failures)
+    # What visitors may use besides PUBLIC routes: the published catalogue, and only in a
+    # school that did not make it private.
+    assert visitors["public"] == {
+        "GET /courses", "GET /courses/{course_id:int}", "GET /courses/{course_id:int}/modules",
+        "GET /courses/{course_id:int}/modules/{module_id:int}",
+        "GET /courses/{course_id:int}/image", "GET /courses/{course_id:int}/thumbnail",
+    } and not visitors["private"], visitors
     # Nothing in the walk ended a session of ours.
     for token in tokens.values():
         assert lp_client.as_(token).get("/auth/profile").status_code == 200
+
+
+def _request_in(tenant):
+    """What an `anonymous` predicate looks at: the request's school."""
+    return SimpleNamespace(context=SimpleNamespace(tenant=tenant, principal=None))
 
 
 class _Undeclared:

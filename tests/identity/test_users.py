@@ -72,15 +72,25 @@ def test_student_cannot_change_own_role(lp_client, lp_users):
     assert me.put(f"/users/{u.id}", json={"role": "student"}).status_code == 200
 
 
-def test_role_change_applies_on_next_request(lp_client, lp_users, admin):
+def test_role_change_stops_access_tokens_at_once(lp_client, lp_users, admin, lp_app):
     u = lp_users.make("student")
     assert lp_client.as_(u.token).get("/users").status_code == 403
     r = lp_client.as_(admin.token).put(f"/users/{u.id}/role", json={"role": "admin"})
     assert r.status_code == 200 and r.json["role"] == "admin"
-    # The old token carries the old token version: it stops; a new login has the new role.
-    assert lp_client.as_(u.token).get("/auth/profile").status_code == 401
+    # The old access token carries the old token version: refused from the next request on.
+    r = lp_client.as_(u.token).get("/auth/profile")
+    assert r.status_code == 401 and r.json["code"] == "token_revoked"
+    # The refresh token goes on: its new pair carries the new role (as does a new login).
+    r = lp_client.post("/auth/refresh", json={"refresh_token": u.refresh_token})
+    assert r.status_code == 200, r.text
+    assert lp_client.as_(r.json["access_token"]).get("/users").status_code == 200
     pair = lp_client.post("/auth/login", json={"email": u.email, "password": u.password}).json
     assert lp_client.as_(pair["access_token"]).get("/users").status_code == 200
+    # And that is what the API description says.
+    op = lp_client.get("/openapi.json").json["paths"]["/users/{user_id}/role"]["put"]
+    text = f"{op['summary']} {op.get('description', '')}"
+    assert "next request" not in op["summary"] and "stop at once" in text
+    assert "refresh" in text
     assert lp_client.as_(admin.token).put(f"/users/{u.id}/role",
                                           json={"role": "root"}).status_code == 422
     entries = lp_client.as_(admin.token).get("/audit", params={"action": "user.role_changed"})

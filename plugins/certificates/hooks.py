@@ -1,0 +1,135 @@
+"""Hook implementations of the certificates plugin (the module its entry point registers)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+from learnplat_progress.events import CourseCompleted
+
+from learnplat.plugin import (
+    Event,
+    EventHandler,
+    EventMessage,
+    Permission,
+    Principal,
+    Route,
+    ServiceKey,
+    TaskSpec,
+    hookimpl,
+)
+
+from . import events as ev
+from . import resources as r
+from .api import CERTIFICATES
+from .models import MODELS
+from .services import CertificatesService
+from .settings import CertificatesSettings
+from .tasks import tasks
+from .templates import Templates
+
+if TYPE_CHECKING:
+    from learnplat.plugin import Runtime
+
+requires = ("identity", "courses", "progress")
+
+
+@hookimpl
+def register_models() -> list[type]:
+    return list(MODELS)
+
+
+@hookimpl
+def register_settings() -> dict[str, type]:
+    return {"certificates": CertificatesSettings}
+
+
+@hookimpl
+def register_permissions() -> list[Permission]:
+    return [
+        Permission("certificate.own", "Ask for and download one's own certificates",
+                   {"student": "any"}),
+        Permission("certificate.manage", "List, revoke and regenerate the school's "
+                                         "certificates", {"admin": "any"}),
+    ]
+
+
+@hookimpl
+def register_events() -> list[type[Event]]:
+    return ev.EVENTS
+
+
+@hookimpl
+def register_services(runtime: Runtime) -> dict[ServiceKey[Any], Any]:
+    return {CERTIFICATES: CertificatesService(runtime)}
+
+
+def service(runtime: Runtime) -> CertificatesService:
+    svc = runtime.service(CERTIFICATES)
+    assert isinstance(svc, CertificatesService)
+    return svc
+
+
+@hookimpl
+def register_routes(runtime: Runtime) -> list[Route]:
+    svc = service(runtime)
+    templates = Templates(runtime)
+    c = "/courses/{course_id:int}"
+    cert = "/certificates/{public_id}"
+    issuer = "/certificates/issuers/{slug}"
+    return [
+        Route(f"{c}/certificate", r.CourseCertificate(svc)),
+        Route(f"{c}/certificates/regenerate", r.RegenerateResource(svc)),
+        Route("/certificates", r.CertificateCollection(svc)),
+        Route("/certificates/jobs/{job_id:int}", r.JobResource(svc)),
+        Route("/certificates/template", r.TemplateResource(templates)),
+        Route("/certificates/template/logo", r.TemplateImage(templates, "logo")),
+        Route("/certificates/template/signature", r.TemplateImage(templates, "signature")),
+        Route(f"{cert}/revoke", r.RevokeResource(svc)),
+        Route(f"{cert}/verify", r.Verify(svc), tenant_scoped=False),
+        Route(f"{cert}/pdf", r.CertificatePdf(svc), tenant_scoped=False),
+        Route(f"{cert}/credential", r.CertificateCredential(svc), tenant_scoped=False),
+        Route(f"{issuer}/did.json", r.IssuerDid(svc), tenant_scoped=False),
+        Route(f"{issuer}/jwks.json", r.IssuerJwks(svc), tenant_scoped=False),
+        Route(f"{issuer}/status/revocation", r.IssuerStatusList(svc), tenant_scoped=False),
+    ]
+
+
+@hookimpl
+def register_tasks() -> list[TaskSpec]:
+    return tasks()
+
+
+def _on_course_completed(runtime: Runtime, event: EventMessage[CourseCompleted]) -> None:
+    """Queue the learner's certificate. A redelivered event finds the row and does nothing
+    more than (harmlessly) queue the idempotent task again if it is still pending."""
+    svc = service(runtime)
+    row, created = svc.ensure_queued(event.data.course_id, event.data.user_id)
+    if not created and row.status == "pending":
+        runtime.queue.enqueue_for_tenant("certificates.issue", row.id)
+
+
+@hookimpl
+def register_event_handlers() -> list[EventHandler]:
+    return [EventHandler(CourseCompleted, "issue_certificate", _on_course_completed)]
+
+
+@hookimpl
+def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal | None
+                         ) -> dict[str, Any] | None:
+    """The caller's certificate on GET /courses/{id}: ``certificate: {id, status,
+    verify_url}`` once there is one (the courses plugin's hook)."""
+    if principal is None or not principal.has("certificate.own"):
+        return None
+    info = service(runtime).certificate_of(course_id, principal.user_id)
+    if info is None:
+        return None
+    return {"certificate": {"id": info.id, "status": info.status,
+                            "verify_url": info.verify_url}}
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from .cli import certificates
+
+    cli.add_command(certificates)

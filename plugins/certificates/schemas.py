@@ -1,0 +1,127 @@
+"""Request and response schemas of the certificates routes (validation and OpenAPI at once)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from learnplat.plugin import PageQuery, Schema
+
+Status = Literal["pending", "issued", "revoked"]
+HEX_COLOR = r"^#[0-9a-fA-F]{6}$"
+
+
+def _no_nul(v: Any) -> Any:
+    # PostgreSQL text cannot hold NUL: refuse it as invalid input instead of failing later.
+    if isinstance(v, str) and "\x00" in v:
+        raise ValueError("must not contain NUL characters")
+    return v
+
+
+class CertificateOut(BaseModel):
+    id: str = Field(description="The stable public id (printed on the PDF, in verify_url).")
+    course_id: int
+    user_id: int
+    status: Status
+    issued_at: dt.datetime | None
+    pdf_url: str | None = Field(description="Works without a header until it expires; null "
+                                            "while pending.")
+    credential_url: str | None = Field(description="The Open Badges 3.0 credential "
+                                                   "(VC-JWT); null while pending.")
+    verify_url: str
+    revoked_at: dt.datetime | None = None
+
+
+class AdminCertificateOut(CertificateOut):
+    learner_name: str
+    course_title: str
+    revoked_reason: str = ""
+
+
+class CertificatePage(BaseModel):
+    items: list[AdminCertificateOut]
+    next_cursor: str | None = None
+
+
+class CertificateQuery(PageQuery):
+    course_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    user_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    status: Status | None = None
+
+
+class RevokeIn(Schema):
+    reason: str = Field(min_length=1, max_length=500)
+
+    _nul = field_validator("reason")(classmethod(lambda cls, v: _no_nul(v)))
+
+
+class Party(BaseModel):
+    name: str
+
+
+class CourseRef(BaseModel):
+    id: int
+    title: str
+
+
+class IssuerOut(BaseModel):
+    name: str
+    slug: str
+    id: str = Field(description="The issuer's did:web identifier.")
+    url: str
+
+
+class VerificationOut(BaseModel):
+    id: str
+    valid: bool = Field(description="Issued and not revoked.")
+    status: Literal["issued", "revoked"]
+    learner: Party
+    course: CourseRef
+    instructor: Party
+    issuer: IssuerOut
+    issued_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    verify_url: str
+    status_list: str
+    jwks_url: str
+
+
+class JobOut(BaseModel):
+    id: int
+    course_id: int
+    status: Literal["queued", "running", "done"]
+    total: int
+    done: int
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class TemplateIn(Schema):
+    orientation: Literal["landscape", "portrait"] | None = None
+    heading: str | None = Field(None, min_length=1, max_length=120)
+    statement: str | None = Field(None, min_length=1, max_length=200)
+    signature_label: str | None = Field(None, min_length=1, max_length=120)
+    primary_color: str | None = Field(None, pattern=HEX_COLOR)
+    accent_color: str | None = Field(None, pattern=HEX_COLOR)
+    text_color: str | None = Field(None, pattern=HEX_COLOR)
+
+    _nul = field_validator("heading", "statement", "signature_label")(
+        classmethod(lambda cls, v: _no_nul(v)))
+
+
+class TemplateOut(BaseModel):
+    orientation: str
+    heading: str
+    statement: str
+    signature_label: str
+    primary_color: str
+    accent_color: str
+    text_color: str
+    logo: bool
+    signature: bool
+
+
+class JWKSOut(BaseModel):
+    keys: list[dict[str, Any]]

@@ -1,0 +1,398 @@
+"""Domain logic of certificates: requesting, issuing (the task body), revoking, verifying,
+signed download URLs, the status list and course-wide regeneration. No Falcon here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import peewee
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from learnplat_courses.api import COURSES
+from learnplat_identity.api import IDENTITY
+from learnplat_progress.api import PROGRESS
+
+from learnplat.plugin import (
+    Conflict,
+    NotFound,
+    Principal,
+    TenantInfo,
+    current_tenant,
+    db,
+    tenant_context,
+    utcnow,
+)
+
+from .api import CertificateInfo
+from .credential import (
+    CredentialFacts,
+    Issuer,
+    build_credential,
+    did_document,
+    sign,
+    status_list_credential,
+)
+from .events import CertificateIssued, CertificateRevoked
+from .keys import CredentialKeys
+from .models import Certificate, CertificateIndex, CertificateTemplate, RegenerationJob
+from .render import CertificateContent, Template, render_pdf
+from .settings import CertificatesSettings
+
+if TYPE_CHECKING:
+    from learnplat.plugin import Runtime
+
+log = logging.getLogger(__name__)
+
+ISSUE_TASK = "certificates.issue"
+REGENERATE_TASK = "certificates.regenerate_course"
+# Public ids: 20 characters of Crockford's base32 (no i, l, o, u: nothing to misread when
+# typed from paper), 100 random bits.
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+PUBLIC_ID = re.compile(r"^[0-9a-hjkmnp-tv-z]{20}$")
+DOWNLOAD_KINDS = ("pdf", "credential")
+
+
+def new_public_id() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(20))
+
+
+def valid_public_id(value: str) -> bool:
+    return bool(PUBLIC_ID.match(value or ""))
+
+
+class CertificatesService:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.keys = CredentialKeys(runtime.secret_key)
+        self._images: dict[str, bytes] = {}
+        self._url_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"learnplat-keys",
+                             info=b"certificates-download-urls").derive(runtime.secret_key)
+
+    @property
+    def settings(self) -> CertificatesSettings:
+        return self.runtime.settings_of(CertificatesSettings)
+
+    # -- the contract (CertificatesAPI) -------------------------------------------------------
+
+    def certificate_of(self, course_id: int, user_id: int) -> CertificateInfo | None:
+        row = self._row(course_id, user_id)
+        return self.info(row) if row else None
+
+    def certificates_of_user(self, user_id: int) -> list[CertificateInfo]:
+        rows = Certificate.select().where(Certificate.user_id == user_id).order_by(
+            Certificate.id.desc())
+        return [self.info(r) for r in rows]
+
+    def info(self, row: Certificate) -> CertificateInfo:
+        return CertificateInfo(row.public_id, row.course_id, row.user_id, row.status,
+                               row.issued_at, row.revoked_at, self.verify_url(row.public_id))
+
+    # -- addresses ----------------------------------------------------------------------------
+
+    def base_url(self, tenant: TenantInfo | None = None) -> str:
+        tenant = tenant or current_tenant()
+        own = tenant.setting("certificates.base_url")
+        return str(own).rstrip("/") if own else self.settings.public_base_url
+
+    def issuer(self, tenant: TenantInfo | None = None) -> Issuer:
+        tenant = tenant or current_tenant()
+        return Issuer(tenant.slug, tenant.name, self.base_url(tenant))
+
+    def verify_url(self, public_id: str, tenant: TenantInfo | None = None) -> str:
+        return f"{self.base_url(tenant)}/certificates/{public_id}/verify"
+
+    def download_url(self, row: Certificate, kind: str) -> str | None:
+        """A URL that works on its own (no header) for download_ttl_seconds: the storage's own
+        presigned URL for the PDF on S3, else our signed /certificates/{id}/{kind} path."""
+        if row.status == "pending" or (kind == "pdf" and not row.pdf_key):
+            return None
+        ttl = self.settings.download_ttl_seconds
+        if kind == "pdf":
+            direct = self.runtime.storage.presigned_url(row.pdf_key, ttl)
+            if direct:
+                return direct
+        expires = int(time.time()) + ttl
+        sig = self._signature(row.public_id, kind, expires)
+        return f"/certificates/{row.public_id}/{kind}?expires={expires}&sig={sig}"
+
+    def _signature(self, public_id: str, kind: str, expires: int) -> str:
+        msg = f"{public_id}\n{kind}\n{expires}".encode()
+        return hmac.new(self._url_key, msg, hashlib.sha256).hexdigest()[:43]
+
+    def check_signature(self, public_id: str, kind: str, expires: int, sig: str) -> bool:
+        if expires < time.time():
+            return False
+        return hmac.compare_digest(self._signature(public_id, kind, expires), sig)
+
+    # -- requesting ---------------------------------------------------------------------------
+
+    def _row(self, course_id: int, user_id: int) -> Certificate | None:
+        return Certificate.select().where((Certificate.course_id == course_id)
+                                          & (Certificate.user_id == user_id)).first()
+
+    def by_public_id(self, public_id: str) -> Certificate | None:
+        if not valid_public_id(public_id):
+            return None
+        return Certificate.select().where(Certificate.public_id == public_id).first()
+
+    def ensure_queued(self, course_id: int, user_id: int) -> tuple[Certificate, bool]:
+        """The learner's certificate row, made (pending) and queued if it did not exist.
+        Exactly once: the unique (tenant, course, user) index turns a concurrent second insert
+        (another worker, a redelivered event) into a read of the first one's row."""
+        row = self._row(course_id, user_id)
+        if row is not None:
+            return row, False
+        try:
+            with db.transaction():  # a savepoint: the IntegrityError leaves the outer one usable
+                row = Certificate.create(public_id=new_public_id(), course_id=course_id,
+                                         user_id=user_id)
+                CertificateIndex.create(public_id=row.public_id, tenant_id=current_tenant().id)
+        except peewee.IntegrityError:
+            row = self._row(course_id, user_id)
+            if row is None:
+                raise
+            return row, False
+        self.runtime.queue.enqueue_for_tenant(ISSUE_TASK, row.id)
+        return row, True
+
+    def request(self, principal: Principal, course_id: int) -> tuple[str, Certificate]:
+        """POST /courses/{id}/certificate: ("exists", row) or ("queued", row); Conflict when
+        the course is not completed."""
+        self.runtime.service(COURSES).visible_course(course_id, principal)
+        row = self._row(course_id, principal.user_id)
+        if row is not None:
+            if row.status != "pending":
+                return "exists", row
+            stale = utcnow() - dt.timedelta(seconds=self.settings.pending_retry_seconds)
+            if row.updated_at < stale:  # the first task may have died: queue it again
+                row.updated_at = utcnow()
+                row.save()
+                self.runtime.queue.enqueue_for_tenant(ISSUE_TASK, row.id)
+            return "queued", row
+        summary = self.runtime.service(PROGRESS).summary(course_id, principal.user_id)
+        if summary is None or not summary.completed:
+            done = summary.completed_modules if summary else 0
+            # Counted from the course: a progress row made at enrollment has not counted yet.
+            modules = self.runtime.service(COURSES).list_modules(course_id)
+            # As the progress plugin counts: with no required module, every module counts.
+            required = sum(1 for m in modules if m.required) or len(modules)
+            detail = ("you have not started this course" if summary is None else
+                      f"the course is not completed: {done} of {required} required modules "
+                      "done")
+            raise Conflict(detail, code="course_not_completed", completed_modules=done,
+                           required_modules=required)
+        row, _ = self.ensure_queued(course_id, principal.user_id)
+        # A concurrent request may have made and issued it meanwhile.
+        return ("queued" if row.status == "pending" else "exists"), row
+
+    # -- issuing (the task) -------------------------------------------------------------------
+
+    def issue(self, certificate_id: int, regenerate: bool = False) -> str:
+        """Render and sign a certificate; runs in the tenant's transaction (a task). The row
+        lock (PostgreSQL; SQLite's write lock is taken at BEGIN) makes a second worker wait and
+        then find it issued. Returns what happened."""
+        query = Certificate.select().where(Certificate.id == certificate_id)
+        if db.is_postgres():
+            query = query.for_update()
+        row = query.first()
+        if row is None:
+            return "gone"
+        if row.status == "revoked" or (row.status == "issued" and not regenerate):
+            return "unchanged"
+        identity, courses = self.runtime.service(IDENTITY), self.runtime.service(COURSES)
+        course = courses.get_course(row.course_id)
+        learner = identity.user(row.user_id)
+        if course is None or learner is None:
+            log.warning("certificate %s: course or learner is gone; not issued", row.public_id)
+            return "gone"
+        instructor = identity.user(course.owner_id)
+        first = row.status == "pending"
+        # Cut to the columns' size (PostgreSQL refuses longer text; a task must not fail on it).
+        row.learner_name = (learner.name or learner.email)[:300]
+        row.course_title = course.title[:300]
+        row.instructor_name = (instructor.name if instructor else "")[:300]
+        row.issued_at = row.issued_at or utcnow()
+        row.revision += 1
+        tenant = current_tenant()
+        template, logo, signature = self.template_assets()
+        pdf = render_pdf(CertificateContent(
+            public_id=row.public_id, school_name=tenant.name, learner_name=row.learner_name,
+            course_title=row.course_title, instructor_name=row.instructor_name,
+            issued_at=row.issued_at, verify_url=self.verify_url(row.public_id),
+            logo=logo, signature=signature), template, self.settings.font_path)
+        old_key = row.pdf_key
+        # A new key per revision: a download in flight keeps reading the old bytes, and a
+        # rolled-back transaction leaves the row pointing at a PDF that exists.
+        row.pdf_key = f"certificates/{row.public_id}/r{row.revision}.pdf"
+        self.runtime.storage.put(row.pdf_key, [pdf], "application/pdf")
+        row.credential = self.sign_credential(row, learner.email)
+        row.status = "issued"
+        row.updated_at = utcnow()
+        row.save()
+        if first:
+            self.runtime.events.record(CertificateIssued(
+                certificate_id=row.public_id, course_id=row.course_id, user_id=row.user_id,
+                issued_at=row.issued_at))
+        if old_key and old_key != row.pdf_key:
+            storage, tenant_now = self.runtime.storage, tenant
+
+            def drop_old() -> None:
+                with tenant_context(tenant_now):
+                    storage.delete(old_key)
+
+            db.on_commit(drop_old)
+        return "issued" if first else "regenerated"
+
+    def sign_credential(self, row: Certificate, email: str) -> str:
+        issuer = self.issuer()
+        credential = build_credential(issuer, CredentialFacts(
+            public_id=row.public_id, course_id=row.course_id, course_title=row.course_title,
+            learner_name=row.learner_name, learner_email=email, issued_at=row.issued_at,
+            verify_url=self.verify_url(row.public_id), status_index=row.id))
+        kid, key = self.keys.signing_key()
+        return sign(credential, issuer, kid, key)
+
+    def template_assets(self) -> tuple[Template, bytes | None, bytes | None]:
+        """The school's template: tenant setting certificates.template, overridden by what an
+        admin saved through the API; plus its logo and signature images."""
+        raw: dict[str, Any] = dict(current_tenant().setting("certificates.template", {}) or {})
+        row = CertificateTemplate.select().first()
+        logo = signature = None
+        if row is not None:
+            raw.update(row.settings or {})
+            logo = self._read(row.logo_key)
+            signature = self._read(row.signature_key)
+        return Template.from_settings(raw), logo, signature
+
+    def _read(self, key: str) -> bytes | None:
+        """A template image. Cached by key: an upload always gets a new key (the tenant prefix
+        comes from the storage layer, so the cache key adds the tenant)."""
+        if not key:
+            return None
+        cache_key = f"{current_tenant().id}/{key}"
+        hit = self._images.get(cache_key)
+        if hit is not None:
+            return hit
+        try:
+            data = b"".join(self.runtime.storage.open(key))
+        except NotFound:
+            return None
+        if len(self._images) >= 64:
+            self._images.clear()
+        self._images[cache_key] = data
+        return data
+
+    # -- revoking -----------------------------------------------------------------------------
+
+    def revoke(self, public_id: str, reason: str, by: int | None) -> Certificate:
+        row = self.by_public_id(public_id)
+        if row is None:
+            raise NotFound("no such certificate")
+        if row.status == "revoked":
+            raise Conflict("the certificate is already revoked", code="already_revoked")
+        if row.status == "pending":
+            raise Conflict("the certificate is not issued yet", code="certificate_pending")
+        row.status = "revoked"
+        row.revoked_at = utcnow()
+        row.revoked_reason = reason
+        row.revoked_by = by
+        row.updated_at = utcnow()
+        row.save()
+        self.runtime.events.record(CertificateRevoked(
+            certificate_id=row.public_id, course_id=row.course_id, user_id=row.user_id,
+            reason=reason))
+        return row
+
+    # -- public verification --------------------------------------------------------------------
+
+    def locate(self, public_id: str) -> TenantInfo | None:
+        """The enabled tenant that issued `public_id` (outside any tenant: the index)."""
+        if not valid_public_id(public_id):
+            return None
+        entry = CertificateIndex.get_or_none(CertificateIndex.public_id == public_id)
+        if entry is None:
+            return None
+        tenant = self.runtime.tenants.get_by_id(entry.tenant_id)
+        if tenant is None or not tenant.enabled or not tenant.plugin_enabled("certificates"):
+            return None
+        return tenant
+
+    def verification(self, row: Certificate) -> dict[str, Any]:
+        tenant = current_tenant()
+        issuer = self.issuer(tenant)
+        return {
+            "id": row.public_id,
+            "valid": row.status == "issued",
+            "status": row.status,
+            "learner": {"name": row.learner_name},
+            "course": {"id": row.course_id, "title": row.course_title},
+            "instructor": {"name": row.instructor_name},
+            "issuer": {"name": tenant.name, "slug": tenant.slug, "id": issuer.did,
+                       "url": issuer.url},
+            "issued_at": row.issued_at,
+            "revoked_at": row.revoked_at,
+            "verify_url": self.verify_url(row.public_id),
+            "status_list": issuer.status_list_url,
+            "jwks_url": f"{issuer.url}/jwks.json",
+        }
+
+    # -- keys and the status list -----------------------------------------------------------------
+
+    def did_document(self) -> dict[str, Any]:
+        return did_document(self.issuer(), self.keys.jwks()["keys"])
+
+    def status_list(self) -> tuple[dict[str, Any], str]:
+        """(the BitstringStatusListCredential, the same signed as a VC-JWT)."""
+        revoked = [r.id for r in Certificate.select(Certificate.id).where(
+            Certificate.status == "revoked")]
+        highest = Certificate.select(peewee.fn.MAX(Certificate.id)).scalar() or 0
+        issuer = self.issuer()
+        credential = status_list_credential(issuer, revoked, highest + 1, utcnow())
+        kid, key = self.keys.signing_key()
+        return credential, sign(credential, issuer, kid, key)
+
+    # -- regeneration -----------------------------------------------------------------------------
+
+    def start_regeneration(self, course_id: int, by: int | None) -> RegenerationJob:
+        total = Certificate.select().where((Certificate.course_id == course_id)
+                                           & (Certificate.status == "issued")).count()
+        job = RegenerationJob.create(course_id=course_id, total=total, requested_by=by)
+        self.runtime.queue.enqueue_for_tenant(REGENERATE_TASK, job.id)
+        return job
+
+    def run_regeneration(self, tenant: TenantInfo, job_id: int, batch: int = 20) -> None:
+        """Re-render a course's issued certificates (same public ids). Runs outside a
+        transaction (a task that is not tenant-scoped) and commits after each batch, so
+        GET /certificates/jobs/{id} shows it moving and a crash keeps what was done."""
+        with tenant_context(tenant):
+            with db.transaction():
+                job = RegenerationJob.get_or_none(RegenerationJob.id == job_id)
+                if job is None or job.status == "done":
+                    return
+                job.status = "running"
+                job.save()
+                course_id = job.course_id
+            after = 0
+            while True:
+                with db.transaction():
+                    ids = [r.id for r in Certificate.select(Certificate.id).where(
+                        (Certificate.course_id == course_id)
+                        & (Certificate.status == "issued") & (Certificate.id > after))
+                        .order_by(Certificate.id).limit(batch)]
+                    for cid in ids:
+                        self.issue(cid, regenerate=True)
+                    (RegenerationJob.update(done=RegenerationJob.done + len(ids))
+                     .where(RegenerationJob.id == job_id).execute())
+                if len(ids) < batch:
+                    break
+                after = ids[-1]
+            with db.transaction():
+                (RegenerationJob.update(status="done", finished_at=utcnow())
+                 .where(RegenerationJob.id == job_id).execute())

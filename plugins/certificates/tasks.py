@@ -1,0 +1,36 @@
+"""Background tasks of the certificates plugin (stable names: they are persisted in the queue)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from learnplat.plugin import TaskSpec
+
+from .services import ISSUE_TASK, REGENERATE_TASK
+
+if TYPE_CHECKING:
+    from learnplat.plugin import Runtime
+
+
+def issue_certificate(runtime: Runtime, certificate_id: int) -> str:
+    """Render, store and sign one certificate (in its tenant's transaction); idempotent."""
+    from .hooks import service
+
+    return service(runtime).issue(certificate_id)
+
+
+def regenerate_course(runtime: Runtime, tenant_id: int, job_id: int) -> None:
+    """Re-render every issued certificate of a course, in batches of their own transactions."""
+    from .hooks import service
+
+    tenant = runtime.tenants.get_by_id(tenant_id)
+    if tenant is not None:
+        service(runtime).run_regeneration(tenant, job_id)
+
+
+def tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec(ISSUE_TASK, issue_certificate, retries=5, retry_delay=10),
+        # Not tenant-scoped: it enters the tenant itself and commits batch by batch.
+        TaskSpec(REGENERATE_TASK, regenerate_course, tenant_scoped=False, retries=2),
+    ]
