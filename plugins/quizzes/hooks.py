@@ -13,6 +13,7 @@ from learnplat.plugin import (
     Permission,
     Route,
     ServiceKey,
+    TaskSpec,
     hookimpl,
 )
 
@@ -23,6 +24,7 @@ from .models import MODELS
 from .review import ReviewService
 from .services import QuizzesService
 from .settings import QuizzesSettings
+from .tasks import tasks
 
 if TYPE_CHECKING:
     from learnplat.runtime import Runtime
@@ -91,6 +93,11 @@ def register_routes(runtime: Runtime) -> list[Route]:
         Route(f"{i}/result", r.Result(svc)),
         Route(f"{i}/submissions", r.Submissions(review)),
     ]
+
+
+@hookimpl
+def register_tasks() -> list[TaskSpec]:
+    return tasks()
 
 
 def _on_module_removed(runtime: Runtime, event: EventMessage[ModuleRemoved]) -> None:

@@ -103,6 +103,7 @@ class Attempt(TenantModel):
         indexes = (
             (("tenant", "quiz", "user_id", "number"), True),
             (("tenant", "quiz", "needs_review", "id"), False),
+            (("tenant", "status", "deadline"), False),  # the close_expired sweep
         )
 
 

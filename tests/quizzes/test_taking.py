@@ -268,3 +268,26 @@ def test_counted_attempt_best_or_last(cast):
     r = s.c.get(f"{last['path']}/result").json
     assert r["score"] == 0 and r["passed"] is False
     assert r["attempt"]["number"] == 2
+
+
+def test_abandoned_attempts_are_closed_by_the_periodic_task(cast, clock, lp_runtime,
+                                                            lp_tenant, event_recorder):
+    from learnplat_quizzes.tasks import CLOSE_TASK, close_expired
+
+    assert CLOSE_TASK in lp_runtime.registry.tasks
+    quiz = cast.create_quiz(time_limit_seconds=60)
+    s, fresh = cast.enroll(), cast.enroll()
+    a = s.c.post(f"{quiz['path']}/attempts").json
+    s.c.put(f"{quiz['path']}/attempts/{a['id']}/answers",
+            json={"answers": cast.answers(quiz, {0: 1})})
+    clock.tick(60 + 31)
+    fresh.c.post(f"{quiz['path']}/attempts")  # started now: not expired
+    assert close_expired(lp_runtime).get(lp_tenant.slug) == 1
+    res = s.c.get(f"{quiz['path']}/result").json
+    assert res["attempt"]["id"] == a["id"] and res["attempt"]["late"] is True
+    assert res["attempt"]["status"] == "graded" and res["attempt"]["points"] == 2
+    assert close_expired(lp_runtime).get(lp_tenant.slug) is None  # nothing left to close
+    assert fresh.c.get(f"{quiz['path']}/attempts").json["items"][0]["status"] == "in_progress"
+    lp_runtime.events.dispatch_pending()
+    [graded] = [e for e in event_recorder.events if e.name == "quiz.graded.v1"]
+    assert graded.payload["late"] is True and graded.payload["user_id"] == s.id

@@ -76,7 +76,7 @@ def up(migrator, db):
         class Meta:
             database = db
             table_name = 'quizzes_attempt'
-            indexes = ((('tenant', 'quiz', 'user_id', 'number'), True), (('tenant', 'quiz', 'needs_review', 'id'), False))
+            indexes = ((('tenant', 'quiz', 'user_id', 'number'), True), (('tenant', 'quiz', 'needs_review', 'id'), False), (('tenant', 'status', 'deadline'), False))
     db.create_tables([Attempt])
 
     class Question(Model):
