@@ -585,9 +585,11 @@ class QuizzesService:
         submitted): each is graded late with what it saved, like a late submit. In the current
         tenant; one transaction per attempt, under the student's lock."""
         cutoff = utcnow() - dt.timedelta(seconds=self.settings.grace_seconds)
-        ids = [a.id for a in Attempt.select(Attempt.id).where(
-            (Attempt.status == "in_progress") & (Attempt.deadline < cutoff)
-        ).order_by(Attempt.id).limit(limit)]
+        # In a transaction: that is where the tenant is applied to PostgreSQL's RLS.
+        with db.transaction(write=False):
+            ids = [a.id for a in Attempt.select(Attempt.id).where(
+                (Attempt.status == "in_progress") & (Attempt.deadline < cutoff)
+            ).order_by(Attempt.id).limit(limit)]
         closed = 0
         for attempt_id in ids:
             with db.transaction():
