@@ -309,6 +309,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class ServerURL(str):
+    """The base URL of a test server; `.pid` is its gunicorn master's process id."""
+
+    pid: int
+
+
 @contextmanager
 def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, workers: int = 2,
                         threads: int = 4, env: dict[str, str] | None = None,
@@ -360,7 +366,8 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
             cwd=settings.home, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, pass_fds=(listener.fileno(),))
         listener.close()  # gunicorn holds its own copy
-        base = f"http://127.0.0.1:{port}"
+        base = ServerURL(f"http://127.0.0.1:{port}")
+        base.pid = proc.pid
         try:
             deadline = time.monotonic() + 30
             while True:

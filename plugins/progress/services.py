@@ -23,6 +23,7 @@ from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, ValidationFailed
 from learnplat.models import UTC, utcnow
 from learnplat.pagination import PageQuery, paginate
+from learnplat.plugin import merge_extras
 from learnplat.tenancy import tenant_context
 
 from . import events as ev
@@ -202,11 +203,9 @@ class ProgressService:
                            "100": cp.milestone_100_at if cp else None},
             "modules": out_modules,
         }
-        for extra in self.runtime.hook.progress_extras(runtime=self.runtime,
-                                                        course_id=course_id, user_id=user_id):
-            for key, value in (extra or {}).items():
-                doc.setdefault(key, value)
-        return doc
+        return merge_extras(
+            self.runtime.hook.progress_extras(runtime=self.runtime, course_id=course_id,
+                                              user_id=user_id), doc, protected=set(doc))
 
     def students(self, principal: Principal, course_id: int, page: PageQuery, sort: str,
                  status: str) -> dict[str, Any]:
