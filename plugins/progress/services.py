@@ -390,6 +390,17 @@ class ProgressService:
                 return m
         raise NotFound("no such module in this course")
 
+    def lock_reason(self, course_id: int, module_id: int, user_id: int) -> str | None:
+        """The module's lock for this learner (ProgressAPI.lock_reason)."""
+        modules = self.courses.list_modules(course_id)
+        module = next((m for m in modules if m.id == module_id), None)
+        if module is None:
+            return None
+        done = self._completed_ids(course_id, user_id)
+        if module.id in done:
+            return None
+        return self._lock_reason(module, done, modules, utcnow())
+
     def _completed_ids(self, course_id: int, user_id: Any) -> set[int]:
         return {r.module_id for r in ModuleProgress.select(ModuleProgress.module_id).where(
             (ModuleProgress.course_id == course_id) & (ModuleProgress.user_id == user_id)
