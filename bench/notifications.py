@@ -1,4 +1,4 @@
-"""Notifications benchmark (decision 0009, docs/notifications.md "Numbers").
+"""Notifications benchmark (decision 0011, docs/notifications.md "Numbers").
 
     .venv/bin/python -m bench.notifications rest     [--seconds 10] [--clients 16]
     .venv/bin/python -m bench.notifications ws       [--connections 1000] [--posts 200]

@@ -1,4 +1,5 @@
-"""Logging for learnplat processes: config/logging.toml (dictConfig) plus the request id.
+"""Logging for learnplat processes: <home>/config/logging.toml (dictConfig) or the packaged
+default, plus the request id.
 
 Every log line written while a request is handled carries its X-Request-Id, so a 500 answer's
 ``request_id`` finds the traceback in the log, and the client's address (through trusted
@@ -11,6 +12,7 @@ import logging
 import logging.config
 import tomllib
 from pathlib import Path
+from typing import Any
 
 
 class RequestIdFilter(logging.Filter):
@@ -26,12 +28,26 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# The packaged default, so an installed learnplat (no checkout, no config/logging.toml) logs
+# request ids too; the checkout's config/logging.toml is this same configuration.
+DEFAULT_LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {
+        "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(client_addr)s] "
+                  "%(message)s"}},
+    "filters": {"request_id": {"()": "learnplat.logs.RequestIdFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["request_id"]}},
+    "root": {"level": "INFO", "handlers": ["console"]},
+}
+
+
 def configure_logging(home: str | Path) -> None:
-    """Apply config/logging.toml under `home`; basic logging when it is missing."""
+    """Apply config/logging.toml under `home`; the packaged default when it is missing."""
     path = Path(home) / "config" / "logging.toml"
     if path.exists():
         with path.open("rb") as fh:
             logging.config.dictConfig(tomllib.load(fh))
     else:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.config.dictConfig(DEFAULT_LOGGING)

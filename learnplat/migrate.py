@@ -57,12 +57,38 @@ class PluginRunner(Runner):
 
     def _run(self, name: str, module: Any, direction: str, fake: bool = False) -> None:
         try:
-            super()._run(name, module, direction, fake)
+            with _owner_sees_every_row(self.database, getattr(module, "atomic", True)):
+                super()._run(name, module, direction, fake)
         except Exception as exc:
             raise MigrationFailed(
                 f"migration {name} failed and was rolled back: {type(exc).__name__}: "
                 f"{(str(exc).strip().splitlines() or [''])[0]}"
             ) from exc
+
+
+@contextlib.contextmanager
+def _owner_sees_every_row(database: peewee.Database, atomic: bool) -> Iterator[None]:
+    """Run one migration with row-level security not forced on the table owner.
+
+    A migration acts for no tenant, so under FORCE ROW LEVEL SECURITY its UPDATEs and DELETEs
+    see no rows: filling a new NOT NULL column (add_column's backfill) would update nothing and
+    then fail. The owner (the app's role, which runs migrations) is exempt without FORCE; it is
+    lifted and put back inside the migration's own transaction, so no other session ever sees a
+    table unforced, and a failed migration rolls the change back with everything else.
+    Migrations declaring ``atomic = False`` (no transaction) keep RLS forced.
+    """
+    if not atomic or not db.is_postgres(database):
+        yield
+        return
+    with database.atomic():
+        forced = [row[0] for row in database.execute_sql(
+            "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND c.relforcerowsecurity "
+            "AND pg_table_is_visible(c.oid)")]
+        for table in forced:
+            database.execute_sql(f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY')
+        yield  # the migration runs in a savepoint of this transaction
+        for table in forced:
+            database.execute_sql(f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY')
 
 
 def _ordered(runtime: Runtime) -> list[str]:
@@ -175,8 +201,9 @@ def ensure_rls(runtime: Runtime) -> list[str]:
 def generate(runtime: Runtime, plugin: str, name: str) -> str | None:
     """Write a migration for the difference between `plugin`'s models and the database
     (an initial migration when it has none); returns the new file's path."""
-    from playhouse.migrations import template
     from playhouse.schema_diff import SchemaDiff, diff_models
+
+    from .migration_template import render
 
     directory = runtime.plugins[plugin].migrations_dir
     models = runtime.registry.models.get(plugin, [])
@@ -189,4 +216,4 @@ def generate(runtime: Runtime, plugin: str, name: str) -> str | None:
             diff = diff_models(db.database.obj, models)
             if not diff:
                 return None
-        return runner.create(name, body=template(diff))
+        return runner.create(name, body=render(diff))

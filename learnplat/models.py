@@ -8,6 +8,7 @@ tables also carry a row-level security policy (see migrations.ensure_rls).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import orjson
@@ -48,10 +49,21 @@ class JSONField(peewee.TextField):
         return None if value is None else orjson.loads(value)
 
 
+def default_table_name(model: type) -> str:
+    """A model's table when it names none: ``<plugin>_<model>`` for a model of a plugin
+    package ``learnplat_<plugin>`` (``Note`` in ``learnplat_notes`` -> ``notes_note``), so
+    plugins never clash on a table; otherwise peewee's snake_case class name."""
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", model.__name__).lower()
+    package = model.__module__.split(".")[0]
+    if package.startswith("learnplat_"):
+        return f"{package.removeprefix('learnplat_')}_{name}"
+    return name
+
+
 class BaseModel(peewee.Model):
     class Meta:
         database = database
-        legacy_table_names = False
+        table_function = default_table_name
 
 
 class Tenant(BaseModel):

@@ -11,9 +11,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from . import db
+from . import db, uploads
 from .auth import AUTHENTICATED, PUBLIC, Principal
+from .cli.helpers import (
+    echo_json,
+    echo_pages,
+    echo_rows,
+    json_option,
+    read_pages,
+    tenant_command,
+    with_tenant,
+)
 from .contracts import Action, Event, ServiceKey, Veto
+from .each_tenant import EachTenantResult, each_tenant
 from .errors import (
     BadRequest,
     Conflict,
@@ -29,7 +39,8 @@ from .errors import (
 )
 from .events import EventMessage
 from .hookspecs import hookimpl, hookspec
-from .http.endpoint import endpoint
+from .http.endpoint import MULTIPART, body_stream, endpoint
+from .http.serving import send_object
 from .models import JSONField, TenantModel, UTCDateTimeField, utcnow
 from .pagination import Page, PageQuery, paginate
 from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
@@ -89,9 +100,14 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     # HTTP
     "endpoint", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal",
     "Page", "PageQuery", "paginate", "merge_extras",
+    # files: receiving uploads (type by content, limits, sha256) and sending stored objects
+    "MULTIPART", "body_stream", "uploads", "send_object",
     # data and tenancy
     "db", "TenantModel", "JSONField", "UTCDateTimeField", "utcnow", "TenantInfo",
     "current_tenant", "tenant_context", "Runtime",
+    # commands and work across schools
+    "tenant_command", "with_tenant", "json_option", "echo_json", "echo_pages", "echo_rows",
+    "read_pages", "each_tenant", "EachTenantResult",
     # errors (problem+json with the right status)
     "LearnplatError", "BadRequest", "Unauthorized", "PermissionDenied", "NotFound", "Conflict",
     "Vetoed", "PayloadTooLarge", "UnsupportedMediaType", "ValidationFailed", "RateLimited",

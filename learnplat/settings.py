@@ -1,4 +1,5 @@
-"""Layered configuration: config/learnplat.toml < LEARNPLAT_CONFIG file < LEARNPLAT_<SECTION>_<KEY>.
+"""Layered configuration: <home>/config/learnplat.toml < LEARNPLAT_CONFIG file <
+LEARNPLAT_<SECTION>_<KEY>, and where home is (resolve_home).
 
 Settings are loaded and validated once, when an app, worker or CLI command starts; nothing here
 runs at import time. A bad value fails start-up with one message naming the key.
@@ -79,7 +80,7 @@ class ServerSettings(_Section):
     workers: int = Field(2, gt=0)
     threads: int = Field(4, gt=0)
     timeout: int = Field(30, gt=0)
-    # asgi: REST and WebSockets on one address (decision 0009); gthread: REST only.
+    # asgi: REST and WebSockets on one address (decision 0011); gthread: REST only.
     worker_class: Literal["asgi", "gthread"] = "asgi"
     connections: int = Field(2000, gt=0)
     # Reverse proxies whose forwarded header is believed (addresses, networks or "unix"); empty:
@@ -133,6 +134,9 @@ class Settings(BaseModel):
     auth: AuthSettings = AuthSettings()
     plugins: dict[str, dict[str, Any]] = {}
     home: str = "."
+    # How home was chosen and which files were read, for `learnplat config` and start-up notes.
+    home_source: str = ""
+    config_files: tuple[str, ...] = ()
 
     def path(self, value: str) -> Path:
         """Resolve a configured path against the repository (home) directory."""
@@ -144,17 +148,61 @@ class Settings(BaseModel):
         return self.path(self.app.var_dir)
 
 
-CORE_SECTIONS = frozenset(k for k in Settings.model_fields if k not in ("plugins", "home"))
+_NOT_SECTIONS = ("plugins", "home", "home_source", "config_files")
+CORE_SECTIONS = frozenset(k for k in Settings.model_fields if k not in _NOT_SECTIONS)
+
+HOME_MARKER = Path("config") / "learnplat.toml"
+
+
+def user_home_dir(environ: Mapping[str, str]) -> Path:
+    """The per-user home: %LOCALAPPDATA%\\learnplat on Windows, else
+    $XDG_DATA_HOME/learnplat (~/.local/share/learnplat)."""
+    if os.name == "nt" and environ.get("LOCALAPPDATA"):
+        return Path(environ["LOCALAPPDATA"]) / "learnplat"
+    xdg = environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "learnplat"
+
+
+def resolve_home(environ: Mapping[str, str] | None = None, cwd: Path | None = None
+                 ) -> tuple[Path, str]:
+    """Where config/ and var/ live, and why, first match wins:
+
+    1. ``LEARNPLAT_HOME``;
+    2. the nearest directory at or above the current one holding ``config/learnplat.toml``
+       (a site directory, or the checkout: ``bin/serve`` and ``bin/test`` run from it);
+    3. the per-user directory (``user_home_dir``).
+
+    Never the directory the package happens to be installed in: an editable install run from
+    elsewhere must not write var/ into its (possibly read-only) checkout, and a plain install
+    must not scatter var/ into whatever directory a command was started from.
+    """
+    environ = os.environ if environ is None else environ
+    if env := environ.get("LEARNPLAT_HOME"):
+        return Path(env).expanduser().resolve(), "LEARNPLAT_HOME"
+    start = (cwd or Path.cwd()).resolve()
+    for directory in (start, *start.parents):
+        if (directory / HOME_MARKER).is_file():
+            return directory, f"holds {HOME_MARKER}, at or above the current directory"
+    try:
+        return user_home_dir(environ), "per-user directory"
+    except RuntimeError:  # no user home directory at all (some containers): stay put
+        return start, "current directory"
 
 
 def default_home() -> Path:
-    """The directory holding config/: LEARNPLAT_HOME, else the checkout this package lives in."""
-    if env := os.environ.get("LEARNPLAT_HOME"):
-        return Path(env).resolve()
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "config" / "learnplat.toml").exists():
-        return checkout
-    return Path.cwd()
+    """The home directory chosen by resolve_home() for this process."""
+    return resolve_home()[0]
+
+
+def config_files(home: Path, environ: Mapping[str, str]) -> list[Path]:
+    """The TOML files load_settings reads, in order (later ones override earlier ones)."""
+    files = []
+    if (home / HOME_MARKER).exists():
+        files.append(home / HOME_MARKER)
+    if extra := environ.get("LEARNPLAT_CONFIG"):
+        files.append(Path(extra))
+    return files
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,11 +235,16 @@ def _env_value(raw: str) -> Any:
     return raw
 
 
+def setting_env_vars(environ: Mapping[str, str]) -> list[str]:
+    """The LEARNPLAT_<SECTION>_<KEY> variables of `environ` that set a setting."""
+    return sorted(name for name in environ
+                  if name.startswith(ENV_PREFIX) and not name.startswith(_NOT_SETTINGS))
+
+
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     layer: dict[str, dict[str, Any]] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name.startswith(_NOT_SETTINGS):
-            continue
+    for name in setting_env_vars(environ):
+        raw = environ[name]
         rest = name[len(ENV_PREFIX) :].lower()
         section, _, key = rest.partition("_")
         if not key:
@@ -207,13 +260,14 @@ def load_settings(
 ) -> Settings:
     """Build Settings from the three layers plus `overrides` (used by tests and the CLI)."""
     environ = os.environ if environ is None else environ
-    home = home or default_home()
+    if home is None:
+        home, home_source = resolve_home(environ)
+    else:
+        home_source = "given by the caller"
+    files = config_files(home, environ)
     data: dict[str, Any] = {}
-    defaults = home / "config" / "learnplat.toml"
-    if defaults.exists():
-        data = _read_toml(defaults)
-    if extra := environ.get("LEARNPLAT_CONFIG"):
-        data = _merge(data, _read_toml(Path(extra)))
+    for path in files:
+        data = _merge(data, _read_toml(path))
     data = _merge(data, _from_env(environ))
     if overrides:
         data = _merge(data, overrides)
@@ -223,7 +277,8 @@ def load_settings(
         if not isinstance(values, dict):
             raise ConfigError(f"{section}: expected a table of settings, got {values!r}")
     try:
-        return Settings(**core, plugins=plugin_sections, home=str(home))
+        return Settings(**core, plugins=plugin_sections, home=str(home), home_source=home_source,
+                        config_files=tuple(str(f) for f in files))
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])

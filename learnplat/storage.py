@@ -10,11 +10,12 @@ another school's object.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlparse
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
 
 from libcloud.common.aws import UnsignedPayloadSentinel
 from libcloud.storage.base import Container, StorageDriver
@@ -36,6 +37,26 @@ class StoredObject:
     key: str
     size: int
     content_type: str | None = None
+    modified: dt.datetime | None = None  # when the store says it was last written
+
+
+def _modified(extra: dict[str, Any]) -> dt.datetime | None:
+    """The last-modified time drivers report in different shapes: an epoch (local), ISO 8601
+    (S3 listings) or an HTTP date (S3 HEAD, Azure)."""
+    value = extra.get("modify_time") or extra.get("last_modified")
+    if value is None:
+        return None
+    try:
+        if isinstance(value, int | float):
+            return dt.datetime.fromtimestamp(value, dt.UTC)
+        text = str(value)
+        if text[:4].isdigit():
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        from email.utils import parsedate_to_datetime
+
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class S3CompatibleDriver(S3StorageDriver):
@@ -48,7 +69,9 @@ class S3CompatibleDriver(S3StorageDriver):
 
     name = "S3-compatible"
 
-    def presigned_url(self, container: str, key: str, seconds: int, method: str = "GET") -> str:
+    def presigned_url(self, container: str, key: str, seconds: int, method: str = "GET",
+                      extra: dict[str, str] | None = None) -> str:
+        """`extra`: more signed query parameters (``response-content-disposition``...)."""
         path = self._get_object_path(Container(container, {}, self), key)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         port = int(self.connection.port)
@@ -61,12 +84,42 @@ class S3CompatibleDriver(S3StorageDriver):
             "X-Amz-Date": now.strftime("%Y%m%dT%H%M%SZ"),
             "X-Amz-Expires": int(seconds),
             "X-Amz-SignedHeaders": "host",
+            **(extra or {}),
         }
         params["X-Amz-Signature"] = self.connection.signer._get_signature(
             params=params, headers={"host": host_header}, dt=now, method=method, path=path,
             data=UnsignedPayloadSentinel)
         scheme = "https" if self.secure else "http"
-        return f"{scheme}://{host_header}{path}?{urlencode(params)}"
+        # Encoded exactly as SigV4's canonical query string (%20, not "+", for a space).
+        return f"{scheme}://{host_header}{path}?{urlencode(params, quote_via=quote, safe='~')}"
+
+
+class _FileRange:
+    """The bytes [start, end) of a local file, chunk by chunk. The file is opened at once (a
+    missing file fails here, not mid-response) and closed at the end or by close(), which
+    WSGI servers call on a response stream even when the client went away."""
+
+    def __init__(self, path: str, start: int, end: int | None, chunk_size: int):
+        self._fp = open(path, "rb")
+        self._fp.seek(start)
+        self._left = None if end is None else max(0, end - start)
+        self._chunk = chunk_size
+
+    def __iter__(self) -> _FileRange:
+        return self
+
+    def __next__(self) -> bytes:
+        want = self._chunk if self._left is None else min(self._chunk, self._left)
+        chunk = self._fp.read(want) if want > 0 and not self._fp.closed else b""
+        if not chunk:
+            self.close()
+            raise StopIteration
+        if self._left is not None:
+            self._left -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self._fp.close()
 
 
 def _driver_for(url: str, settings: Settings) -> tuple[StorageDriver, str, bool]:
@@ -94,7 +147,42 @@ def _driver_for(url: str, settings: Settings) -> tuple[StorageDriver, str, bool]
         else:
             driver = get_driver(Provider.S3)(key, secret, region=region)
         return driver, bucket, False
-    raise ConfigError(f"storage.url: unsupported scheme {parsed.scheme!r} (file or s3)")
+    if parsed.scheme in ("azure", "gs"):
+        return _cloud_driver(parsed)
+    raise ConfigError(f"storage.url: unsupported scheme {parsed.scheme!r} "
+                      "(file, s3, azure or gs)")
+
+
+def _cloud_driver(parsed: Any) -> tuple[StorageDriver, str, bool]:
+    """Azure Blob Storage and Google Cloud Storage through libcloud's drivers:
+
+    ``azure://ACCOUNT:KEY@/CONTAINER`` (KEY the base64 account key, URL-encoded), or with a
+    host for an emulator or a sovereign cloud: ``azure://ACCOUNT:KEY@127.0.0.1:10000/CONTAINER
+    ?secure=false`` (Azurite). ``gs://ACCESS_ID:SECRET@/BUCKET?project=P`` (HMAC interoperability
+    keys, or a service account e-mail and the path of its key file)."""
+    opts = dict(parse_qsl(parsed.query))
+    container = parsed.path.strip("/")
+    key, secret = unquote(parsed.username or ""), unquote(parsed.password or "")
+    scheme = parsed.scheme
+    if not container or not key or not secret:
+        raise ConfigError(f"storage.url: {scheme}:// URLs need credentials and a container: "
+                          f"{scheme}://KEY:SECRET@/CONTAINER")
+    secure = opts.pop("secure", "true").lower() not in ("0", "false", "no")
+    if scheme == "azure":
+        import base64
+        import binascii
+
+        try:
+            base64.b64decode(secret, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError("storage.url: the Azure account key must be base64 "
+                              "(URL-encode it in the URL)") from None
+        kwargs: dict[str, Any] = {"secure": secure}
+        if parsed.hostname:
+            kwargs.update(host=parsed.hostname, port=parsed.port)
+        return get_driver(Provider.AZURE_BLOBS)(key, secret, **kwargs), container, False
+    return (get_driver(Provider.GOOGLE_STORAGE)(key, secret, project=opts.get("project")),
+            container, False)
 
 
 class Storage:
@@ -134,7 +222,7 @@ class Storage:
     def _object(self, key: str) -> Any:
         try:
             return self.driver.get_object(self.container_name, self.tenant_key(key))
-        except ObjectDoesNotExistError:
+        except (ObjectDoesNotExistError, ContainerDoesNotExistError):
             raise NotFound(f"no stored object {key!r}") from None
 
     def stat(self, key: str) -> StoredObject:
@@ -153,10 +241,31 @@ class Storage:
              chunk_size: int = 65536) -> Iterator[bytes]:
         """Stream an object, or the byte range [start, end) of it."""
         obj = self._object(key)
+        if self.is_local:
+            # libcloud's local driver reads a range by reading the whole file into memory
+            # (twice): read the file ourselves, seeking to the range.
+            return _FileRange(self.driver.get_object_cdn_url(obj), start or 0, end, chunk_size)
         if start is None and end is None:
             return iter(self.driver.download_object_as_stream(obj, chunk_size=chunk_size))
         return iter(self.driver.download_object_range_as_stream(
             obj, start_bytes=start or 0, end_bytes=end, chunk_size=chunk_size))
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        """The current tenant's objects whose key starts with `prefix` (keys as the tenant
+        names them, without the tenant prefix), streamed page by page."""
+        own = self.tenant_key("")
+        with warnings.catch_warnings():
+            # The local driver filters by prefix itself after walking the directory, and says so.
+            warnings.filterwarnings("ignore", message=".*native object filtering")
+            listing = list(self.driver.iterate_container_objects(
+                self.container, prefix=self.tenant_key(prefix))) if self.is_local else None
+        for obj in listing if listing is not None else self.driver.iterate_container_objects(
+                self.container, prefix=self.tenant_key(prefix)):
+            if obj.name.startswith(own):
+                extra = obj.extra or {}
+                yield StoredObject(key=obj.name[len(own):], size=int(obj.size or 0),
+                                   content_type=extra.get("content_type"),
+                                   modified=_modified(extra))
 
     def delete(self, key: str) -> bool:
         try:
@@ -164,17 +273,32 @@ class Storage:
         except NotFound:
             return False
 
-    def presigned_url(self, key: str, seconds: int | None = None) -> str | None:
+    def presigned_url(self, key: str, seconds: int | None = None,
+                      download_name: str | None = None) -> str | None:
         """A URL that reads the object directly from an S3-compatible store for `seconds`
         (default storage.signing_ttl_seconds); None for local storage, whose bytes the API
-        serves itself."""
+        serves itself. `download_name`: S3 answers with ``Content-Disposition: attachment``
+        and that file name (other stores ignore it)."""
         if not isinstance(self.driver, S3CompatibleDriver):
             if self.is_local:
                 return None
             obj = self._object(key)
             return str(self.driver.get_object_cdn_url(obj, ex_expiry=(seconds or self.ttl) / 3600))
+        extra = {"response-content-disposition":
+                 f"attachment; filename*=UTF-8''{quote(download_name, safe='')}"
+                 } if download_name else None
         return self.driver.presigned_url(self.container_name, self.tenant_key(key),
-                                         seconds or self.ttl)
+                                         seconds or self.ttl, extra=extra)
+
+    def presigned_put_url(self, key: str, seconds: int | None = None) -> str | None:
+        """A URL a client PUTs an object's bytes to, straight into an S3-compatible store, for
+        `seconds`; None when the store cannot presign uploads (local disk: clients upload
+        through the API)."""
+        if not isinstance(self.driver, S3CompatibleDriver):
+            return None
+        _ = self.container  # the bucket must exist before a client PUTs into it
+        return self.driver.presigned_url(self.container_name, self.tenant_key(key),
+                                         seconds or self.ttl, method="PUT")
 
     def ping(self) -> None:
         """Raise when the store cannot be reached (readiness)."""

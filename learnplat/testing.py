@@ -122,7 +122,9 @@ def test_settings(tmp: Path, database_url: str, redis_url: str = "", **overrides
     for section, values in overrides.items():
         sections.setdefault(section, {}).update(values)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
-    return load_settings(overrides=sections, environ=environ)
+    # Home is the test's own directory: a plugin's tests never read or write the developer's
+    # per-user home, whichever directory pytest runs from.
+    return load_settings(overrides=sections, environ=environ, home=tmp)
 
 
 @pytest.fixture(scope="session")
@@ -309,6 +311,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class ServerURL(str):
+    """The base URL of a test server; `.pid` is its gunicorn master's process id."""
+
+    pid: int
+
+
 @contextmanager
 def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, workers: int = 2,
                         threads: int = 4, env: dict[str, str] | None = None,
@@ -367,7 +375,8 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
             cwd=settings.home, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, pass_fds=(listener.fileno(),))
         listener.close()  # gunicorn holds its own copy
-        base = f"http://127.0.0.1:{port}"
+        base = ServerURL(f"http://127.0.0.1:{port}")
+        base.pid = proc.pid
         try:
             deadline = time.monotonic() + 30
             while True:

@@ -1,7 +1,9 @@
-"""The core's commands: migrate, tenants, plugins, serve, worker, openapi."""
+"""The core's commands: migrate, tenants, plugins, serve, worker, openapi (and, through the
+modules imported below, config, tasks and permissions)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tomllib
@@ -14,6 +16,9 @@ from pydantic import ValidationError
 from .. import db
 from ..errors import LearnplatError, ValidationFailed
 from ..tenancy import TenantInfo, tenant_context
+from . import permission_commands, task_commands  # noqa: F401  (register their commands)
+from .config_command import describe_home
+from .helpers import echo_rows, json_option
 from .main import AppContext, cli, echo_json, pass_app
 
 
@@ -29,7 +34,11 @@ def migrate(app: AppContext) -> None:
     """Apply every plugin's pending migrations (safe to run twice, or twice at once)."""
     from ..migrate import migrate as run
 
-    applied = run(app.runtime)
+    runtime = app.runtime
+    # Which home, so a relative sqlite:///var/... says where it is; stdout, because stderr
+    # holds only the one error line when there is one.
+    click.echo(describe_home(runtime.settings))
+    applied = run(runtime)
     for name in applied:
         click.echo(f"applied {name}")
     click.echo(f"{len(applied)} migration(s) applied" if applied else "up to date")
@@ -90,19 +99,14 @@ def _spec(**data: Any) -> Any:
 
 
 @tenants.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_app
 def tenants_list(app: AppContext, as_json: bool) -> None:
     """List tenants."""
-    rt = app.runtime
     with db.connection():
-        rows = rt.tenants.list()
-    if as_json:
-        echo_json([tenant_dict(t) for t in rows])
-        return
-    for t in rows:
-        state = "enabled" if t.enabled else "disabled"
-        click.echo(f"{t.slug}\t{t.name}\t{state}\t{','.join(t.domains)}")
+        rows = [tenant_dict(t) for t in app.runtime.tenants.list()]
+    echo_rows(rows, lambda t: (t["slug"], t["name"], "enabled" if t["enabled"] else "disabled",
+                               ",".join(t["domains"])), as_json=as_json)
 
 
 @tenants.command("show")
@@ -172,7 +176,7 @@ def plugins() -> None:
 
 
 @plugins.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.option("--tenant", default=None, help="Show whether each plugin is enabled there.")
 @pass_app
 def plugins_list(app: AppContext, as_json: bool, tenant: str | None) -> None:
@@ -185,12 +189,8 @@ def plugins_list(app: AppContext, as_json: bool, tenant: str | None) -> None:
     rows = [{"name": p.name, "version": p.version, "module": p.module, "location": p.location,
              "requires": list(p.requires), "enabled": info.plugin_enabled(p.name) if info else True}
             for p in rt.plugins.values()]
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
-        click.echo(f"{r['name']}\t{r['version']}\t{r['location']}\t"
-                   f"{'enabled' if r['enabled'] else 'disabled'}")
+    echo_rows(rows, lambda r: (r["name"], r["version"], r["location"],
+                               "enabled" if r["enabled"] else "disabled"), as_json=as_json)
 
 
 @plugins.command("new")
@@ -231,10 +231,13 @@ def serve(app: AppContext, bind: str | None, workers: int | None, no_migrate: bo
     from ..migrate import migrate as run
 
     settings = app.runtime.settings
+    click.echo(describe_home(settings))
     if not no_migrate:
         run(app.runtime)
+    # A home may carry its own gunicorn settings; an installed learnplat has the packaged ones.
     conf = Path(settings.home) / "config" / "gunicorn.conf.py"
-    args = [sys.executable, "-m", "gunicorn", "-c", str(conf),
+    conf_arg = str(conf) if conf.is_file() else "python:learnplat.gunicorn_conf"
+    args = [sys.executable, "-m", "gunicorn", "-c", conf_arg,
             "--bind", bind or settings.server.bind,
             "--workers", str(workers or settings.server.workers),
             "--no-control-socket", app_spec(settings.server.worker_class)]
@@ -255,6 +258,7 @@ def worker(app: AppContext, workers: int | None) -> None:
     if rt.settings.queue.immediate:
         raise LearnplatError("queue.immediate is set: tasks run inline, there is nothing to "
                              "consume")
+    logging.getLogger(__name__).info("%s", describe_home(rt.settings))
     # Events recorded while no worker ran are delivered now, not at the next sweep.
     rt.queue.enqueue(DISPATCH_TASK)
     consumer = rt.queue.huey.create_consumer(

@@ -24,14 +24,40 @@ class AppContext:
 
     def __init__(self) -> None:
         self._runtime: Any = None
+        self._settings: Any = None
+        self._pm: Any = None
 
     @property
     def runtime(self) -> Any:
         if self._runtime is None:
             from ..runtime import create_runtime
 
-            self._runtime = create_runtime()
+            self._runtime = create_runtime(self._settings)
         return self._runtime
+
+    @property
+    def settings(self) -> Any:
+        """The validated settings, without building the runtime (the runtime's when built)."""
+        if self._runtime is not None:
+            return self._runtime.settings
+        if self._settings is None:
+            from ..settings import load_settings
+
+            self._settings = load_settings()
+        return self._settings
+
+    @property
+    def plugin_manager(self) -> Any:
+        """The loaded plugins, without a database or the runtime (the runtime's when built):
+        for commands that only read what plugins declare."""
+        if self._runtime is not None:
+            return self._runtime.pm
+        if self._pm is None:
+            from .. import core_plugin
+            from ..plugins import build_plugin_manager
+
+            self._pm, _ = build_plugin_manager([("core", core_plugin)])
+        return self._pm
 
 
 pass_app = click.make_pass_decorator(AppContext, ensure=True)

@@ -3,7 +3,7 @@ gunicorn's `asgi` worker): one address for the REST API and WebSockets.
 
 * HTTP scopes go to the same Falcon WSGI app as before (create_app), run in a thread pool of
   `server.threads` threads by a2wsgi: the request path, its middleware, transactions and
-  plugins are unchanged (decision 0009 measures what this costs).
+  plugins are unchanged (decision 0011 measures what this costs).
 * WebSocket scopes go to a falcon.asgi app holding the routes whose resource has an async
   ``on_websocket`` responder (e.g. the notifications plugin's /notifications/ws). Those
   resources authenticate and pick their tenant themselves: the WSGI middleware does not run.

@@ -53,6 +53,10 @@ class EndpointSpec:
     # Callers without a token may use the route too (when this says so for the request); a
     # caller with a token still needs `permission`. See `endpoint`.
     anonymous: bool | Callable[[falcon.Request], bool] = False
+    # False: the request runs no transaction around the responder (only a short one to
+    # authenticate); the responder opens its own. For long uploads and downloads, which must
+    # not hold the SQLite write lock or a PostgreSQL transaction while bytes move.
+    transaction: bool = True
 
 
 def endpoint(
@@ -71,11 +75,14 @@ def endpoint(
     response_content_type: str = JSON,
     tags: tuple[str, ...] = (),
     anonymous: bool | Callable[[falcon.Request], bool] = False,
+    transaction: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
     AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
     field. For `content_type=MULTIPART` the body is not parsed: the responder streams
-    `req.get_media()` parts itself, within `max_body` bytes.
+    `req.get_media()` parts itself, within `max_body` bytes. `transaction=False`: no request
+    transaction around the responder (it opens short ones itself with ``db.transaction()``),
+    so streaming a large body holds no database lock.
 
     `anonymous` opens a route that needs `permission` to callers without a token as well: True,
     or a function of the request (a tenant setting) that says whether it is open this time;
@@ -91,6 +98,7 @@ def endpoint(
             content_type=content_type,
             max_body=max_body, multipart_fields=multipart_fields or {},
             response_content_type=response_content_type, tags=tags, anonymous=anonymous,
+            transaction=transaction,
         )
 
         @functools.wraps(fn)

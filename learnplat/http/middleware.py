@@ -19,6 +19,7 @@ from .. import db
 from ..errors import NotFound, Unauthorized
 from ..tenancy import TenantInfo, _current
 from .client_address import client_address, parse_trusted
+from .endpoint import spec_of
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -75,6 +76,13 @@ class RequestContextMiddleware:
                 ctx.tenant = tenant
                 token = _current.set(tenant)
                 ctx.cleanup.append(lambda _ok: _current.reset(token))
+                spec = spec_of(getattr(resource, f"on_{req.method.lower()}", None))
+                if spec is not None and not spec.transaction:
+                    # The responder runs its own short transactions (long uploads and
+                    # downloads): only authentication runs in one here.
+                    with db.transaction(write=False):
+                        ctx.principal = self.authenticate(req, tenant)
+                    return
                 txn = db.transaction(write=req.method not in _READ_METHODS)
                 uow = txn.__enter__()
                 ctx.cleanup.append(lambda ok: _end_transaction(txn, ok or uow.commit_on_failure))

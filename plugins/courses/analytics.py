@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import peewee
 
 from learnplat.auth import Principal
+from learnplat.plugin import merge_extras
 
 from .models import FeedbackThread
 
@@ -32,15 +33,6 @@ def defaults() -> dict[str, Any]:
         "average_quiz_score": None,
         "drop_off": [],
     }
-
-
-def merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
-    """Merge a plugin's sections: dicts merge key by key, other values replace."""
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            merge(into[key], value)
-        else:
-            into[key] = value
 
 
 class AnalyticsService:
@@ -64,7 +56,7 @@ class AnalyticsService:
         for extra in self.runtime.hook.course_analytics(runtime=self.runtime,
                                                         course_id=course.id):
             if isinstance(extra, dict):
-                merge(out, extra)
+                merge_extras([extra], out, protected={"course_id", "status"})
             elif extra is not None:
                 log.warning("course_analytics answered %r; expected a dict", type(extra))
         return out

@@ -7,20 +7,14 @@ import io
 import logging
 import secrets
 import tempfile
-import warnings
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from learnplat import db
+from learnplat import db, uploads
 from learnplat.auth import Principal
-from learnplat.errors import (
-    NotFound,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    ValidationFailed,
-)
+from learnplat.errors import NotFound
 from learnplat.registry import TaskSpec
 from learnplat.tenancy import current_tenant, tenant_context
 
@@ -41,64 +35,11 @@ _TYPE_OF_EXT = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp",
                 "gif": "image/gif"}
 
 
-def spool(stream: Any, limit: int) -> IO[bytes]:
-    """Copy an upload stream to a temporary file (in memory while small); 413 past `limit`."""
-    out = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)
-    size = 0
-    while True:
-        chunk = stream.read(65536)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            out.close()
-            raise PayloadTooLarge(f"the image is over {limit} bytes", limit=limit)
-        out.write(chunk)
-    if size == 0:
-        out.close()
-        raise ValidationFailed.field("file", "the file is empty", "empty")
-    out.seek(0)
-    return out
-
-
 def inspect_image(fp: IO[bytes], settings: CoursesSettings) -> tuple[str, int, int]:
-    """(format, width, height) of a real, whole image within the limits; else 415 or 422."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fp) as im:
-                fmt, (width, height) = im.format or "", im.size
-                if fmt not in settings.image_formats:
-                    raise UnsupportedMediaType(
-                        f"{fmt} images are not accepted; use one of "
-                        f"{', '.join(settings.image_formats)}",
-                        allowed=settings.image_formats)
-                if width > settings.image_max_width or height > settings.image_max_height:
-                    raise ValidationFailed.field(
-                        "file", f"the image is {width}x{height}; at most "
-                        f"{settings.image_max_width}x{settings.image_max_height}", "too_large")
-                if min(width, height) < settings.image_min_side:
-                    raise ValidationFailed.field(
-                        "file", f"the image is {width}x{height}; each side needs at least "
-                        f"{settings.image_min_side} pixels", "too_small")
-                im.verify()
-            fp.seek(0)
-            with Image.open(fp) as im:
-                im.load()  # a truncated or corrupt file fails here, not in the worker
-    except UnidentifiedImageError:
-        raise UnsupportedMediaType("the file is not an image", code="not_an_image") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValidationFailed.field("file", "the image has too many pixels",
-                                     "too_large") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ValidationFailed.field("file", f"the image is damaged: {exc}", "corrupt") from None
-    fp.seek(0)
-    return fmt, width, height
-
-
-def _chunks(fp: IO[bytes]) -> Iterator[bytes]:
-    while chunk := fp.read(65536):
-        yield chunk
+    """(format, width, height) of a real, whole image within the course image limits."""
+    return uploads.inspect_image(fp, uploads.ImageLimits(
+        formats=tuple(settings.image_formats), max_width=settings.image_max_width,
+        max_height=settings.image_max_height, min_side=settings.image_min_side))
 
 
 class ImageService:
@@ -116,12 +57,12 @@ class ImageService:
 
     def upload(self, principal: Principal, course_id: int, stream: Any) -> Course:
         settings = self.settings
-        with spool(stream, settings.image_max_bytes) as fp:
+        with uploads.spool(stream, settings.image_max_bytes, "the image") as fp:
             fmt, _w, _h = inspect_image(fp, settings)
             key = f"courses/{course_id}/image-{secrets.token_hex(8)}.{_EXT.get(fmt, 'img')}"
             content_type = Image.MIME.get(fmt, "application/octet-stream")
             storage = self.runtime.storage
-            storage.put(key, _chunks(fp), content_type)
+            storage.put(key, uploads.file_chunks(fp), content_type)
         try:
             return self._attach(principal, course_id, key, content_type)
         except BaseException:

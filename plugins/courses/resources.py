@@ -9,7 +9,9 @@ import falcon
 
 from learnplat.errors import NotFound, ValidationFailed
 from learnplat.http.endpoint import MULTIPART, endpoint
+from learnplat.http.serving import send_object
 from learnplat.pagination import PageQuery, paginate
+from learnplat.plugin import merge_extras
 
 from .analytics import AnalyticsService
 from .feedback import FeedbackService, message_out, thread_out
@@ -97,8 +99,7 @@ class CourseItem(_Resource):
         out["modules"] = [module_out(m) for m in svc._modules(course.id)]
         for extra in svc.runtime.hook.course_detail_extras(
                 runtime=svc.runtime, course_id=course.id, principal=principal):
-            if extra:
-                out.update({k: v for k, v in extra.items() if k not in CourseDetail.model_fields})
+            merge_extras([extra], out, protected=CourseDetail.model_fields.keys())
         return out
 
     @endpoint(permission="course.update", body=CoursePatch, response=CourseOut,
@@ -246,18 +247,13 @@ class ImageResource(_Resource):
     def _serve(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
         key, content_type, size, stream = self.images.open(req.context.principal, course_id,
                                                            self.which)
-        etag = f'"{key.rsplit("/", 1)[-1]}"'
-        resp.set_header("ETag", etag)
-        resp.set_header("Cache-Control", "private, max-age=3600")
-        if req.get_header("If-None-Match") == etag:
-            close = getattr(stream, "close", None)
-            if close:
-                close()
-            resp.status = 304
-            return
-        resp.content_type = content_type
-        resp.content_length = size
-        resp.stream = stream
+        close = getattr(stream, "close", None)
+        if close:  # the shared sender opens the byte range it needs itself
+            close()
+        storage = self.images.runtime.storage
+        send_object(req, resp, size=size, content_type=content_type,
+                    etag=f'"{key.rsplit("/", 1)[-1]}"', last_modified=None,
+                    opener=lambda start, end: storage.open(key, start, end))
 
 
 class CourseImage(ImageResource):

@@ -5,22 +5,22 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from email_validator import EmailNotValidError, validate_email
 from learnplat_courses.api import COURSES
 
-from learnplat import db
-from learnplat.cli.main import AppContext, echo_json, pass_app, read_text_file
+from learnplat.cli.helpers import echo_json, echo_pages, json_option, tenant_command
+from learnplat.cli.main import read_text_file
 from learnplat.errors import LearnplatError
-from learnplat.pagination import PageQuery
-from learnplat.tenancy import tenant_context
 
 from .services import BulkEntry, EnrollmentService
 
-TENANT = click.option("--tenant", "tenant_slug", required=True, metavar="SLUG",
-                      help="The school (tenant) to act in.")
+if TYPE_CHECKING:
+    from learnplat.runtime import Runtime
+    from learnplat.tenancy import TenantInfo
+
 COURSE = click.option("--course", "course_id", required=True,
                       type=click.IntRange(min=1, max=2_147_483_647),
                       metavar="ID", help="The course's id.")
@@ -64,21 +64,20 @@ def read_csv(path: Path) -> list[BulkEntry]:
     return entries
 
 
-def _service(app: AppContext) -> EnrollmentService:
+def _service(runtime: Runtime) -> EnrollmentService:
     from .hooks import service
 
-    return service(app.runtime)
+    return service(runtime)
 
 
-@enrollments.command("import")
-@TENANT
+# allow_disabled=True: operators enroll a school's learners before enabling it.
+@tenant_command(enrollments, "import", allow_disabled=True)
 @COURSE
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Report what would happen; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@pass_app
-def enrollments_import(app: AppContext, tenant_slug: str, course_id: int, file: Path,
-                       dry_run: bool, as_json: bool) -> None:
+@json_option
+def enrollments_import(runtime: Runtime, tenant: TenantInfo, course_id: int, file: Path,
+                       dry_run: bool, as_json: bool) -> int:
     """Enroll the students listed in FILE.csv (one email per line) in course ID.
 
     Valid rows are applied and invalid ones reported: each line ends created, existing
@@ -90,11 +89,7 @@ def enrollments_import(app: AppContext, tenant_slug: str, course_id: int, file: 
     entries = read_csv(file)
     if not entries:
         raise LearnplatError(f"{file}: no rows to import")
-    rt = app.runtime
-    with db.connection():
-        tenant = rt.tenants.require(tenant_slug)
-        with tenant_context(tenant), db.transaction():
-            report = _service(app).bulk_enroll(None, course_id, entries, dry_run=dry_run)
+    report = _service(runtime).bulk_enroll(None, course_id, entries, dry_run=dry_run)
     if as_json:
         echo_json(report.as_dict())
     else:
@@ -110,37 +105,19 @@ def enrollments_import(app: AppContext, tenant_slug: str, course_id: int, file: 
         click.echo(f"{counts['created']} {verb}created, {counts['reactivated']} {verb}"
                    f"reactivated, {counts['existing']} existing, {counts['rejected']} rejected"
                    + (" (dry run: nothing written)" if dry_run else ""))
-    if report.count("rejected"):
-        raise SystemExit(1)
+    return 1 if report.count("rejected") else 0
 
 
-@enrollments.command("list")
-@TENANT
+@tenant_command(enrollments, "list", write=False, allow_disabled=True)
 @COURSE
 @click.option("--status", type=click.Choice(["active", "dropped"]), default=None)
-@click.option("--json", "as_json", is_flag=True)
-@pass_app
-def enrollments_list(app: AppContext, tenant_slug: str, course_id: int, status: str | None,
+@json_option
+def enrollments_list(runtime: Runtime, tenant: TenantInfo, course_id: int, status: str | None,
                      as_json: bool) -> None:
     """List a course's learners, newest first."""
-    rt = app.runtime
-    svc = _service(app)
-    rows: list[dict[str, Any]] = []
-    with db.connection():
-        tenant = rt.tenants.require(tenant_slug)
-        with tenant_context(tenant), db.transaction(write=False):
-            if rt.service(COURSES).get_course(course_id) is None:
-                raise LearnplatError(f"no course with id {course_id} in {tenant_slug}")
-            cursor = None
-            while True:
-                page = svc.roster(course_id, PageQuery(limit=100, cursor=cursor), status)
-                rows.extend(page["items"])
-                if not (cursor := page["next_cursor"]):
-                    break
-    if as_json:
-        echo_json(rows)
-        return
-    for e in rows:
-        user = e["user"] or {}
-        click.echo(f"{e['id']}\t{user.get('email', e['user_id'])}\t{e['status']}\t"
-                   f"{e['source']}\t{e['created_at'].isoformat()}")
+    if runtime.service(COURSES).get_course(course_id) is None:
+        raise LearnplatError(f"no course with id {course_id} in {tenant.slug}")
+    echo_pages(lambda page: _service(runtime).roster(course_id, page, status),
+               lambda e: (e["id"], (e["user"] or {}).get("email", e["user_id"]), e["status"],
+                          e["source"], e["created_at"]),
+               as_json=as_json)

@@ -31,6 +31,7 @@ from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, PermissionDenied, Vetoed
 from learnplat.models import utcnow
 from learnplat.pagination import PageQuery, paginate
+from learnplat.plugin import merge_extras
 from learnplat.tenancy import current_tenant
 
 from . import events as ev
@@ -309,8 +310,7 @@ class EnrollmentService:
         for answer in self.runtime.hook.enrollment_summaries(
                 runtime=self.runtime, course_ids=list(course_ids), user_id=user_id):
             for course_id, summary in (answer or {}).items():
-                if summary:
-                    merged.setdefault(int(course_id), {}).update(summary)
+                merge_extras([summary], merged.setdefault(int(course_id), {}))
         return merged
 
     def students(self, principal: Principal, course_id: int, page: PageQuery,

@@ -5,34 +5,30 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from learnplat import db
-from learnplat.cli.main import AppContext, echo_json, pass_app, read_text_file
+from learnplat.cli.helpers import echo_pages, json_option, tenant_command
+from learnplat.cli.main import read_text_file
 from learnplat.errors import LearnplatError
-from learnplat.pagination import PageQuery
-from learnplat.tenancy import tenant_context
 
 from .models import ROLES
 from .services import IdentityService, ImportRow, normalize_email
 
-TENANT = click.option("--tenant", "tenant_slug", required=True, metavar="SLUG",
-                      help="The school (tenant) to act in.")
+if TYPE_CHECKING:
+    from learnplat.runtime import Runtime
+    from learnplat.tenancy import TenantInfo
+
+# Every command here takes allow_disabled=True: operators prepare a school's accounts before
+# enabling it, and read its audit log after disabling it.
 
 
-@contextmanager
-def in_tenant(app: AppContext, slug: str) -> Iterator[IdentityService]:
-    """A connection, the tenant's context and one transaction around a command's work."""
-    rt = app.runtime
-    with db.connection():
-        tenant = rt.tenants.require(slug)
-        with tenant_context(tenant), db.transaction():
-            yield rt.service("identity")
+def _service(runtime: Runtime) -> IdentityService:
+    from .hooks import service
+
+    return service(runtime)
 
 
 def register(cli: click.Group) -> None:
@@ -46,42 +42,28 @@ def users() -> None:
     """Create and manage a school's user accounts."""
 
 
-@users.command("create")
-@TENANT
+@tenant_command(users, "create", allow_disabled=True)
 @click.option("--email", required=True)
 @click.option("--password", required=True)
 @click.option("--name", default="", help="Display name (default: the email's local part).")
 @click.option("--role", type=click.Choice(ROLES), default="student", show_default=True)
-@pass_app
-def users_create(app: AppContext, tenant_slug: str, email: str, password: str, name: str,
+def users_create(runtime: Runtime, tenant: TenantInfo, email: str, password: str, name: str,
                  role: str) -> None:
     """Create a user with a password."""
-    with in_tenant(app, tenant_slug) as svc:
-        user = svc.create_user(email, password, name or email.split("@")[0], role=role)
+    user = _service(runtime).create_user(email, password, name or email.split("@")[0],
+                                         role=role)
     click.echo(f"created {role} {user.email} (id {user.id})")
 
 
-@users.command("list")
-@TENANT
+@tenant_command(users, "list", write=False, allow_disabled=True)
 @click.option("--role", type=click.Choice(ROLES), default=None)
-@click.option("--json", "as_json", is_flag=True)
-@pass_app
-def users_list(app: AppContext, tenant_slug: str, role: str | None, as_json: bool) -> None:
+@json_option
+def users_list(runtime: Runtime, tenant: TenantInfo, role: str | None, as_json: bool) -> None:
     """List the school's users."""
-    rows: list[dict[str, Any]] = []
-    with in_tenant(app, tenant_slug) as svc:
-        cursor = None
-        while True:
-            page = svc.list_users(PageQuery(limit=100, cursor=cursor), role=role)
-            rows.extend(page["items"])
-            if not (cursor := page["next_cursor"]):
-                break
-    if as_json:
-        echo_json(rows)
-        return
-    for u in rows:
-        click.echo(f"{u['id']}\t{u['email']}\t{u['role']}\t"
-                   f"{'active' if u['active'] else 'deactivated'}\t{u['name']}")
+    echo_pages(lambda page: _service(runtime).list_users(page, role=role),
+               lambda u: (u["id"], u["email"], u["role"],
+                          "active" if u["active"] else "deactivated", u["name"]),
+               as_json=as_json)
 
 
 def read_csv(path: Path) -> list[ImportRow]:
@@ -108,13 +90,11 @@ def read_csv(path: Path) -> list[ImportRow]:
     return rows
 
 
-@users.command("import")
-@TENANT
+@tenant_command(users, "import", allow_disabled=True)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--valid-only", is_flag=True,
               help="Import the valid rows even when some are rejected (default: all or nothing).")
-@pass_app
-def users_import(app: AppContext, tenant_slug: str, file: Path, valid_only: bool) -> None:
+def users_import(runtime: Runtime, tenant: TenantInfo, file: Path, valid_only: bool) -> int:
     """Bulk-create users from FILE.csv: email,name,role[,password] per line.
 
     All or nothing by default: when any row is rejected, each rejected line is reported with its
@@ -126,8 +106,7 @@ def users_import(app: AppContext, tenant_slug: str, file: Path, valid_only: bool
     rows = read_csv(file)
     if not rows:
         raise LearnplatError(f"{file}: no rows to import")
-    with in_tenant(app, tenant_slug) as svc:
-        report = svc.import_users(rows, valid_only=valid_only)
+    report = _service(runtime).import_users(rows, valid_only=valid_only)
     for line, reason in report.rejected:
         click.echo(f"{file}:{line}: rejected: {reason}", err=True)
     for line, email, user_id in report.created:
@@ -135,47 +114,40 @@ def users_import(app: AppContext, tenant_slug: str, file: Path, valid_only: bool
     if report.rejected and not report.created:
         click.echo(f"error: {len(report.rejected)} row(s) rejected; nothing was imported",
                    err=True)
-        raise SystemExit(1)
+        return 1
     click.echo(f"imported {len(report.created)} user(s); {len(report.rejected)} row(s) rejected")
-    if report.rejected:
-        raise SystemExit(1)
+    return 1 if report.rejected else 0
 
 
-@users.command("set-role")
-@TENANT
+@tenant_command(users, "set-role", allow_disabled=True)
 @click.argument("email")
 @click.argument("role", type=click.Choice(ROLES))
-@pass_app
-def users_set_role(app: AppContext, tenant_slug: str, email: str, role: str) -> None:
+def users_set_role(runtime: Runtime, tenant: TenantInfo, email: str, role: str) -> None:
     """Give EMAIL's account ROLE.
 
     Their access tokens stop working at once; the next token they get (a refresh or a new
     login) carries the new role.
     """
-    with in_tenant(app, tenant_slug) as svc:
-        user = svc.set_role(svc.get_user_by_email(email).id, role)
+    svc = _service(runtime)
+    user = svc.set_role(svc.get_user_by_email(email).id, role)
     click.echo(f"{user.email} is now {user.role}")
 
 
-@users.command("deactivate")
-@TENANT
+@tenant_command(users, "deactivate", allow_disabled=True)
 @click.argument("email")
-@pass_app
-def users_deactivate(app: AppContext, tenant_slug: str, email: str) -> None:
+def users_deactivate(runtime: Runtime, tenant: TenantInfo, email: str) -> None:
     """Deactivate EMAIL's account: no more logins, its tokens stop working at once."""
-    with in_tenant(app, tenant_slug) as svc:
-        user = svc.deactivate(svc.get_user_by_email(email).id)
+    svc = _service(runtime)
+    user = svc.deactivate(svc.get_user_by_email(email).id)
     click.echo(f"deactivated {user.email}")
 
 
-@users.command("unlock")
-@TENANT
+@tenant_command(users, "unlock", allow_disabled=True)
 @click.argument("email")
-@pass_app
-def users_unlock(app: AppContext, tenant_slug: str, email: str) -> None:
+def users_unlock(runtime: Runtime, tenant: TenantInfo, email: str) -> None:
     """Lift the lock that repeated failed logins put on EMAIL."""
-    with in_tenant(app, tenant_slug) as svc:
-        user = svc.unlock(svc.get_user_by_email(email).id)
+    svc = _service(runtime)
+    user = svc.unlock(svc.get_user_by_email(email).id)
     click.echo(f"unlocked {user.email}")
 
 
@@ -184,30 +156,17 @@ def audit() -> None:
     """Read a school's audit log."""
 
 
-@audit.command("list")
-@TENANT
+@tenant_command(audit, "list", write=False, allow_disabled=True)
 @click.option("--action", default=None, help="Only this action, e.g. login.failed.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-@pass_app
-def audit_list(app: AppContext, tenant_slug: str, action: str | None, limit: int,
+@json_option
+def audit_list(runtime: Runtime, tenant: TenantInfo, action: str | None, limit: int,
                as_json: bool) -> None:
     """The newest audit entries first."""
-    rows: list[dict[str, Any]] = []
-    with in_tenant(app, tenant_slug) as svc:
-        cursor = None
-        while len(rows) < limit:
-            page = svc.list_audit(PageQuery(limit=min(100, limit - len(rows)), cursor=cursor),
-                                  action=action)
-            rows.extend(page["items"])
-            if not (cursor := page["next_cursor"]):
-                break
-    if as_json:
-        echo_json(rows)
-        return
-    for e in rows:
-        click.echo(f"{e['created_at'].isoformat()}\t{e['action']}\tactor={e['actor_id']}\t"
-                   f"subject={e['subject_id']}\t{e['ip']}\t{e['detail']}")
+    echo_pages(lambda page: _service(runtime).list_audit(page, action=action),
+               lambda e: (e["created_at"], e["action"], f"actor={e['actor_id']}",
+                          f"subject={e['subject_id']}", str(e["ip"]), str(e["detail"])),
+               as_json=as_json, limit=limit)
 
 
 @click.group()
@@ -215,11 +174,7 @@ def keys() -> None:
     """Manage a school's token-signing keys."""
 
 
-@keys.command("rotate")
-@TENANT
-@pass_app
-def keys_rotate(app: AppContext, tenant_slug: str) -> None:
+@tenant_command(keys, "rotate", allow_disabled=True)
+def keys_rotate(runtime: Runtime, tenant: TenantInfo) -> None:
     """Sign new tokens with a new key; tokens signed by the old key stay valid until they expire."""
-    with in_tenant(app, tenant_slug) as svc:
-        kid = svc.keys.rotate()
-    click.echo(f"new signing key {kid}")
+    click.echo(f"new signing key {_service(runtime).keys.rotate()}")

@@ -1,6 +1,8 @@
 """Events the notifications plugin records (versioned names; never renamed), and the names of
-the events it handles from plugins that may not be installed (by name, `optional=True`):
-each payload carries at least ``user_id`` and ``course_id`` (and ``score`` for gradings)."""
+the events it handles from plugins that may not be installed (by name, `optional=True`, so
+that notifications runs without them): each payload carries at least ``course_id`` and the
+learner as ``user_id`` (or ``student_id``); gradings may carry ``points``/``max_points``,
+``percent`` or ``score``, and a quiz grading ``reviewed``/``regraded``."""
 
 from __future__ import annotations
 

@@ -110,17 +110,39 @@ def _course_title(runtime: Runtime, course_id: int) -> str:
 
 def _to_learner(kind: str, extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None
                 ) -> Callable[[Runtime, EventMessage[Any]], None]:
-    """A handler notifying the event's `user_id` about its `course_id`."""
+    """A handler notifying the event's learner (`user_id`, or `student_id` as the media
+    plugin's assignment events name it) about its `course_id`."""
 
     def handle(runtime: Runtime, event: EventMessage[Any]) -> None:
         p = event.payload
-        course_id, user_id = int(p["course_id"]), int(p["user_id"])
+        course_id = int(p["course_id"])
+        user_id = int(p["user_id"] if "user_id" in p else p["student_id"])
         values = {"course_title": _course_title(runtime, course_id), "course_id": course_id,
                   **p, **(extra(p) if extra else {})}
         data = {"course_id": course_id, "event": event.name}
         service(runtime).notify_kind([user_id], kind, values, data, f"event:{event.id}")
 
     return handle
+
+
+def _score(p: dict[str, Any]) -> dict[str, Any]:
+    """$score of a grading: "8/10" (assignments: points of max_points), "85%" (quizzes:
+    percent), else the payload's own score."""
+    if "points" in p and "max_points" in p:
+        return {"score": f"{p['points']}/{p['max_points']}"}
+    if "percent" in p and "score" not in p:
+        return {"score": f"{float(p['percent']):g}%"}
+    return {}
+
+
+def _quiz_graded(runtime: Runtime, event: EventMessage[Any]) -> None:
+    """Only a grading the learner is not looking at already: an instructor's review or a
+    regrade. A quiz graded at submission shows its result on the spot; a notification (and an
+    email) on top of it is the noise schools complain about."""
+    p = event.payload
+    if "reviewed" in p and not (p.get("reviewed") or p.get("regraded")):
+        return
+    _to_learner("quiz_graded", _score)(runtime, event)
 
 
 def _milestone(runtime: Runtime, event: EventMessage[Milestone]) -> None:
@@ -200,10 +222,9 @@ def register_event_handlers() -> list[EventHandler]:
         EventHandler(CourseRated, "course_rated", _to_owner("course_rated")),
         EventHandler(FeedbackOpened, "course_question", _to_owner("course_question")),
         # Published by plugins that may not be installed: by name.
-        EventHandler(ev.QUIZ_GRADED, "quiz_graded", _to_learner("quiz_graded"),
-                     optional=True),
+        EventHandler(ev.QUIZ_GRADED, "quiz_graded", _quiz_graded, optional=True),
         EventHandler(ev.ASSIGNMENT_GRADED, "assignment_graded",
-                     _to_learner("assignment_graded"), optional=True),
+                     _to_learner("assignment_graded", _score), optional=True),
         EventHandler(ev.CERTIFICATE_ISSUED, "certificate_issued",
                      _to_learner("certificate_issued"), optional=True),
     ]

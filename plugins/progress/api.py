@@ -35,5 +35,10 @@ class ProgressAPI(Protocol):
     def summaries(self, course_ids: list[int], user_id: int) -> dict[int, dict[str, Any]]:
         """{course_id: {"percent", "completed"}} for one learner, in one query."""
 
+    def lock_reason(self, course_id: int, module_id: int, user_id: int) -> str | None:
+        """Why a learner cannot work on a module now: "not_released" (its release_at is in the
+        future) or "prerequisite" (its prerequisite is not complete); None when it is open,
+        already complete, or not a module of the course. Used by the quizzes plugin."""
+
 
 PROGRESS: ServiceKey[ProgressAPI] = ServiceKey("progress", ProgressAPI)

@@ -1,7 +1,8 @@
 """Events the progress plugin records (versioned names; never renamed).
 
-It also consumes "quiz.passed.v1" {course_id, module_id, user_id} (completes the module; by
-name, since the quizzes plugin is optional) and the enrollment plugin's EnrollmentCreated /
+It also consumes "quiz.passed.v1" {course_id, module_id, user_id} and "assignment.graded.v1"
+{course_id, module_id, student_id} (each completes the module; by name, since the quizzes and
+media plugins are optional) and the enrollment plugin's EnrollmentCreated /
 EnrollmentDropped (mirrors the enrollment's status).
 """
 
@@ -13,6 +14,8 @@ from typing import ClassVar
 from learnplat.plugin import Event
 
 QUIZ_PASSED = "quiz.passed.v1"
+# By name too: the media plugin, which grades assignments, is optional.
+ASSIGNMENT_GRADED = "assignment.graded.v1"
 
 
 class ModuleCompleted(Event):
@@ -21,7 +24,7 @@ class ModuleCompleted(Event):
     course_id: int
     module_id: int
     user_id: int
-    source: str  # manual | video | quiz
+    source: str  # manual | video | quiz | assignment
 
 
 class ModuleReset(Event):

@@ -89,6 +89,13 @@ def _on_quiz_passed(runtime: Runtime, event: Any) -> None:
         "quiz_passed")
 
 
+def _on_assignment_graded(runtime: Runtime, event: Any) -> None:
+    p = event.payload
+    service(runtime).complete_from_event(
+        event.id, int(p["course_id"]), int(p["module_id"]), int(p["student_id"]), "assignment",
+        "assignment_graded")
+
+
 def _on_enrollment(status: str) -> Any:
     def handle(runtime: Runtime, event: EventMessage[EnrollmentEvent]) -> None:
         service(runtime).set_enrollment_status(
@@ -101,6 +108,8 @@ def _on_enrollment(status: str) -> Any:
 def register_event_handlers() -> list[EventHandler]:
     return [
         EventHandler(ev.QUIZ_PASSED, "complete_quiz_module", _on_quiz_passed, optional=True),
+        EventHandler(ev.ASSIGNMENT_GRADED, "complete_assignment_module", _on_assignment_graded,
+                     optional=True),
         EventHandler(EnrollmentCreated, "track_enrollment", _on_enrollment("active")),
         EventHandler(EnrollmentDropped, "untrack_enrollment", _on_enrollment("dropped")),
     ]

@@ -44,7 +44,8 @@ class ModuleProgress(TenantModel):
     module_id = peewee.IntegerField()
     user_id = peewee.IntegerField()
     completed_at = UTCDateTimeField(null=True)
-    completed_source = peewee.CharField(max_length=10, null=True)  # manual | video | quiz
+    # manual | video | quiz | assignment
+    completed_source = peewee.CharField(max_length=10, null=True)
     last_position = peewee.FloatField(default=0.0)
     furthest_position = peewee.FloatField(default=0.0)
     watched_seconds = peewee.FloatField(default=0.0)

@@ -23,6 +23,7 @@ from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, ValidationFailed
 from learnplat.models import UTC, utcnow
 from learnplat.pagination import PageQuery, paginate
+from learnplat.plugin import merge_extras
 from learnplat.tenancy import tenant_context
 
 from . import events as ev
@@ -202,11 +203,9 @@ class ProgressService:
                            "100": cp.milestone_100_at if cp else None},
             "modules": out_modules,
         }
-        for extra in self.runtime.hook.progress_extras(runtime=self.runtime,
-                                                        course_id=course_id, user_id=user_id):
-            for key, value in (extra or {}).items():
-                doc.setdefault(key, value)
-        return doc
+        return merge_extras(
+            self.runtime.hook.progress_extras(runtime=self.runtime, course_id=course_id,
+                                              user_id=user_id), doc, protected=set(doc))
 
     def students(self, principal: Principal, course_id: int, page: PageQuery, sort: str,
                  status: str) -> dict[str, Any]:
@@ -390,6 +389,17 @@ class ProgressService:
             if m.id == module_id:
                 return m
         raise NotFound("no such module in this course")
+
+    def lock_reason(self, course_id: int, module_id: int, user_id: int) -> str | None:
+        """The module's lock for this learner (ProgressAPI.lock_reason)."""
+        modules = self.courses.list_modules(course_id)
+        module = next((m for m in modules if m.id == module_id), None)
+        if module is None:
+            return None
+        done = self._completed_ids(course_id, user_id)
+        if module.id in done:
+            return None
+        return self._lock_reason(module, done, modules, utcnow())
 
     def _completed_ids(self, course_id: int, user_id: Any) -> set[int]:
         return {r.module_id for r in ModuleProgress.select(ModuleProgress.module_id).where(

@@ -129,6 +129,7 @@ def cli_env(tmp: Path, tdb: TestDatabase, pythonpath: list[Path] | None = None,
     """Environment for a learnplat subprocess: configuration by env vars only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
     env.update({
+        "LEARNPLAT_HOME": str(REPO),  # whatever the subprocess's cwd (tests of the rule unset it)
         "LEARNPLAT_DATABASE_URL": tdb.url,
         "LEARNPLAT_REDIS_URL": tdb.redis_url,
         "LEARNPLAT_REDIS_PREFIX": f"lptest-{uuid.uuid4().hex[:12]}",

@@ -19,7 +19,8 @@ from learnplat.testing import use_runtime
 COMMANDS = [[], ["migrate"], ["makemigrations"], ["tenants"], ["tenants", "create"],
             ["tenants", "list"], ["tenants", "show"], ["tenants", "disable"],
             ["tenants", "enable"], ["tenants", "apply"], ["plugins"], ["plugins", "list"],
-            ["serve"], ["worker"], ["openapi"]]
+            ["serve"], ["worker"], ["openapi"], ["config"], ["tasks"], ["tasks", "list"],
+            ["tasks", "run"], ["permissions"], ["permissions", "list"]]
 
 
 def invoke(runtime: Any, *args: str):

@@ -4,8 +4,10 @@ streamed put/open/range/delete, presigned URLs that work on a non-default port."
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -23,7 +25,9 @@ B = TenantInfo(id=102, slug="b", name="B")
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
+    # The environment's own moto (not whichever `moto_server` PATH finds first).
+    moto = str(Path(sys.executable).parent / "moto_server")
+    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60  # moto imports a lot; slow on a loaded machine

@@ -1,4 +1,4 @@
-"""The deployment of docs/deployment.md for real: gunicorn (with config/gunicorn.conf.py) behind
+"""The deployment of docs/deployment.md for real: gunicorn (with learnplat serve's settings) behind
 a reverse proxy that appends the client to X-Forwarded-For like nginx's
 $proxy_add_x_forwarded_for. Clients connect from different loopback addresses (127.0.0.2...),
 the proxy from 127.0.0.1, the one address in server.trusted_proxies."""
@@ -61,9 +61,10 @@ def deployment(lp_runtime, lp_database, tmp_path) -> Iterator[tuple[int, int, Pa
     access_log = tmp_path / "access.log"
     env = {"LEARNPLAT_SERVER_TRUSTED_PROXIES": PROXY_ADDR,
            "LEARNPLAT_IDENTITY_LOGIN_PER_IP": "3"}
-    conf = Path(lp_runtime.settings.home) / "config" / "gunicorn.conf.py"
+    # learnplat serve's gunicorn settings (config/gunicorn.conf.py of the checkout is the same).
+    conf = "python:learnplat.gunicorn_conf"
     with serve_with_gunicorn(lp_runtime, lp_database, tmp_path, workers=1, threads=8, env=env,
-                             args=("-c", str(conf), "--access-logfile", str(access_log))
+                             args=("-c", conf, "--access-logfile", str(access_log))
                              ) as base:
         upstream = urlsplit(base).port
         handler = type("Handler", (_ProxyHandler,), {"upstream_port": upstream})

@@ -1,0 +1,75 @@
+"""gunicorn settings for `bin/serve` / `learnplat serve` (override any with CLI flags).
+
+Shipped inside the package (`gunicorn -c python:learnplat.gunicorn_conf`), so an installed
+learnplat serves without a checkout; a home's own config/gunicorn.conf.py replaces it. Loaded
+by gunicorn only, never imported by learnplat itself.
+
+`learnplat serve` names the app to match server.worker_class (the ASGI entry under the asgi
+worker, the WSGI app under gthread). With queue.embedded_worker (the default) the master
+starts `learnplat worker` beside the web workers and stops it on exit, so a fresh install
+needs no second command.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from learnplat.settings import load_settings
+
+_settings = load_settings()
+
+# asgi (default): gunicorn's own asyncio worker runs learnplat.http.asgi, REST through a2wsgi
+# in server.threads threads plus WebSockets (decision 0011); gthread: the WSGI app alone.
+worker_class = _settings.server.worker_class
+if worker_class == "gthread":
+    threads = _settings.server.threads
+else:
+    worker_connections = _settings.server.connections
+    # The access log's client address as the app resolved it (see learnplat.http.asgi).
+    logger_class = "learnplat.http.asgi.AccessLogger"
+timeout = _settings.server.timeout
+keepalive = 5
+accesslog = "-" if _settings.app.debug else None
+# The client is the address the app resolved through server.trusted_proxies (set by the
+# request middleware), not the proxy that holds the connection; then the request id.
+access_log_format = ('%({learnplat.client_addr}e)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s '
+                     '"%(f)s" "%(a)s" %({x-request-id}o)s')
+# The same proxies may tell gunicorn the request came over https (X-Forwarded-Proto), so links
+# derived from the request use the right scheme. Without any, gunicorn's default (loopback).
+if _proxies := [p for p in _settings.server.trusted_proxies if p.lower() != "unix"]:
+    forwarded_allow_ips = ",".join(_proxies)
+errorlog = "-"
+preload_app = False
+
+_worker: subprocess.Popen[bytes] | None = None
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGTERM if the master dies without running on_exit (SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def when_ready(server: Any) -> None:
+    global _worker
+    if _settings.queue.embedded_worker and not _settings.queue.immediate:
+        _worker = subprocess.Popen([sys.executable, "-m", "learnplat.cli", "worker"],
+                                   env=dict(os.environ), preexec_fn=_die_with_parent)
+        server.log.info("started embedded queue worker (pid %s)", _worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _worker is not None and _worker.poll() is None:
+        _worker.send_signal(signal.SIGINT)
+        try:
+            _worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _worker.kill()

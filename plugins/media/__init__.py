@@ -1,0 +1,1 @@
+"""learnplat built-in plugin: media (module videos and attached files, signed streaming URLs)."""

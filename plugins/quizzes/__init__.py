@@ -1,0 +1,1 @@
+"""The quizzes plugin: quizzes on course modules, attempts, grading and results."""
