@@ -93,9 +93,7 @@ class ItemCreated(Event):
     title: str
 ''',
     "learnplat_$name/hooks.py": '''\
-"""The $name plugin: items per school, created by hand or when a course is published."""
-
-from __future__ import annotations
+"""The $name plugin: items per school, added by hand or when a course is published."""
 
 from typing import Any
 
@@ -103,10 +101,7 @@ import click
 import peewee
 from learnplat_courses.events import CoursePublished
 
-from learnplat.plugin import (AUTHENTICATED, Event, EventHandler, EventMessage, Field,
-                              PageQuery, Permission, Route, Schema, ServiceKey, TaskSpec,
-                              TenantModel, UTCDateTimeField, endpoint, hookimpl, paginate,
-                              utcnow)
+import learnplat.plugin as lp
 
 from .api import ${upper}, ItemInfo
 from .events import ItemCreated
@@ -114,19 +109,16 @@ from .events import ItemCreated
 requires = ("courses",)
 
 
-class Item(TenantModel):
+class Item(lp.TenantModel):  # table ${name}_item; every query is scoped to the school
     title = peewee.CharField(max_length=200)
-    created_at = UTCDateTimeField(default=utcnow)
-
-    class Meta:
-        table_name = "${name}_item"
+    created_at = lp.UTCDateTimeField(default=lp.utcnow)
 
 
-class ItemIn(Schema):
-    title: str = Field(min_length=1, max_length=200)
+class ItemIn(lp.Schema):  # unknown fields are a 422
+    title: str = lp.Field(min_length=1, max_length=200)
 
 
-class ${camel}Service:
+class ${camel}Service:  # what other plugins get from runtime.service(${upper})
     def __init__(self, runtime: Any):
         self.runtime = runtime
 
@@ -143,13 +135,13 @@ class Items:
     def __init__(self, runtime: Any):
         self.runtime = runtime
 
-    @endpoint(permission=AUTHENTICATED, query=PageQuery)
-    def on_get(self, req: Any, resp: Any, *, query: PageQuery) -> Any:
+    @lp.endpoint(permission=lp.AUTHENTICATED, query=lp.PageQuery)
+    def on_get(self, req: Any, resp: Any, *, query: lp.PageQuery) -> Any:
         """The school's items, newest first."""
-        return paginate(Item.select(), [Item.id.desc()], query,
-                        lambda i: {"id": i.id, "title": i.title})
+        return lp.paginate(Item.select(), [Item.id.desc()], query,
+                           lambda i: {"id": i.id, "title": i.title})
 
-    @endpoint(permission="$name.create", body=ItemIn, status=201)
+    @lp.endpoint(permission="$name.create", body=ItemIn, status=201)
     def on_post(self, req: Any, resp: Any, *, body: ItemIn) -> Any:
         """Add an item."""
         item = self.runtime.service(${upper}).create(body.title)
@@ -161,51 +153,51 @@ def count_items(runtime: Any) -> int:
     return runtime.service(${upper}).count()
 
 
-def on_course_published(runtime: Any, event: EventMessage[CoursePublished]) -> None:
+def on_course_published(runtime: Any, event: lp.EventMessage[CoursePublished]) -> None:
     runtime.service(${upper}).create(f"New course: {event.data.title}")
 
 
-@hookimpl
+@lp.hookimpl
 def register_models() -> list[type]:
     return [Item]
 
 
-@hookimpl
-def register_events() -> list[type[Event]]:
+@lp.hookimpl
+def register_events() -> list[type[lp.Event]]:
     return [ItemCreated]
 
 
-@hookimpl
-def register_permissions() -> list[Permission]:
-    return [Permission("$name.create", "Add items", {"admin": "any", "instructor": "any"})]
+@lp.hookimpl
+def register_permissions() -> list[lp.Permission]:
+    return [lp.Permission("$name.create", "Add items", {"admin": "any", "instructor": "any"})]
 
 
-@hookimpl
-def register_services(runtime: Any) -> dict[ServiceKey[Any], Any]:
+@lp.hookimpl
+def register_services(runtime: Any) -> dict[lp.ServiceKey[Any], Any]:
     return {${upper}: ${camel}Service(runtime)}
 
 
-@hookimpl
-def register_routes(runtime: Any) -> list[Route]:
-    return [Route("/$name/items", Items(runtime))]
+@lp.hookimpl
+def register_routes(runtime: Any) -> list[lp.Route]:
+    return [lp.Route("/$name/items", Items(runtime))]
 
 
-@hookimpl
-def register_tasks() -> list[TaskSpec]:
-    return [TaskSpec("$name.count_items", count_items)]
+@lp.hookimpl
+def register_tasks() -> list[lp.TaskSpec]:
+    return [lp.TaskSpec("$name.count_items", count_items)]
 
 
-@hookimpl
-def register_event_handlers() -> list[EventHandler]:
-    return [EventHandler(CoursePublished, "announce", on_course_published)]
+@lp.hookimpl
+def register_event_handlers() -> list[lp.EventHandler]:
+    return [lp.EventHandler(CoursePublished, "announce", on_course_published)]
 
 
-@hookimpl
+@lp.hookimpl
 def register_commands(cli: click.Group) -> None:
-    @cli.command("$name")
-    def main() -> None:
-        """The $name plugin's command."""
-        click.echo("learnplat-$name is installed")
+    @lp.tenant_command(cli, "$name-count")
+    def count(runtime: Any, tenant: Any) -> None:
+        """How many items a school has."""
+        click.echo(runtime.service(${upper}).count())
 ''',
     "learnplat_$name/migrations/__init__.py": "",
     "learnplat_$name/migrations/0001_initial.py": '''\
@@ -248,6 +240,13 @@ def test_create_list_and_other_tenant_sees_nothing(lp_client, lp_users, lp_other
     assert lp_client.as_(student).post("/$name/items", json={"title": "x"}).status_code == 403
     outsider = lp_users.make("admin", tenant=lp_other_tenant).token
     assert lp_client.as_(outsider, lp_other_tenant).get("/$name/items").json["items"] == []
+
+
+def test_the_count_command(lp_cli, lp_client, lp_users, lp_tenant):
+    teacher = lp_users.make("instructor").token
+    lp_client.as_(teacher).post("/$name/items", json={"title": "one"})
+    result = lp_cli("$name-count", "--tenant", lp_tenant.slug)
+    assert result.exit_code == 0 and result.stdout.strip() == "1"
 
 
 def test_a_published_course_adds_an_item(lp_runtime, lp_tenant, event_recorder):

@@ -164,3 +164,8 @@ def test_plugin_hookspecs_are_documented_and_exercised(plugin):
         for node in nodes:
             path, test = node.split("::")
             assert f"def {test}(" in (TESTS / path).read_text(), node
+
+
+def test_every_plugin_that_publishes_hookspecs_is_checked_above():
+    published = sorted(p.parent.name for p in (REPO / "plugins").glob("*/hookspecs.py"))
+    assert published == sorted(PLUGIN_HOOKSPECS)

@@ -30,7 +30,7 @@ def test_a_scaffolded_plugin_installs_and_its_tests_pass(tmp_path):
                           str(src / "tests")], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert "2 passed" in run.stdout
+    assert "3 passed" in run.stdout
 
 
 @pytest.mark.parametrize("bad", ["Shelf", "1x", "a", "class", "shelf-x", "x" * 40])
