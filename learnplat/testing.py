@@ -303,6 +303,38 @@ def declare_event(runtime: Runtime, name: str, plugin: str = "tests") -> type[Ev
     return stand_in
 
 
+@contextmanager
+def moto_s3_server() -> Iterator[str]:
+    """An S3-compatible server (moto's standalone server) on 127.0.0.1 for the block; yields
+    its ``host:port``. It accepts any credentials and checks no signatures: tests that care
+    verify presigned URLs themselves."""
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    port = free_port()
+    # The environment's own moto (not whichever `moto_server` PATH finds first).
+    moto = str(Path(sys.executable).parent / "moto_server")
+    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60  # moto imports a lot; slow on a loaded machine
+        while True:
+            assert proc.poll() is None, "moto_server exited"
+            try:
+                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except requests.RequestException:
+                assert time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def free_port() -> int:
     import socket
 

@@ -3,20 +3,16 @@ streamed put/open/range/delete, presigned URLs that work on a non-default port."
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
-from corehelpers import free_port
 
 from learnplat.errors import NotFound
 from learnplat.settings import load_settings
 from learnplat.storage import Storage
 from learnplat.tenancy import TenantInfo, tenant_context
+from learnplat.testing import moto_s3_server
 
 A = TenantInfo(id=101, slug="a", name="A")
 B = TenantInfo(id=102, slug="b", name="B")
@@ -24,25 +20,8 @@ B = TenantInfo(id=102, slug="b", name="B")
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    # The environment's own moto (not whichever `moto_server` PATH finds first).
-    moto = str(Path(sys.executable).parent / "moto_server")
-    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60  # moto imports a lot; slow on a loaded machine
-        while True:
-            assert proc.poll() is None, "moto_server exited"
-            try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with moto_s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(params=["file", "s3"])

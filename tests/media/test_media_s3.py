@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlparse
 
 import pytest
@@ -21,7 +17,7 @@ from mediahelpers import PDF, mp4_bytes, upload
 from learnplat import db
 from learnplat.storage import S3CompatibleDriver, Storage
 from learnplat.tenancy import tenant_context
-from learnplat.testing import free_port
+from learnplat.testing import moto_s3_server
 from learnplat.testing import test_settings as make_settings
 
 KEY, SECRET, REGION = "mediakey", "mediasecret", "us-east-1"
@@ -29,25 +25,8 @@ KEY, SECRET, REGION = "mediakey", "mediasecret", "us-east-1"
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    port = free_port()
-    # The environment's own moto (not whichever `moto_server` PATH finds first).
-    moto = str(Path(sys.executable).parent / "moto_server")
-    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60  # moto imports a lot; slow on a loaded machine
-        while True:
-            assert proc.poll() is None, "moto_server exited"
-            try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with moto_s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
