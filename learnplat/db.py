@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,119 @@ def is_postgres(db: Any = None) -> bool:
     return isinstance(target, peewee.PostgresqlDatabase)
 
 
+class DeferredBegin:
+    """Open a transaction with its first statement, not at BEGIN.
+
+    A request's unit of work is opened before anyone knows whether it will touch the database
+    (a heartbeat or a cached page never does). BEGIN is remembered instead of sent; the first
+    statement takes the connection from the pool and sends BEGIN and the tenant's set_config
+    with it. PostgreSQL gets all three in one round trip (the simple query protocol runs
+    several statements; the cursor holds the last one's rows); SQLite sends BEGIN first. A
+    unit of work that ran no statement commits by doing nothing.
+    """
+
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        self._state.pending_begin = (args, kwargs)  # type: ignore[attr-defined]
+        self._state.pending_tenant = False  # type: ignore[attr-defined]  # False: none to set
+
+    def defer_tenant(self, tenant_id: int | None) -> bool:
+        """Fold the tenant's set_config into the pending BEGIN; False when none is pending."""
+        if getattr(self._state, "pending_begin", None) is None:  # type: ignore[attr-defined]
+            return False
+        self._state.pending_tenant = tenant_id  # type: ignore[attr-defined]
+        return True
+
+    def _take_pending(self) -> tuple[tuple[Any, ...], dict[str, Any], int | None] | None:
+        state = self._state  # type: ignore[attr-defined]
+        pending = getattr(state, "pending_begin", None)
+        if pending is None:
+            return None
+        state.pending_begin = None
+        return pending[0], pending[1], state.pending_tenant
+
+    def _begin_sql(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def flush_begin(self) -> None:
+        """Send a pending BEGIN (and set_config) now, as a statement of its own."""
+        pending = self._take_pending()
+        if pending is not None:
+            args, kwargs, tenant_id = pending
+            sql = self._begin_sql(args, kwargs) + _set_tenant_sql(self, tenant_id)
+            with peewee.__exception_wrapper__:
+                super().cursor().execute(sql)  # type: ignore[misc]
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        self.flush_begin()
+        return super().cursor(*args, **kwargs)  # type: ignore[misc]
+
+    def execute_sql(self, sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self._state, "pending_begin", None) is not None and isinstance(  # type: ignore[attr-defined]
+                self, peewee.PostgresqlDatabase):
+            begin_args, begin_kwargs, tenant_id = self._take_pending()  # type: ignore[misc]
+            prefix = self._begin_sql(begin_args, begin_kwargs) + _set_tenant_sql(self, tenant_id)
+            # psycopg2 interpolates client-side: a literal % in the prefix would need doubling;
+            # it has none (the tenant id is an int).
+            sql = f"{prefix}; {sql}"
+        return super().execute_sql(sql, params, *args, **kwargs)  # type: ignore[misc]
+
+    def commit(self) -> None:
+        if self._take_pending() is None:
+            super().commit()  # type: ignore[misc]
+
+    def rollback(self) -> None:
+        if self._take_pending() is None:
+            super().rollback()  # type: ignore[misc]
+
+
+def _set_tenant_sql(db: Any, tenant_id: int | bool | None) -> str:
+    if not isinstance(db, peewee.PostgresqlDatabase) or tenant_id is False:
+        return ""
+    value = "" if tenant_id is None else str(int(tenant_id))
+    return f"; SELECT set_config('{TENANT_SETTING}', '{value}', true)"
+
+
+class SqliteDatabase(DeferredBegin, peewee.SqliteDatabase):
+    def _begin_sql(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        lock_type = kwargs.get("lock_type") or (args[0] if args else None)
+        return f"BEGIN {lock_type}" if lock_type else "BEGIN"
+
+
+class PostgresqlDatabase(DeferredBegin, PooledPostgresqlDatabase):
+    """The pooled PostgreSQL database, without a `SELECT 1` at every checkout.
+
+    peewee's pool pings an idle connection each time it hands it out: a round trip per request.
+    A connection given back moments ago is trusted instead; one idle longer than `ping_after`
+    seconds is still checked (a server restart or a proxy's idle timeout ends those). A
+    connection that died anyway fails its first statement, and is discarded at check-in.
+    """
+
+    ping_after = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._returned_at: dict[int, float] = {}
+
+    def _begin_sql(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        return "BEGIN"
+
+    def _is_closed(self, conn: Any) -> bool:
+        if conn.closed:
+            return True
+        returned = self._returned_at.get(id(conn))
+        if returned is not None and time.monotonic() - returned < self.ping_after and (
+                conn.info.transaction_status == 0):  # TRANSACTION_STATUS_IDLE
+            return False
+        return super()._is_closed(conn)
+
+    def _close(self, conn: Any, close_conn: bool = False) -> None:
+        super()._close(conn, close_conn)
+        if close_conn or conn.closed:
+            self._returned_at.pop(id(conn), None)
+        else:
+            self._returned_at[id(conn)] = time.monotonic()
+
+
 def make_database(url: str, settings: Settings | None = None) -> peewee.Database:
     """A peewee Database for a URL: sqlite:///path (relative to home) or postgresql://..."""
     parsed = urlparse(url)
@@ -46,7 +160,7 @@ def make_database(url: str, settings: Settings | None = None) -> peewee.Database
             rel = raw[1:] if raw.startswith("/") else raw
             path = str(settings.path(rel)) if settings else rel
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return peewee.SqliteDatabase(
+        return SqliteDatabase(
             path,
             pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000,
                      "synchronous": "normal"},
@@ -55,7 +169,7 @@ def make_database(url: str, settings: Settings | None = None) -> peewee.Database
     if parsed.scheme in ("postgres", "postgresql"):
         opts = dict(parse_qsl(parsed.query))
         db_settings = settings.database if settings else None
-        return PooledPostgresqlDatabase(
+        return PostgresqlDatabase(
             (parsed.path or "/")[1:] or "postgres",
             user=unquote(parsed.username) if parsed.username else None,
             password=unquote(parsed.password) if parsed.password else None,
@@ -124,6 +238,10 @@ def apply_tenant(tenant_id: int | None) -> None:
     if uow is None or not is_postgres():
         return
     if uow.tenant_id != tenant_id:
+        target = database.obj
+        if isinstance(target, DeferredBegin) and target.defer_tenant(tenant_id):
+            uow.tenant_id = tenant_id
+            return
         database.execute_sql(
             "SELECT set_config(%s, %s, true)",
             (TENANT_SETTING, "" if tenant_id is None else str(tenant_id)),

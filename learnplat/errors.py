@@ -92,8 +92,9 @@ class ValidationFailed(LearnplatError):
 class RateLimited(LearnplatError):
     status, code, title = 429, "rate_limited", "Too many requests"
 
-    def __init__(self, retry_after: int, detail: str | None = None):
-        super().__init__(detail or f"retry after {retry_after} seconds", retry_after=retry_after)
+    def __init__(self, retry_after: int, detail: str | None = None, **extra: Any):
+        super().__init__(detail or f"retry after {retry_after} seconds",
+                         retry_after=max(1, int(retry_after)), **extra)
         self.headers["Retry-After"] = str(max(1, int(retry_after)))
 
 

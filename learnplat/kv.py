@@ -9,10 +9,18 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
+
+if TYPE_CHECKING:
+    from .ratelimit import Check, Decision
+
+
+class StoreUnavailable(Exception):
+    """The key-value store could not be reached (Redis down or timing out)."""
 
 
 class KeyValueStore(Protocol):
@@ -22,12 +30,60 @@ class KeyValueStore(Protocol):
     def incr(self, key: str, ttl: float) -> int: ...
     def ttl(self, key: str) -> float | None: ...
     def ping(self) -> None: ...
+    def get_many(self, keys: Sequence[str]) -> list[str | None]: ...
+    def add(self, key: str, value: str, ttl: float) -> bool: ...
+    def round_trip(self, reads: Sequence[str], checks: Sequence[Check]
+                   ) -> tuple[list[str | None], list[Decision]]: ...
+
+
+# Reads KEYS[1..n] and charges the GCRA budgets in the remaining keys, all or nothing, at
+# Redis's own clock (microseconds). ARGV: n, then per budget: interval, tolerance, cost. Per
+# budget it answers allowed (1/0), remaining units, reset and retry-after in microseconds.
+_ROUND_TRIP = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do out[i] = redis.call('GET', KEYS[i]) end
+local ok = true
+local news = {}
+for j = n + 1, #KEYS do
+  local a = 2 + (j - n - 1) * 3
+  local interval, tolerance, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local tat = tonumber(redis.call('GET', KEYS[j])) or now
+  if tat < now then tat = now end
+  local new = tat + interval * cost
+  local ahead = new - now
+  if ahead <= tolerance then
+    news[j] = new
+    out[#out + 1] = 1
+    out[#out + 1] = math.floor((tolerance - ahead) / interval)
+    out[#out + 1] = ahead
+    out[#out + 1] = 0
+  else
+    ok = false
+    local left = math.floor((tolerance - (tat - now)) / interval)
+    if left < 0 then left = 0 end
+    out[#out + 1] = 0
+    out[#out + 1] = left
+    out[#out + 1] = tat - now
+    out[#out + 1] = ahead - tolerance
+  end
+end
+if ok then
+  for j = n + 1, #KEYS do
+    redis.call('SET', KEYS[j], news[j], 'PX', math.floor((news[j] - now) / 1000) + 1000)
+  end
+end
+return out
+"""
 
 
 class RedisStore:
     def __init__(self, client: redis.Redis, prefix: str = "learnplat:"):
         self.client = client
         self.prefix = prefix
+        self._script: Any = None
 
     def get(self, key: str) -> str | None:
         value = self.client.get(self.prefix + key)
@@ -52,6 +108,40 @@ class RedisStore:
 
     def ping(self) -> None:
         self.client.ping()
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        try:
+            values = self.client.mget([self.prefix + k for k in keys])
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return [v.decode() if isinstance(v, bytes) else v for v in values]
+
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        return bool(self.client.set(self.prefix + key, value, px=int(ttl * 1000), nx=True))
+
+    def round_trip(self, reads: Sequence[str], checks: Sequence[Check]
+                   ) -> tuple[list[str | None], list[Decision]]:
+        from .ratelimit import Decision
+
+        if self._script is None:
+            self._script = self.client.register_script(_ROUND_TRIP)
+        args: list[Any] = [len(reads)]
+        for c in checks:
+            interval = 1_000_000 / c.rate.per_second
+            args += [interval, interval * c.rate.burst, c.cost]
+        keys = [self.prefix + k for k in (*reads, *(c.key for c in checks))]
+        try:
+            out = self._script(keys=keys, args=args)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        n = len(reads)
+        values = [v.decode() if isinstance(v, bytes) else v for v in out[:n]]
+        decisions = []
+        for i, c in enumerate(checks):
+            allowed, remaining, reset, retry = out[n + 4 * i: n + 4 * i + 4]
+            decisions.append(Decision(c.policy, bool(allowed), c.rate, int(remaining),
+                                      int(reset) / 1e6, int(retry) / 1e6))
+        return values, decisions
 
 
 class EmbeddedStore:
@@ -119,6 +209,48 @@ class EmbeddedStore:
 
     def ping(self) -> None:
         self._conn().execute("SELECT 1")
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        conn = self._conn()
+        return [live[0] if (live := self._live(conn, k)) else None for k in keys]
+
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self._live(conn, key) is not None:
+                return False
+            conn.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                         (key, value, time.time() + ttl))
+            return True
+        finally:
+            conn.execute("COMMIT")
+
+    def round_trip(self, reads: Sequence[str], checks: Sequence[Check]
+                   ) -> tuple[list[str | None], list[Decision]]:
+        from .ratelimit import gcra
+
+        conn = self._conn()
+        if not checks:
+            return self.get_many(reads), []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            values = [live[0] if (live := self._live(conn, k)) else None for k in reads]
+            now = time.time()
+            steps = []
+            for c in checks:
+                live = self._live(conn, c.key)
+                steps.append(gcra(float(live[0]) if live else None, now, c))
+            if all(d.allowed for d, _ in steps):
+                conn.executemany(
+                    "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                    [(c.key, repr(tat), tat + 1)
+                     for c, (_, tat) in zip(checks, steps, strict=True)])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return values, [d for d, _ in steps]
 
     def purge_expired(self) -> int:
         return self._conn().execute("DELETE FROM kv WHERE expires <= ?", (time.time(),)).rowcount

@@ -20,6 +20,7 @@ from .errors import Vetoed
 from .events import EventBus
 from .kv import KeyValueStore, make_store
 from .plugins import PluginInfo, build_plugin_manager, collect
+from .ratelimit import Limiter
 from .registry import Registry, StartupError
 from .settings import ConfigError, Settings, load_settings
 from .storage import Storage
@@ -39,6 +40,7 @@ class Runtime:
     registry: Registry
     redis: redis.Redis | None
     kv: KeyValueStore
+    limits: Limiter
     queue: TaskQueue
     events: EventBus
     storage: Storage
@@ -111,6 +113,7 @@ def create_runtime(
     rt.database = db.connect_database(settings)
     rt.redis = redis.Redis.from_url(settings.redis.url) if settings.redis.url else None
     rt.kv = make_store(rt.redis, settings.var_path, settings.redis.prefix)
+    rt.limits = Limiter(settings.limits, rt.kv)
     rt.tenants = TenantService(settings.tenancy.cache_seconds)
     rt.storage = Storage(settings)
     rt.events = EventBus(rt)

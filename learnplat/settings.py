@@ -112,6 +112,21 @@ class ServerSettings(_Section):
         return value.strip().lower() if isinstance(value, str) else value
 
 
+class LimitSettings(_Section):
+    """API rate limits (learnplat.ratelimit, docs/security.md): units per second and burst.
+    A tenant's setting `limits` overrides any of the rates and bursts for that tenant."""
+
+    enabled: bool = True
+    user_rate: float = Field(5, gt=0)
+    user_burst: int = Field(150, gt=0)
+    heartbeat_rate: float = Field(1, gt=0)
+    heartbeat_burst: int = Field(30, gt=0)
+    tenant_rate: float = Field(500, gt=0)
+    tenant_burst: int = Field(5000, gt=0)
+    anonymous_rate: float = Field(10, gt=0)
+    anonymous_burst: int = Field(300, gt=0)
+
+
 class AuthSettings(_Section):
     access_token_ttl: int = Field(900, gt=0)
     refresh_token_ttl: int = Field(2_592_000, gt=0)
@@ -132,6 +147,7 @@ class Settings(BaseModel):
     tenancy: TenancySettings = TenancySettings()
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
+    limits: LimitSettings = LimitSettings()
     plugins: dict[str, dict[str, Any]] = {}
     home: str = "."
     # How home was chosen and which files were read, for `learnplat config` and start-up notes.

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import db
 from .errors import Conflict, NotFound, ValidationFailed
@@ -30,6 +30,15 @@ class TenantSpec(BaseModel):
     enabled: bool = True
     disabled_plugins: list[str] = []
     settings: dict[str, Any] = {}
+
+    @field_validator("settings")
+    @classmethod
+    def _known_limits(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from .ratelimit import check_overrides
+
+        if problem := check_overrides(value.get("limits")):
+            raise ValueError(problem)
+        return value
 
 
 def _info(row: Tenant, domains: Iterable[str]) -> TenantInfo:

@@ -118,6 +118,9 @@ def test_settings(tmp: Path, database_url: str, redis_url: str = "", **overrides
         "events": {"inline_dispatch": False, "backoff_seconds": 0},
         "storage": {"url": f"file://{tmp / 'storage'}"},
         "tenancy": {"cache_seconds": 0},
+        # API rate limits off: a test sends many requests from one address in an instant.
+        # Tests of the limits turn them on: test_settings(..., limits={"enabled": True}).
+        "limits": {"enabled": False},
     }
     for section, values in overrides.items():
         sections.setdefault(section, {}).update(values)
@@ -392,6 +395,7 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
         "LEARNPLAT_QUEUE_EMBEDDED_WORKER": "false",
         "LEARNPLAT_QUEUE_SQLITE_PATH": str(tmp / "huey.db"),
         "LEARNPLAT_TENANCY_CACHE_SECONDS": "0",
+        "LEARNPLAT_LIMITS_ENABLED": "false",  # as in test_settings; env may turn them on
         "LEARNPLAT_SERVER_THREADS": str(threads),
         **extra,
     })

@@ -113,10 +113,14 @@ def tenants_list(app: AppContext, as_json: bool) -> None:
 @click.argument("slug")
 @pass_app
 def tenants_show(app: AppContext, slug: str) -> None:
-    """Show one tenant as JSON."""
+    """Show one tenant as JSON, with the API rate limits in force for it (configuration,
+    overlaid with the tenant's `settings.limits`)."""
     rt = app.runtime
     with db.connection():
-        echo_json(tenant_dict(rt.tenants.require(slug)))
+        tenant = rt.tenants.require(slug)
+    shown = tenant_dict(tenant)
+    shown["limits"] = {"enabled": rt.settings.limits.enabled, **rt.limits.effective(tenant)}
+    echo_json(shown)
 
 
 @tenants.command("disable")

@@ -28,6 +28,7 @@ from ..errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from ..ratelimit import BUDGETS
 from .problems import pydantic_errors
 
 JSON = "application/json"
@@ -57,6 +58,10 @@ class EndpointSpec:
     # authenticate); the responder opens its own. For long uploads and downloads, which must
     # not hold the SQLite write lock or a PostgreSQL transaction while bytes move.
     transaction: bool = True
+    # Rate limits (learnplat.ratelimit): units charged to the caller's budget and the tenant's
+    # per request; `budget` "heartbeat" for video playback, which has its own.
+    cost: int = 1
+    budget: str = "api"
 
 
 def endpoint(
@@ -76,6 +81,8 @@ def endpoint(
     tags: tuple[str, ...] = (),
     anonymous: bool | Callable[[falcon.Request], bool] = False,
     transaction: bool = True,
+    cost: int = 1,
+    budget: str = "api",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
     AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
@@ -83,6 +90,10 @@ def endpoint(
     `req.get_media()` parts itself, within `max_body` bytes. `transaction=False`: no request
     transaction around the responder (it opens short ones itself with ``db.transaction()``),
     so streaming a large body holds no database lock.
+
+    `cost` (default 1) is what one request takes from the caller's and the tenant's rate-limit
+    budgets: declare more for expensive work (analytics, search, bulk operations, exports).
+    `budget="heartbeat"` counts a route against the separate playback budget.
 
     `anonymous` opens a route that needs `permission` to callers without a token as well: True,
     or a function of the request (a tenant setting) that says whether it is open this time;
@@ -98,8 +109,10 @@ def endpoint(
             content_type=content_type,
             max_body=max_body, multipart_fields=multipart_fields or {},
             response_content_type=response_content_type, tags=tags, anonymous=anonymous,
-            transaction=transaction,
+            transaction=transaction, cost=cost, budget=budget,
         )
+        if cost < 1 or budget not in BUDGETS:
+            raise ValueError(f"{fn.__qualname__}: cost must be >= 1 and budget one of {BUDGETS}")
 
         @functools.wraps(fn)
         def responder(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:

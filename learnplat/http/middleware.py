@@ -9,6 +9,7 @@ that tenant, so a token from another tenant never matches.
 from __future__ import annotations
 
 import contextvars
+import math
 import re
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 import falcon
 
 from .. import db
-from ..errors import NotFound, Unauthorized
+from ..errors import NotFound, RateLimited, Unauthorized
+from ..kv import StoreUnavailable
+from ..ratelimit import headers as limit_headers
+from ..ratelimit import refused
 from ..tenancy import TenantInfo, _current
 from .client_address import client_address, parse_trusted
 from .endpoint import spec_of
@@ -66,8 +70,12 @@ class RequestContextMiddleware:
         if route is None:
             return
         ctx = req.context
+        spec = spec_of(getattr(resource, f"on_{req.method.lower()}", None))
+        ctx.limit_cost = (spec.budget, spec.cost) if spec is not None else ("api", 1)
+        ctx.limit_decisions = None
         if route.tenant_scoped or req.get_header("X-Tenant"):
-            db.database.connect(reuse_if_open=True)
+            # No connection yet: the first statement takes one from the pool (a request served
+            # from Redis or a cache never does), and the BEGIN below goes with that statement.
             ctx.cleanup.append(_close_connection)
             tenant = self.resolve_tenant(req, required=route.tenant_scoped)
             if tenant is not None:
@@ -76,17 +84,20 @@ class RequestContextMiddleware:
                 ctx.tenant = tenant
                 token = _current.set(tenant)
                 ctx.cleanup.append(lambda _ok: _current.reset(token))
-                spec = spec_of(getattr(resource, f"on_{req.method.lower()}", None))
                 if spec is not None and not spec.transaction:
                     # The responder runs its own short transactions (long uploads and
                     # downloads): only authentication runs in one here.
                     with db.transaction(write=False):
                         ctx.principal = self.authenticate(req, tenant)
+                    self.enforce_limits(ctx)
                     return
                 txn = db.transaction(write=req.method not in _READ_METHODS)
                 uow = txn.__enter__()
                 ctx.cleanup.append(lambda ok: _end_transaction(txn, ok or uow.commit_on_failure))
                 ctx.principal = self.authenticate(req, tenant)
+        if ctx.limit_decisions is None:
+            self.charge(req, ctx.tenant, None)
+        self.enforce_limits(ctx)
 
     def resolve_tenant(self, req: falcon.Request, required: bool) -> TenantInfo | None:
         tenants = self.runtime.tenants
@@ -102,20 +113,72 @@ class RequestContextMiddleware:
         return tenant
 
     def authenticate(self, req: falcon.Request, tenant: TenantInfo) -> Any:
+        """The caller, by the `authenticate` hook. An authentication plugin that reads the
+        key-value store calls ``req.context.round_trip(reads, user_id)``, which charges the
+        rate limits in the same round trip; otherwise they are charged here, once."""
+        ctx = req.context
         if not req.auth:
+            self.charge(req, tenant, None)
             return None
-        principal = self.runtime.hook.authenticate(runtime=self.runtime, req=req, tenant=tenant)
-        if principal is None:
-            raise Unauthorized("unsupported or invalid credentials")
-        if principal.tenant_id != tenant.id:
-            raise Unauthorized("the token belongs to another school")
+        ctx.round_trip = lambda reads, user_id: self.round_trip(req, tenant, reads, user_id)
+        try:
+            principal = self.runtime.hook.authenticate(runtime=self.runtime, req=req,
+                                                       tenant=tenant)
+            if principal is None:
+                raise Unauthorized("unsupported or invalid credentials")
+            if principal.tenant_id != tenant.id:
+                raise Unauthorized("the token belongs to another school")
+        except Unauthorized:
+            if ctx.limit_decisions is None:
+                # A bad token is an anonymous caller: its address pays (so guessing tokens is
+                # limited too), and 429 wins over 401 once that budget is spent.
+                self.charge(req, tenant, None)
+                self.enforce_limits(ctx)
+            raise
+        if ctx.limit_decisions is None:
+            self.charge(req, tenant, principal.user_id)
         return principal
+
+    def round_trip(self, req: falcon.Request, tenant: TenantInfo | None, reads: list[str],
+                   user_id: Any) -> list[str | None]:
+        """Read `reads` from the key-value store and charge this request's rate limits, as
+        `user_id` (None: anonymous, by client address), in one round trip."""
+        ctx = req.context
+        limits = self.runtime.limits
+        budget, cost = ctx.limit_cost
+        checks = limits.checks(tenant, user_id, ctx.client_addr, budget, cost)
+        if not checks and not reads:
+            ctx.limit_decisions = []
+            return []
+        try:
+            values, ctx.limit_decisions = limits.round_trip(reads, checks)
+        except StoreUnavailable as exc:
+            ctx.limit_decisions = limits.fail_open(exc)
+            raise
+        return values
+
+    def charge(self, req: falcon.Request, tenant: TenantInfo | None, user_id: Any) -> None:
+        try:
+            self.round_trip(req, tenant, [], user_id)
+        except StoreUnavailable:
+            pass  # limits fail open (logged by the limiter)
+
+    @staticmethod
+    def enforce_limits(ctx: Any) -> None:
+        worst = refused(ctx.limit_decisions or ())
+        if worst is not None:
+            raise RateLimited(math.ceil(worst.retry_after),
+                              f"the {worst.policy} rate limit is spent; retry after "
+                              f"{math.ceil(worst.retry_after)} s", policy=worst.policy)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          req_succeeded: bool) -> None:
         ctx = req.context
         ok = req_succeeded and resp.status_code < 400
-        cors(req, resp, ctx.tenant)
+        cors(req, resp, getattr(ctx, "tenant", None))
+        if decisions := getattr(ctx, "limit_decisions", None):
+            for name, value in limit_headers(decisions).items():
+                resp.set_header(name, value)
         error: Exception | None = None
         # Every step runs even when one fails (a failed commit must still free the connection).
         for step in reversed(getattr(ctx, "cleanup", [])):
@@ -158,7 +221,8 @@ def cors(req: falcon.Request, resp: falcon.Response, tenant: TenantInfo | None) 
         return
     resp.set_header("Access-Control-Allow-Origin", origin)
     resp.append_header("Vary", "Origin")
-    resp.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
+    resp.set_header("Access-Control-Expose-Headers",
+                    "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy")
     if req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
         resp.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
         resp.set_header("Access-Control-Allow-Headers",

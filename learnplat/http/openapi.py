@@ -93,6 +93,7 @@ def build_document(runtime: Runtime) -> dict[str, Any]:
             "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},
+            "headers": RATE_LIMIT_HEADERS,
             "parameters": {"XTenant": {"name": "X-Tenant", "in": "header", "required": False,
                                        "schema": {"type": "string"},
                                        "description": "Tenant slug (or use its domain)."}},
@@ -171,7 +172,7 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
                                       "headers": {"Location": {"schema": {"type": "string"}}}}
         else:
             responses[str(status)] = success
-    codes = set(spec.errors)
+    codes = set(spec.errors) | {429}  # every route is rate limited (learnplat.ratelimit)
     if spec.permission != PUBLIC:
         codes |= {401, 403}
     if route.tenant_scoped:
@@ -185,5 +186,28 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
             "description": _ERROR_TEXT.get(code, "Error"),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
+    for code, response in responses.items():
+        response["headers"] = {**response.get("headers", {}), **_LIMIT_HEADERS}
+        if code == "429":
+            response["headers"]["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
     op["responses"] = responses
+    op["x-rate-limit"] = {"budget": spec.budget, "cost": spec.cost}
     return op
+
+
+_LIMIT_HEADERS = {name: {"$ref": f"#/components/headers/{name}"}
+                  for name in ("RateLimit", "RateLimit-Policy")}
+RATE_LIMIT_HEADERS = {
+    "RateLimit": {
+        "description": "The budget closest to refusing: its name, r = units remaining, "
+                       "t = seconds until it is whole again (draft-ietf-httpapi-ratelimit-"
+                       'headers), e.g. `"user";r=148;t=1`. Absent when limits are off.',
+        "schema": {"type": "string"}},
+    "RateLimit-Policy": {
+        "description": "Every budget this request counted against: q = burst (units), "
+                       "w = seconds to refill it from empty, e.g. "
+                       '`"user";q=150;w=30, "tenant";q=5000;w=10`.',
+        "schema": {"type": "string"}},
+    "Retry-After": {"description": "Seconds to wait before retrying.",
+                    "schema": {"type": "integer", "minimum": 1}},
+}

@@ -391,7 +391,7 @@ class AnalyticsResource(_Resource):
         super().__init__(service)
         self.analytics = analytics
 
-    @endpoint(permission="course.analytics", response=AnalyticsOut,
+    @endpoint(permission="course.analytics", response=AnalyticsOut, cost=10,
               summary="Course analytics (owner or admin)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
         """Enrollments over time, completion rate, average progress and quiz score and

@@ -97,7 +97,7 @@ class BulkResource:
         self.service = service
 
     @endpoint(permission="enrollment.manage", body=BulkIn, response=BulkOut,
-              errors=(404, 409), tags=TAGS)
+              errors=(404, 409), tags=TAGS, cost=20)
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
                 body: BulkIn) -> Any:
         """Enroll many learners by email or user id (owner instructor, admin).

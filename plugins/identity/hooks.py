@@ -97,7 +97,7 @@ def authenticate(runtime: Runtime, req: falcon.Request, tenant: TenantInfo) -> P
     if scheme.lower() != "bearer" or not token.strip():
         return None
     svc = service(runtime)
-    return svc.principal_for(token.strip())
+    return svc.principal_for(token.strip(), getattr(req.context, "round_trip", None))
 
 
 @hookimpl

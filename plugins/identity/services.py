@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from learnplat.errors import (
     ValidationFailed,
 )
 from learnplat.http.client_address import rate_limit_key
+from learnplat.kv import StoreUnavailable
 from learnplat.models import utcnow
 from learnplat.pagination import PageQuery, paginate
 from learnplat.tenancy import current_tenant
@@ -40,6 +41,25 @@ from .tokens import TokenCodec
 
 if TYPE_CHECKING:
     from learnplat.runtime import Runtime
+
+
+# The user's role, active flag and token version, cached in the key-value store so that
+# authenticating needs no database read (principal_for). Written by `_publish_state` after a
+# change commits; filled on a miss with SET NX, so a stale fill never wins over a change.
+_STATE_TTL = 3600.0
+
+
+def _state_key(tenant_id: int, user_id: Any) -> str:
+    return f"usr:{tenant_id}:{user_id}"
+
+
+def _format_state(role: str, active: bool, version: int) -> str:
+    return f"{role}|{int(bool(active))}|{version}"
+
+
+def _parse_state(state: str) -> tuple[str, bool, int]:
+    role, active, version = state.split("|")
+    return role, active == "1", int(version)
 
 class IdentitySettings(BaseModel):
     """The [identity] section: rate limits and lockout (per tenant, counted in the kv store).
@@ -380,27 +400,90 @@ class IdentityService:
                  .execute())
         self.audit("logout", actor_id=principal.user_id, subject_id=principal.user_id)
 
-    def principal_for(self, token: str) -> Principal:
+    def principal_for(self, token: str, round_trip: Callable[[list[str], Any], list[Any]]
+                      | None = None) -> Principal:
+        """The caller of an access token, refused when revoked, ended or stale.
+
+        One key-value round trip reads the token's revocation keys and the user's cached state
+        (role, active, token version); `round_trip` (the request's, from the core) charges
+        the rate limits in the same step. The user's row is read only when its state is not
+        cached; without the store (Redis down) the database answers alone, revoked families
+        included, so a revoked token stays refused."""
         tenant = current_tenant()
         claims = self.tokens.verify(token, tenant)
-        if self.kv.get(f"jti:{tenant.id}:{claims['jti']}") is not None:
-            raise Unauthorized("token revoked", code="token_revoked")
-        if (fam := claims.get("fam")) and self.kv.get(f"fam:{tenant.id}:{fam}") is not None:
-            raise Unauthorized("session ended", code="token_revoked")
         try:
             user_id = int(claims["sub"])
         except (TypeError, ValueError):
             raise Unauthorized("invalid token subject") from None
         if not 0 < user_id < 2**31:  # beyond an INTEGER column the query itself would fail
             raise Unauthorized("invalid token subject")
+        fam = claims.get("fam")
+        reads = [f"jti:{tenant.id}:{claims['jti']}", _state_key(tenant.id, user_id)]
+        if fam:
+            reads.append(f"fam:{tenant.id}:{fam}")
+        try:
+            values = round_trip(reads, user_id) if round_trip else self.kv.get_many(reads)
+        except StoreUnavailable:
+            return self._principal_from_database(claims, user_id, fam)
+        if values[0] is not None:
+            raise Unauthorized("token revoked", code="token_revoked")
+        if fam and values[2] is not None:
+            raise Unauthorized("session ended", code="token_revoked")
+        state = values[1] or self._cache_state(user_id)
+        role, active, version = _parse_state(state)
+        if not active or version != claims.get("ver"):
+            raise Unauthorized("token no longer valid", code="token_revoked")
+        # The role comes from the user's record (cached), never from the token's claim.
+        return Principal(user_id=user_id, tenant_id=tenant.id, role=role,
+                         grants=self.runtime.registry.grants_for(role),
+                         token_id=claims["jti"], claims=claims)
+
+    def _principal_from_database(self, claims: dict[str, Any], user_id: int,
+                                 fam: str | None) -> Principal:
         row = (User.select(User.id, User.role, User.active, User.token_version)
                .where(User.id == user_id).first())
         if row is None or not row.active or row.token_version != claims.get("ver"):
             raise Unauthorized("token no longer valid", code="token_revoked")
-        # The role comes from the database row, never from the token's claim.
+        # Logout and reuse detection end the family in the database too.
+        if fam and RefreshToken.select().where(
+                (RefreshToken.family == fam) & RefreshToken.revoked_at.is_null(False)).exists():
+            raise Unauthorized("session ended", code="token_revoked")
+        tenant = current_tenant()
         return Principal(user_id=row.id, tenant_id=tenant.id, role=row.role,
                          grants=self.runtime.registry.grants_for(row.role),
                          token_id=claims["jti"], claims=claims)
+
+    def _cache_state(self, user_id: int) -> str:
+        """Read the user's state from the database and cache it unless a writer got there
+        first (add: SET NX), so a stale read never overwrites a change (`_publish_state`)."""
+        row = (User.select(User.role, User.active, User.token_version)
+               .where(User.id == user_id).first())
+        if row is None:
+            raise Unauthorized("token no longer valid", code="token_revoked")
+        state = _format_state(row.role, row.active, row.token_version)
+        try:
+            self.kv.add(_state_key(current_tenant().id, user_id), state, _STATE_TTL)
+        except Exception:  # the cache is an optimisation; the answer stands without it
+            pass
+        return state
+
+    def _publish_state(self, user_id: Any) -> None:
+        """After a change to role, active or token version commits: overwrite the cached
+        state, so every process refuses the user's old tokens from the next request on."""
+        tenant_id = current_tenant().id
+        key = _state_key(tenant_id, user_id)
+        self.kv.delete(key)  # before commit too: nothing reads a state about to change
+
+        def publish() -> None:
+            row = (User.select(User.role, User.active, User.token_version)
+                   .where(User.id == user_id).first())
+            if row is None:
+                self.kv.delete(key)
+            else:
+                self.kv.set(key, _format_state(row.role, row.active, row.token_version),
+                            _STATE_TTL)
+
+        db.on_commit(publish)
 
     # -- roles and deactivation --------------------------------------------------------------
 
@@ -426,6 +509,7 @@ class IdentityService:
                 # kept; the pair it gives carries the new role and version.
                 User.update(role=role, token_version=User.token_version + 1,
                             updated_at=utcnow()).where(User.id == user.id).execute()
+                self._publish_state(user.id)
                 self.audit("user.role_changed", actor_id=actor_id, subject_id=user.id,
                            detail={"from": old, "to": role})
             return self.get_user(user_id)
@@ -438,6 +522,7 @@ class IdentityService:
             self._keep_an_admin(user)
             User.update(active=False, token_version=User.token_version + 1,
                         updated_at=utcnow()).where(User.id == user.id).execute()
+            self._publish_state(user.id)
             (RefreshToken.update(revoked_at=utcnow())
              .where((RefreshToken.user == user.id) & RefreshToken.revoked_at.is_null())
              .execute())

@@ -24,8 +24,11 @@ class ProgressResource:
         module's state (completed, locked, video playback). Current to the last heartbeat."""
         return self.service.document(req.context.principal, course_id)
 
+    # Playback heartbeats (and completions) have their own budget: watching a video for
+    # hours never starves the rest of the API for that student, nor the reverse.
     @endpoint(permission="progress.track", body=ProgressIn, response=ProgressPostOut,
-              errors=(403, 404, 409), summary="Mark a module complete, or record video playback")
+              errors=(403, 404, 409), budget="heartbeat",
+              summary="Mark a module complete, or record video playback")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
                 body: ProgressIn) -> Any:
         """`{module_id, completed}` marks a module complete (or not) and answers the course
@@ -46,7 +49,7 @@ class StudentsResource:
         self.service = service
 
     @endpoint(permission="progress.view_course", query=StudentsQuery, response=StudentPage,
-              errors=(404,), summary="Progress of a course's students (owner, admin)")
+              errors=(404,), cost=5, summary="Progress of a course's students (owner, admin)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
                query: StudentsQuery) -> Any:
         """Cursor-paged; `sort` by `percent` or `last_activity` (prefix `-` for descending);

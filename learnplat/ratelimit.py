@@ -1,0 +1,178 @@
+"""API rate limits on every route: budgets per user, per tenant and per anonymous address.
+
+Each budget is a GCRA bucket (decision 0012): `rate` units per second refill it, up to `burst`
+units at once. A request costs its endpoint's declared `cost` (1 unless it says more) from the
+caller's budget (`api`, or `heartbeat` for video playback, so neither starves the other) and
+from its tenant's budget (all its users and visitors together). Anonymous callers pay from
+their client address's budget instead of a user's.
+
+The counting is one atomic step in the key-value store, done in the same round trip as the
+authentication's reads (`Limiter.round_trip`): one Redis script per request, which also
+reads Redis's clock, so processes with skewed clocks count alike. A refused request charges
+nothing. If the store cannot be reached, requests are not limited (fail open, logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from .kv import KeyValueStore
+    from .settings import LimitSettings
+    from .tenancy import TenantInfo
+
+log = logging.getLogger(__name__)
+
+Budget = Literal["api", "heartbeat"]
+BUDGETS: tuple[str, ...] = ("api", "heartbeat")
+
+
+@dataclass(frozen=True)
+class Rate:
+    per_second: float
+    burst: int
+
+    @property
+    def window(self) -> int:
+        """Seconds an empty budget takes to refill: the quota's window in the headers."""
+        return max(1, math.ceil(self.burst / self.per_second))
+
+
+@dataclass(frozen=True)
+class Check:
+    """Charge `cost` units to the budget stored under `key`."""
+
+    key: str
+    policy: str  # the name clients see in the RateLimit headers
+    rate: Rate
+    cost: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy: str
+    allowed: bool
+    rate: Rate
+    remaining: int  # whole units left after this request
+    reset: float  # seconds until the budget is full again
+    retry_after: float  # seconds until this request would be allowed (0 when allowed)
+
+
+def gcra(tat: float | None, now: float, check: Check) -> tuple[Decision, float]:
+    """One GCRA step in seconds: the decision and the new theoretical arrival time. The Redis
+    script (learnplat.kv) does the same arithmetic in microseconds."""
+    interval = 1.0 / check.rate.per_second
+    tolerance = interval * check.rate.burst
+    tat = max(tat or now, now)
+    new = tat + interval * check.cost
+    ahead = new - now
+    if ahead <= tolerance:
+        remaining = int((tolerance - ahead) / interval + 1e-9)
+        return Decision(check.policy, True, check.rate, remaining, ahead, 0.0), new
+    remaining = max(0, int((tolerance - (tat - now)) / interval + 1e-9))
+    return Decision(check.policy, False, check.rate, remaining, tat - now,
+                    ahead - tolerance), tat
+
+
+class Overrides(BaseModel):
+    """A tenant's own limits (tenant setting `limits`): any subset of the [limits] keys."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_rate: float | None = Field(None, gt=0)
+    user_burst: int | None = Field(None, gt=0)
+    heartbeat_rate: float | None = Field(None, gt=0)
+    heartbeat_burst: int | None = Field(None, gt=0)
+    tenant_rate: float | None = Field(None, gt=0)
+    tenant_burst: int | None = Field(None, gt=0)
+    anonymous_rate: float | None = Field(None, gt=0)
+    anonymous_burst: int | None = Field(None, gt=0)
+
+
+def check_overrides(value: Any) -> str | None:
+    """Why a tenant's `limits` setting is invalid, or None when it is fine."""
+    if value is None:
+        return None
+    try:
+        Overrides.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"settings.limits.{where}: {first['msg']}" if where else first["msg"]
+    return None
+
+
+class Limiter:
+    """Plans the checks of a request and runs them with the store (see the module doc)."""
+
+    def __init__(self, settings: LimitSettings, store: KeyValueStore):
+        self.settings = settings
+        self.store = store
+        self._warned_at = 0.0
+
+    def effective(self, tenant: TenantInfo | None) -> dict[str, float | int]:
+        """The limits in force for a tenant: configuration overlaid with its overrides."""
+        values: dict[str, float | int] = {
+            name: getattr(self.settings, name) for name in Overrides.model_fields}
+        raw = tenant.setting("limits") if tenant is not None else None
+        if isinstance(raw, dict):
+            for name, value in raw.items():
+                if name in values and isinstance(value, (int, float)) and value > 0:
+                    values[name] = value
+        return values
+
+    def checks(self, tenant: TenantInfo | None, user_id: Any, address: str | None,
+               budget: str, cost: int) -> list[Check]:
+        if not self.settings.enabled:
+            return []
+        lim = self.effective(tenant)
+        out: list[Check] = []
+        if user_id is not None and tenant is not None:
+            prefix = "heartbeat" if budget == "heartbeat" else "user"
+            out.append(Check(f"lim:u:{tenant.id}:{user_id}:{prefix}", prefix,
+                             Rate(lim[f"{prefix}_rate"], int(lim[f"{prefix}_burst"])), cost))
+        else:
+            out.append(Check(f"lim:a:{address or '-'}", "anonymous",
+                             Rate(lim["anonymous_rate"], int(lim["anonymous_burst"])), cost))
+        if tenant is not None:
+            out.append(Check(f"lim:t:{tenant.id}", "tenant",
+                             Rate(lim["tenant_rate"], int(lim["tenant_burst"])), cost))
+        return out
+
+    def round_trip(self, reads: Sequence[str], checks: Sequence[Check]
+                   ) -> tuple[list[str | None], list[Decision]]:
+        """Read `reads` and charge `checks` in one step. Raises the store's error when it is
+        unreachable: the caller decides (limits fail open; see `fail_open`)."""
+        return self.store.round_trip(reads, checks)
+
+    def fail_open(self, exc: Exception) -> list[Decision]:
+        now = time.monotonic()
+        if now - self._warned_at > 10:  # one line per 10 s, not one per request
+            self._warned_at = now
+            log.warning("rate limits not enforced: key-value store unreachable (%s)", exc)
+        return []
+
+
+def headers(decisions: Sequence[Decision]) -> dict[str, str]:
+    """RateLimit-Policy lists every budget the request was counted against; RateLimit gives
+    the one closest to refusing (draft-ietf-httpapi-ratelimit-headers: q quota, w window,
+    r remaining, t seconds until the quota is whole again)."""
+    if not decisions:
+        return {}
+    policy = ", ".join(f'"{d.policy}";q={d.rate.burst};w={d.rate.window}' for d in decisions)
+    tightest = min(decisions, key=lambda d: (d.allowed, d.remaining))
+    return {
+        "RateLimit-Policy": policy,
+        "RateLimit": f'"{tightest.policy}";r={tightest.remaining};t={math.ceil(tightest.reset)}',
+    }
+
+
+def refused(decisions: Sequence[Decision]) -> Decision | None:
+    worst = [d for d in decisions if not d.allowed]
+    return max(worst, key=lambda d: d.retry_after) if worst else None
