@@ -356,6 +356,8 @@ def count_queries() -> Iterator[QueryCount]:
     It listens to peewee's query hooks, so it sees every statement that goes through the
     database's ``execute_sql`` (every query of a model or of raw SQL)."""
     database = db.database.obj
+    if database is None:
+        raise RuntimeError("count_queries() needs the process's database (use lp_runtime)")
     counter = QueryCount()
     database.query_hooks.append(counter._record)
     try:
