@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -304,6 +305,74 @@ def declare_event(runtime: Runtime, name: str, plugin: str = "tests") -> type[Ev
         "model_config": ConfigDict(frozen=True, extra="allow")})
     runtime.registry.add_event(stand_in, plugin)
     return stand_in
+
+
+# Transaction control, and the tenant setting of row-level security: the core may fold these
+# into fewer round trips (or none), so the query counter leaves them out and counts only the
+# statements the application asked for.
+_TRANSACTION_CONTROL = re.compile(
+    r"\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE"
+    r"|SELECT\s+set_config\s*\()", re.IGNORECASE)
+
+
+def is_transaction_control(sql: str) -> bool:
+    """Whether `sql` is transaction control that `count_queries` leaves out (BEGIN, COMMIT,
+    ROLLBACK [TO SAVEPOINT], SAVEPOINT, RELEASE, `SELECT set_config(...)` for the tenant)."""
+    return _TRANSACTION_CONTROL.match(sql) is not None
+
+
+class QueryCount:
+    """The SQL statements the process's database ran inside a `count_queries()` block,
+    transaction control left out: `.count` (also `len()`), `.queries` (the SQL text, in
+    order), `.all` (every statement, transaction control included)."""
+
+    def __init__(self) -> None:
+        self.all: list[str] = []
+        self.queries: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.queries)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def __repr__(self) -> str:
+        return f"<QueryCount {self.count}: {self.queries!r}>"
+
+    def _record(self, event: Any) -> None:
+        sql = str(event.sql)
+        self.all.append(sql)
+        if not is_transaction_control(sql):
+            self.queries.append(sql)
+
+
+@contextmanager
+def count_queries() -> Iterator[QueryCount]:
+    """Count the SQL statements the process's database runs inside the block (every thread,
+    every connection of the pool), leaving out transaction control::
+
+        with count_queries() as q:
+            lp_client.get("/courses?limit=20")
+        assert q.count <= 3, q.queries
+
+    It listens to peewee's query hooks, so it sees every statement that goes through the
+    database's ``execute_sql`` (every query of a model or of raw SQL)."""
+    database = db.database.obj
+    if database is None:
+        raise RuntimeError("count_queries() needs the process's database (use lp_runtime)")
+    counter = QueryCount()
+    database.query_hooks.append(counter._record)
+    try:
+        yield counter
+    finally:
+        database.query_hooks.remove(counter._record)
+
+
+@pytest.fixture
+def lp_queries() -> Any:
+    """`learnplat.testing.count_queries`, as a fixture: ``with lp_queries() as q: ...``."""
+    return count_queries
 
 
 @contextmanager

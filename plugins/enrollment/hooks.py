@@ -101,9 +101,11 @@ def course_analytics(runtime: Runtime, course_id: int) -> dict[str, Any]:
 @hookimpl
 def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal | None
                          ) -> dict[str, Any]:
-    """``enrollment``: the caller's status and whether (and how many) seats are open."""
+    """``enrollment``: the caller's status and whether (and how many) seats are open. Active
+    enrollments are counted only when the course has a cap (`seats_left` is null without
+    one)."""
     svc = service(runtime)
-    rules = svc.rules_dict(course_id)
+    rules = svc.rules_dict(course_id, count=False)
     mine = svc.get(course_id, principal.user_id) if principal is not None else None
     return {"enrollment": {
         "status": mine.status if mine else None,

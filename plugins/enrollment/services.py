@@ -239,17 +239,21 @@ class EnrollmentService:
         if self.active_count(course_id) + wanted > rules.cap:
             raise Conflict("the course is full", code="course_full", cap=rules.cap)
 
-    def rules_dict(self, course_id: int) -> dict[str, Any]:
+    def rules_dict(self, course_id: int, count: bool = True) -> dict[str, Any]:
+        """The course's rules as the API answers them. `count=False` (the course detail)
+        counts the active enrollments only when a cap needs them for `seats_left`: a COUNT
+        whose cost grows with the course's learners, for a figure nobody asked for; then
+        `active_count` is None."""
         rules = EnrollmentRules.get_or_none(EnrollmentRules.course_id == course_id)
-        active = self.active_count(course_id)
         cap = rules.cap if rules else None
+        active = self.active_count(course_id) if count or cap is not None else None
         now = utcnow()
         opens_at = rules.opens_at if rules else None
         closes_at = rules.closes_at if rules else None
         return {
             "course_id": course_id, "cap": cap, "opens_at": opens_at, "closes_at": closes_at,
             "active_count": active,
-            "seats_left": None if cap is None else max(0, cap - active),
+            "seats_left": None if cap is None or active is None else max(0, cap - active),
             "open": not ((opens_at and now < opens_at) or (closes_at and now >= closes_at)),
         }
 

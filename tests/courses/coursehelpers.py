@@ -1,39 +1,12 @@
-"""Helpers for the courses tests: a SQL query counter and image uploads."""
+"""Helpers for the courses tests: image uploads (the query counter is
+learnplat.testing.count_queries)."""
 
 from __future__ import annotations
 
 import io
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from PIL import Image
-
-
-class QueryCounter(logging.Handler):
-    """Counts the SQL statements peewee runs (it logs each one at DEBUG on 'peewee')."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.queries: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.queries.append(str(record.msg))
-
-
-@contextmanager
-def count_queries() -> Iterator[QueryCounter]:
-    logger = logging.getLogger("peewee")
-    counter = QueryCounter()
-    level = logger.level
-    logger.addHandler(counter)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield counter
-    finally:
-        logger.removeHandler(counter)
-        logger.setLevel(level)
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), mode: str = "RGB") -> bytes:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from coursehelpers import count_queries
 
 from learnplat import db
 from learnplat.tenancy import tenant_context
-from learnplat.testing import backend
+from learnplat.testing import backend, count_queries
 
 
 def ids(resp):

@@ -169,7 +169,7 @@ def test_analytics_and_detail_merge_plugin_sections(world, fake_plugins):
 
 def test_analytics_with_the_installed_plugins_is_cheap(world):
     """Whatever the installed plugins answer, analytics cost no query per enrollment."""
-    from coursehelpers import count_queries
+    from learnplat.testing import count_queries
 
     cid = world.course("Cheap", publish=True, modules=3)["id"]
     world.t.get(f"/courses/{cid}/analytics")

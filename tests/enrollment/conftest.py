@@ -1,5 +1,6 @@
-"""Fixtures of the enrollment tests: a published course, the CLI, a query counter and a real
-gunicorn serving the test database (helpers in enrollhelpers.py)."""
+"""Fixtures of the enrollment tests: a published course, the CLI and a real gunicorn serving
+the test database (helpers in enrollhelpers.py; the query counter is learnplat.testing's
+`lp_queries`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from enrollhelpers import PublishedCourse, QueryCounter, publish_course
+from enrollhelpers import PublishedCourse, publish_course
 
 from learnplat.testing import serve_with_gunicorn
 
@@ -15,11 +16,6 @@ from learnplat.testing import serve_with_gunicorn
 @pytest.fixture
 def published(lp_client: Any, lp_users: Any) -> PublishedCourse:
     return publish_course(lp_client, lp_users)
-
-
-@pytest.fixture
-def count_queries() -> QueryCounter:
-    return QueryCounter()
 
 
 @pytest.fixture

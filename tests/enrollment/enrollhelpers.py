@@ -1,6 +1,5 @@
 """Helpers of the enrollment tests (the fixtures in conftest.py use them): published courses
-made through the courses API, direct tenant access, a query counter and a thread race
-starter."""
+made through the courses API, direct tenant access and a thread race starter."""
 
 from __future__ import annotations
 
@@ -69,29 +68,6 @@ def in_tenant(tenant: TenantInfo) -> Iterator[None]:
     """Read or write the tenant's rows directly (a connection, the tenant, a transaction)."""
     with db.connection(), tenant_context(tenant), db.transaction():
         yield
-
-
-class QueryCounter:
-    """Counts the SQL statements the process's database runs inside the block."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    @contextmanager
-    def __call__(self) -> Iterator[QueryCounter]:
-        database = db.database.obj
-        original = database.execute_sql
-
-        def counting(sql: str, params: Any = None, *args: Any, **kw: Any) -> Any:
-            self.count += 1
-            return original(sql, params, *args, **kw)
-
-        self.count = 0
-        database.execute_sql = counting
-        try:
-            yield self
-        finally:
-            del database.execute_sql
 
 
 # -- a real gunicorn -------------------------------------------------------------------------------

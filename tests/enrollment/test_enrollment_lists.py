@@ -111,7 +111,7 @@ def test_my_enrollments_without_summaries_and_empty(lp_client, lp_users, lp_tena
 
 
 def test_my_enrollments_costs_a_constant_number_of_queries(lp_client, lp_users, summaries,
-                                                           lp_tenant, count_queries):
+                                                           lp_tenant, lp_queries):
     courses = _courses(lp_client, lp_users, 12)
     few, many = make_users(lp_users.runtime, lp_tenant, 2)
     for c in courses[:2]:
@@ -121,7 +121,7 @@ def test_my_enrollments_costs_a_constant_number_of_queries(lp_client, lp_users, 
     counts = []
     for who in (few, many):
         client = lp_client.as_(who.token)
-        with count_queries() as counter:
+        with lp_queries() as counter:
             r = client.get("/courses/enrollments", params={"limit": 100})
         assert r.status_code == 200
         counts.append(counter.count)
@@ -143,7 +143,7 @@ def test_bad_list_queries_are_422(lp_client, lp_users, lp_tenant, published):
     assert lp_client.get("/courses/enrollments").status_code == 401
 
 
-def test_students_list_for_owner_and_admin(lp_client, lp_users, lp_tenant, count_queries):
+def test_students_list_for_owner_and_admin(lp_client, lp_users, lp_tenant, lp_queries):
     course = publish_course(lp_client, lp_users)
     learners = make_users(lp_users.runtime, lp_tenant, 5)
     for s in learners:
@@ -161,9 +161,9 @@ def test_students_list_for_owner_and_admin(lp_client, lp_users, lp_tenant, count
     dropped = owner.get(url, params={"status": "dropped"}).json["items"]
     assert [i["user_id"] for i in dropped] == [learners[0].id]
     # Users come in one batch, not one query per learner.
-    with count_queries() as one:
+    with lp_queries() as one:
         owner.get(url, params={"limit": 1})
-    with count_queries() as five:
+    with lp_queries() as five:
         owner.get(url, params={"limit": 5})
     assert one.count == five.count
 

@@ -107,3 +107,33 @@ def test_full_and_closed_courses_answer_409(lp_client, lp_users, lp_tenant):
     assert b.post(enroll).status_code == 201
     with in_tenant(lp_tenant):
         assert Enrollment.select().where(Enrollment.course_id == course.id).count() == 2
+
+
+def test_course_detail_counts_seats_only_when_there_is_a_cap(lp_client, lp_users, lp_tenant,
+                                                              published, lp_queries):
+    """GET /courses/{id} says how many seats are left; without a cap there is nothing to
+    count, and the COUNT of active enrollments (its cost grows with the learners) is skipped."""
+    learners = make_users(lp_users.runtime, lp_tenant, 3)
+    for s in learners:
+        assert lp_client.as_(s.token).post(f"/courses/{published.id}/enroll").status_code == 201
+    student = lp_client.as_(learners[0].token)
+    url = f"/courses/{published.id}"
+
+    def seat_counts() -> tuple[dict, int]:
+        student.get(url)
+        with lp_queries() as q:
+            r = student.get(url)
+        assert r.status_code == 200, r.text
+        return r.json["enrollment"], sum(
+            1 for sql in q.queries if "COUNT" in sql.upper() and "enrollment_enrollment" in sql)
+
+    enrollment, counts = seat_counts()
+    assert enrollment["seats_left"] is None and enrollment["status"] == "active"
+    assert counts == 0
+    owner = lp_client.as_(published.instructor.token)
+    assert owner.put(f"{url}/enrollment-rules", json={"cap": 5}).status_code == 200
+    enrollment, counts = seat_counts()
+    assert enrollment["seats_left"] == 2 and counts == 1
+    # The rules themselves still answer the active count, cap or not.
+    assert owner.put(f"{url}/enrollment-rules", json={}).status_code == 200
+    assert owner.get(f"{url}/enrollment-rules").json["active_count"] == 3

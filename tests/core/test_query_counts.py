@@ -1,0 +1,469 @@
+"""Query counts of every GET route (issue 14): constant in the page size and in the school's
+data, and under a recorded bound per route.
+
+One school is seeded through the API with a little of everything (courses, modules, a quiz, an
+assignment, a video, attachments, enrollments, progress, quiz attempts, submissions, ratings,
+feedback, notifications, certificates), every GET route of the OpenAPI document is measured
+(`learnplat.testing.count_queries`: SQL statements, transaction control left out), then the
+school grows several times over and every route is measured again, lists at `limit=2` and
+`limit=20`. A GET route that is neither measured here nor exempted (with the reason) fails
+`test_every_get_route_has_a_query_count`.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from learnplat.testing import Client, count_queries, make_tenant
+
+# Routes whose query count is not measured here, and why.
+EXEMPT: dict[str, str] = {
+    "/auth/oauth/{provider}/login": "needs an external OAuth/OIDC provider "
+                                    "(tests/identity/test_oauth.py drives one)",
+    "/auth/oauth/{provider}/callback": "needs an external OAuth/OIDC provider "
+                                       "(tests/identity/test_oauth.py drives one)",
+}
+
+# path -> the most SQL statements (transaction control left out) a GET may run, the most
+# expensive caller of the cases below. Generous (what it runs today plus a third, at least +2;
+# PostgreSQL and SQLite run the same statements) but meaningful: an N+1 shows at once.
+BOUNDS: dict[str, int] = {
+    "/.well-known/jwks.json": 5,
+    "/audit": 6,
+    "/auth/profile": 6,
+    "/auth/roles": 5,
+    "/certificates": 6,
+    "/certificates/issuers/{slug}/did.json": 7,
+    "/certificates/issuers/{slug}/jwks.json": 7,
+    "/certificates/issuers/{slug}/status/revocation": 8,
+    "/certificates/jobs/{job_id}": 6,
+    "/certificates/template": 6,
+    "/certificates/{public_id}/credential": 8,
+    "/certificates/{public_id}/pdf": 8,
+    "/certificates/{public_id}/verify": 8,
+    "/courses": 7,
+    "/courses/enrollments": 8,
+    "/courses/{course_id}": 14,
+    "/courses/{course_id}/analytics": 20,
+    "/courses/{course_id}/certificate": 7,
+    "/courses/{course_id}/enrollment-rules": 8,
+    "/courses/{course_id}/feedback": 7,
+    "/courses/{course_id}/feedback/{thread_id}": 8,
+    "/courses/{course_id}/history": 7,
+    "/courses/{course_id}/image": 5,
+    "/courses/{course_id}/modules": 7,
+    "/courses/{course_id}/modules/{module_id}": 7,
+    "/courses/{course_id}/modules/{module_id}/assignment": 8,
+    "/courses/{course_id}/modules/{module_id}/assignment/submission": 13,
+    "/courses/{course_id}/modules/{module_id}/assignment/submission/file": 13,
+    "/courses/{course_id}/modules/{module_id}/assignment/submissions": 9,
+    "/courses/{course_id}/modules/{module_id}/assignment/submissions/{submission_id}/file": 9,
+    "/courses/{course_id}/modules/{module_id}/attachments": 10,
+    "/courses/{course_id}/modules/{module_id}/attachments/{media_id}": 8,
+    "/courses/{course_id}/modules/{module_id}/quiz": 8,
+    "/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}": 12,
+    "/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}/attempts": 12,
+    "/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}/attempts/{attempt_id}": 13,
+    "/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}/result": 13,
+    "/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}/submissions": 8,
+    "/courses/{course_id}/modules/{module_id}/video": 10,
+    "/courses/{course_id}/ratings": 7,
+    "/courses/{course_id}/students": 8,
+    "/courses/{course_id}/thumbnail": 5,
+    "/healthz": 4,
+    "/media/{tenant_id}/{media_id}": 7,
+    "/notifications": 6,
+    "/notifications/broadcasts/{broadcast_id}": 6,
+    "/notifications/preferences": 6,
+    "/notifications/unread-count": 6,
+    "/notifications/{notification_id}": 6,
+    "/openapi.json": 4,
+    "/progress/{course_id}": 12,
+    "/progress/{course_id}/students": 7,
+    "/readyz": 5,
+    "/users": 6,
+    "/users/{user_id}": 6,
+    "/users/{user_id}/photo": 6,
+}
+
+
+# -- request bodies -----------------------------------------------------------------------------
+
+BOUNDARY = "lpqcountboundary"
+QUESTIONS = [
+    {"type": "single_choice", "prompt": "Capital of France?", "options": ["Lyon", "Paris"],
+     "answer": 1, "points": 1},
+    {"type": "short_text", "prompt": "Name the zebra", "answer": "Zorblax", "points": 1},
+]
+
+
+def _multipart(data: bytes, filename: str, content_type: str) -> dict[str, Any]:
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n").encode() \
+        + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+    return {"body": body,
+            "headers": {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}}
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _mp4() -> bytes:
+    mvhd = _box(b"mvhd", b"\x00" * 4 + struct.pack(">IIII", 0, 0, 1000, 95_000) + b"\x00" * 80)
+    return (_box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2mp41") + _box(b"mdat", b"\x00" * 4096)
+            + _box(b"moov", mvhd))
+
+
+PDF = b"%PDF-1.4\n" + b"1 0 obj << >> endobj\n" * 50 + b"%%EOF\n"
+
+
+def ok(r: Any, *codes: int) -> Any:
+    assert r.status_code in (codes or (200, 201, 202)), (r.status_code, r.text[:500])
+    return r
+
+
+# -- the school ---------------------------------------------------------------------------------
+
+
+@dataclass
+class School:
+    """One school seeded through the API; `grow(n)` adds n of everything."""
+
+    runtime: Any
+    app: Any
+    tenant: Any = None
+    a: Any = None  # admin
+    t: Any = None  # the owning instructor
+    v: Any = None  # the viewing student: enrolled, with progress, attempts, notifications...
+    anon: Any = None
+    ids: dict[str, Any] = field(default_factory=dict)
+
+    def user(self, role: str, name: str = "") -> tuple[Any, Client]:
+        from learnplat_identity.testing import UserFactory
+
+        u = UserFactory(self.runtime, self.tenant).make(role, name=name or role.title())
+        return u, Client(self.app, self.tenant, u.token)
+
+    def course(self, title: str, modules: list[dict[str, Any]]) -> tuple[int, list[int]]:
+        cid = ok(self.t.post("/courses", json={"title": title, "tags": ["a", "b"]})).json["id"]
+        mids = [ok(self.t.post(f"/courses/{cid}/modules", json=m)).json["id"] for m in modules]
+        ok(self.t.post(f"/courses/{cid}/submit"))
+        ok(self.a.post(f"/courses/{cid}/approve"))
+        return cid, mids
+
+    def setup(self) -> None:
+        self.tenant = make_tenant(self.runtime)
+        self.anon = Client(self.app, self.tenant)
+        _, self.a = self.user("admin")
+        _, self.t = self.user("instructor", "Teacher")
+        viewer, self.v = self.user("student", "Viewer")
+        self.ids.update(viewer=viewer.id)
+        cid, (m_text, m_quiz, m_assign, m_video) = self.course("Main", [
+            {"title": "Read"}, {"title": "Quiz"}, {"title": "Essay"}, {"title": "Film"}])
+        ok(self.t.post(f"/courses/{cid}/image", **_multipart(_png(), "a.png", "image/png")))
+        ok(self.t.put(f"/courses/{cid}/enrollment-rules", json={"cap": 100000}))
+        quiz = ok(self.t.post(f"/courses/{cid}/modules/{m_quiz}/quiz", json={
+            "title": "Quiz", "pass_mark": 50, "questions": QUESTIONS})).json
+        ok(self.t.put(f"/courses/{cid}/modules/{m_assign}/assignment",
+                      json={"instructions": "Write", "max_points": 10}))
+        ok(self.t.post(f"/courses/{cid}/modules/{m_video}/video",
+                       **_multipart(_mp4(), "clip.mp4", "video/mp4")))
+        # The certificate course: one module, completed by every learner.
+        cert_cid, (cert_mid,) = self.course("Certified", [{"title": "Only"}])
+        # A draft that goes back and forth through review: its status history grows.
+        self.ids["draft"] = ok(self.t.post("/courses", json={"title": "Draft"})).json["id"]
+        self.ids.update(cid=cid, m_text=m_text, m_quiz=m_quiz, m_assign=m_assign,
+                        m_video=m_video, quiz=quiz["id"], qids=[q["id"] for q in quiz["questions"]],
+                        cert_cid=cert_cid, cert_mid=cert_mid)
+        self.learner(self.v, viewer)
+        thread = ok(self.v.post(f"/courses/{cid}/feedback",
+                                json={"subject": "Hello", "body": "A question"})).json
+        self.ids["thread"] = thread["id"]
+        ok(self.v.post(f"/users/{viewer.id}/photo", **_multipart(_png(), "me.png", "image/png")))
+        broadcast = ok(self.a.post("/notifications", json={
+            "title": "Welcome", "body": "Hello all", "everyone": True})).json
+        self.ids["broadcast"] = broadcast["id"]
+        job = ok(self.a.post(f"/courses/{cert_cid}/certificates/regenerate")).json
+        self.ids["job"] = job["id"]
+
+    def learner(self, c: Client, user: Any) -> None:
+        """Enroll `c` in both courses: progress, a quiz attempt, a submission, a rating, and
+        the certificate course completed (a certificate)."""
+        i = self.ids
+        cid = i["cid"]
+        ok(c.post(f"/courses/{cid}/enroll"))
+        ok(c.post(f"/progress/{cid}", json={"module_id": i["m_text"], "completed": True}))
+        self.attempt(c)
+        ok(c.post(f"/courses/{cid}/modules/{i['m_assign']}/assignment/submission",
+                  **_multipart(PDF, "essay.pdf", "application/pdf")))
+        ok(c.post(f"/courses/{cid}/ratings", json={"stars": 4, "comment": "Good"}))
+        ok(c.post(f"/courses/{i['cert_cid']}/enroll"))
+        ok(c.post(f"/progress/{i['cert_cid']}", json={"module_id": i["cert_mid"],
+                                                      "completed": True}))
+        self.runtime.events.dispatch_pending()
+
+    def attempt(self, c: Client) -> None:
+        i = self.ids
+        base = f"/courses/{i['cid']}/modules/{i['m_quiz']}/quiz/{i['quiz']}"
+        attempt = ok(c.post(f"{base}/attempts")).json
+        q1, q2 = i["qids"]
+        ok(c.post(f"{base}/submit", json={"attempt_id": attempt["id"],
+                                          "answers": {str(q1): 1, str(q2): "Zebra"}}))
+
+    def grow(self, n: int) -> None:
+        """n more of everything the measured routes read."""
+        i = self.ids
+        cid = i["cid"]
+        for k in range(n):
+            other, _ = self.course(f"Extra {k}", [{"title": "X"}])
+            ok(self.v.post(f"/courses/{other}/enroll"))
+            ok(self.t.post(f"/courses/{cid}/modules", json={"title": f"More {k}"}))
+            ok(self.t.post(f"/courses/{cid}/modules/{i['m_text']}/attachments",
+                           **_multipart(PDF, f"notes{k}.pdf", "application/pdf")))
+            user, c = self.user("student", f"Learner {k}")
+            self.learner(c, user)
+            ok(c.post(f"/courses/{cid}/feedback", json={"subject": f"Q{k}", "body": "Why?"}))
+            ok(self.v.post(f"/courses/{cid}/feedback/{i['thread']}/messages",
+                           json={"body": f"More {k}"}))
+            ok(self.t.post(f"/courses/{cid}/feedback/{i['thread']}/messages",
+                           json={"body": f"Answer {k}"}))
+            ok(self.a.post("/notifications", json={"title": f"N{k}", "body": "Hi",
+                                                   "user_id": i["viewer"]}))
+            self.attempt(self.v)
+            ok(self.t.post(f"/courses/{i['draft']}/submit"))
+            ok(self.t.post(f"/courses/{i['draft']}/withdraw"))
+        self.runtime.events.dispatch_pending()
+
+
+# -- the measured requests ----------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """One GET: who asks (an attribute of School), the URL, and whether it is a list
+    (measured at limit=2 and limit=20)."""
+
+    path: str
+    who: str
+    url: Callable[[School], str]
+    is_list: bool = False
+    codes: tuple[int, ...] = (200,)
+    label: str = ""
+
+
+def _quiz(s: School) -> str:
+    i = s.ids
+    return f"/courses/{i['cid']}/modules/{i['m_quiz']}/quiz/{i['quiz']}"
+
+
+def _mod(s: School, key: str) -> str:
+    return f"/courses/{s.ids['cid']}/modules/{s.ids[key]}"
+
+
+def _signed(s: School, client: str, url: str, key: str) -> str:
+    """The path and query of a signed URL another GET answers."""
+    r = ok(getattr(s, client).get(url))
+    target = urlparse(r.json[key])
+    return f"{target.path}?{target.query}" if target.query else target.path
+
+
+def _my_cert(s: School) -> dict[str, Any]:
+    return ok(s.v.get(f"/courses/{s.ids['cert_cid']}/certificate")).json
+
+
+def _last_attempt(s: School) -> int:
+    return ok(s.v.get(f"{_quiz(s)}/attempts")).json["items"][0]["id"]
+
+
+def _one_attachment(s: School) -> int:
+    return ok(s.a.get(f"{_mod(s, 'm_text')}/attachments")).json["items"][0]["id"]
+
+
+def _my_submission(s: School) -> int:
+    return ok(s.a.get(f"{_mod(s, 'm_assign')}/assignment/submissions")).json["items"][0]["id"]
+
+
+def _one_notification(s: School) -> int:
+    return ok(s.v.get("/notifications?limit=1")).json["items"][0]["id"]
+
+
+CASES: list[Case] = [
+    # core
+    Case("/healthz", "anon", lambda s: "/healthz"),
+    Case("/readyz", "anon", lambda s: "/readyz"),
+    Case("/openapi.json", "anon", lambda s: "/openapi.json"),
+    # identity
+    Case("/.well-known/jwks.json", "anon", lambda s: "/.well-known/jwks.json"),
+    Case("/audit", "a", lambda s: "/audit", is_list=True),
+    Case("/auth/profile", "v", lambda s: "/auth/profile"),
+    Case("/auth/roles", "a", lambda s: "/auth/roles"),
+    Case("/users", "a", lambda s: "/users", is_list=True),
+    Case("/users/{user_id}", "a", lambda s: f"/users/{s.ids['viewer']}"),
+    Case("/users/{user_id}/photo", "a", lambda s: f"/users/{s.ids['viewer']}/photo",
+         codes=(200, 302, 303, 307)),
+    # courses
+    Case("/courses", "a", lambda s: "/courses", is_list=True),
+    Case("/courses/{course_id}", "a", lambda s: f"/courses/{s.ids['cid']}"),
+    Case("/courses/{course_id}", "v", lambda s: f"/courses/{s.ids['cid']}",
+         label="enrolled student"),
+    Case("/courses/{course_id}", "v", lambda s: f"/courses/{s.ids['cert_cid']}",
+         label="enrolled student, no seat cap"),
+    Case("/courses/{course_id}/analytics", "a", lambda s: f"/courses/{s.ids['cid']}/analytics"),
+    Case("/courses/{course_id}/feedback", "a", lambda s: f"/courses/{s.ids['cid']}/feedback",
+         is_list=True),
+    Case("/courses/{course_id}/feedback/{thread_id}", "a",
+         lambda s: f"/courses/{s.ids['cid']}/feedback/{s.ids['thread']}"),
+    Case("/courses/{course_id}/history", "a",
+         lambda s: f"/courses/{s.ids['draft']}/history", is_list=True),
+    Case("/courses/{course_id}/image", "anon", lambda s: f"/courses/{s.ids['cid']}/image",
+         codes=(200, 302, 303, 307)),
+    Case("/courses/{course_id}/thumbnail", "anon",
+         lambda s: f"/courses/{s.ids['cid']}/thumbnail", codes=(200, 302, 303, 307)),
+    Case("/courses/{course_id}/modules", "a", lambda s: f"/courses/{s.ids['cid']}/modules"),
+    Case("/courses/{course_id}/modules/{module_id}", "a", lambda s: _mod(s, "m_text")),
+    Case("/courses/{course_id}/ratings", "a", lambda s: f"/courses/{s.ids['cid']}/ratings",
+         is_list=True),
+    # enrollment
+    Case("/courses/enrollments", "v", lambda s: "/courses/enrollments", is_list=True),
+    Case("/courses/{course_id}/students", "a", lambda s: f"/courses/{s.ids['cid']}/students",
+         is_list=True),
+    Case("/courses/{course_id}/enrollment-rules", "a",
+         lambda s: f"/courses/{s.ids['cid']}/enrollment-rules"),
+    # progress
+    Case("/progress/{course_id}", "v", lambda s: f"/progress/{s.ids['cid']}"),
+    Case("/progress/{course_id}/students", "a",
+         lambda s: f"/progress/{s.ids['cid']}/students", is_list=True),
+    # quizzes
+    Case("/courses/{course_id}/modules/{module_id}/quiz", "a",
+         lambda s: f"{_mod(s, 'm_quiz')}/quiz"),
+    Case("/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}", "a", _quiz),
+    Case("/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}", "v", _quiz,
+         label="enrolled student"),
+    Case("/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}/attempts", "v",
+         lambda s: f"{_quiz(s)}/attempts"),
+    Case("/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}/attempts/{attempt_id}", "v",
+         lambda s: f"{_quiz(s)}/attempts/{_last_attempt(s)}"),
+    Case("/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}/result", "v",
+         lambda s: f"{_quiz(s)}/result"),
+    Case("/courses/{course_id}/modules/{module_id}/quiz/{quiz_id}/submissions", "a",
+         lambda s: f"{_quiz(s)}/submissions?status=all", is_list=True),
+    # media
+    Case("/courses/{course_id}/modules/{module_id}/assignment", "a",
+         lambda s: f"{_mod(s, 'm_assign')}/assignment"),
+    Case("/courses/{course_id}/modules/{module_id}/assignment/submission", "v",
+         lambda s: f"{_mod(s, 'm_assign')}/assignment/submission"),
+    Case("/courses/{course_id}/modules/{module_id}/assignment/submission/file", "v",
+         lambda s: f"{_mod(s, 'm_assign')}/assignment/submission/file"),
+    Case("/courses/{course_id}/modules/{module_id}/assignment/submissions", "a",
+         lambda s: f"{_mod(s, 'm_assign')}/assignment/submissions", is_list=True),
+    Case("/courses/{course_id}/modules/{module_id}/assignment/submissions/{submission_id}/file",
+         "a", lambda s: f"{_mod(s, 'm_assign')}/assignment/submissions/{_my_submission(s)}/file"),
+    Case("/courses/{course_id}/modules/{module_id}/attachments", "a",
+         lambda s: f"{_mod(s, 'm_text')}/attachments"),
+    Case("/courses/{course_id}/modules/{module_id}/attachments", "v",
+         lambda s: f"{_mod(s, 'm_text')}/attachments", label="enrolled student"),
+    Case("/courses/{course_id}/modules/{module_id}/attachments/{media_id}", "a",
+         lambda s: f"{_mod(s, 'm_text')}/attachments/{_one_attachment(s)}"),
+    Case("/courses/{course_id}/modules/{module_id}/video", "v",
+         lambda s: f"{_mod(s, 'm_video')}/video", label="enrolled student"),
+    Case("/media/{tenant_id}/{media_id}", "anon",
+         lambda s: _signed(s, "v", f"{_mod(s, 'm_video')}/video", "url"), codes=(200, 206)),
+    # notifications
+    Case("/notifications", "v", lambda s: "/notifications", is_list=True),
+    Case("/notifications/unread-count", "v", lambda s: "/notifications/unread-count"),
+    Case("/notifications/preferences", "v", lambda s: "/notifications/preferences"),
+    Case("/notifications/{notification_id}", "v",
+         lambda s: f"/notifications/{_one_notification(s)}"),
+    Case("/notifications/broadcasts/{broadcast_id}", "a",
+         lambda s: f"/notifications/broadcasts/{s.ids['broadcast']}"),
+    # certificates
+    Case("/certificates", "a", lambda s: "/certificates", is_list=True),
+    Case("/certificates/template", "a", lambda s: "/certificates/template"),
+    Case("/certificates/jobs/{job_id}", "a", lambda s: f"/certificates/jobs/{s.ids['job']}"),
+    Case("/courses/{course_id}/certificate", "v",
+         lambda s: f"/courses/{s.ids['cert_cid']}/certificate"),
+    Case("/certificates/{public_id}/verify", "anon",
+         lambda s: f"/certificates/{_my_cert(s)['id']}/verify"),
+    Case("/certificates/{public_id}/pdf", "anon",
+         lambda s: _signed(s, "v", f"/courses/{s.ids['cert_cid']}/certificate", "pdf_url")),
+    Case("/certificates/{public_id}/credential", "anon",
+         lambda s: _signed(s, "v", f"/courses/{s.ids['cert_cid']}/certificate",
+                           "credential_url")),
+    Case("/certificates/issuers/{slug}/did.json", "anon",
+         lambda s: f"/certificates/issuers/{s.tenant.slug}/did.json"),
+    Case("/certificates/issuers/{slug}/jwks.json", "anon",
+         lambda s: f"/certificates/issuers/{s.tenant.slug}/jwks.json"),
+    Case("/certificates/issuers/{slug}/status/revocation", "anon",
+         lambda s: f"/certificates/issuers/{s.tenant.slug}/status/revocation"),
+]
+
+
+def _key(case: Case) -> str:
+    return f"{case.path} ({case.who}{', ' + case.label if case.label else ''})"
+
+
+def _measure(school: School, case: Case, limit: int | None = None) -> int:
+    client = getattr(school, case.who)
+    url = case.url(school)
+    if limit is not None:
+        url += ("&" if "?" in url else "?") + f"limit={limit}"
+    ok(client.get(url), *case.codes)  # warm: signing keys, caches outside the count
+    with count_queries() as q:
+        r = client.get(url)
+    assert r.status_code in case.codes, (url, r.status_code, r.text[:300])
+    if case.is_list and limit is not None:
+        items = r.json["items"]
+        assert len(items) == limit, (url, len(items))  # a full page: the rows are there
+    return q.count
+
+
+def _get_paths(runtime: Any) -> set[str]:
+    from learnplat.http.openapi import build_document
+
+    return {p for p, ops in build_document(runtime)["paths"].items() if "get" in ops}
+
+
+def test_every_get_route_has_a_query_count(lp_runtime):
+    """A new GET route fails here until it has a query-count case (or an exemption)."""
+    paths = _get_paths(lp_runtime)
+    measured = {c.path for c in CASES}
+    assert not (measured & set(EXEMPT)), "measured and exempt"
+    missing = paths - measured - set(EXEMPT)
+    assert not missing, f"GET routes without a query-count case: {sorted(missing)}"
+    assert set(BOUNDS) == measured, sorted(set(BOUNDS) ^ measured)
+    assert not (measured | set(EXEMPT)) - paths, "cases for routes that do not exist"
+
+
+def test_every_get_costs_constant_queries(lp_runtime, lp_app):
+    school = School(lp_runtime, lp_app)
+    school.setup()
+    school.grow(3)
+    small = {_key(c): _measure(school, c, 2 if c.is_list else None) for c in CASES}
+    school.grow(22)
+    big = {_key(c): _measure(school, c, 2 if c.is_list else None) for c in CASES}
+    page = {_key(c): _measure(school, c, 20) for c in CASES if c.is_list}
+    table = "\n".join(f"{k}: {small[k]} -> {big[k]}" + (f" (limit=20: {page[k]})" if k in page
+                                                         else "") for k in small)
+    print("\nqueries per GET (3 -> 25 of everything)\n" + table)
+    grew = [k for k in small if small[k] != big[k]]
+    paged = [k for k in page if page[k] != big[k]]
+    over = [f"{_key(c)}: {big[_key(c)]} > {BOUNDS[c.path]}" for c in CASES
+            if max(big[_key(c)], page.get(_key(c), 0)) > BOUNDS[c.path]]
+    assert not grew, f"query count grows with the school's data: {grew}\n{table}"
+    assert not paged, f"query count grows with the page size: {paged}\n{table}"
+    assert not over, f"over the recorded bound: {over}\n{table}"
+
