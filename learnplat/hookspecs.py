@@ -180,6 +180,12 @@ def authenticate(runtime: Runtime, req: falcon.Request, tenant: TenantInfo) -> P
     Called only when the request carries an ``Authorization`` header. Return None when the
     scheme is not yours; raise ``learnplat.errors.Unauthorized`` for a bad credential (a token
     of another tenant included). The first non-None answer wins. Since 0.1.
+
+    A plugin that reads the key-value store to authenticate (revocation lists, cached user
+    state) reads it with ``req.context.round_trip(keys, user_id)``: the values of `keys`, read
+    in the same round trip that charges the request's rate limits to `user_id` (it raises
+    ``learnplat.kv.StoreUnavailable`` when the store is down: answer from the database then).
+    Without it the core charges the limits in a round trip of its own. Since 0.2.
     """
 
 

@@ -315,9 +315,18 @@ _TRANSACTION_CONTROL = re.compile(
     r"|SELECT\s+set_config\s*\()", re.IGNORECASE)
 
 
+# On PostgreSQL the core sends a deferred BEGIN and the tenant's set_config in front of the
+# transaction's first statement (learnplat.db.DeferredBegin): that statement still counts.
+_FOLDED_PREFIX = re.compile(r"\s*BEGIN[^;]*;\s*(SELECT\s+set_config\([^)]*\)\s*;\s*)?",
+                            re.IGNORECASE)
+
+
 def is_transaction_control(sql: str) -> bool:
     """Whether `sql` is transaction control that `count_queries` leaves out (BEGIN, COMMIT,
     ROLLBACK [TO SAVEPOINT], SAVEPOINT, RELEASE, `SELECT set_config(...)` for the tenant)."""
+    folded = _FOLDED_PREFIX.match(sql)
+    if folded is not None and folded.end() < len(sql.rstrip()):
+        sql = sql[folded.end():]
     return _TRANSACTION_CONTROL.match(sql) is not None
 
 

@@ -97,7 +97,10 @@ def authenticate(runtime: Runtime, req: falcon.Request, tenant: TenantInfo) -> P
     if scheme.lower() != "bearer" or not token.strip():
         return None
     svc = service(runtime)
-    return svc.principal_for(token.strip(), getattr(req.context, "round_trip", None))
+    # The core's request offers one round trip for our reads and its rate limits; callers
+    # outside the HTTP pipeline (the WebSocket handshake) pass a bare request without it.
+    context = getattr(req, "context", None)
+    return svc.principal_for(token.strip(), getattr(context, "round_trip", None))
 
 
 @hookimpl

@@ -309,6 +309,8 @@ def test_gunicorn_processes_share_one_budget(lp_runtime, lp_database, lp_tenant,
     from learnplat.testing import serve_with_gunicorn
 
     student = lp_users.make("student")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     env = {"LEARNPLAT_LIMITS_ENABLED": "true", "LEARNPLAT_LIMITS_USER_BURST": "10",
            "LEARNPLAT_LIMITS_USER_RATE": "0.01"}
     with serve_with_gunicorn(lp_runtime, lp_database, tmp_path / "a", workers=1, env=env
@@ -316,7 +318,7 @@ def test_gunicorn_processes_share_one_budget(lp_runtime, lp_database, lp_tenant,
                                                          tmp_path / "b", workers=1,
                                                          env=env) as b:
         hdrs = {"X-Tenant": lp_tenant.slug, "Authorization": f"Bearer {student.token}"}
-        codes = [requests.get(f"{base}/users/me", headers=hdrs, timeout=10).status_code
+        codes = [requests.get(f"{base}/auth/profile", headers=hdrs, timeout=10).status_code
                  for base in itertools.islice(itertools.cycle([str(a), str(b)]), 16)]
     assert codes.count(200) == 10 and codes.count(429) == 6, codes
 
@@ -333,3 +335,38 @@ def test_a_slow_burst_at_the_edge_of_refill(lp_app, lp_tenant, limits_on):
     codes = [call(lp_app, "GET", "/courses", lp_tenant, addr=addr).status_code
              for _ in range(2)]
     assert codes == [200, 429]
+
+
+def test_a_change_made_through_one_process_is_refused_at_once_by_another(
+        lp_runtime, lp_database, lp_tenant, lp_users, tmp_path):
+    """Authentication caches verified tokens per process and the user's state in Redis: a role
+    change or deactivation through server B is seen by server A on the very next request."""
+    if lp_runtime.redis is None:
+        pytest.skip("needs Redis (LEARNPLAT_TEST_BACKEND=postgres)")
+    import requests
+
+    from learnplat.testing import serve_with_gunicorn
+
+    admin, student, other = (lp_users.make("admin"), lp_users.make("student"),
+                             lp_users.make("student"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with serve_with_gunicorn(lp_runtime, lp_database, tmp_path / "a", workers=1) as a, \
+            serve_with_gunicorn(lp_runtime, lp_database, tmp_path / "b", workers=1) as b:
+        def get(base, user):
+            return requests.get(f"{base}/auth/profile", timeout=10, headers={
+                "X-Tenant": lp_tenant.slug, "Authorization": f"Bearer {user.token}"})
+
+        for base in (a, b):  # both processes have verified and cached the tokens
+            assert get(base, student).status_code == 200
+            assert get(base, other).status_code == 200
+        admin_hdrs = {"X-Tenant": lp_tenant.slug, "Authorization": f"Bearer {admin.token}"}
+        r = requests.delete(f"{b}/users/{student.id}", headers=admin_hdrs, timeout=10)
+        assert r.status_code == 204, r.text
+        r = requests.put(f"{b}/users/{other.id}", headers=admin_hdrs, timeout=10,
+                         json={"role": "instructor"})
+        assert r.status_code == 200, r.text
+        for base in (a, b):
+            assert get(base, student).status_code == 401
+            refused = get(base, other)
+            assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
