@@ -77,13 +77,25 @@ class DeferredBegin:
             with peewee.__exception_wrapper__:
                 super().cursor().execute(sql)  # type: ignore[misc]
 
+    def _connect_keeping_transactions(self) -> None:
+        """Connect for a deferred transaction's first statement. peewee forgets the
+        transaction stack when it opens a connection; the pending transaction (and any
+        savepoint block above it) was pushed before, so it is kept."""
+        if self.is_closed():  # type: ignore[attr-defined]
+            stack = list(self._state.transactions)  # type: ignore[attr-defined]
+            self.connect()  # type: ignore[attr-defined]
+            self._state.transactions = stack  # type: ignore[attr-defined]
+
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        self.flush_begin()
+        if getattr(self._state, "pending_begin", None) is not None:  # type: ignore[attr-defined]
+            self._connect_keeping_transactions()
+            self.flush_begin()
         return super().cursor(*args, **kwargs)  # type: ignore[misc]
 
     def execute_sql(self, sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
         if getattr(self._state, "pending_begin", None) is not None and isinstance(  # type: ignore[attr-defined]
                 self, peewee.PostgresqlDatabase):
+            self._connect_keeping_transactions()
             begin_args, begin_kwargs, tenant_id = self._take_pending()  # type: ignore[misc]
             prefix = self._begin_sql(begin_args, begin_kwargs) + _set_tenant_sql(self, tenant_id)
             # psycopg2 interpolates client-side: a literal % in the prefix would need doubling;

@@ -98,3 +98,23 @@ def test_a_connection_killed_while_pooled_is_replaced(lp_runtime, lp_tenant):
         database.execute_sql("SELECT 1")
     with db.connection():
         assert database.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != pid
+
+
+def test_a_unit_of_work_opened_before_any_connection_commits(lp_runtime, lp_tenant):
+    """The request path opens its transaction before a connection exists (the tenant came
+    from the cache): the first statement connects, and the commit still finds its transaction."""
+    from learnplat_identity.models import User
+
+    database = db.database.obj
+    if not database.is_closed():
+        database.close()
+    with tenant_context(lp_tenant):
+        try:
+            with db.transaction():
+                User.create(email="lazy@example.org", name="l", role="student")
+                with db.transaction():
+                    User.create(email="lazy2@example.org", name="l", role="student")
+        finally:
+            database.close()
+        with db.connection(), db.transaction():
+            assert User.select().where(User.email.startswith("lazy")).count() == 2
