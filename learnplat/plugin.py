@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import db, uploads
+from .answers import bump_generation
 from .auth import AUTHENTICATED, PUBLIC, Principal
 from .cli.helpers import (
     echo_json,
@@ -98,7 +99,7 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     # contracts between plugins
     "ServiceKey", "Event", "EventMessage", "Action", "Veto",
     # HTTP
-    "endpoint", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal",
+    "endpoint", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal", "bump_generation",
     "Page", "PageQuery", "paginate", "merge_extras",
     # files: receiving uploads (type by content, limits, sha256) and sending stored objects
     "MULTIPART", "body_stream", "uploads", "send_object",

@@ -14,6 +14,7 @@ import pluggy
 import redis
 
 from . import core_plugin, db
+from .answers import AnswerCache
 from .auth import Principal
 from .contracts import Action, ServiceKey
 from .errors import Vetoed
@@ -41,6 +42,7 @@ class Runtime:
     redis: redis.Redis | None
     kv: KeyValueStore
     limits: Limiter
+    answers: AnswerCache
     queue: TaskQueue
     events: EventBus
     storage: Storage
@@ -114,6 +116,7 @@ def create_runtime(
     rt.redis = redis.Redis.from_url(settings.redis.url) if settings.redis.url else None
     rt.kv = make_store(rt.redis, settings.var_path, settings.redis.prefix)
     rt.limits = Limiter(settings.limits, rt.kv)
+    rt.answers = AnswerCache()
     rt.tenants = TenantService(settings.tenancy.cache_seconds)
     rt.storage = Storage(settings)
     rt.events = EventBus(rt)

@@ -62,6 +62,9 @@ class EndpointSpec:
     # per request; `budget` "heartbeat" for video playback, which has its own.
     cost: int = 1
     budget: str = "api"
+    # A per-tenant data generation the answer depends on (learnplat.answers): read in the
+    # request's key-value round trip as req.context.generation.
+    generation: str | None = None
 
 
 def endpoint(
@@ -83,6 +86,7 @@ def endpoint(
     transaction: bool = True,
     cost: int = 1,
     budget: str = "api",
+    generation: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
     AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
@@ -94,6 +98,10 @@ def endpoint(
     `cost` (default 1) is what one request takes from the caller's and the tenant's rate-limit
     budgets: declare more for expensive work (analytics, search, bulk operations, exports).
     `budget="heartbeat"` counts a route against the separate playback budget.
+
+    `generation="plugin.name"`: the answer depends on that per-tenant data generation, which
+    the request reads with the caller's authentication (``req.context.generation``, None when
+    unknown) so the responder can serve a cached answer (learnplat.answers).
 
     `anonymous` opens a route that needs `permission` to callers without a token as well: True,
     or a function of the request (a tenant setting) that says whether it is open this time;
@@ -109,7 +117,7 @@ def endpoint(
             content_type=content_type,
             max_body=max_body, multipart_fields=multipart_fields or {},
             response_content_type=response_content_type, tags=tags, anonymous=anonymous,
-            transaction=transaction, cost=cost, budget=budget,
+            transaction=transaction, cost=cost, budget=budget, generation=generation,
         )
         if cost < 1 or budget not in BUDGETS:
             raise ValueError(f"{fn.__qualname__}: cost must be >= 1 and budget one of {BUDGETS}")

@@ -9,6 +9,7 @@ that tenant, so a token from another tenant never matches.
 from __future__ import annotations
 
 import contextvars
+import logging
 import math
 import re
 import uuid
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import falcon
 
 from .. import db
+from ..answers import GENERATION_TTL, generation_key, new_token
 from ..errors import NotFound, RateLimited, Unauthorized
 from ..kv import StoreUnavailable
 from ..ratelimit import headers as limit_headers
@@ -28,6 +30,7 @@ from .endpoint import spec_of
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
+log = logging.getLogger(__name__)
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 client_addr_var: contextvars.ContextVar[str] = contextvars.ContextVar("client_addr", default="-")
@@ -73,6 +76,8 @@ class RequestContextMiddleware:
         spec = spec_of(getattr(resource, f"on_{req.method.lower()}", None))
         ctx.limit_cost = (spec.budget, spec.cost) if spec is not None else ("api", 1)
         ctx.limit_decisions = None
+        ctx.generation = None
+        ctx.generation_name = spec.generation if spec is not None else None
         if route.tenant_scoped or req.get_header("X-Tenant"):
             # No connection yet: the first statement takes one from the pool (a request served
             # from Redis or a cache never does), and the BEGIN below goes with that statement.
@@ -147,14 +152,24 @@ class RequestContextMiddleware:
         limits = self.runtime.limits
         budget, cost = ctx.limit_cost
         checks = limits.checks(tenant, user_id, ctx.client_addr, budget, cost)
-        if not checks and not reads:
+        gen_key = (generation_key(tenant.id, ctx.generation_name)
+                   if ctx.generation_name and tenant is not None else None)
+        if not checks and not reads and gen_key is None:
             ctx.limit_decisions = []
             return []
         try:
-            values, ctx.limit_decisions = limits.round_trip(reads, checks)
+            values, ctx.limit_decisions = limits.round_trip(
+                [*reads, gen_key] if gen_key else reads, checks)
         except StoreUnavailable as exc:
             ctx.limit_decisions = limits.fail_open(exc)
             raise
+        if gen_key:
+            ctx.generation = values.pop()
+            if ctx.generation is None:  # unknown: start one; this request computes afresh
+                try:
+                    self.runtime.kv.add(gen_key, new_token(), GENERATION_TTL)
+                except Exception:  # only an optimisation: the next request tries again
+                    log.debug("could not start generation %s", gen_key, exc_info=True)
         return values
 
     def charge(self, req: falcon.Request, tenant: TenantInfo | None, user_id: Any) -> None:

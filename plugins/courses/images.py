@@ -15,11 +15,13 @@ from PIL import Image, ImageOps
 from learnplat import db, uploads
 from learnplat.auth import Principal
 from learnplat.errors import NotFound
+from learnplat.plugin import bump_generation
 from learnplat.registry import TaskSpec
 from learnplat.tenancy import current_tenant, tenant_context
 
 from . import events as ev
 from .models import Course
+from .services import CATALOGUE_GENERATION
 from .settings import CoursesSettings
 
 if TYPE_CHECKING:
@@ -157,6 +159,7 @@ def make_thumbnail(runtime: Runtime, course_id: int, image_key: str) -> str | No
         return None
     if old and old != thumb_key:
         storage.delete(old)
+    bump_generation(runtime, CATALOGUE_GENERATION)  # pages show the thumbnail's URL
     runtime.events.record(ev.ThumbnailReady(course_id=course_id, image_key=image_key,
                                             thumbnail_key=thumb_key))
     return thumb_key

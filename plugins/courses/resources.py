@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 
 from learnplat.errors import NotFound, ValidationFailed
-from learnplat.http.endpoint import MULTIPART, endpoint
+from learnplat.http.endpoint import JSON, MULTIPART, dump, endpoint
 from learnplat.http.serving import send_object
 from learnplat.pagination import PageQuery, paginate
 from learnplat.plugin import merge_extras
@@ -46,7 +46,7 @@ from .schemas import (
     module_out,
     transition_out,
 )
-from .services import CoursesService, catalogue_is_public
+from .services import CATALOGUE_GENERATION, CoursesService, catalogue_is_public
 from .settings import UPLOAD_CEILING
 
 
@@ -66,19 +66,32 @@ class _Resource:
 
 class CourseCollection(_Resource):
     @endpoint(permission="course.read", query=CourseQuery, response=CoursePage,
-              anonymous=open_catalogue,
+              anonymous=open_catalogue, generation=CATALOGUE_GENERATION,
               summary="The catalogue: published courses (instructors also their own, admins all)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: CourseQuery) -> Any:
         """Cursor-paginated, newest first; filters combine. Answers in a constant number of
         queries whatever the page size."""
+        ctx = req.context
+        # Visitors and students see the same published catalogue: its pages are cached per
+        # process until a course changes (CoursesService bumps the generation).
+        shared = ctx.principal is None or "course.update" not in ctx.principal.grants
+        key = (ctx.tenant.id, CATALOGUE_GENERATION, ctx.generation,
+               query.model_dump_json()) if shared and ctx.generation else None
+        answers = self.service.runtime.answers
+        if key is not None and (cached := answers.get(key)) is not None:
+            resp.data, resp.content_type = cached, JSON
+            return None
         svc = self.service
-        q = svc.filtered(req.context.principal, q=query.q, tag=query.tag, level=query.level,
+        q = svc.filtered(ctx.principal, q=query.q, tag=query.tag, level=query.level,
                          language=query.language, instructor=query.instructor,
                          status=query.status)
         page = paginate(q, [Course.id.desc()], query)
         tags = svc.tags_of([c.id for c in page["items"]])
         page["items"] = [course_out(c, tags[c.id]) for c in page["items"]]
-        return page
+        resp.data, resp.content_type = dump(page), JSON
+        if key is not None:
+            answers.put(key, resp.data)
+        return None
 
     @endpoint(permission="course.create", body=CourseIn, response=CourseOut, status=201,
               summary="Create a course (as a draft)")

@@ -14,6 +14,7 @@ from learnplat import db
 from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, ValidationFailed
 from learnplat.models import utcnow
+from learnplat.plugin import bump_generation
 from learnplat.tenancy import TenantInfo, current_tenant
 
 from . import events as ev
@@ -73,6 +74,10 @@ def search_matches(text: str) -> Any:
     return peewee.SQL(
         "(SELECT course_id FROM courses_search "
         "WHERE document @@ plainto_tsquery('simple'::regconfig, %s))", [text])
+
+
+# The per-tenant generation of what catalogue pages show (learnplat.answers).
+CATALOGUE_GENERATION = "courses.catalogue"
 
 
 class CoursesService:
@@ -486,6 +491,9 @@ class CoursesService:
 
     def _event(self, event: type[ev.CourseEvent], course: Course, principal: Principal | None,
                **extra: Any) -> None:
+        # Every change to a course, its modules, image or ratings passes here: cached
+        # catalogue pages of the tenant stop being served once it commits.
+        bump_generation(self.runtime, CATALOGUE_GENERATION)
         self.runtime.events.record(event(
             course_id=course.id, owner_id=course.owner_id, status=course.status,
             title=course.title, actor_id=principal.user_id if principal else None, **extra))

@@ -34,6 +34,7 @@ _BATCH = 500
 # again with has_init=1), else {last, furthest, watched, duration, seen, crossed}.
 _RECORD = """
 local k = KEYS[1]
+if ARGV[16] ~= '' and redis.call('HEXISTS', KEYS[4], ARGV[16]) == 0 then return -1 end
 if redis.call('EXISTS', k) == 0 then
   if ARGV[9] == '0' then return false end
   redis.call('HSET', k, 'pos', ARGV[10], 'furthest', ARGV[11], 'watched', ARGV[12],
@@ -114,21 +115,28 @@ class HeartbeatStore:
 
     def record(self, tenant_id: int, course_id: int, user_id: int, module_id: int,
                position: float, duration: float, now: float,
-               load: Callable[[], tuple[Playback, bool]]) -> tuple[Playback, bool]:
+               load: Callable[[], tuple[Playback, bool]], check_access: bool = False
+               ) -> tuple[Playback, bool] | None:
         """Apply one heartbeat; (new state, crossed the completion threshold now).
 
-        `load()` gives the database's (state, done) when Redis has no state for the key."""
+        `load()` gives the database's (state, done) when Redis has no state for the key.
+        With `check_access`, nothing is recorded and None is answered unless the access cache
+        (`remember_access`) holds the module: the usual heartbeat is then one round trip."""
         s = self.settings
         m = member(tenant_id, course_id, user_id, module_id)
         args: list[Any] = [position, duration, now, s.video_complete_ratio,
                            s.max_playback_rate, s.max_heartbeat_gap_seconds,
-                           s.state_ttl_seconds, m, 0, 0, 0, 0, 0, 0, 0]
-        keys = [self.state_key(m), self.dirty, self.stats_key]
+                           s.state_ttl_seconds, m, 0, 0, 0, 0, 0, 0, 0,
+                           module_id if check_access else ""]
+        keys = [self.state_key(m), self.dirty, self.stats_key,
+                self.access_key(tenant_id, course_id, user_id)]
         out = self._record(keys=keys, args=args)
+        if out == -1:
+            return None
         if out is None:
             state, done = load()
-            args[8:] = [1, state.last_position, state.furthest, state.watched,
-                        state.duration or 0, 1 if done else 0, state.seen]
+            args[8:15] = [1, state.last_position, state.furthest, state.watched,
+                          state.duration or 0, 1 if done else 0, state.seen]
             out = self._record(keys=keys, args=args)
         pos, furthest, watched, dur, seen = (float(v) for v in out[:5])
         return Playback(pos, furthest, watched, dur, seen), bool(int(out[5]))

@@ -282,7 +282,9 @@ class ProgressService:
         tenant_id, user_id = principal.tenant_id, principal.user_id
         store = self.store
         modules: list[Any] | None = None
-        if store is None or not store.access_ok(tenant_id, course_id, user_id, module_id):
+
+        def check_access() -> None:
+            nonlocal modules
             self.enrollment.require_active(course_id, principal)
             modules = self.courses.list_modules(course_id)
             module = self._module(modules, module_id)
@@ -292,15 +294,28 @@ class ProgressService:
             done = self._completed_ids(course_id, user_id)
             if module.id not in done:
                 self._check_unlocked(module, done, modules)
-            if store is not None:
-                store.remember_access(tenant_id, course_id, user_id, module_id)
+
         now = utcnow()
         # Milliseconds: exact through Redis/Lua number formatting (14 significant digits).
         ts = round(now.timestamp(), 3)
+        if store is None:
+            check_access()
+        else:
+            # One Redis round trip when the access was checked recently (the usual case): the
+            # record script itself refuses (None) when the access cache has no entry.
+            def load() -> Any:
+                return self._stored_playback(course_id, user_id, module_id)
+
+            recorded = store.record(tenant_id, course_id, user_id, module_id, position,
+                                    duration, ts, load=load, check_access=True)
+            if recorded is None:
+                check_access()
+                store.remember_access(tenant_id, course_id, user_id, module_id)
+                recorded = store.record(tenant_id, course_id, user_id, module_id, position,
+                                        duration, ts, load=load)
         if store is not None:
-            state, crossed = store.record(
-                tenant_id, course_id, user_id, module_id, position, duration, ts,
-                load=lambda: self._stored_playback(course_id, user_id, module_id))
+            assert recorded is not None
+            state, crossed = recorded
             if crossed:
                 store.count("write_through")
                 with db.transaction():
