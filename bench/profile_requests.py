@@ -50,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--profile", default="")
+    parser.add_argument("--queries", action="store_true", help="print each scenario's SQL")
     args = parser.parse_args()
     admin_url = os.environ.get("_LEARNPLAT_BENCH_DATABASE_URL",
                                "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -129,13 +130,20 @@ def run(app: Any, runtime: Any, args: argparse.Namespace) -> None:
         cpu = (time.process_time() - start) / args.requests * 1000
         print(f"{name:16} {r.status_code:>6} {cpu:7.3f} {statements[0] / args.requests:5.1f} "
               f"{rc.count / args.requests:6.1f}")
+        if args.queries:
+            from learnplat.testing import count_queries
+
+            with count_queries() as q:
+                fn()
+            for sql in q.all:
+                print("   ", sql[:160])
         if args.profile == name:
-            prof = cProfile.Profile()
+            prof = cProfile.Profile(time.process_time)  # CPU, not waiting
             prof.enable()
             for _ in range(args.requests):
                 fn()
             prof.disable()
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(30)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import db
 from .tenancy import current_tenant
@@ -51,15 +51,16 @@ def bump_generation(runtime: Runtime, name: str) -> None:
 
 
 class AnswerCache:
-    """A bounded, thread-safe LRU of serialized answers in this process."""
+    """A bounded, thread-safe LRU of answers in this process: serialized bodies, or the
+    read-only objects an answer is built from (never mutate what `get` returns)."""
 
     def __init__(self, max_entries: int = 2048, max_age: float = 300.0):
         self.max_entries = max_entries
         self.max_age = max_age
-        self._entries: OrderedDict[Hashable, tuple[float, bytes]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable) -> Any:
         with self._lock:
             hit = self._entries.get(key)
             if hit is None:
@@ -70,7 +71,7 @@ class AnswerCache:
             self._entries.move_to_end(key)
             return hit[1]
 
-    def put(self, key: Hashable, value: bytes) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         with self._lock:
             self._entries[key] = (time.monotonic() + self.max_age, value)
             self._entries.move_to_end(key)

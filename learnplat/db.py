@@ -322,3 +322,74 @@ def connection() -> Iterator[None]:
     finally:
         if opened and not db.is_closed():
             db.close()
+
+
+# -- prepared queries ------------------------------------------------------------------------------
+
+
+_UNPLANNED = object()
+
+
+def _marker(index: int, value: Any) -> Any:
+    """A stand-in argument that no real query would carry, to find its place in the params."""
+    if type(value) is int:
+        return -(7_340_000_000_000 + index)
+    if type(value) is str:
+        return f"\x00learnplat-marker-{index}\x00"
+    return None
+
+
+class Prepared:
+    """A SELECT whose SQL is generated once and then run with new arguments.
+
+    peewee builds a query's SQL from its expression tree on every execution: 0.1-0.3 ms of
+    CPU for an ordinary query, more than the database takes to answer it. For the queries of
+    the hot paths (the per-caller parts of a course page, lookups by id) that is most of the
+    request. ``Prepared(lambda course_id, user_id: Model.select().where(...).limit(1))``
+    builds the query once per database and tenant (the tenant's id is part of the SQL's
+    parameters) with marker arguments, finds where each argument lands among the parameters,
+    and from then on only swaps the arguments in. Arguments must be ints or strs (anything
+    else runs the query the ordinary way), and `build` must depend on its arguments alone.
+    """
+
+    def __init__(self, build: Callable[..., Any]):
+        self.build = build
+        self._plans: dict[tuple[Any, ...], Any] = {}
+
+    def _plan(self, args: tuple[Any, ...]) -> Any:
+        from .tenancy import current_tenant_id
+
+        key = (id(database.obj), current_tenant_id(), *(type(a) for a in args))
+        plan = self._plans.get(key, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = None
+            markers = [_marker(i, a) for i, a in enumerate(args)]
+            if None not in markers:
+                query = self.build(*markers)
+                sql, params = query.sql()
+                positions = []
+                for marker in markers:
+                    found = [i for i, p in enumerate(params)
+                             if type(p) is type(marker) and p == marker]
+                    if len(found) != 1:
+                        break
+                    positions.append(found[0])
+                else:
+                    plan = (sql, tuple(params), positions, query)
+            self._plans[key] = plan
+        return plan
+
+    def all(self, *args: Any) -> list[Any]:
+        plan = self._plan(args)
+        if plan is None:
+            return list(self.build(*args))
+        sql, template, positions, query = plan
+        params = list(template)
+        for position, value in zip(positions, args, strict=True):
+            params[position] = value
+        cursor = database.execute_sql(sql, params)
+        return list(query._get_cursor_wrapper(cursor))
+
+    def first(self, *args: Any) -> Any:
+        rows = self.all(*args)
+        return rows[0] if rows else None

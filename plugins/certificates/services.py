@@ -67,6 +67,11 @@ def valid_public_id(value: str) -> bool:
     return bool(PUBLIC_ID.match(value or ""))
 
 
+# Asked on every course page view (learnplat.db.Prepared: SQL generated once).
+_ROW = db.Prepared(lambda course_id, user_id: Certificate.select().where(
+    (Certificate.course_id == course_id) & (Certificate.user_id == user_id)).limit(1))
+
+
 class CertificatesService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -134,8 +139,7 @@ class CertificatesService:
     # -- requesting ---------------------------------------------------------------------------
 
     def _row(self, course_id: int, user_id: int) -> Certificate | None:
-        return Certificate.select().where((Certificate.course_id == course_id)
-                                          & (Certificate.user_id == user_id)).first()
+        return _ROW.first(course_id, user_id)
 
     def by_public_id(self, public_id: str) -> Certificate | None:
         if not valid_public_id(public_id):

@@ -101,15 +101,30 @@ class CourseCollection(_Resource):
 
 class CourseItem(_Resource):
     @endpoint(permission="course.read", response=CourseDetail, anonymous=open_catalogue,
+              generation=CATALOGUE_GENERATION,
               summary="A course with its modules in order (and plugins' extras)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
         """Enrolled students keep access to an archived course. Plugins add keys through the
         course_detail_extras hook (the progress plugin: the caller's progress)."""
         svc = self.service
-        principal = req.context.principal
-        course = svc._visible(course_id, principal)
-        out = self._course(course)
-        out["modules"] = [module_out(m) for m in svc._modules(course.id)]
+        ctx = req.context
+        principal = ctx.principal
+        # A published course, its tags and modules are the same for every caller: kept per
+        # process until the catalogue generation changes (any change to a course bumps it).
+        # Only the callers' extras below are read for each request.
+        key = (ctx.tenant.id, CATALOGUE_GENERATION, ctx.generation, "course", course_id) \
+            if ctx.generation else None
+        cached = svc.runtime.answers.get(key) if key is not None else None
+        if cached is not None:
+            course, tags, modules = cached
+        else:
+            course = svc._visible(course_id, principal)
+            tags = svc.tags_of([course.id])[course.id]
+            modules = svc._modules(course.id)
+            if key is not None and course.status == "published":
+                svc.runtime.answers.put(key, (course, tags, modules))
+        out = course_out(course, tags)
+        out["modules"] = [module_out(m) for m in modules]
         for extra in svc.runtime.hook.course_detail_extras(
                 runtime=svc.runtime, course_id=course.id, principal=principal):
             merge_extras([extra], out, protected=CourseDetail.model_fields.keys())

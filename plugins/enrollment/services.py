@@ -97,6 +97,13 @@ class BulkReport:
         return out
 
 
+# Asked on every course page view (learnplat.db.Prepared: SQL generated once).
+_FIND = db.Prepared(lambda course_id, user_id: Enrollment.select().where(
+    (Enrollment.course_id == course_id) & (Enrollment.user_id == user_id)).limit(1))
+_RULES = db.Prepared(lambda course_id: EnrollmentRules.select().where(
+    EnrollmentRules.course_id == course_id).limit(1))
+
+
 class EnrollmentService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -208,6 +215,8 @@ class EnrollmentService:
     # -- rules -----------------------------------------------------------------------------
 
     def _find(self, course_id: int, user_id: Any, lock: bool = False) -> Enrollment | None:
+        if not lock:
+            return _FIND.first(course_id, user_id)
         query = Enrollment.select().where((Enrollment.course_id == course_id)
                                           & (Enrollment.user_id == user_id))
         if lock and db.is_postgres():
@@ -244,7 +253,7 @@ class EnrollmentService:
         counts the active enrollments only when a cap needs them for `seats_left`: a COUNT
         whose cost grows with the course's learners, for a figure nobody asked for; then
         `active_count` is None."""
-        rules = EnrollmentRules.get_or_none(EnrollmentRules.course_id == course_id)
+        rules = _RULES.first(course_id)
         cap = rules.cap if rules else None
         active = self.active_count(course_id) if count or cap is not None else None
         now = utcnow()

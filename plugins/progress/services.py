@@ -74,6 +74,11 @@ def course_progress_dict(cp: CourseProgress) -> dict[str, Any]:
             "milestones": {"50": cp.milestone_50_at, "100": cp.milestone_100_at}}
 
 
+# The course page asks for it on every view (learnplat.db.Prepared: SQL generated once).
+_SUMMARY = db.Prepared(lambda course_id, user_id: CourseProgress.select().where(
+    (CourseProgress.course_id == course_id) & (CourseProgress.user_id == user_id)).limit(1))
+
+
 class ProgressService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -103,8 +108,7 @@ class ProgressService:
 
     def summary(self, course_id: int, user_id: Any) -> ProgressSummary | None:
         """The stored progress of one enrollment (None when the student has none yet)."""
-        cp = CourseProgress.get_or_none((CourseProgress.course_id == course_id)
-                                        & (CourseProgress.user_id == user_id))
+        cp = _SUMMARY.first(course_id, user_id)
         if cp is None:
             return None
         return ProgressSummary(cp.course_id, cp.user_id, cp.percent, cp.completed_at is not None,
