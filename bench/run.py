@@ -111,6 +111,26 @@ def write_lua(items: list[Item], path: Path) -> None:
         "  local body = nil\n"
         "  if r[4] > 0 then body = B[r[4]] end\n"
         "  return wrk.format(r[1], r[2], H[r[3]], body)\n"
+        "end\n"
+        # every status counted, and the start of the first error's body, for the report
+        "counts = {}\n"
+        "first_error = ''\n"
+        "response = function(status, headers, body)\n"
+        "  counts[status] = (counts[status] or 0) + 1\n"
+        "  if status >= 300 and first_error == '' then\n"
+        "    first_error = status .. ' ' .. string.sub(body or '', 1, 300)\n"
+        "  end\n"
+        "end\n"
+        "local threads = {}\n"
+        "setup = function(thread) table.insert(threads, thread) end\n"
+        "done = function(summary, latency, requests)\n"
+        "  for _, t in ipairs(threads) do\n"
+        "    for k, v in pairs(t:get('counts')) do\n"
+        "      io.write(string.format('STATUS %d %d\\n', k, v))\n"
+        "    end\n"
+        "    local e = t:get('first_error')\n"
+        "    if e ~= '' then io.write('FIRST_ERROR ' .. string.gsub(e, '\\n', ' ') .. '\\n') end\n"
+        "  end\n"
         "end\n")
 
 
@@ -127,7 +147,12 @@ def parse_wrk(out: str) -> dict[str, Any]:
                            "non_2xx": 0, "socket_errors": 0}
     for line in out.splitlines():
         line = line.strip()
-        if m := re.match(r"(50|99)(?:\.000)?%\s+(\S+)$", line):
+        if line.startswith("STATUS "):
+            _, code, n = line.split()
+            res.setdefault("status", {})[code] = res.get("status", {}).get(code, 0) + int(n)
+        elif line.startswith("FIRST_ERROR "):
+            res["first_error"] = line[len("FIRST_ERROR "):][:300]
+        elif m := re.match(r"(50|99)(?:\.000)?%\s+(\S+)$", line):
             res[f"p{m.group(1)}_ms"] = _ms(m.group(2))
         elif m := re.match(r"(\d+) requests in ([\d.]+\w+)", line):
             res["requests"] = int(m.group(1))
@@ -175,6 +200,7 @@ class Scenario:
     consumed: Callable[[int], None] = lambda n: None
     ok: tuple[int, ...] = (200, 201)
     ratio: bool = True
+    connections: int = 0  # 0: --connections
     state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -231,7 +257,9 @@ def build_scenarios(world: World, rng: random.Random) -> dict[str, Scenario]:
     sc["login"] = Scenario(
         "login", "POST /auth/login (argon2id verify: bounded by the password hash)",
         rotate(lambda s: Item("POST", "/auth/login", s.tenant, "", json.dumps(
-            {"email": s.email, "password": _password()})), n=1000), ratio=False)
+            {"email": s.email, "password": _password()})), n=1000), ratio=False,
+        # at 32 connections the latency would only show the queue in front of the hashing
+        connections=4)
 
     # Unique requests: each (student, course) pair once.
     def once(name: str, what: str, pairs: list[Item], ok: tuple[int, ...]) -> None:
@@ -343,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="learnplat's gunicorn worker: asgi (production default), gthread, "
                          "or both (asgi,gthread)")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="learnplat's server.threads (default: the setting's, 4)")
     ap.add_argument("--tokens", type=int, default=400, help="students logged in and rotated")
     ap.add_argument("--token-tenants", type=int, default=8,
                     help="tenants the students are taken from")
@@ -440,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
                 env = common.server_env(tdb.url, redis_url, tmp / "var", **env_common,
                                         LEARNPLAT_CONFIG=str(config),
                                         LEARNPLAT_SERVER_WORKER_CLASS=kind)
+                if args.threads:
+                    env["LEARNPLAT_SERVER_THREADS"] = str(args.threads)
                 print(f"starting learnplat serve ({kind}, {args.workers} workers)",
                       file=sys.stderr)
                 server = common.start_learnplat(env, port, args.workers, tmp / f"{kind}.log")
@@ -533,13 +565,14 @@ def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse
     script = tmp / f"{sc.name}.lua"
     # warm-up: caches, pools, the first requests of each worker
     write_lua(sc.items(), script)
-    warm = run_wrk(wrk, base, 1, args.connections, script)
-    sc.consumed(warm["requests"])
+    conns = sc.connections or args.connections
+    warm = run_wrk(wrk, base, 1, conns, script)
+    sc.consumed(warm["requests"] + conns)  # those still in flight were sent too
     for _ in range(args.runs):
         b = run_wrk(wrk, baseline_url, args.seconds, args.connections, None)
         write_lua(sc.items(), script)
-        r = run_wrk(wrk, base, args.seconds, args.connections, script)
-        sc.consumed(r["requests"])
+        r = run_wrk(wrk, base, args.seconds, conns, script)
+        sc.consumed(r["requests"] + conns)
         r["baseline_rps"] = b["rps"]
         r["baseline_p50_ms"], r["baseline_p99_ms"] = b["p50_ms"], b["p99_ms"]
         r["ratio"] = round(r["rps"] / b["rps"], 3) if b["rps"] else None
@@ -547,7 +580,13 @@ def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse
     best = max(runs, key=lambda r: r["rps"])
     errors = sum(r["non_2xx"] + r["socket_errors"] for r in runs) + warm["non_2xx"]
     bad_samples = [c for c in checked if c["status"] not in sc.ok]
-    res = {"what": sc.what, "worker_class": kind, "rps": best["rps"],
+    status: dict[str, int] = {}
+    for r in runs:
+        for code, n in r.get("status", {}).items():
+            status[code] = status.get(code, 0) + n
+    first_errors = [r["first_error"] for r in [warm, *runs] if r.get("first_error")]
+    res = {"what": sc.what, "worker_class": kind, "connections": conns, "rps": best["rps"],
+           "status": status, **({"first_error": first_errors[0]} if first_errors else {}),
            "p50_ms": best["p50_ms"], "p99_ms": best["p99_ms"],
            "baseline_rps": best["baseline_rps"],
            "ratio": best["ratio"] if sc.ratio else None,
