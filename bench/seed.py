@@ -93,45 +93,58 @@ class Seeded:
 # -- COPY ---------------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    s = str(value)
-    return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+def _esc(s: str) -> str:
+    if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
+        return (s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                .replace("\r", "\\r"))
+    return s
+
+
+def _dt(value: dt.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.isoformat(" ")
+
+
+def _converter(f: peewee.Field) -> Any:
+    """value -> COPY text for one field (what its db_value would store)."""
+    import orjson
+
+    from learnplat.models import JSONField
+
+    if isinstance(f, JSONField):
+        return lambda v: _esc(orjson.dumps(v).decode())
+    if isinstance(f, peewee.DateTimeField):
+        return _dt
+    if isinstance(f, peewee.BooleanField):
+        return lambda v: "t" if v else "f"
+    if isinstance(f, (peewee.IntegerField, peewee.FloatField, peewee.ForeignKeyField,
+                      peewee.AutoField)):
+        return str
+    return lambda v: _esc(str(v))
 
 
 def copy_rows(cur: Any, model: type[peewee.Model], rows: list[dict[str, Any]],
               with_id: bool = False) -> int:
     """COPY `rows` (dicts by field name; `tenant` as an id) into the model's table, filling
     peewee's Python-side defaults (the tables have no SQL defaults) and converting each value
-    with the field's db_value."""
+    as the field's db_value would."""
     if not rows:
         return 0
     fields = [f for f in model._meta.sorted_fields if with_id or f.name != "id"]
-    defaults = {}
+    plan = []
     for f in fields:
-        if f.default is not None:
-            defaults[f.name] = f.default
+        d = f.default
+        plan.append((f.name, d if callable(d) else (lambda d=d: d), _converter(f)))
     buf = io.StringIO()
+    write = buf.write
     for row in rows:
         out = []
-        for f in fields:
-            if f.name in row:
-                value = row[f.name]
-            elif f.name in defaults:
-                d = defaults[f.name]
-                value = d() if callable(d) else d
-            else:
-                value = None
-            if value is not None and not isinstance(f, peewee.ForeignKeyField):
-                value = f.db_value(value)
-            out.append(_text(value))
-        buf.write("\t".join(out))
-        buf.write("\n")
+        for name, default, conv in plan:
+            value = row[name] if name in row else default()
+            out.append("\\N" if value is None else conv(value))
+        write("\t".join(out))
+        write("\n")
     buf.seek(0)
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
     cur.copy_expert(f'COPY "{model._meta.table_name}" ({columns}) FROM STDIN', buf)
