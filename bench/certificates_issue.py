@@ -21,6 +21,8 @@ import tempfile
 import time
 import uuid
 
+from bench import common
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -30,12 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="lp-bench-certs-")
     tdb = None
+    # Popped: LEARNPLAT_<SECTION>_* is configuration, and there is no [bench] section.
+    admin, _redis = common.pop_bench_env()
     if args.postgres:
-        from learnplat.testing import make_postgres_database
-
-        tdb = make_postgres_database(os.environ.get(
-            "LEARNPLAT_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-            label="bench")
+        tdb = common.make_database(admin)
         url = tdb.url
     else:
         url = f"sqlite:///{tmp}/bench.db"
@@ -48,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     finally:
         if tdb is not None:
-            from learnplat import db
-
-            db.database.close()
+            common.close_pool()
             tdb.drop()
 
 

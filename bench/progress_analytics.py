@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
         from learnplat import db
         from learnplat.auth import Principal
-        from learnplat.pagination import PageQuery
         from learnplat.migrate import migrate
         from learnplat.models import utcnow
+        from learnplat.pagination import PageQuery
         from learnplat.runtime import create_runtime
         from learnplat.tenancy import tenant_context
         from learnplat.tenants import TenantSpec

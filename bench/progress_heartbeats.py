@@ -1,7 +1,10 @@
 """Heartbeat benchmark: throughput and latency of POST /progress/{id} heartbeats against a real
 gunicorn with PostgreSQL and Redis, and how many heartbeats the database absorbs per write.
 
-    bin/bench-progress [--students 200] [--seconds 20] [--workers 2] ...
+    .venv/bin/python -m bench.progress_heartbeats [--students 200] [--seconds 20] ...
+
+(`bin/bench --only heartbeat`, or its alias `bin/bench-progress`, measures the saturation
+phase on the full data set against the baseline; this module adds the paced phase.)
 
 Phases:
 1. saturation: every student sends heartbeats back to back for --seconds; reports requests/s
@@ -24,24 +27,14 @@ import json
 import multiprocessing as mp
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench import common
 
 
 def _client_proc(base: str, tenant: str, course_id: int, jobs: list[tuple[str, int]],
@@ -111,11 +104,7 @@ def _load(base: str, tenant: str, course_id: int, jobs: list[tuple[str, int]], s
     return lat, errors, time.perf_counter() - started
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+_pct = common.pct
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,12 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flushes", type=int, default=4, help="paced phase length, in flushes")
     args = ap.parse_args(argv)
 
-    admin_url = os.environ.get("LEARNPLAT_BENCH_DATABASE_URL",
-                               "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("LEARNPLAT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-    from learnplat.testing import make_postgres_database
-
-    tdb = make_postgres_database(admin_url, label="bench")
+    admin_url, redis_url = common.pop_bench_env()
+    tdb = common.make_database(admin_url)
     os.environ.update({
         "LEARNPLAT_DATABASE_URL": tdb.url, "LEARNPLAT_REDIS_URL": redis_url,
         "LEARNPLAT_APP_SECRET_KEY": "bench-secret-key-not-for-production",
@@ -146,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "LEARNPLAT_TENANCY_CACHE_SECONDS": "60",
         "LEARNPLAT_DATABASE_MAX_CONNECTIONS": str(args.threads + 2),
     })
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
+    common.flush_redis(redis_url)
     server = None
     try:
         from learnplat import db
@@ -172,21 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             teacher, admin = token("instructor"), token("admin")
             students = [token("student") for _ in range(args.students)]
 
-        port = _free_port()
+        port = common.free_port()
         base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [str(ROOT / ".venv/bin/learnplat"), "serve", "--no-migrate", "--bind",
-             f"127.0.0.1:{port}", "--workers", str(args.workers)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+        server = common.start_learnplat(dict(os.environ), port, args.workers)
         import requests
 
-        for _ in range(100):
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
         h = {"X-Tenant": slug}
         t = {**h, "Authorization": f"Bearer {teacher}"}
         cid = requests.post(f"{base}/courses", json={"title": "Bench"}, headers=t).json()["id"]
@@ -269,13 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=20)
-        from learnplat import db as _db
-
-        if _db.database.obj is not None and hasattr(_db.database.obj, "close_all"):
-            _db.database.obj.close_all()
+        common.stop(server)
+        common.close_pool()
         tdb.drop()
 
 

@@ -1,0 +1,670 @@
+"""bin/bench: learnplat's throughput and latency, end to end, as ratios to a bare Falcon app.
+
+    bin/bench [--scale 1] [--runs 3] [--seconds 5] [--only catalogue_anon,heartbeat,...]
+              [--worker-class asgi|gthread|asgi,gthread] [--quick] [--keep]
+
+1. Makes a fresh PostgreSQL database (LEARNPLAT_BENCH_DATABASE_URL, an admin URL; owned by a
+   non-superuser role so RLS applies), flushes a Redis database (LEARNPLAT_BENCH_REDIS_URL,
+   default db 12), migrates and seeds it (bench/seed.py: 50 tenants, 20,000 users, 2,000
+   courses... x --scale).
+2. Starts `learnplat serve` (gunicorn with config/gunicorn.conf.py, 2 workers, the embedded
+   queue worker) and the baseline (bench/baseline.py under gunicorn gthread, 2 workers).
+3. For each scenario, alternates baseline and scenario runs of `wrk -t1 -c32 -d<seconds>
+   --latency` (Lua scripts rotate tokens, tenants, paths and bodies), --runs times; reports
+   the best run's requests/s, p50 and p99 and its ratio to the baseline of the same round.
+4. Certificates issued per second by one worker (bench/certificates_issue.py) and WebSocket
+   delivery latency (bench/notifications.py ws), run as their own processes.
+5. Prints a table and writes bench/results/<UTC time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import common
+
+RESULTS = common.ROOT / "bench" / "results"
+SCENARIOS = ("catalogue_anon", "catalogue_student", "course_detail", "enroll", "heartbeat",
+             "complete_module", "quiz_submit", "notifications", "login", "certificates",
+             "websocket")
+WRK_SCENARIOS = SCENARIOS[:9]
+TARGETS = {"catalogue_anon": 0.5, "catalogue_student": 0.5, "course_detail": 0.35,
+           "heartbeat": 0.5}
+P99_TARGET_MS = 50.0
+
+
+# -- wrk ---------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk not found: installing it (apt-get install -y wrk)", file=sys.stderr)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is needed (Debian/Ubuntu: apt-get install wrk)")
+    return found
+
+
+def _lua_str(s: str) -> str:
+    level = "=="
+    while f"]{level}]" in s:
+        level += "="
+    return f"[{level}[{s}]{level}]"
+
+
+@dataclass
+class Item:
+    method: str
+    path: str
+    tenant: str
+    token: str = ""
+    body: str = ""
+
+
+def write_lua(items: list[Item], path: Path) -> None:
+    """A wrk script that sends `items` in order (wrapping around), each with its tenant,
+    token and body. Header sets and bodies are shared tables, so the script stays small."""
+    headers: dict[tuple[str, str, bool], int] = {}
+    bodies: dict[str, int] = {}
+    rows = []
+    for it in items:
+        hkey = (it.tenant, it.token, bool(it.body))
+        h = headers.setdefault(hkey, len(headers) + 1)
+        b = bodies.setdefault(it.body, len(bodies) + 1) if it.body else 0
+        rows.append(f'{{"{it.method}",{_lua_str(it.path)},{h},{b}}}')
+    hl = []
+    for (tenant, token, has_body), _ in sorted(headers.items(), key=lambda kv: kv[1]):
+        parts = [f'["X-Tenant"]={_lua_str(tenant)}'] if tenant else []
+        if token:
+            parts.append(f'["Authorization"]={_lua_str("Bearer " + token)}')
+        if has_body:
+            parts.append('["Content-Type"]="application/json"')
+        hl.append("{" + ",".join(parts) + "}")
+    bl = [_lua_str(b) for b, _ in sorted(bodies.items(), key=lambda kv: kv[1])]
+    path.write_text(
+        "local H = {\n" + ",\n".join(hl) + "\n}\n"
+        "local B = {\n" + ",\n".join(bl) + "\n}\n"
+        "local R = {\n" + ",\n".join(rows) + "\n}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i + 1\n"
+        "  if i > #R then i = 1 end\n"
+        "  local r = R[i]\n"
+        "  local body = nil\n"
+        "  if r[4] > 0 then body = B[r[4]] end\n"
+        "  return wrk.format(r[1], r[2], H[r[3]], body)\n"
+        "end\n"
+        # every status counted, and the start of the first error's body, for the report
+        "counts = {}\n"
+        "first_error = ''\n"
+        "response = function(status, headers, body)\n"
+        "  counts[status] = (counts[status] or 0) + 1\n"
+        "  if status >= 300 and first_error == '' then\n"
+        "    first_error = status .. ' ' .. string.sub(body or '', 1, 300)\n"
+        "  end\n"
+        "end\n"
+        "local threads = {}\n"
+        "setup = function(thread) table.insert(threads, thread) end\n"
+        "done = function(summary, latency, requests)\n"
+        "  for _, t in ipairs(threads) do\n"
+        "    for k, v in pairs(t:get('counts')) do\n"
+        "      io.write(string.format('STATUS %d %d\\n', k, v))\n"
+        "    end\n"
+        "    local e = t:get('first_error')\n"
+        "    if e ~= '' then io.write('FIRST_ERROR ' .. string.gsub(e, '\\n', ' ') .. '\\n') end\n"
+        "  end\n"
+        "end\n")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text.strip())
+    return round(float(m.group(1)) * _UNITS[m.group(2)], 2) if m else float("nan")
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    res: dict[str, Any] = {"requests": 0, "rps": 0.0, "p50_ms": None, "p99_ms": None,
+                           "non_2xx": 0, "socket_errors": 0}
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("STATUS "):
+            _, code, n = line.split()
+            res.setdefault("status", {})[code] = res.get("status", {}).get(code, 0) + int(n)
+        elif line.startswith("FIRST_ERROR "):
+            res["first_error"] = line[len("FIRST_ERROR "):][:300]
+        elif m := re.match(r"(50|99)(?:\.000)?%\s+(\S+)$", line):
+            res[f"p{m.group(1)}_ms"] = _ms(m.group(2))
+        elif m := re.match(r"(\d+) requests in ([\d.]+\w+)", line):
+            res["requests"] = int(m.group(1))
+        elif m := re.match(r"Requests/sec:\s+([\d.]+)", line):
+            res["rps"] = round(float(m.group(1)), 1)
+        elif m := re.match(r"Non-2xx or 3xx responses:\s+(\d+)", line):
+            res["non_2xx"] = int(m.group(1))
+        elif m := re.match(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                           r"timeout (\d+)", line):
+            res["socket_errors"] = sum(int(x) for x in m.groups())
+    return res
+
+
+def run_wrk(wrk: str, url: str, seconds: float, connections: int, script: Path | None
+            ) -> dict[str, Any]:
+    cmd = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+           "--timeout", "10s"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    proc = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return parse_wrk(proc.stdout)
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Student:
+    tenant: str
+    user_id: int
+    email: str
+    token: str
+    courses: list[int]
+
+
+@dataclass
+class Scenario:
+    name: str
+    what: str
+    # items(n): the next requests to send (for scenarios whose requests must not repeat, a
+    # fresh slice each call); consumed(k) says how many of them were sent
+    items: Callable[[], list[Item]]
+    consumed: Callable[[int], None] = lambda n: None
+    ok: tuple[int, ...] = (200, 201)
+    ratio: bool = True
+    connections: int = 0  # 0: --connections
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class World:
+    seeded: Any
+    students: list[Student]
+    modules: dict[int, dict[str, Any]]  # course id -> seed's module map
+    quiz_questions: dict[int, list[dict[str, Any]]]
+    tenants: list[str] = field(default_factory=list)
+
+
+def build_scenarios(world: World, rng: random.Random) -> dict[str, Scenario]:
+    st = world.students
+    sc: dict[str, Scenario] = {}
+
+    def rotate(make: Callable[[Student], Item], n: int = 2000) -> Callable[[], list[Item]]:
+        items = [make(st[i % len(st)]) for i in range(n)]
+        rng.shuffle(items)
+        return lambda: items
+
+    sc["catalogue_anon"] = Scenario(
+        "catalogue_anon", "GET /courses?limit=20, no token, X-Tenant rotated over all tenants",
+        lambda: [Item("GET", "/courses?limit=20", t) for t in world.tenants])
+    sc["catalogue_student"] = Scenario(
+        "catalogue_student", "GET /courses?limit=20 as a student (tokens rotated)",
+        rotate(lambda s: Item("GET", "/courses?limit=20", s.tenant, s.token)))
+    sc["course_detail"] = Scenario(
+        "course_detail", "GET /courses/{id}, a course the student is enrolled in",
+        rotate(lambda s: Item("GET", f"/courses/{rng.choice(s.courses)}", s.tenant, s.token)))
+
+    def heartbeat(s: Student) -> Item:
+        cid = rng.choice(s.courses)
+        mid = rng.choice(world.modules[cid]["video"])
+        body = json.dumps({"module_id": mid, "position_seconds": round(rng.uniform(0, 500), 1),
+                           "duration_seconds": 1800.0})
+        return Item("POST", f"/progress/{cid}", s.tenant, s.token, body)
+
+    sc["heartbeat"] = Scenario("heartbeat", "POST /progress/{id} video playback heartbeat",
+                               rotate(heartbeat))
+
+    def complete(s: Student) -> Item:
+        cid = rng.choice(s.courses)
+        mid = rng.choice(world.modules[cid]["text"])
+        return Item("POST", f"/progress/{cid}", s.tenant, s.token,
+                    json.dumps({"module_id": mid, "completed": True}))
+
+    sc["complete_module"] = Scenario("complete_module",
+                                     "POST /progress/{id} {module_id, completed: true}",
+                                     rotate(complete))
+    sc["notifications"] = Scenario(
+        "notifications", "GET /notifications (the student's, newest first)",
+        rotate(lambda s: Item("GET", "/notifications", s.tenant, s.token)))
+    sc["login"] = Scenario(
+        "login", "POST /auth/login (argon2id verify: bounded by the password hash)",
+        rotate(lambda s: Item("POST", "/auth/login", s.tenant, "", json.dumps(
+            {"email": s.email, "password": _password()})), n=1000), ratio=False,
+        # at 32 connections the latency would only show the queue in front of the hashing
+        connections=4)
+
+    # Unique requests: each (student, course) pair once.
+    def once(name: str, what: str, pairs: list[Item], ok: tuple[int, ...]) -> None:
+        cursor = [0]
+        state: dict[str, Any] = {"pairs": len(pairs)}
+
+        def items() -> list[Item]:
+            return pairs[cursor[0]:] or pairs
+
+        def consumed(n: int) -> None:
+            if cursor[0] + n > len(pairs):  # wrapped: repeats answer 200/409, not 201
+                state["pairs_exhausted"] = True
+            cursor[0] = min(len(pairs), cursor[0] + n)
+
+        sc[name] = Scenario(name, what, items, consumed, ok, state=state)
+
+    by_tenant = {t.slug: t for t in world.seeded.tenants}
+    enroll, quiz = [], []
+    for s in st:
+        t = by_tenant[s.tenant]
+        for cid in t.courses:
+            if cid not in s.courses:
+                enroll.append(Item("POST", f"/courses/{cid}/enroll", s.tenant, s.token))
+            elif (s.user_id, cid) not in t.attempted:
+                qmid, qid = world.modules[cid]["quiz"]
+                body = json.dumps({"answers": _answers(world.quiz_questions[qid], rng)})
+                quiz.append(Item("POST", f"/courses/{cid}/modules/{qmid}/quiz/{qid}/submit",
+                                 s.tenant, s.token, body))
+    rng.shuffle(enroll)
+    rng.shuffle(quiz)
+    once("enroll", "POST /courses/{id}/enroll, a new (student, course) pair each request",
+         enroll, (201,))
+    once("quiz_submit", "POST .../quiz/{id}/submit, 20 questions graded, one new attempt each "
+         "(one-step: start and submit)", quiz, (200,))
+    return sc
+
+
+def _password() -> str:
+    from bench.seed import PASSWORD
+
+    return PASSWORD
+
+
+def _answers(questions: list[dict[str, Any]], rng: random.Random) -> dict[str, Any]:
+    from bench.quiz_submit import answers_for
+
+    return answers_for(questions, rng)
+
+
+def sample(base: str, items: list[Item], n: int = 3) -> list[dict[str, Any]]:
+    """Send the first few requests of a scenario once and keep status and (for errors) the
+    start of the body: a scenario that fails is shown failing, with its reason."""
+    import requests
+
+    out = []
+    for it in items[:n]:
+        headers = {"X-Tenant": it.tenant} if it.tenant else {}
+        if it.token:
+            headers["Authorization"] = f"Bearer {it.token}"
+        if it.body:
+            headers["Content-Type"] = "application/json"
+        r = requests.request(it.method, base + it.path, headers=headers,
+                             data=it.body or None, timeout=30)
+        entry: dict[str, Any] = {"status": r.status_code}
+        if r.status_code >= 300:
+            entry["body"] = r.text[:300]
+        out.append(entry)
+    return out
+
+
+# -- servers -----------------------------------------------------------------------------------
+
+
+def start_baseline(port: int, log: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket", "-k",
+         "gthread", "--threads", "4", "-w", "2", "-b", f"127.0.0.1:{port}",
+         "bench.baseline:app"],
+        cwd=common.ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")})
+    common.wait_healthy(f"http://127.0.0.1:{port}", proc)
+    return proc
+
+
+def limits_section() -> bool:
+    """Whether this learnplat knows a [limits] section (per-user / per-tenant API rate
+    limits): then the throughput runs switch it off (an unknown section would stop start-up)."""
+    import learnplat.settings as s
+
+    settings_model = getattr(s, "Settings", None)
+    fields = getattr(settings_model, "model_fields", {}) or {}
+    return "limits" in fields or hasattr(s, "LimitsSettings")
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bin/bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="data set size (1: 20,000 users)")
+    ap.add_argument("--runs", type=int, default=3, help="alternating runs per scenario (best "
+                    "one counts)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="length of each wrk run")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    ap.add_argument("--skip", default="", help="comma-separated scenarios to leave out")
+    ap.add_argument("--worker-class", default="asgi",
+                    help="learnplat's gunicorn worker: asgi (production default), gthread, "
+                         "or both (asgi,gthread)")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="learnplat's server.threads (default: the setting's, 4)")
+    ap.add_argument("--tokens", type=int, default=400, help="students logged in and rotated")
+    ap.add_argument("--token-tenants", type=int, default=8,
+                    help="tenants the students are taken from")
+    ap.add_argument("--certificates", type=int, default=100)
+    ap.add_argument("--ws-connections", type=int, default=100)
+    ap.add_argument("--ws-posts", type=int, default=50)
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: tiny data set, 1 run of 2 s, few tokens")
+    ap.add_argument("--keep", action="store_true", help="do not drop the database afterwards")
+    ap.add_argument("--shared-redis", action="store_true",
+                    help="do not flush the Redis db: keys under a fresh prefix, deleted after "
+                         "(for a Redis db others use, e.g. the test suite's)")
+    ap.add_argument("--output", default="", help="JSON file (default bench/results/<time>.json)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.runs, args.seconds = 1, 2.0
+        args.tokens, args.token_tenants = min(args.tokens, 40), 2
+        args.certificates, args.ws_connections, args.ws_posts = 10, 10, 5
+    only = [s for s in args.only.split(",") if s] or list(SCENARIOS)
+    skip = {s for s in args.skip.split(",") if s}
+    unknown = [s for s in [*only, *skip] if s not in SCENARIOS]
+    if unknown:
+        ap.error(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    chosen = [s for s in SCENARIOS if s in only and s not in skip]
+    classes = [c for c in args.worker_class.split(",") if c]
+    if any(c not in ("asgi", "gthread") for c in classes):
+        ap.error("--worker-class takes asgi, gthread or asgi,gthread")
+    wrk = ensure_wrk() if any(s in WRK_SCENARIOS for s in chosen) else ""
+
+    admin, redis_url = common.pop_bench_env()
+    tmp = Path(tempfile.mkdtemp(prefix="lp-bench-"))
+    started_at = dt.datetime.now(dt.UTC)
+    report: dict[str, Any] = {
+        "started_at": started_at.isoformat(timespec="seconds"), "machine": common.machine(),
+        "git": _git(), "options": {k: v for k, v in vars(args).items()},
+        "method": (f"wrk -t1 -c{args.connections} -d{args.seconds:g}s --latency per run; "
+                   f"each scenario alternates baseline and learnplat runs {args.runs} times; "
+                   "the run with the most requests/s counts, its ratio is to the baseline "
+                   "run just before it"),
+        "results": {},
+    }
+    tdb = common.make_database(admin)
+    servers: list[Any] = []
+    prefix = f"lpbench-{os.getpid()}-{int(time.time())}"
+    try:
+        if not args.shared_redis:
+            common.flush_redis(redis_url)
+        env_common = {
+            "LEARNPLAT_DATABASE_URL": tdb.url, "LEARNPLAT_REDIS_URL": redis_url,
+            "LEARNPLAT_REDIS_PREFIX": prefix,
+            "LEARNPLAT_APP_SECRET_KEY": common.SECRET,
+            "LEARNPLAT_APP_VAR_DIR": str(tmp / "var"),
+            "LEARNPLAT_STORAGE_URL": f"file://{tmp / 'var' / 'storage'}",
+            "LEARNPLAT_TENANCY_CACHE_SECONDS": "60",
+            # tokens are made once for the whole run, which can take longer than 15 minutes
+            "LEARNPLAT_AUTH_ACCESS_TOKEN_TTL": "86400",
+            # the load comes from one address and logs the same accounts in again and again
+            "LEARNPLAT_IDENTITY_LOGIN_PER_IP": "100000000",
+            "LEARNPLAT_IDENTITY_LOGIN_PER_ACCOUNT": "100000000",
+        }
+        os.environ.update(env_common)
+        os.environ["LEARNPLAT_HOME"] = str(common.ROOT)
+        from bench.seed import Plan, seed
+        from learnplat.migrate import migrate
+        from learnplat.runtime import create_runtime
+
+        runtime = create_runtime()
+        migrate(runtime)
+        plan = Plan.for_scale(args.scale, quick=args.quick)
+        print(f"seeding {plan.describe()} ...", file=sys.stderr)
+        seeded = seed(runtime, tdb.extra[0], plan, log=lambda m: print(m, file=sys.stderr))
+        print(f"seeded in {seeded.seconds:.1f} s: {seeded.rows}", file=sys.stderr)
+        report["data"] = {"scale": args.scale, "quick": args.quick, "plan": plan.describe(),
+                          "rows": seeded.rows, "seed_seconds": round(seeded.seconds, 1)}
+        world = make_world(runtime, seeded, args.tokens, args.token_tenants)
+        common.close_pool()
+
+        config = tmp / "learnplat.toml"
+        config.write_text("")
+        report["limits_disabled"] = False
+        if limits_section():
+            config.write_text("[limits]\nenabled = false\n")
+            report["limits_disabled"] = True
+        rng = random.Random(1400)
+        scenarios = build_scenarios(world, rng)
+
+        wrk_chosen = [s for s in chosen if s in WRK_SCENARIOS]
+        if wrk_chosen:
+            bport = common.free_port()
+            baseline = start_baseline(bport, tmp / "baseline.log")
+            servers.append(baseline)
+            burl = f"http://127.0.0.1:{bport}/courses"
+            for kind in classes:
+                port = common.free_port()
+                env = common.server_env(tdb.url, redis_url, tmp / "var", **env_common,
+                                        LEARNPLAT_CONFIG=str(config),
+                                        LEARNPLAT_SERVER_WORKER_CLASS=kind)
+                if args.threads:
+                    env["LEARNPLAT_SERVER_THREADS"] = str(args.threads)
+                print(f"starting learnplat serve ({kind}, {args.workers} workers)",
+                      file=sys.stderr)
+                server = common.start_learnplat(env, port, args.workers, tmp / f"{kind}.log")
+                servers.append(server)
+                base = f"http://127.0.0.1:{port}"
+                for name in wrk_chosen:
+                    key = name if len(classes) == 1 else f"{name}@{kind}"
+                    report["results"][key] = measure(
+                        wrk, base, burl, scenarios[name], args, tmp, kind)
+                    _progress(key, report["results"][key])
+                common.stop(server)
+                servers.remove(server)
+        if "certificates" in chosen:
+            report["results"]["certificates"] = certificates(admin, args.certificates)
+            _progress("certificates", report["results"]["certificates"])
+        if "websocket" in chosen:
+            report["results"]["websocket"] = websocket(admin, redis_url, args)
+            _progress("websocket", report["results"]["websocket"])
+    finally:
+        for proc in servers:
+            common.stop(proc)
+        common.close_pool()
+        if args.keep:
+            print(f"kept database {tdb.name} ({tdb.url})", file=sys.stderr)
+        else:
+            tdb.drop()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if args.shared_redis:
+            from learnplat.testing import forget_redis_keys
+
+            forget_redis_keys(redis_url, prefix)
+    report["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(table(report))
+    out = Path(args.output) if args.output else RESULTS / (
+        started_at.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "") + ".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten {out}")
+    failed = [k for k, r in report["results"].items() if r.get("errors")]
+    return 1 if failed else 0
+
+
+def _progress(name: str, res: dict[str, Any]) -> None:
+    print(f"  {name}: {json.dumps({k: v for k, v in res.items() if k != 'runs'})}",
+          file=sys.stderr)
+
+
+def _git() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(common.ROOT), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+def make_world(runtime: Any, seeded: Any, n_tokens: int, n_tenants: int) -> World:
+    """Access tokens for `n_tokens` students spread over `n_tenants` tenants, issued by the
+    identity service in-process (the login scenario measures POST /auth/login itself)."""
+    from learnplat_identity.models import User
+
+    from learnplat import db
+    from learnplat.tenancy import tenant_context
+
+    ident = runtime.service("identity")
+    chosen = seeded.tenants[:max(1, min(n_tenants, len(seeded.tenants)))]
+    per = max(1, n_tokens // len(chosen))
+    students: list[Student] = []
+    modules: dict[int, dict[str, Any]] = {}
+    for t in seeded.tenants:
+        modules.update(t.modules)
+    for t in chosen:
+        info = runtime.tenants.require(t.slug)
+        enrolled = [u for u in t.students if t.enrolled.get(u)][:per]
+        with db.connection(), tenant_context(info), db.transaction():
+            for uid in enrolled:
+                user = User.get_by_id(uid)
+                token = ident.issue_pair(user)["access_token"]
+                students.append(Student(t.slug, uid, user.email, token,
+                                        sorted(t.enrolled[uid])))
+    return World(seeded, students, modules, seeded.quiz_questions,
+                 [t.slug for t in seeded.tenants])
+
+
+def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse.Namespace,
+            tmp: Path, kind: str) -> dict[str, Any]:
+    items = sc.items()
+    checked = sample(base, items)
+    sc.consumed(len(checked))
+    runs = []
+    script = tmp / f"{sc.name}.lua"
+    # warm-up: caches, pools, the first requests of each worker
+    write_lua(sc.items(), script)
+    conns = sc.connections or args.connections
+    warm = run_wrk(wrk, base, 1, conns, script)
+    sc.consumed(warm["requests"] + conns)  # those still in flight were sent too
+    for _ in range(args.runs):
+        b = run_wrk(wrk, baseline_url, args.seconds, args.connections, None)
+        write_lua(sc.items(), script)
+        r = run_wrk(wrk, base, args.seconds, conns, script)
+        sc.consumed(r["requests"] + conns)
+        r["baseline_rps"] = b["rps"]
+        r["baseline_p50_ms"], r["baseline_p99_ms"] = b["p50_ms"], b["p99_ms"]
+        r["ratio"] = round(r["rps"] / b["rps"], 3) if b["rps"] else None
+        runs.append(r)
+    best = max(runs, key=lambda r: r["rps"])
+    errors = sum(r["non_2xx"] + r["socket_errors"] for r in runs) + warm["non_2xx"]
+    bad_samples = [c for c in checked if c["status"] not in sc.ok]
+    status: dict[str, int] = {}
+    for r in runs:
+        for code, n in r.get("status", {}).items():
+            status[code] = status.get(code, 0) + n
+    first_errors = [r["first_error"] for r in [warm, *runs] if r.get("first_error")]
+    res = {"what": sc.what, "worker_class": kind, "connections": conns, "rps": best["rps"],
+           "status": status, **({"first_error": first_errors[0]} if first_errors else {}),
+           "p50_ms": best["p50_ms"], "p99_ms": best["p99_ms"],
+           "baseline_rps": best["baseline_rps"],
+           "ratio": best["ratio"] if sc.ratio else None,
+           "target_ratio": TARGETS.get(sc.name), "errors": errors,
+           "requests": sum(r["requests"] for r in runs), "samples": checked, "runs": runs}
+    res.update(sc.state)
+    if bad_samples:
+        res["errors"] = errors or len(bad_samples)
+        res["sample_errors"] = bad_samples
+    return res
+
+
+def certificates(admin: str, n: int) -> dict[str, Any]:
+    """bench/certificates_issue.py on PostgreSQL: the issue task's body, one thread."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
+    env["LEARNPLAT_BENCH_DATABASE_URL"] = admin
+    proc = subprocess.run([sys.executable, "-m", "bench.certificates_issue", "--postgres",
+                           "--certificates", str(n)], cwd=common.ROOT, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        return {"errors": 1, "error": proc.stderr.strip()[-800:]}
+    data = json.loads(proc.stdout)
+    return {"what": "certificates issued per second by one worker thread (PDF + QR + "
+                    "Open Badges VC-JWT + storage + row + event), PostgreSQL",
+            "per_second": data["per_second"], "per_cpu_second": data["per_cpu_second"],
+            "p50_ms": data["ms_p50"], "p95_ms": data["ms_p95"], "errors": 0, "detail": data}
+
+
+def websocket(admin: str, redis_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """bench/notifications.py ws: POST /notifications to one user at a time, time until the
+    message reaches each of the user's sockets (asgi server, Redis pub/sub)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
+    env.update({"LEARNPLAT_BENCH_DATABASE_URL": admin, "LEARNPLAT_BENCH_REDIS_URL": redis_url})
+    proc = subprocess.run([sys.executable, "-m", "bench.notifications", "ws", "--connections",
+                           str(args.ws_connections), "--posts", str(args.ws_posts),
+                           "--workers", str(args.workers)],
+                          cwd=common.ROOT, env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        return {"errors": 1, "error": proc.stderr.strip()[-800:]}
+    data = json.loads(proc.stdout)
+    missing = data["expected_deliveries"] - data["deliveries"]
+    return {"what": f"WebSocket delivery: {data['connected']} sockets, POST /notifications "
+                    "to the first delivery at each of the user's devices",
+            "p50_ms": data["p50_ms"], "p99_ms": data["p99_ms"], "max_ms": data["max_ms"],
+            "deliveries": data["deliveries"], "expected": data["expected_deliveries"],
+            "errors": max(0, missing), "detail": data}
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = ["", "| scenario | req/s | p50 ms | p99 ms | baseline req/s | ratio | target | "
+             "non-2xx |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    other = []
+    for name, r in report["results"].items():
+        if "rps" in r:
+            target = r.get("target_ratio")
+            ratio = r.get("ratio")
+            mark = ""
+            if ratio is not None and target is not None:
+                mark = " ok" if ratio >= target else " below"
+            lines.append(
+                f"| {name} | {r['rps']:.0f} | {r['p50_ms']} | {r['p99_ms']} | "
+                f"{r['baseline_rps']:.0f} | {'-' if ratio is None else f'{ratio:.3f}'} | "
+                f"{'-' if target is None else f'>= {target}'}{mark} | {r['errors']} |")
+        elif name == "certificates" and "per_second" in r:
+            other.append(f"certificates: {r['per_second']}/s per worker thread "
+                         f"({r['per_cpu_second']}/CPU-s), p50 {r['p50_ms']} ms, "
+                         f"p95 {r['p95_ms']} ms")
+        elif name == "websocket" and "p50_ms" in r:
+            other.append(f"websocket delivery: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
+                         f"max {r['max_ms']} ms, {r['deliveries']}/{r['expected']} delivered")
+        else:
+            other.append(f"{name}: FAILED {r.get('error', '')}")
+    data = report.get("data", {})
+    head = (f"learnplat bench {report['started_at']}, {report['machine']['nproc']} CPUs, "
+            f"data {data.get('plan')}, seeded in {data.get('seed_seconds')} s; "
+            f"p99 target < {P99_TARGET_MS:g} ms")
+    return "\n".join([head, *lines, "", *other])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

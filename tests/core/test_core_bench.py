@@ -1,0 +1,38 @@
+"""bin/bench's smoke run: seeds a tiny data set, serves learnplat and the baseline, drives the
+anonymous catalogue with wrk and writes its JSON report (PostgreSQL + Redis only, needs wrk)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("LEARNPLAT_TEST_DATABASE_URL") or not shutil.which("wrk"),
+    reason="needs LEARNPLAT_TEST_DATABASE_URL (PostgreSQL) and wrk")
+
+
+def test_bench_quick_catalogue(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
+    env["LEARNPLAT_BENCH_DATABASE_URL"] = os.environ["LEARNPLAT_TEST_DATABASE_URL"]
+    env["LEARNPLAT_BENCH_REDIS_URL"] = (os.environ.get("LEARNPLAT_TEST_REDIS_URL")
+                                        or "redis://127.0.0.1:6379/12")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--only", "catalogue_anon",
+         "--shared-redis", "--output", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    result = report["results"]["catalogue_anon"]
+    assert result["errors"] == 0
+    assert result["rps"] > 0 and result["baseline_rps"] > 0 and result["ratio"] > 0
+    assert report["data"]["rows"]["enrollments"] > 0
+    assert "| catalogue_anon |" in proc.stdout
