@@ -370,3 +370,13 @@ def test_a_change_made_through_one_process_is_refused_at_once_by_another(
             assert get(base, student).status_code == 401
             refused = get(base, other)
             assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
+
+
+def test_the_round_trip_survives_redis_forgetting_its_scripts(store):
+    """After a Redis restart (or SCRIPT FLUSH) the script is loaded again, transparently."""
+    check = Check("lim:flush", "user", Rate(1, 10), 1)
+    store.round_trip([], [check])
+    if not isinstance(store, EmbeddedStore):
+        store.client.script_flush()
+    _, decisions = store.round_trip(["x"], [check])
+    assert decisions[0].allowed and decisions[0].remaining == 8
