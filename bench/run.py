@@ -1,7 +1,8 @@
 """bin/bench: learnplat's throughput and latency, end to end, as ratios to a bare Falcon app.
 
     bin/bench [--scale 1] [--runs 3] [--seconds 5] [--only catalogue_anon,heartbeat,...]
-              [--worker-class asgi|gthread|asgi,gthread] [--quick] [--keep]
+              [--worker-class asgi|gthread|asgi,gthread] [--quick] [--keep] [--limits on|off]
+              [--victim-rate 20] [--flood-rate 50] [--flood-burst 100]
 
 1. Makes a fresh PostgreSQL database (LEARNPLAT_BENCH_DATABASE_URL, an admin URL; owned by a
    non-superuser role so RLS applies), flushes a Redis database (LEARNPLAT_BENCH_REDIS_URL,
@@ -14,7 +15,13 @@
    the best run's requests/s, p50 and p99 and its ratio to the baseline of the same round.
 4. Certificates issued per second by one worker (bench/certificates_issue.py) and WebSocket
    delivery latency (bench/notifications.py ws), run as their own processes.
-5. Prints a table and writes bench/results/<UTC time>.json.
+5. Fairness between tenants (issue 16; `fairness` below, bench/fairness.py): one tenant with
+   a low tenant budget floods the server with wrk while another tenant's paced client
+   measures its latency, compared with the same client alone.
+6. Prints a table and writes bench/results/<UTC time>.json.
+
+`--limits off` runs everything with `[limits] enabled = false` (default on, with budgets
+beyond the load): two runs show what the limits cost, and what they buy in `fairness`.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from bench import common
 RESULTS = common.ROOT / "bench" / "results"
 SCENARIOS = ("catalogue_anon", "catalogue_student", "course_detail", "enroll", "heartbeat",
              "complete_module", "quiz_submit", "notifications", "login", "certificates",
-             "websocket")
+             "websocket", "fairness")
 WRK_SCENARIOS = SCENARIOS[:9]
 TARGETS = {"catalogue_anon": 0.5, "catalogue_student": 0.5, "course_detail": 0.35,
            "heartbeat": 0.5}
@@ -386,6 +393,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="do not flush the Redis db: keys under a fresh prefix, deleted after "
                          "(for a Redis db others use, e.g. the test suite's)")
     ap.add_argument("--output", default="", help="JSON file (default bench/results/<time>.json)")
+    ap.add_argument("--limits", choices=("on", "off"), default="on",
+                    help="API rate limits: on (default; budgets beyond the load, so their cost "
+                         "is in every figure) or off ([limits] enabled = false): two runs show "
+                         "what the limits cost")
+    ap.add_argument("--victim-rate", type=float, default=20.0,
+                    help="fairness: the victim tenant's paced requests per second")
+    ap.add_argument("--flood-rate", type=float, default=50.0,
+                    help="fairness: the flooding tenant's tenant_rate (its settings.limits)")
+    ap.add_argument("--flood-burst", type=int, default=100,
+                    help="fairness: the flooding tenant's tenant_burst")
     args = ap.parse_args(argv)
     if args.quick:
         args.runs, args.seconds = 1, 2.0
@@ -400,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     classes = [c for c in args.worker_class.split(",") if c]
     if any(c not in ("asgi", "gthread") for c in classes):
         ap.error("--worker-class takes asgi, gthread or asgi,gthread")
-    wrk = ensure_wrk() if any(s in WRK_SCENARIOS for s in chosen) else ""
+    wrk = ensure_wrk() if any(s in (*WRK_SCENARIOS, "fairness") for s in chosen) else ""
 
     admin, redis_url = common.pop_bench_env()
     tmp = Path(tempfile.mkdtemp(prefix="lp-bench-"))
@@ -452,7 +469,10 @@ def main(argv: list[str] | None = None) -> int:
 
         config = tmp / "learnplat.toml"
         config.write_text("")
-        if limits_section():
+        if limits_section() and args.limits == "off":
+            config.write_text("[limits]\nenabled = false\n")
+            report["limits"] = "off ([limits] enabled = false)"
+        elif limits_section():
             # Limits stay on, so their cost (one Redis script per request, folded with the
             # authentication's reads) is in every figure; the budgets are sized so that the
             # load generator's few hundred users never meet them. `fairness` measures them.
@@ -490,6 +510,17 @@ def main(argv: list[str] | None = None) -> int:
                     _progress(key, report["results"][key])
                 common.stop(server)
                 servers.remove(server)
+        if "fairness" in chosen:
+            env = common.server_env(tdb.url, redis_url, tmp / "var", **env_common,
+                                    LEARNPLAT_CONFIG=str(config),
+                                    LEARNPLAT_SERVER_WORKER_CLASS=classes[0])
+            if args.threads:
+                env["LEARNPLAT_SERVER_THREADS"] = str(args.threads)
+            report["results"]["fairness"] = fairness(
+                wrk, runtime, seeded, env, args, tmp, servers,
+                limited=limits_section() and args.limits == "on")
+            _progress("fairness", {k: v for k, v in report["results"]["fairness"].items()
+                                   if k != "rounds"})
         if "certificates" in chosen:
             report["results"]["certificates"] = certificates(admin, args.certificates)
             _progress("certificates", report["results"]["certificates"])
@@ -605,6 +636,118 @@ def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse
     return res
 
 
+def fairness(wrk: str, runtime: Any, seeded: Any, env: dict[str, str],
+             args: argparse.Namespace, tmp: Path, servers: list[Any], limited: bool = True
+             ) -> dict[str, Any]:
+    """Issue 16's fairness: the flooding tenant (the last seeded one) gets `--flood-rate` /
+    `--flood-burst` as its tenant budget (settings.limits, before its own server starts); the
+    victim (the one before it) keeps the configuration's budgets. Each round: the victim's
+    paced client alone, then the same client while wrk floods the same endpoint with the
+    flooding tenant's students (tokens rotated: the tenant budget, not the per-user one,
+    stops it). Latencies of all rounds are pooled per phase; the factor is flooded p99 /
+    unloaded p99 (per round too). With `--limits off` (`limited` false) the same load runs
+    with nothing refused: what the limits buy the victim."""
+    import threading
+
+    from bench import fairness as fair
+
+    flood_t, victim_t = seeded.tenants[-1], seeded.tenants[-2]
+    flood = fair.callers(runtime, flood_t, max(20, args.tokens // 2))
+    victim = fair.callers(runtime, victim_t, 20)
+    rng = random.Random(16)
+    items = [Item("GET", f"/courses/{rng.choice(c.courses)}", c.tenant, c.token)
+             for c in (flood[i % len(flood)] for i in range(2000))]
+    rng.shuffle(items)
+    script = tmp / "fairness.lua"
+    write_lua(items, script)
+    seconds = max(4.0, 2 * args.seconds)  # per phase: 10 s by default, 4 s with --quick
+    rounds = max(2, args.runs)
+    conns = args.connections
+    limits = {"tenant_rate": args.flood_rate, "tenant_burst": args.flood_burst}
+    out_rounds: list[dict[str, Any]] = []
+
+    def flood_run(box: dict[str, Any]) -> None:
+        try:
+            box["wrk"] = run_wrk(wrk, base, seconds, conns, script)
+        except Exception as exc:  # reported, not raised from the thread
+            box["error"] = str(exc)
+
+    with fair.tenant_limits(runtime, flood_t.slug, **limits) as applied:
+        port = common.free_port()
+        print(f"starting learnplat serve for fairness ({flood_t.slug} limits "
+              f"{applied.get('limits')})", file=sys.stderr)
+        server = common.start_learnplat(env, port, args.workers, tmp / "fairness.log")
+        servers.append(server)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            fair.paced(base, victim, args.victim_rate, 1.0)  # warm-up: pools, caches
+            run_wrk(wrk, base, 1, conns, script)
+            for _ in range(rounds):
+                time.sleep(max(1.0, args.flood_burst / args.flood_rate))  # budget whole again
+                alone = fair.paced(base, victim, args.victim_rate, seconds - 1)
+                box: dict[str, Any] = {}
+                th = threading.Thread(target=flood_run, args=(box,))
+                th.start()
+                time.sleep(0.5)  # the victim's window lies within the flood's
+                flooded = fair.paced(base, victim, args.victim_rate, seconds - 1)
+                th.join()
+                if "error" in box:
+                    return {"errors": 1, "error": box["error"]}
+                out_rounds.append({"alone": alone, "flooded": flooded, "flood": box["wrk"]})
+        finally:
+            common.stop(server)
+            servers.remove(server)
+
+    pool = {phase: [x for r in out_rounds for x in r[phase]["latencies_ms"]]
+            for phase in ("alone", "flooded")}
+
+    def pooled(phase: str, q: float) -> float:
+        return round(common.pct(pool[phase], q), 1)
+
+    for r in out_rounds:  # per-request latencies are pooled, not kept in the report
+        r["factor"] = round(r["flooded"]["p99_ms"] / r["alone"]["p99_ms"], 2)
+        for phase in ("alone", "flooded"):
+            r[phase].pop("latencies_ms")
+    status: dict[str, int] = {}
+    for r in out_rounds:
+        for code, n in r["flood"].get("status", {}).items():
+            status[code] = status.get(code, 0) + n
+    total = sum(status.values()) or 1
+    ok = sum(n for code, n in status.items() if code.startswith("2"))
+    other = {code: n for code, n in status.items() if code != "429" and not code.startswith("2")}
+    socket_errors = sum(r["flood"]["socket_errors"] for r in out_rounds)
+    victim_bad = sum(r[p]["non_2xx"] for r in out_rounds for p in ("alone", "flooded"))
+    unloaded_p99, flooded_p99 = pooled("alone", 0.99), pooled("flooded", 0.99)
+    return {
+        "what": (f"victim tenant: GET /courses/{{id}} paced at {args.victim_rate:g}/s alone, "
+                 f"then while wrk -c{conns} floods the same endpoint as another tenant whose "
+                 f"tenant budget is {args.flood_rate:g}/s (burst {args.flood_burst}); "
+                 f"{rounds} rounds of {seconds:g} s per phase, latencies pooled per phase"),
+        "factor": round(flooded_p99 / unloaded_p99, 2) if unloaded_p99 else None,
+        "factor_rounds": [r["factor"] for r in out_rounds],
+        "victim": {
+            "tenant": victim_t.slug, "callers": len(victim), "rate": args.victim_rate,
+            "unloaded_p50_ms": pooled("alone", 0.5), "unloaded_p99_ms": unloaded_p99,
+            "flooded_p50_ms": pooled("flooded", 0.5), "flooded_p99_ms": flooded_p99,
+            "requests": sum(r[p]["requests"] for r in out_rounds for p in ("alone", "flooded")),
+            "non_2xx": victim_bad},
+        "flood": {
+            "tenant": flood_t.slug, "callers": len(flood), "connections": conns,
+            "limited": limited,
+            "tenant_rate": args.flood_rate, "tenant_burst": args.flood_burst,
+            "rps": round(sum(r["flood"]["rps"] for r in out_rounds) / len(out_rounds), 1),
+            "requests": sum(status.values()), "status": status,
+            "share_429": round(status.get("429", 0) / total, 4),
+            "ok_per_second": round(ok / (seconds * len(out_rounds)), 1),
+            # the budget's rate plus one whole burst per flood (it refills between rounds)
+            "ok_allowed_per_second": (round(args.flood_rate + args.flood_burst / seconds, 1)
+                                      if limited else None),
+            "other": other, "socket_errors": socket_errors},
+        "errors": victim_bad + sum(other.values()) + socket_errors,
+        "rounds": out_rounds,
+    }
+
+
 def certificates(admin: str, n: int) -> dict[str, Any]:
     """bench/certificates_issue.py on PostgreSQL: the issue task's body, one thread."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
@@ -660,6 +803,23 @@ def table(report: dict[str, Any]) -> str:
             other.append(f"certificates: {r['per_second']}/s per worker thread "
                          f"({r['per_cpu_second']}/CPU-s), p50 {r['p50_ms']} ms, "
                          f"p95 {r['p95_ms']} ms")
+        elif name == "fairness" and "factor" in r:
+            v, f = r["victim"], r["flood"]
+            other.append(
+                f"fairness: victim ({v['rate']:g}/s, {v['tenant']}) p50/p99 "
+                f"{v['unloaded_p50_ms']}/{v['unloaded_p99_ms']} ms alone, "
+                f"{v['flooded_p50_ms']}/{v['flooded_p99_ms']} ms under the flood: p99 x "
+                f"{r['factor']} (rounds: {', '.join(str(x) for x in r['factor_rounds'])}); "
+                f"victim non-2xx {v['non_2xx']}")
+            budget = (f"tenant_rate {f['tenant_rate']:g}/s burst {f['tenant_burst']}"
+                      if f.get("limited", True) else "limits off")
+            allowed = f.get("ok_allowed_per_second")
+            other.append(
+                f"fairness: flood ({f['connections']} connections, {f['callers']} students of "
+                f"{f['tenant']}, {budget}) {f['rps']:.0f} req/s, {f['share_429']:.1%} answered "
+                f"429, {f['ok_per_second']:g} 2xx/s"
+                + (f" (budget allows <= {allowed:g})" if allowed is not None else "")
+                + f"; other statuses {f['other']}, socket errors {f['socket_errors']}")
         elif name == "websocket" and "p50_ms" in r:
             other.append(f"websocket delivery: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
                          f"max {r['max_ms']} ms, {r['deliveries']}/{r['expected']} delivered")
