@@ -202,3 +202,25 @@ def _db_of(runtime):
 
     return TestDatabase(url=runtime.settings.database.url,
                         redis_url=runtime.settings.redis.url)
+
+
+def test_apply_sets_a_schools_rate_limits_and_show_lists_those_in_force(core_runtime, tmp_path):
+    tag = tmp_path.name[-6:].lower().replace("_", "-")
+    d = tmp_path / "tenants"
+    d.mkdir()
+    (d / f"big-{tag}.toml").write_text(
+        'name = "Big"\n[settings.limits]\ntenant_rate = 2000\ntenant_burst = 20000\n')
+    r = invoke(core_runtime, "tenants", "apply", str(d))
+    assert r.exit_code == 0, r.stderr
+    limits = json.loads(invoke(core_runtime, "tenants", "show", f"big-{tag}").output)["limits"]
+    defaults = core_runtime.settings.limits
+    assert limits["tenant_rate"] == 2000 and limits["tenant_burst"] == 20000
+    assert limits["user_burst"] == defaults.user_burst  # the rest: the configuration's
+    assert limits["enabled"] is defaults.enabled
+    (d / f"big-{tag}.toml").write_text('name = "Big"\n[settings.limits]\ntenant_rate = -5\n')
+    line = one_error_line(invoke(core_runtime, "tenants", "apply", str(d)))
+    assert "settings.limits.tenant_rate" in line
+    (d / f"big-{tag}.toml").write_text('name = "Big"\n[settings.limits]\nper_day = 5\n')
+    assert "per_day" in one_error_line(invoke(core_runtime, "tenants", "apply", str(d)))
+    shown = json.loads(invoke(core_runtime, "tenants", "show", f"big-{tag}").output)
+    assert shown["limits"]["tenant_rate"] == 2000  # nothing written by the refused applies

@@ -380,3 +380,21 @@ def test_the_round_trip_survives_redis_forgetting_its_scripts(store):
         store.client.script_flush()
     _, decisions = store.round_trip(["x"], [check])
     assert decisions[0].allowed and decisions[0].remaining == 8
+
+
+def test_a_role_change_mid_window_keeps_the_users_budget(lp_runtime, lp_app, lp_tenant,
+                                                          lp_users, limits_on):
+    """The budget belongs to the user, not to the role or the token: a new token after a role
+    change continues the same count (no fresh budget from a fresh token)."""
+    admin, user = lp_users.make("admin"), lp_users.make("student")
+    for _ in range(3):
+        assert call(lp_app, "GET", "/auth/profile", lp_tenant, user.token).status_code == 200
+    svc = lp_runtime.service("identity")
+    with db.connection(), tenant_context(lp_tenant):
+        svc.set_role(user.id, "instructor", actor_id=admin.id)
+    fresh = call(lp_app, "POST", "/auth/refresh", lp_tenant,
+                 json={"refresh_token": user.refresh_token}, addr=fresh_address())
+    token = fresh.json["access_token"]
+    codes = [call(lp_app, "GET", "/auth/profile", lp_tenant, token).status_code
+             for _ in range(3)]
+    assert codes == [200, 200, 429]  # 3 + 2 = the burst of 5
