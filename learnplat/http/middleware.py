@@ -136,9 +136,11 @@ class RequestContextMiddleware:
         except Unauthorized:
             if ctx.limit_decisions is None:
                 # A bad token is an anonymous caller: its address pays (so guessing tokens is
-                # limited too), and 429 wins over 401 once that budget is spent.
+                # limited too). A refused token of a known user (revoked, deactivated) was
+                # charged to that user in the round trip. Either way 429 wins over 401 once
+                # the budget is spent.
                 self.charge(req, tenant, None)
-                self.enforce_limits(ctx)
+            self.enforce_limits(ctx)
             raise
         if ctx.limit_decisions is None:
             self.charge(req, tenant, principal.user_id)

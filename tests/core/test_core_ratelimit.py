@@ -398,3 +398,19 @@ def test_a_role_change_mid_window_keeps_the_users_budget(lp_runtime, lp_app, lp_
     codes = [call(lp_app, "GET", "/auth/profile", lp_tenant, token).status_code
              for _ in range(3)]
     assert codes == [200, 200, 429]  # 3 + 2 = the burst of 5
+
+
+def test_a_deactivated_users_token_is_refused_and_counted_once(lp_runtime, lp_app, lp_tenant,
+                                                                lp_users, limits_on):
+    """Refused at once (401), charged once per request to that user only: the address's
+    anonymous budget is untouched, and the sixth request meets the user's burst of 5."""
+    admin, user = lp_users.make("admin"), lp_users.make("student")
+    svc = lp_runtime.service("identity")
+    with db.connection(), tenant_context(lp_tenant):
+        svc.deactivate(user.id, actor_id=admin.id)
+    addr = fresh_address()
+    codes = [call(lp_app, "GET", "/auth/profile", lp_tenant, user.token, addr=addr).status_code
+             for _ in range(6)]
+    assert codes == [401] * 5 + [429]
+    anonymous = call(lp_app, "GET", "/courses", lp_tenant, addr=addr)
+    assert anonymous.headers["RateLimit"].startswith('"anonymous";r=3;')  # 4 - this one
