@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .http.client_address import rate_limit_key
+
 if TYPE_CHECKING:
     from .kv import KeyValueStore
     from .settings import LimitSettings
@@ -138,7 +140,9 @@ class Limiter:
             out.append(Check(f"lim:u:{tenant.id}:{user_id}:{prefix}", prefix,
                              Rate(lim[f"{prefix}_rate"], int(lim[f"{prefix}_burst"])), cost))
         else:
-            out.append(Check(f"lim:a:{address or '-'}", "anonymous",
+            # IPv6 callers count per /64, as one IPv4 NAT address (the identity limits too).
+            where = rate_limit_key(address) if address else "-"
+            out.append(Check(f"lim:a:{where}", "anonymous",
                              Rate(lim["anonymous_rate"], int(lim["anonymous_burst"])), cost))
         if tenant is not None:
             out.append(Check(f"lim:t:{tenant.id}", "tenant",

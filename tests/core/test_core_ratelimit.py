@@ -414,3 +414,12 @@ def test_a_deactivated_users_token_is_refused_and_counted_once(lp_runtime, lp_ap
     assert codes == [401] * 5 + [429]
     anonymous = call(lp_app, "GET", "/courses", lp_tenant, addr=addr)
     assert anonymous.headers["RateLimit"].startswith('"anonymous";r=3;')  # 4 - this one
+
+
+def test_ipv6_visitors_share_their_networks_budget(lp_app, lp_tenant, limits_on):
+    """Anonymous budgets count an IPv6 /64 as one address (a household, a school network)."""
+    limits_on(anonymous_burst=2, anonymous_rate=0.01)
+    net = f"2001:db8:{uuid.uuid4().int % 65535:x}:1::"
+    codes = [call(lp_app, "GET", "/courses", lp_tenant, addr=f"{net}{n}").status_code
+             for n in (1, 2, 3)]
+    assert codes == [200, 200, 429]
