@@ -155,6 +155,21 @@ class Limiter:
         unreachable: the caller decides (limits fail open; see `fail_open`)."""
         return self.store.round_trip(reads, checks)
 
+    def charge(self, tenant: TenantInfo | None, user_id: Any, address: str | None,
+               budget: str = "api", cost: int = 1) -> Decision | None:
+        """Charge one request outside the HTTP middleware (a WebSocket handshake): the
+        refused budget, or None when allowed (or when the store is unreachable: fail open)."""
+        from .kv import StoreUnavailable
+
+        checks = self.checks(tenant, user_id, address, budget, cost)
+        if not checks:
+            return None
+        try:
+            _, decisions = self.round_trip([], checks)
+        except StoreUnavailable as exc:
+            decisions = self.fail_open(exc)
+        return refused(decisions)
+
     def fail_open(self, exc: Exception) -> list[Decision]:
         now = time.monotonic()
         if now - self._warned_at > 10:  # one line per 10 s, not one per request

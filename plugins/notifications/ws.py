@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import falcon
 import orjson
 
+from learnplat.http.client_address import client_address, parse_trusted
 from learnplat.plugin import LearnplatError, Principal, TenantInfo, db, tenant_context
 
 from .models import Notification
@@ -48,6 +50,14 @@ class _BearerRequest:
         return self.auth if name.lower() == "authorization" else default
 
 
+class _Limited(Exception):
+    """The handshake's rate-limit budget is spent."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
 class NotificationSocket:
     """An async `on_websocket` responder: the ASGI entry serves it, the WSGI app never does."""
 
@@ -55,6 +65,9 @@ class NotificationSocket:
         self.runtime = runtime
         self.service = service
         self.hub: Hub | None = None  # one per process, made in its event loop
+        server = runtime.settings.server
+        self.proxies = parse_trusted(server.trusted_proxies)
+        self.forwarded_header = server.forwarded_header
 
     def _hub(self) -> Hub:
         if self.hub is None:
@@ -73,12 +86,23 @@ class NotificationSocket:
             return None
         return tenant
 
-    def authenticate(self, token: str, slug: str | None, host: str | None
+    def authenticate(self, token: str, slug: str | None, host: str | None,
+                     address: str | None = None, charge: bool = False
                      ) -> tuple[TenantInfo, Principal, int, int] | None:
-        """(tenant, principal, newest notification id, unread count), or None."""
+        """(tenant, principal, newest notification id, unread count), or None. With `charge`
+        (the handshake, not the periodic re-check) the API rate limits count it like a
+        request: to the user, or to `address` when the token is refused; `_Limited` when
+        that budget is spent."""
+        limits = self.runtime.limits
+
+        def pay(tenant: TenantInfo | None, user_id: Any) -> None:
+            if charge and (spent := limits.charge(tenant, user_id, address)) is not None:
+                raise _Limited(spent.retry_after)
+
         with db.connection():
             tenant = self._tenant(slug, host)
             if tenant is None or not token:
+                pay(tenant, None)
                 return None
             with tenant_context(tenant), db.transaction(write=False):
                 try:
@@ -86,9 +110,11 @@ class NotificationSocket:
                         runtime=self.runtime, req=_BearerRequest(f"Bearer {token}"),
                         tenant=tenant)
                 except LearnplatError:
-                    return None
+                    principal = None
                 if principal is None or principal.tenant_id != tenant.id:
+                    pay(tenant, None)
                     return None
+                pay(tenant, principal.user_id)
                 newest = (Notification.select(Notification.id)
                           .order_by(Notification.id.desc()).limit(1).scalar()) or 0
                 unread = self.service.unread_count(principal.user_id)
@@ -110,7 +136,19 @@ class NotificationSocket:
                 slug = first.get("tenant") if isinstance(first.get("tenant"), str) else slug
         slug = slug or req.get_header("X-Tenant")
         host = req.host
-        auth = await asyncio.to_thread(self.authenticate, token or "", slug, host)
+        # The client's address as the HTTP middleware resolves it (trusted proxies only).
+        address = client_address(
+            req.remote_addr,
+            req.get_header(self.forwarded_header) if self.proxies else None,
+            self.proxies, self.forwarded_header)
+        try:
+            auth = await asyncio.to_thread(self.authenticate, token or "", slug, host,
+                                           address, True)
+        except _Limited as limited:
+            with contextlib.suppress(Exception):
+                await ws.close(TRY_AGAIN_LATER,
+                               f"rate limited: retry after {math.ceil(limited.retry_after)} s")
+            return
         if auth is None:
             with contextlib.suppress(Exception):
                 await ws.close(POLICY_VIOLATION, "a valid token of the tenant is required")

@@ -224,3 +224,37 @@ def test_socket_authentication_rules(lp_runtime, person, lp_tenant, lp_other_ten
     there = person("student", tenant=off)
     assert resource.authenticate(there.token, off.slug, None) is None
     assert there.client.get("/notifications").status_code == 404
+
+
+def test_the_handshake_is_rate_limited_like_a_request(lp_runtime, lp_database, tmp_path,
+                                                      person, lp_tenant):
+    """Each handshake is charged like a REST request: a refused token to the client's address,
+    a valid one to its user; once the budget is spent the socket closes with 1013."""
+    env = {"LEARNPLAT_LIMITS_ENABLED": "true", "LEARNPLAT_LIMITS_ANONYMOUS_BURST": "2",
+           "LEARNPLAT_LIMITS_ANONYMOUS_RATE": "0.01", "LEARNPLAT_LIMITS_USER_BURST": "2",
+           "LEARNPLAT_LIMITS_USER_RATE": "0.01",
+           # The test talks as if through a proxy on loopback: the client address is the one
+           # it forwards (resolved as for REST), not loopback, whose budget the server's own
+           # start-up checks have spent.
+           "LEARNPLAT_SERVER_TRUSTED_PROXIES": "127.0.0.1"}
+    student = person("student")
+    client = {"X-Forwarded-For": f"203.0.113.{int(time.time() * 1000) % 250 + 1}"}
+    with serve_with_gunicorn(lp_runtime, lp_database, tmp_path, workers=1, env=env) as base:
+        ws_url = base.replace("http://", "ws://") + "/notifications/ws"
+        codes = []
+        for _ in range(3):
+            with connect(f"{ws_url}?token=nope&tenant={lp_tenant.slug}", open_timeout=10,
+                         additional_headers=client) as ws:
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.recv(timeout=10)
+                codes.append(closed.value.rcvd.code)
+        assert codes == [1008, 1008, 1013]
+        good = f"{ws_url}?token={student.token}&tenant={lp_tenant.slug}"
+        for _ in range(2):
+            with connect(good, open_timeout=10) as ws:
+                assert _ready(ws)["user_id"] == student.id
+        with connect(good, open_timeout=10) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd.code == 1013
+            assert "retry after" in closed.value.rcvd.reason
