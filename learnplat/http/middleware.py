@@ -82,10 +82,16 @@ class RequestContextMiddleware:
             # No connection yet: the first statement takes one from the pool (a request served
             # from Redis or a cache never does), and the BEGIN below goes with that statement.
             ctx.cleanup.append(_close_connection)
-            tenant = self.resolve_tenant(req, required=route.tenant_scoped)
-            if tenant is not None:
-                if not tenant.plugin_enabled(route.plugin):
+            try:
+                tenant = self.resolve_tenant(req, required=route.tenant_scoped)
+                if tenant is not None and not tenant.plugin_enabled(route.plugin):
                     raise NotFound("this feature is not enabled for this school")
+            except NotFound:
+                # Guessing school names is limited too: the address pays for each 404.
+                self.charge(req, None, None)
+                self.enforce_limits(ctx)
+                raise
+            if tenant is not None:
                 ctx.tenant = tenant
                 token = _current.set(tenant)
                 ctx.cleanup.append(lambda _ok: _current.reset(token))

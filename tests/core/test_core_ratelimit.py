@@ -423,3 +423,12 @@ def test_ipv6_visitors_share_their_networks_budget(lp_app, lp_tenant, limits_on)
     codes = [call(lp_app, "GET", "/courses", lp_tenant, addr=f"{net}{n}").status_code
              for n in (1, 2, 3)]
     assert codes == [200, 200, 429]
+
+
+def test_guessing_school_names_is_limited_by_address(lp_app, limits_on):
+    limits_on(anonymous_burst=2, anonymous_rate=0.01)
+    addr = fresh_address()
+    codes = [falcon.testing.TestClient(lp_app).simulate_get(
+        "/courses", headers={"X-Tenant": f"no-such-school-{n}"}, remote_addr=addr).status_code
+        for n in range(3)]
+    assert codes == [404, 404, 429]
