@@ -29,7 +29,8 @@ class Readiness(BaseModel):
 
 
 class HealthResource:
-    @endpoint(permission=PUBLIC, response=Health, summary="Liveness: the process answers")
+    @endpoint(permission=PUBLIC, response=Health, rate_limited=False,
+              summary="Liveness: the process answers")
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> dict[str, Any]:
         return {"status": "ok"}
 
@@ -38,7 +39,7 @@ class ReadyResource:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
 
-    @endpoint(permission=PUBLIC, response=Readiness, errors=(503,),
+    @endpoint(permission=PUBLIC, response=Readiness, errors=(503,), rate_limited=False,
               summary="Readiness: database, queue, storage and plugin checks")
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> dict[str, Any]:
         from . import db

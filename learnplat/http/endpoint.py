@@ -62,6 +62,9 @@ class EndpointSpec:
     # per request; `budget` "heartbeat" for video playback, which has its own.
     cost: int = 1
     budget: str = "api"
+    # False only for health probes: load balancers and orchestrators call them from a few
+    # addresses many times a minute, and a refused probe would take a healthy process out.
+    rate_limited: bool = True
     # A per-tenant data generation the answer depends on (learnplat.answers): read in the
     # request's key-value round trip as req.context.generation.
     generation: str | None = None
@@ -87,6 +90,7 @@ def endpoint(
     cost: int = 1,
     budget: str = "api",
     generation: str | None = None,
+    rate_limited: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
     AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
@@ -118,6 +122,7 @@ def endpoint(
             max_body=max_body, multipart_fields=multipart_fields or {},
             response_content_type=response_content_type, tags=tags, anonymous=anonymous,
             transaction=transaction, cost=cost, budget=budget, generation=generation,
+            rate_limited=rate_limited,
         )
         if cost < 1 or budget not in BUDGETS:
             raise ValueError(f"{fn.__qualname__}: cost must be >= 1 and budget one of {BUDGETS}")

@@ -76,6 +76,8 @@ class RequestContextMiddleware:
         spec = spec_of(getattr(resource, f"on_{req.method.lower()}", None))
         ctx.limit_cost = (spec.budget, spec.cost) if spec is not None else ("api", 1)
         ctx.limit_decisions = None
+        # Health probes are never limited (see EndpointSpec.rate_limited): nothing to charge.
+        ctx.limit_exempt = spec is not None and not spec.rate_limited
         ctx.generation = None
         ctx.generation_name = spec.generation if spec is not None else None
         if route.tenant_scoped or req.get_header("X-Tenant"):
@@ -159,7 +161,8 @@ class RequestContextMiddleware:
         ctx = req.context
         limits = self.runtime.limits
         budget, cost = ctx.limit_cost
-        checks = limits.checks(tenant, user_id, ctx.client_addr, budget, cost)
+        checks = [] if ctx.limit_exempt else limits.checks(tenant, user_id, ctx.client_addr,
+                                                             budget, cost)
         gen_key = (generation_key(tenant.id, ctx.generation_name)
                    if ctx.generation_name and tenant is not None else None)
         if not checks and not reads and gen_key is None:

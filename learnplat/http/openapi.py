@@ -172,7 +172,8 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
                                       "headers": {"Location": {"schema": {"type": "string"}}}}
         else:
             responses[str(status)] = success
-    codes = set(spec.errors) | {429}  # every route is rate limited (learnplat.ratelimit)
+    # Every route is rate limited (learnplat.ratelimit) but the health probes.
+    codes = set(spec.errors) | ({429} if spec.rate_limited else set())
     if spec.permission != PUBLIC:
         codes |= {401, 403}
     if route.tenant_scoped:
@@ -186,12 +187,13 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
             "description": _ERROR_TEXT.get(code, "Error"),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-    for code, response in responses.items():
+    for code, response in responses.items() if spec.rate_limited else ():
         response["headers"] = {**response.get("headers", {}), **_LIMIT_HEADERS}
         if code == "429":
             response["headers"]["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
     op["responses"] = responses
-    op["x-rate-limit"] = {"budget": spec.budget, "cost": spec.cost}
+    op["x-rate-limit"] = ({"budget": spec.budget, "cost": spec.cost} if spec.rate_limited
+                          else {"budget": None, "cost": 0})
     return op
 
 

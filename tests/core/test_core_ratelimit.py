@@ -159,7 +159,7 @@ def test_anonymous_callers_pay_by_address_with_headers_and_a_429(lp_app, lp_tena
     assert refused.headers["RateLimit"].startswith('"anonymous";r=0;')
     # Another address is not affected; nor are routes outside any tenant spared.
     assert call(lp_app, "GET", "/courses", lp_tenant, addr=fresh_address()).status_code == 200
-    assert call(lp_app, "GET", "/healthz", addr=addr).status_code == 429
+    assert call(lp_app, "GET", "/openapi.json", addr=addr).status_code == 429
 
 
 def test_a_user_has_a_budget_of_their_own_and_heartbeats_another(lp_app, lp_tenant, lp_users,
@@ -268,6 +268,8 @@ def test_openapi_documents_429_and_the_headers_on_every_operation(lp_app):
            if m in ("get", "put", "post", "patch", "delete", "head", "options")]
     assert len(ops) > 50
     for path, method, op in ops:
+        if path in ("/healthz", "/readyz"):  # health probes are never limited
+            continue
         assert "429" in op["responses"], (method, path)
         assert "Retry-After" in op["responses"]["429"]["headers"], (method, path)
         for code, response in op["responses"].items():
@@ -432,3 +434,18 @@ def test_guessing_school_names_is_limited_by_address(lp_app, limits_on):
         "/courses", headers={"X-Tenant": f"no-such-school-{n}"}, remote_addr=addr).status_code
         for n in range(3)]
     assert codes == [404, 404, 429]
+
+
+def test_health_probes_are_never_limited(lp_app, limits_on):
+    """Load balancers probe from a few addresses many times a minute: never refused."""
+    limits_on(anonymous_burst=1, anonymous_rate=0.01)
+    addr = fresh_address()
+    client = falcon.testing.TestClient(lp_app)
+    for _ in range(3):
+        r = client.simulate_get("/healthz", remote_addr=addr)
+        assert r.status_code == 200 and "RateLimit" not in r.headers
+    assert client.simulate_get("/readyz", remote_addr=addr).status_code in (200, 503)
+    assert client.simulate_get("/openapi.json", remote_addr=addr).status_code == 200
+    assert client.simulate_get("/openapi.json", remote_addr=addr).status_code == 429
+    doc = client.simulate_get("/openapi.json", remote_addr=fresh_address()).json
+    assert "429" not in doc["paths"]["/healthz"]["get"]["responses"]
