@@ -47,6 +47,9 @@ class TaskSpec:
     retry_delay: int = 5
     periodic: Any = None  # a huey.crontab(...) validator for periodic tasks
     plugin: str = ""
+    # Queued (without arguments) each time a `learnplat worker` starts: a recovery sweep that
+    # finds work whose task died with a killed worker (Huey does not re-deliver those).
+    at_start: bool = False
 
 
 @dataclass

@@ -263,8 +263,12 @@ def worker(app: AppContext, workers: int | None) -> None:
         raise LearnplatError("queue.immediate is set: tasks run inline, there is nothing to "
                              "consume")
     logging.getLogger(__name__).info("%s", describe_home(rt.settings))
-    # Events recorded while no worker ran are delivered now, not at the next sweep.
+    # Events recorded while no worker ran are delivered now, not at the next sweep; and the
+    # recovery sweeps (TaskSpec.at_start) find work whose task died with a killed worker.
     rt.queue.enqueue(DISPATCH_TASK)
+    for spec in rt.registry.tasks.values():
+        if spec.at_start and spec.name != DISPATCH_TASK:
+            rt.queue.enqueue(spec.name)
     consumer = rt.queue.huey.create_consumer(
         workers=workers or rt.settings.queue.workers, worker_type="thread", periodic=True,
         check_worker_health=True)

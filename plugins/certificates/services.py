@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ISSUE_TASK = "certificates.issue"
+REQUEUE_TASK = "certificates.requeue_pending"
 REGENERATE_TASK = "certificates.regenerate_course"
 # Public ids: 20 characters of Crockford's base32 (no i, l, o, u: nothing to misread when
 # typed from paper), 100 random bits.
@@ -195,6 +196,24 @@ class CertificatesService:
         row, _ = self.ensure_queued(course_id, principal.user_id)
         # A concurrent request may have made and issued it meanwhile.
         return ("queued" if row.status == "pending" else "exists"), row
+
+    def requeue_stale(self, limit: int = 500) -> int:
+        """Queue again the issuing of certificates still pending after pending_retry_seconds
+        (the periodic and worker-start sweep, in the tenant's transaction): a worker killed
+        while it held the task took it with it, and Redis never hands it out again. Each row
+        is queued again at most once per pending_retry_seconds (its updated_at is bumped); a
+        task that was only waiting in the queue finds the row issued and does nothing."""
+        stale = utcnow() - dt.timedelta(seconds=self.settings.pending_retry_seconds)
+        ids = [c.id for c in Certificate.select(Certificate.id).where(
+            (Certificate.status == "pending") & (Certificate.updated_at < stale))
+            .order_by(Certificate.id).limit(limit)]
+        if not ids:
+            return 0
+        Certificate.update(updated_at=utcnow()).where(Certificate.id.in_(ids)).execute()
+        for certificate_id in ids:
+            self.runtime.queue.enqueue_for_tenant(ISSUE_TASK, certificate_id)
+        log.info("certificates: %d pending certificates queued again", len(ids))
+        return len(ids)
 
     # -- issuing (the task) -------------------------------------------------------------------
 

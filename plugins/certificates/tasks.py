@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from learnplat.plugin import TaskSpec
+from huey import crontab
 
-from .services import ISSUE_TASK, REGENERATE_TASK
+from learnplat.plugin import TaskSpec, each_tenant
+
+from .services import ISSUE_TASK, REGENERATE_TASK, REQUEUE_TASK
 
 if TYPE_CHECKING:
     from learnplat.plugin import Runtime
@@ -28,9 +30,23 @@ def regenerate_course(runtime: Runtime, tenant_id: int, job_id: int) -> None:
         service(runtime).run_regeneration(tenant, job_id)
 
 
+def _requeue(runtime: Runtime) -> int:
+    from .hooks import service
+
+    return int(service(runtime).requeue_stale())
+
+
+def requeue_pending(runtime: Runtime) -> dict[str, int]:
+    """Every minute and at each worker start: in every school, queue again the certificates
+    whose issuing task was lost (pending for over pending_retry_seconds)."""
+    return each_tenant(runtime, _requeue, plugin="certificates").results
+
+
 def tasks() -> list[TaskSpec]:
     return [
         TaskSpec(ISSUE_TASK, issue_certificate, retries=5, retry_delay=10),
         # Not tenant-scoped: it enters the tenant itself and commits batch by batch.
         TaskSpec(REGENERATE_TASK, regenerate_course, tenant_scoped=False, retries=2),
+        TaskSpec(REQUEUE_TASK, requeue_pending, tenant_scoped=False, retries=0,
+                 periodic=crontab(minute="*"), at_start=True),
     ]

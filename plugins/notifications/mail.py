@@ -15,7 +15,7 @@ import logging
 import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from learnplat_identity.api import IDENTITY
 
@@ -79,73 +79,122 @@ class Mailer:
         self.runtime = runtime
         self.settings = runtime.settings_of(NotificationsSettings)
 
-    def _message(self, cfg: SmtpConfig, to: str, subject: str, text: str) -> EmailMessage:
+    def _message(self, cfg: SmtpConfig, to: str, subject: str, text: str,
+                 email_id: int | None = None) -> EmailMessage:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = cfg.sender, to, subject
+        if email_id is not None:
+            # Stable per outbox row: if a sender dies between the server's acceptance and
+            # its "sent" mark, the row is sent again under the same Message-ID, which mail
+            # clients collapse into one.
+            domain = cfg.sender.rsplit("@", 1)[-1] or "localhost"
+            msg["Message-ID"] = f"<lp-{current_tenant().id}-{email_id}@{domain}>"
         msg.set_content(text)
         return msg
 
     def budget(self) -> int:
-        """How many more emails the tenant may send in the current minute."""
+        """How many more emails the tenant may send in the current minute (emails being sent
+        count: their sent_at is when a sender took them)."""
         window = utcnow() - dt.timedelta(seconds=60)
-        sent = Email.select().where(Email.status == "sent", Email.sent_at > window).count()
+        sent = Email.select().where(Email.status.in_(("sent", "sending")),
+                                    Email.sent_at > window).count()
         return per_minute(current_tenant(), self.settings) - sent
 
-    def _sender_lock(self) -> bool:
-        """One sending run per tenant at a time, so that two runs never both spend the
-        minute's budget. PostgreSQL: a transaction-scoped advisory lock (a run that does not
-        get it leaves the work to the one that has it, which re-queues itself if needed).
-        SQLite: the run's BEGIN IMMEDIATE already serialises writers."""
-        if not db.is_postgres():
-            return True
-        key = (0x6E6F7469 << 20) ^ current_tenant().id  # "noti" + tenant id
-        cursor = db.database.execute_sql("SELECT pg_try_advisory_xact_lock(%s)", (key,))
-        return bool(cursor.fetchone()[0])
+    def _serialise(self) -> None:
+        """Claims of one tenant one at a time, so that two senders never both spend the
+        minute's budget. PostgreSQL: a transaction-scoped advisory lock (held for a claim's
+        short transaction only). SQLite: the transaction's BEGIN IMMEDIATE already does."""
+        if db.is_postgres():
+            key = (0x6E6F7469 << 20) ^ current_tenant().id  # "noti" + tenant id
+            db.database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
 
-    def _locked(self, query: Any) -> Any:
-        # PostgreSQL: two concurrent runs take different rows. SQLite: the run holds the
-        # database's write lock (BEGIN IMMEDIATE), which serialises runs anyway.
-        return query.for_update("FOR UPDATE SKIP LOCKED") if db.is_postgres() else query
+    def _claim(self, mode: str, user_id: int | None = None) -> list[Email] | None:
+        """Take the next pending email (immediate), or a user's waiting digest rows, for
+        sending: marked `sending` (sent_at = now) in their own committed transaction, so
+        that a sender killed mid-way leaves at most the email it was sending in doubt, never
+        the ones it had already sent (they are `sent`) or not reached yet (`pending`).
+        None when the budget is spent; [] when nothing is waiting."""
+        with db.transaction():
+            self._serialise()
+            if self.budget() <= 0:
+                return None
+            query = Email.select().where(Email.status == "pending", Email.mode == mode)
+            if user_id is not None:
+                query = query.where(Email.user_id == user_id)
+            else:
+                query = query.limit(1)
+            rows = list(query.order_by(Email.id))
+            if rows:
+                Email.update(status="sending", sent_at=utcnow()).where(
+                    Email.id.in_([r.id for r in rows])).execute()
+            return rows
+
+    def _mark(self, ids: list[int], status: str, error: str = "") -> None:
+        with db.transaction():
+            Email.update(status=status, attempts=Email.attempts + 1, error=error).where(
+                Email.id.in_(ids), Email.status == "sending").execute()
+
+    def reclaim(self) -> dict[str, int]:
+        """Emails left `sending` for over recovery_seconds by a sender that died (a killed
+        worker) go back to `pending`, to be sent again (under their Message-ID); after
+        MAX_ATTEMPTS they fail. Returns how many per mode."""
+        stale = utcnow() - dt.timedelta(seconds=self.settings.recovery_seconds)
+        out = {"immediate": 0, "digest": 0}
+        with db.transaction():
+            rows = list(Email.select(Email.id, Email.mode, Email.attempts).where(
+                Email.status == "sending", Email.sent_at < stale))
+            for row in rows:
+                gave_up = row.attempts + 1 >= MAX_ATTEMPTS
+                Email.update(status="failed" if gave_up else "pending", sent_at=None,
+                             attempts=Email.attempts + 1,
+                             error="the sender died while sending; queued again").where(
+                    Email.id == row.id, Email.status == "sending").execute()
+                out[row.mode] = out.get(row.mode, 0) + 1
+        if rows:
+            log.warning("notifications: %d emails left half-sent by a dead sender were queued "
+                        "again", len(rows))
+        return out
 
     def send_pending(self) -> dict[str, int]:
-        """Send the tenant's immediate emails within the rate limit (in the task's
-        transaction); re-queue the task when some must wait."""
+        """Send the tenant's immediate emails within the rate limit, one committed claim and
+        one committed "sent" mark per email (so a sender killed mid-batch never sends an
+        email twice); re-queue the task when some must wait."""
         tenant = current_tenant()
         cfg = SmtpConfig.of(tenant, self.settings)
         pending = Email.select().where(Email.status == "pending", Email.mode == "immediate")
         if not cfg.host:  # no mail server: in-app only, never a flood when one is added later
-            skipped = (Email.update(status="skipped", error="no SMTP server configured")
-                       .where(Email.status == "pending", Email.mode == "immediate").execute())
+            with db.transaction():
+                skipped = (Email.update(status="skipped", error="no SMTP server configured")
+                           .where(Email.status == "pending", Email.mode == "immediate")
+                           .execute())
             return {"sent": 0, "skipped": skipped, "left": 0}
-        if not self._sender_lock():
-            return {"sent": 0, "left": -1}  # another run is sending for this tenant
-        budget = self.budget()
-        if budget <= 0:
-            self._later(pending.count())
-            return {"sent": 0, "left": pending.count()}
-        rows = list(self._locked(pending.order_by(Email.id).limit(budget)))
-        notes = {n.id: n for n in Notification.select().where(
-            Notification.id.in_([r.notification_id for r in rows]))}
-        users = self.runtime.service(IDENTITY).users({r.user_id for r in rows})
+        identity = self.runtime.service(IDENTITY)
         sent = 0
         smtp: smtplib.SMTP | None = None
         try:
-            for row in rows:
-                note, user = notes.get(row.notification_id), users.get(row.user_id)
+            while True:
+                claimed = self._claim("immediate")
+                if not claimed:
+                    break
+                row = claimed[0]
+                with db.transaction(write=False):
+                    note = Notification.select().where(
+                        Notification.id == row.notification_id).first()
+                    user = identity.users({row.user_id}).get(row.user_id)
                 if note is None or user is None or not user.active:
-                    row.status, row.error = "skipped", "notification or user gone"
-                    row.save()
+                    self._mark([row.id], "skipped", "notification or user gone")
                     continue
                 text = f"{note.body}\n\n-- \n{tenant.name}"
                 try:
                     smtp = smtp or cfg.connect()
-                    smtp.send_message(self._message(cfg, user.email, note.title, text))
+                    smtp.send_message(self._message(cfg, user.email, note.title, text, row.id))
                 except (smtplib.SMTPException, OSError) as exc:
                     self._failed(row, exc)
                     smtp = None
                     continue
-                row.status, row.sent_at, row.attempts = "sent", utcnow(), row.attempts + 1
-                row.save()
+                with db.transaction():
+                    Email.update(status="sent", sent_at=utcnow(),
+                                 attempts=Email.attempts + 1).where(Email.id == row.id).execute()
                 sent += 1
         finally:
             if smtp is not None:
@@ -153,17 +202,18 @@ class Mailer:
                     smtp.quit()
                 except (smtplib.SMTPException, OSError):
                     pass
-        left = pending.count()
+        with db.transaction(write=False):
+            left = pending.count()
         if left:
             self._later(left)
         return {"sent": sent, "left": left}
 
     def _failed(self, row: Email, exc: Exception) -> None:
-        row.attempts += 1
-        row.error = str(exc)[:500]
-        if row.attempts >= MAX_ATTEMPTS:
-            row.status = "failed"
-        row.save()
+        attempts = row.attempts + 1
+        with db.transaction():
+            Email.update(status="failed" if attempts >= MAX_ATTEMPTS else "pending",
+                         attempts=attempts, error=str(exc)[:500], sent_at=None).where(
+                Email.id == row.id).execute()
         log.warning("notifications: email %s to user %s failed (%s)", row.id, row.user_id, exc)
 
     def _later(self, left: int) -> None:
@@ -174,34 +224,37 @@ class Mailer:
     def send_digests(self) -> dict[str, int]:
         """One email per user with every notification waiting for their digest; counts
         against the rate limit like any email (users beyond the budget wait for a later run,
-        queued for when the window has room)."""
+        queued for when the window has room). Each user's rows are claimed and marked in
+        their own transactions, as immediate emails are."""
         tenant = current_tenant()
         cfg = SmtpConfig.of(tenant, self.settings)
         waiting = Email.select().where(Email.status == "pending", Email.mode == "digest")
         if not cfg.host:
-            skipped = (Email.update(status="skipped", error="no SMTP server configured")
-                       .where(Email.status == "pending", Email.mode == "digest").execute())
+            with db.transaction():
+                skipped = (Email.update(status="skipped", error="no SMTP server configured")
+                           .where(Email.status == "pending", Email.mode == "digest").execute())
             return {"sent": 0, "skipped": skipped}
-        if not self._sender_lock():
-            return {"sent": 0}
-        user_ids = [r.user_id for r in waiting.select(Email.user_id).distinct()
-                    .order_by(Email.user_id).limit(max(0, self.budget()))]
-        if not user_ids:
-            return {"sent": 0}
-        users = self.runtime.service(IDENTITY).users(user_ids)
+        with db.transaction(write=False):
+            user_ids = [r.user_id for r in waiting.select(Email.user_id).distinct()
+                        .order_by(Email.user_id)]
+        identity = self.runtime.service(IDENTITY)
         sent = 0
         smtp: smtplib.SMTP | None = None
         try:
             for user_id in user_ids:
-                rows = list(self._locked(waiting.where(Email.user_id == user_id)
-                                         .order_by(Email.id)))
-                notes = list(Notification.select().where(
-                    Notification.id.in_([r.notification_id for r in rows]))
-                    .order_by(Notification.id))
-                user = users.get(user_id)
+                rows = self._claim("digest", user_id)
+                if rows is None:
+                    break  # the budget is spent: the rest waits for a later run
+                if not rows:
+                    continue  # another run took them
                 ids = [r.id for r in rows]
+                with db.transaction(write=False):
+                    notes = list(Notification.select().where(
+                        Notification.id.in_([r.notification_id for r in rows]))
+                        .order_by(Notification.id))
+                    user = identity.users({user_id}).get(user_id)
                 if user is None or not user.active or not notes:
-                    Email.update(status="skipped").where(Email.id.in_(ids)).execute()
+                    self._mark(ids, "skipped")
                     continue
                 lines = [f"* {n.title}\n  {n.body}" for n in notes]
                 text = "\n\n".join(lines) + f"\n\n-- \n{tenant.name}"
@@ -209,15 +262,19 @@ class Mailer:
                     "s" if len(notes) > 1 else "")
                 try:
                     smtp = smtp or cfg.connect()
-                    smtp.send_message(self._message(cfg, user.email, subject, text))
+                    smtp.send_message(self._message(cfg, user.email, subject, text, ids[0]))
                 except (smtplib.SMTPException, OSError) as exc:
                     log.warning("notifications: digest to user %s failed (%s)", user_id, exc)
+                    with db.transaction():  # back in the digest for the next run
+                        Email.update(status="pending", sent_at=None).where(
+                            Email.id.in_(ids)).execute()
                     smtp = None
                     continue
                 # Every row of the digest counts as sent; the budget is per email, so count
                 # one: the others keep their sent_at empty.
-                Email.update(status="sent").where(Email.id.in_(ids)).execute()
-                Email.update(sent_at=utcnow()).where(Email.id == ids[0]).execute()
+                with db.transaction():
+                    Email.update(status="sent", sent_at=None).where(Email.id.in_(ids)).execute()
+                    Email.update(sent_at=utcnow()).where(Email.id == ids[0]).execute()
                 sent += 1
         finally:
             if smtp is not None:
@@ -225,6 +282,8 @@ class Mailer:
                     smtp.quit()
                 except (smtplib.SMTPException, OSError):
                     pass
-        if waiting.count():
+        with db.transaction(write=False):
+            left = waiting.count()
+        if left:
             self.runtime.queue.enqueue_for_tenant(DIGEST_TASK, delay=61)
         return {"sent": sent}

@@ -3,12 +3,15 @@ once per source), the notification centre, broadcasts and preferences. No Falcon
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from learnplat_courses.api import COURSES
 from learnplat_enrollment.api import ENROLLMENT
 from learnplat_identity.api import IDENTITY
+from peewee import fn
 
 from learnplat.plugin import (
     NotFound,
@@ -24,7 +27,7 @@ from learnplat.plugin import (
 from . import templates
 from .api import NotificationInfo
 from .events import BroadcastSent
-from .mail import SEND_TASK
+from .mail import DIGEST_TASK, SEND_TASK, Mailer
 from .models import Broadcast, Email, Notification, Preference
 from .realtime import Publisher, message_of
 from .settings import NotificationsSettings
@@ -32,9 +35,17 @@ from .settings import NotificationsSettings
 if TYPE_CHECKING:
     from learnplat.plugin import Runtime
 
+log = logging.getLogger(__name__)
 BATCH = 500  # users per insert and per page of a fan-out
 FANOUT_TASK = "notifications.fan_out"
 CHANNELS = ("in_app", "email", "digest", "off")
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """An aggregate read back without the column's conversion may be naive (UTC)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def info(row: Notification) -> NotificationInfo:
@@ -237,7 +248,12 @@ class NotificationsService:
         again for the next page: each page is its own short transaction (SQLite's write lock
         is never held for a whole school), and a crash resumes at the failed page. A retried
         page skips users already notified (the source is unique per user)."""
-        bc = Broadcast.select().where(Broadcast.id == broadcast_id).first()
+        query = Broadcast.select().where(Broadcast.id == broadcast_id)
+        if db.is_postgres():
+            # A chain resumed by the recovery sweep and the original one (slow, not dead)
+            # take turns: only one finishes the broadcast and records BroadcastSent.
+            query = query.for_update()
+        bc = query.first()
         if bc is None or bc.status == "done":
             return 0
         if bc.status == "queued":
@@ -257,6 +273,44 @@ class NotificationsService:
             broadcast_id=bc.id, audience=bc.audience, target=bc.target,
             recipients=bc.recipients, actor_id=bc.created_by))
         return created
+
+    # -- recovery (the sweep: every minute and at each worker start) ------------------------
+
+    def recover(self) -> dict[str, int]:
+        """Resume, in the current tenant, what a killed worker left: emails it was sending
+        (back to pending), a sender that stopped while immediate emails wait, and broadcasts
+        whose fan-out made no progress for recovery_seconds (resumed after the last user
+        notified; users already notified are skipped anyway)."""
+        mailer = Mailer(self.runtime)
+        reclaimed = mailer.reclaim()
+        now = utcnow()
+        stale = now - dt.timedelta(seconds=self.settings.recovery_seconds)
+        out = {"emails": sum(reclaimed.values()), "senders": 0, "broadcasts": 0}
+        oldest = (Email.select(fn.MIN(Email.created_at))
+                  .where(Email.status == "pending", Email.mode == "immediate").scalar())
+        if oldest is not None and (reclaimed["immediate"] or _aware(oldest) < stale):
+            last = (Email.select(fn.MAX(Email.sent_at))
+                    .where(Email.status.in_(("sent", "sending")), Email.mode == "immediate")
+                    .scalar())
+            if reclaimed["immediate"] or last is None or _aware(last) < stale:
+                self.runtime.queue.enqueue_for_tenant(SEND_TASK)
+                out["senders"] += 1
+        if reclaimed["digest"]:
+            self.runtime.queue.enqueue_for_tenant(DIGEST_TASK)
+            out["senders"] += 1
+        for bc in Broadcast.select().where(Broadcast.status.in_(("queued", "sending")),
+                                           Broadcast.created_at < stale):
+            source = f"broadcast:{bc.id}"
+            row = (Notification.select(fn.MAX(Notification.created_at).alias("at"),
+                                       fn.MAX(Notification.user_id).alias("after"))
+                   .where(Notification.source == source).dicts().first()) or {}
+            if row.get("at") is not None and _aware(row["at"]) >= stale:
+                continue  # making progress
+            self.runtime.queue.enqueue_for_tenant(FANOUT_TASK, bc.id, int(row.get("after") or 0))
+            out["broadcasts"] += 1
+        if out["senders"] or out["broadcasts"]:
+            log.warning("notifications: resumed %s", out)
+        return out
 
     # -- preferences -----------------------------------------------------------------------
 

@@ -30,6 +30,13 @@ class NotificationsSettings(BaseModel):
     emails_per_minute: int = Field(
         60, ge=1, description="Per tenant: at most this many emails leave per minute; the "
                               "rest wait in the outbox (a broadcast cannot flood the server).")
+    recovery_seconds: float = Field(
+        120, gt=0, description="An email a sender took and neither sent nor failed within "
+                               "this long, or a sender or broadcast fan-out that made no "
+                               "progress for this long while work waits, is taken to have "
+                               "died with its worker and is resumed by the recovery sweep "
+                               "(every minute and at each worker start). Keep it above "
+                               "smtp_timeout and above 61 s (the rate limit's wait).")
     default_channel: Channel = Field(
         "in_app", description="Channel of a kind the user has no preference for.")
     digest_hour: int = Field(7, ge=0, le=23, description="UTC hour the daily digests go out.")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from huey import crontab
 
-from learnplat.plugin import TaskSpec, utcnow
+from learnplat.plugin import TaskSpec, each_tenant, tenant_context, utcnow
 
 from .mail import DIGEST_TASK, SEND_TASK, Mailer
 from .services import FANOUT_TASK
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 SCHEDULE_DIGESTS_TASK = "notifications.schedule_digests"
 RELEASE_TASK = "notifications.module_released"
+RECOVER_TASK = "notifications.recover"
 
 
 def module_released(runtime: Runtime, course_id: int, module_id: int, event_id: int) -> None:
@@ -56,14 +57,35 @@ def fan_out(runtime: Runtime, broadcast_id: int, after: int = 0) -> int:
     return service(runtime).fan_out(broadcast_id, after)
 
 
-def send_emails(runtime: Runtime) -> dict[str, int]:
-    """Send the tenant's pending immediate emails within its rate limit."""
-    return Mailer(runtime).send_pending()
+def _in_tenant(runtime: Runtime, tenant_id: int, fn: Any) -> Any:
+    tenant = runtime.tenants.get_by_id(tenant_id)
+    if tenant is None:
+        return None
+    with tenant_context(tenant):
+        return fn()
 
 
-def send_digests(runtime: Runtime) -> dict[str, int]:
-    """Send the tenant's daily digests."""
-    return Mailer(runtime).send_digests()
+def send_emails(runtime: Runtime, tenant_id: int) -> dict[str, int] | None:
+    """Send the tenant's pending immediate emails within its rate limit. Not run in one
+    transaction: each email is claimed and marked sent in its own (see Mailer.send_pending)."""
+    return _in_tenant(runtime, tenant_id, Mailer(runtime).send_pending)
+
+
+def send_digests(runtime: Runtime, tenant_id: int) -> dict[str, int] | None:
+    """Send the tenant's daily digests (each user's in its own transactions)."""
+    return _in_tenant(runtime, tenant_id, Mailer(runtime).send_digests)
+
+
+def _recover(runtime: Runtime) -> dict[str, int]:
+    from .hooks import service
+
+    return service(runtime).recover()
+
+
+def recover(runtime: Runtime) -> dict[str, Any]:
+    """Every minute and at each worker start, in every school: resume what a killed worker
+    left behind (emails it was sending, a sender or a broadcast fan-out that stopped)."""
+    return each_tenant(runtime, _recover, plugin="notifications").results
 
 
 def schedule_digests(runtime: Runtime) -> int:
@@ -88,8 +110,12 @@ def schedule_digests(runtime: Runtime) -> int:
 def tasks() -> list[TaskSpec]:
     return [
         TaskSpec(FANOUT_TASK, fan_out),
-        TaskSpec(SEND_TASK, send_emails),
-        TaskSpec(DIGEST_TASK, send_digests),
+        # Not tenant-scoped (they get the tenant id and commit email by email), retried by
+        # nobody but themselves and the recovery sweep: a retry would only race them.
+        TaskSpec(SEND_TASK, send_emails, tenant_scoped=False, retries=0),
+        TaskSpec(DIGEST_TASK, send_digests, tenant_scoped=False, retries=0),
+        TaskSpec(RECOVER_TASK, recover, tenant_scoped=False, retries=0,
+                 periodic=crontab(minute="*"), at_start=True),
         TaskSpec(RELEASE_TASK, module_released),
         TaskSpec(SCHEDULE_DIGESTS_TASK, schedule_digests, tenant_scoped=False, retries=0,
                  periodic=crontab(minute="0")),
