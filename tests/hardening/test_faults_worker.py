@@ -1,0 +1,245 @@
+"""A Huey worker killed with SIGKILL in the middle of event dispatch, certificate generation
+and notification fan-out (in-app and email through a slow SMTP server on loopback): after a
+new worker starts, every event is delivered to each of its handlers once, every certificate
+is issued once, every user gets each notification once, in the centre and by email.
+
+Redis hands a task to one worker and forgets it: what a killed worker held is recovered from
+the database by the sweeps a worker runs when it starts (TaskSpec.at_start) and every minute
+(the event outbox, certificates.requeue_pending, notifications.recover).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from workerfaults import (
+    SmtpServer,
+    in_tenant,
+    make_students,
+    start_worker,
+    stop,
+    wait_for,
+    worker_env,
+)
+
+from learnplat import db
+from learnplat.tenancy import tenant_context
+from learnplat.testing import Client, backend, make_tenant, use_runtime
+from learnplat.testing import test_settings as make_settings
+
+STUDENTS = 150
+KINDS = ("course_completed", "certificate_issued", "announcement")
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(backend() != "postgres",
+                    reason="a real worker on a shared queue: PostgreSQL and Redis only")
+def test_worker_killed_mid_batch_loses_and_repeats_nothing(lp_runtime, lp_database, tmp_path):
+    from learnplat_certificates.models import Certificate
+    from learnplat_identity.testing import UserFactory
+    from learnplat_notifications.models import Broadcast, Email, Notification
+    from learnplat_progress.events import CourseCompleted
+
+    from learnplat.http.app import create_app
+    from learnplat.models import Event, EventDelivery
+    from learnplat.runtime import create_runtime
+
+    prefix = f"{lp_runtime.settings.redis.prefix}-wk{uuid.uuid4().hex[:8]}"
+    with SmtpServer(delay=0.015) as smtp:
+        inbox = smtp.inbox
+        tenant = make_tenant(lp_runtime, settings={"notifications": {
+            "smtp": {"host": "127.0.0.1", "port": smtp.port, "from": "school@example.org"},
+            "emails_per_minute": 1_000_000,
+            "default_channels": {kind: "email" for kind in KINDS}}})
+        users = UserFactory(lp_runtime, tenant)
+        admin, teacher = users.make("admin"), users.make("instructor")
+        app = create_app(lp_runtime)
+        t = Client(app, tenant, teacher.token)
+        course_id = t.post("/courses", json={"title": "Thermodynamics"}).json["id"]
+        assert t.post(f"/courses/{course_id}/modules", json={"title": "M1"}).status_code == 201
+        assert t.post(f"/courses/{course_id}/submit").status_code == 200
+        assert Client(app, tenant, admin.token).post(
+            f"/courses/{course_id}/approve").status_code == 200
+        students = make_students(lp_runtime, tenant, STUDENTS)
+
+        # This process queues into the worker's queue (its own Redis prefix).
+        settings = make_settings(tmp_path, lp_database.url, lp_database.redis_url,
+                                 redis={"prefix": prefix}, queue={"immediate": False},
+                                 events={"inline_dispatch": False},
+                                 storage={"url": lp_runtime.settings.storage.url})
+        runtime = create_runtime(settings)
+        env = worker_env(lp_runtime, lp_database, prefix,
+                         certificates_pending_retry_seconds="2",
+                         notifications_recovery_seconds="2")
+        log_path = tmp_path / "worker.log"
+        with use_runtime(runtime):
+            first_event = _max_event_id()
+            now = dt.datetime.now(dt.UTC)
+            with db.connection(), tenant_context(tenant), db.transaction():
+                for user_id in students:
+                    runtime.events.record(CourseCompleted(
+                        course_id=course_id, user_id=user_id, percent=100, completed_at=now))
+            r = Client(create_app(runtime), tenant, admin.token).post(
+                "/notifications", json={"title": "Exam moved", "body": "To Friday.",
+                                        "role": "student"})
+            assert r.status_code == 202, r.text
+            broadcast_id = r.json["id"]
+
+            completed = STUDENTS  # course.completed events still pending, read below
+            total_mail = len(KINDS) * STUDENTS
+
+            def state() -> dict:
+                return _state(tenant, first_event, broadcast_id, inbox)
+
+            # Three kills, each in the middle of one kind of work (and whatever else runs
+            # then); the sender is caught while the SMTP server is still reading a message's
+            # envelope (see SlowInbox).
+            kill_points = [
+                ("event dispatch", lambda s: 0.2 * completed < s["completed_pending"]
+                 < 0.8 * completed),
+                ("certificate generation", lambda s: 0.3 * STUDENTS
+                 <= s["certificates_issued"] < 0.8 * STUDENTS),
+                ("email fan-out", lambda s: inbox.in_rcpt and STUDENTS + 20
+                 <= s["emails_received"] < total_mail - 20),
+            ]
+            kills = []
+            worker = start_worker(env, log_path)
+            started = time.monotonic()
+            try:
+                for what, point in kill_points:
+                    wait_for(lambda point=point: point(state()), 60, f"a kill during {what}",
+                             interval=0.01, alive=worker, log_path=log_path)
+                    os.kill(worker.pid, signal.SIGKILL)
+                    worker.wait(10)
+                    at_kill = state()
+                    before = (at_kill["certificates_issued"], at_kill["emails_sent"],
+                              at_kill["events_pending"])
+                    worker = start_worker(env, log_path)
+                    restarted = time.monotonic()
+                    # Recovery: the first progress of the new worker.
+                    wait_for(lambda before=before: (lambda s: (
+                        s["certificates_issued"], s["emails_sent"], s["events_pending"])
+                        != before)(state()), 60, f"progress after the kill during {what}",
+                        interval=0.02, alive=worker, log_path=log_path)
+                    kills.append({"during": what, "at_kill": at_kill, "seconds_to_progress":
+                                  round(time.monotonic() - restarted, 2)})
+
+                def finished() -> bool:
+                    s = state()
+                    return (s["certificates_issued"] == STUDENTS and s["events_pending"] == 0
+                            and s["emails_sent"] == total_mail
+                            and s["emails_received"] >= total_mail
+                            and s["broadcast"] == "done")
+
+                wait_for(finished, 90, "the end of the work", interval=0.1, alive=worker,
+                         log_path=log_path)
+                recovery = time.monotonic() - restarted
+                elapsed = time.monotonic() - started
+                time.sleep(0.5)  # anything repeated would arrive now
+            finally:
+                stop(worker)
+            # Each kill left something in flight (else it proves nothing).
+            assert 0 < kills[0]["at_kill"]["completed_pending"] < STUDENTS, kills[0]
+            assert 0 < kills[1]["at_kill"]["certificates_issued"] < STUDENTS, kills[1]
+            assert kills[2]["at_kill"]["emails_in_flight"] >= 1, kills[2]
+
+        def facts() -> dict:
+            events = list(Event.select().where((Event.tenant_id == tenant.id)
+                                               & (Event.id > first_event)))
+            deliveries = Counter((d.event_id, d.handler, d.status) for d in
+                                 EventDelivery.select().where(
+                                     EventDelivery.event.in_([e.id for e in events])))
+            return {
+                "events": events, "deliveries": deliveries,
+                "certificates": list(Certificate.select()),
+                "notes": list(Notification.select().where(Notification.user_id.in_(students))),
+                "emails": list(Email.select()),
+                "broadcast": Broadcast.get_by_id(broadcast_id),
+            }
+
+        with use_runtime(runtime):
+            f = in_tenant(tenant, facts)
+        messages = list(inbox.messages)
+
+    # Events: all done, each delivered to each of its handlers exactly once.
+    events, deliveries = f["events"], f["deliveries"]
+    assert all(e.status == "done" for e in events), Counter(e.status for e in events)
+    by_name = Counter(e.name for e in events)
+    assert by_name["course.completed.v1"] == STUDENTS
+    assert by_name["certificate.issued.v1"] == STUDENTS  # issued once each: recorded once
+    assert by_name["notifications.broadcast_sent.v1"] == 1
+    for e in events:
+        for handler in runtime.registry.handlers_for(e.name):
+            if tenant.plugin_enabled(handler.plugin):
+                assert deliveries[(e.id, handler.key, "done")] == 1, (e.name, handler.key)
+    # Certificates: one per student, rendered once, its PDF stored once.
+    certs = f["certificates"]
+    assert sorted(c.user_id for c in certs) == students
+    assert {(c.status, c.revision) for c in certs} == {("issued", 1)}
+    with use_runtime(runtime), db.connection(), tenant_context(tenant):
+        stored = [o.key for o in runtime.storage.list("certificates/")]
+    assert sorted(stored) == sorted(c.pdf_key for c in certs)
+    # Notifications: each student has each kind once, in the centre and in the mailbox.
+    per_user = Counter((n.user_id, n.kind) for n in f["notes"])
+    assert set(per_user) == {(u, k) for u in students for k in KINDS}
+    assert set(per_user.values()) == {1}
+    assert f["broadcast"].status == "done" and f["broadcast"].recipients == STUDENTS
+    assert Counter(e.status for e in f["emails"]) == {"sent": len(KINDS) * STUDENTS}
+    ids = Counter(m["Message-ID"] for m in messages)
+    assert len(messages) == len(KINDS) * STUDENTS, "lost or repeated emails"
+    assert set(ids.values()) == {1}, [i for i, n in ids.items() if n > 1][:5]
+    subjects = Counter((m.rcpt[0], m["Subject"]) for m in messages)
+    assert set(subjects.values()) == {1}
+    figures = {"students": STUDENTS, "kills": kills,
+               "seconds_from_last_restart_to_done": round(recovery, 2),
+               "seconds_total_with_three_kills": round(elapsed, 2),
+               "duplicates": 0, "losses": 0}
+    print("\nworker-kill figures:", json.dumps(figures))
+    out = os.environ.get("LEARNPLAT_FAULT_FIGURES")
+    if out:
+        with open(out, "a") as fh:
+            fh.write(json.dumps({"test": "worker_killed", **figures}) + "\n")
+
+
+def _max_event_id() -> int:
+    from learnplat.models import Event
+
+    with db.connection():
+        return Event.select(Event.id).order_by(Event.id.desc()).scalar() or 0
+
+
+def _state(tenant, first_event: int, broadcast_id: int, inbox) -> dict:
+    from learnplat_certificates.models import Certificate
+    from learnplat_notifications.models import Broadcast, Email, Notification
+
+    from learnplat.models import Event
+
+    def read() -> dict:
+        return {
+            "certificates_issued": Certificate.select().where(
+                Certificate.status == "issued").count(),
+            "certificates_pending": Certificate.select().where(
+                Certificate.status == "pending").count(),
+            "events_pending": Event.select().where(
+                (Event.tenant_id == tenant.id) & (Event.id > first_event)
+                & (Event.status == "pending")).count(),
+            "completed_pending": Event.select().where(
+                (Event.tenant_id == tenant.id) & (Event.id > first_event)
+                & (Event.name == "course.completed.v1") & (Event.status == "pending")).count(),
+            "notifications": Notification.select().count(),
+            "emails_sent": Email.select().where(Email.status == "sent").count(),
+            "emails_in_flight": Email.select().where(Email.status == "sending").count(),
+            "emails_pending": Email.select().where(Email.status == "pending").count(),
+            "broadcast": Broadcast.get_by_id(broadcast_id).status,
+        }
+
+    state = in_tenant(tenant, read)
+    state["emails_received"] = inbox.count()
+    return state
