@@ -10,6 +10,8 @@ another school's object.
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import logging
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
 
 from libcloud.common.aws import UnsignedPayloadSentinel
+from libcloud.common.types import LibcloudError
 from libcloud.storage.base import Container, StorageDriver
 from libcloud.storage.drivers.s3 import S3StorageDriver
 from libcloud.storage.providers import Provider, get_driver
@@ -27,9 +30,57 @@ from libcloud.storage.types import (
     ObjectDoesNotExistError,
 )
 
-from .errors import NotFound
+from .errors import LearnplatError, NotFound, ServiceUnavailable
 from .settings import ConfigError, Settings
 from .tenancy import current_tenant
+
+log = logging.getLogger(__name__)
+
+
+class StorageFull(LearnplatError):
+    """The store has no room (local disk full, quota): 507, nothing kept of the upload."""
+
+    status, code, title = 507, "storage_full", "Insufficient storage"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The store cannot be reached or failed (connection refused, timeout, a 5xx of S3):
+    503 with Retry-After, nothing kept of the upload."""
+
+    code = "storage_unavailable"
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def storage_error(exc: BaseException) -> LearnplatError:
+    """The domain error for a failure of the store itself."""
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return StorageFull("the file store is full; nothing was kept of this upload")
+    return StorageUnavailable("the file store is unavailable; nothing was kept, try again "
+                              "shortly", retry_after=10)
+
+
+class _Source:
+    """The chunks of an upload, remembering whether reading them failed: that is the
+    client's doing (gone mid-way, over the limit) and keeps its own error, while a failure
+    of the store becomes a StorageFull or StorageUnavailable."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._it = iter(chunks)
+        self.failed: BaseException | None = None
+
+    def __iter__(self) -> _Source:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._it)
+        except StopIteration:
+            raise
+        except BaseException as exc:
+            self.failed = exc
+            raise
 
 
 @dataclass(frozen=True)
@@ -213,17 +264,43 @@ class Storage:
 
     def put(self, key: str, chunks: Iterable[bytes], content_type: str | None = None
             ) -> StoredObject:
+        """Store `chunks` under `key`. On any failure nothing stays under `key` (a partial
+        object is deleted, as far as the store lets us); a failure of the store raises
+        StorageFull (507: disk full, quota) or StorageUnavailable (503), one of reading
+        `chunks` its own error."""
         extra: dict[str, Any] = {"content_type": content_type} if content_type else {}
-        obj = self.driver.upload_object_via_stream(
-            iter(chunks), self.container, self.tenant_key(key), extra=extra
-        )
+        source = _Source(chunks)
+        try:
+            obj = self.driver.upload_object_via_stream(
+                source, self.container, self.tenant_key(key), extra=extra
+            )
+        except BaseException as exc:
+            self.discard(key)
+            if source.failed is not None:
+                if source.failed is exc:
+                    raise
+                raise source.failed from exc  # a driver that wrapped the reader's error
+            if isinstance(exc, OSError | LibcloudError):
+                log.error("storage: storing %s failed: %r", key, exc)
+                raise storage_error(exc) from exc
+            raise
         return StoredObject(key=key, size=int(obj.size or 0), content_type=content_type)
+
+    def discard(self, key: str) -> None:
+        """Delete `key` if it exists, never raising (cleaning up after a failed upload must
+        not hide why it failed); what cannot be deleted now is left to the orphan sweep."""
+        try:
+            self.delete(key)
+        except Exception as exc:
+            log.warning("storage: could not delete %s after a failed write: %r", key, exc)
 
     def _object(self, key: str) -> Any:
         try:
             return self.driver.get_object(self.container_name, self.tenant_key(key))
         except (ObjectDoesNotExistError, ContainerDoesNotExistError):
             raise NotFound(f"no stored object {key!r}") from None
+        except (OSError, LibcloudError) as exc:
+            raise storage_error(exc) from exc
 
     def stat(self, key: str) -> StoredObject:
         obj = self._object(key)

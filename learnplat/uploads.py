@@ -167,7 +167,9 @@ def receive(storage: Any, key: str, stream: Any, *, limit: int, allowed: Collect
     try:
         storage.put(key, reader.chunks(), content_type)
     except BaseException:
-        storage.delete(key)  # a partial object (a client gone mid-way, over the limit)
+        # A partial object (a client gone mid-way, over the limit, the store full or
+        # unreachable: 507 / 503). Storage.put removes it already; other stores may not.
+        getattr(storage, "discard", storage.delete)(key)
         raise
     return Received(key=key, size=reader.size, sha256=reader.sha256, content_type=content_type)
 

@@ -44,6 +44,9 @@ _ERROR_TEXT = {400: "Malformed request", 401: "Not authenticated", 403: "Not all
                415: "Wrong media type", 422: "Invalid input", 429: "Rate limited"}
 
 
+# Storage faults during an upload (learnplat.storage.StorageFull / StorageUnavailable).
+_ERROR_TEXT.update({503: "A backing service (the file store) is unavailable; retry after "
+                         "Retry-After", 507: "The file store is full"})
 _NO_CONTENT = {204: "Done; no content", 304: "Not modified"}
 _REDIRECT = {301: "Moved", 302: "Redirect", 303: "See other", 307: "Redirect"}
 
@@ -182,6 +185,8 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
         codes |= {422}
     if spec.body is not None:
         codes |= {400, 413, 415}
+    if spec.content_type == MULTIPART:  # an upload: the file store may be full or down
+        codes |= {503, 507}
     for code in sorted(codes):
         responses[str(code)] = {
             "description": _ERROR_TEXT.get(code, "Error"),

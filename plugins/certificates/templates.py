@@ -112,7 +112,7 @@ class Templates:
                 row.save()
                 self._delete_after_commit(old)
         except BaseException:
-            storage.delete(key)  # nothing points at it
+            storage.discard(key)  # nothing points at it
             raise
         return self.describe()
 

@@ -68,7 +68,7 @@ class ImageService:
         try:
             return self._attach(principal, course_id, key, content_type)
         except BaseException:
-            storage.delete(key)  # the course did not change: do not keep an orphan object
+            storage.discard(key)  # the course did not change: do not keep an orphan object
             raise
 
     def _attach(self, principal: Principal, course_id: int, key: str, content_type: str

@@ -169,7 +169,7 @@ class AssignmentService:
         try:
             return self._record(principal, course_id, module_id, got, name)
         except BaseException:
-            self.runtime.storage.delete(got.key)
+            self.runtime.storage.discard(got.key)
             raise
 
     def _record(self, principal: Principal, course_id: int, module_id: int, got: Any,

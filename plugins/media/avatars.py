@@ -69,7 +69,7 @@ class AvatarService:
                 self.identity.set_avatar_url(user_id, url)
                 self.media.retire(old, principal)
         except BaseException:
-            storage.delete(key)
+            storage.discard(key)
             raise
         return row, url
 

@@ -126,7 +126,7 @@ class MediaService:
             if finish is not None:
                 finish()
         except BaseException:
-            storage.delete(key)
+            storage.discard(key)
             raise
         return got, name
 
@@ -144,7 +144,7 @@ class MediaService:
             return self.record(principal, kind, course_id, module_id, got, name,
                                 duration_seconds)
         except BaseException:
-            storage.delete(got.key)  # nothing points at it: do not leave an orphan
+            storage.discard(got.key)  # nothing points at it: do not leave an orphan
             raise
 
     def record(self, principal: Principal, kind: str, course_id: int, module_id: int,
