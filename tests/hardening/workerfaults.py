@@ -12,7 +12,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,70 @@ def in_tenant(tenant: TenantInfo, fn: Callable[[], Any]) -> Any:
     """`fn()` in the tenant, a connection and a read transaction."""
     with db.connection(), tenant_context(tenant), db.transaction(write=False):
         return fn()
+
+
+# -- storage faults ---------------------------------------------------------------------------
+
+BOUNDARY = "lpfaultboundary"
+PDF_HEAD = b"%PDF-1.4\n"
+
+
+def multipart_body(data: bytes, filename: str, content_type: str) -> tuple[bytes, dict]:
+    head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n").encode()
+    return (head + data + f"\r\n--{BOUNDARY}--\r\n".encode(),
+            {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+
+
+def pdf(size: int) -> bytes:
+    """A file the media plugin takes as a PDF attachment, `size` bytes long."""
+    body = PDF_HEAD + b"1 0 obj << >> endobj\n" * (size // 21 + 1)
+    return body[:size - 6] + b"%%EOF\n"
+
+
+def png(side: int = 400) -> bytes:
+    """A PNG of noise (does not compress): about 3 * side**2 bytes."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(3 * side * side)).save(out, "PNG")
+    return out.getvalue()
+
+
+def course_with_module(client: Any, users: Any) -> tuple[Any, int, int]:
+    """(the owner's client, course id, module id) of a new draft course with one module."""
+    teacher = users.make("instructor")
+    t = client.as_(teacher.token)
+    course_id = t.post("/courses", json={"title": "Storage faults"}).json["id"]
+    r = t.post(f"/courses/{course_id}/modules", json={"title": "M1"})
+    assert r.status_code == 201, r.text
+    return t, course_id, r.json["id"]
+
+
+@contextmanager
+def moto_server() -> Iterator[tuple[str, subprocess.Popen]]:
+    """As learnplat.testing.moto_s3_server, but yields (host:port, its process) too, for a
+    test that kills it."""
+    import requests
+
+    from learnplat.testing import free_port
+
+    port = free_port()
+    moto = str(Path(sys.executable).parent / "moto_server")
+    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "moto_server exited"
+            try:
+                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except requests.RequestException:
+                assert time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}", proc
+    finally:
+        stop(proc)
