@@ -243,3 +243,120 @@ def _state(tenant, first_event: int, broadcast_id: int, inbox) -> dict:
     state = in_tenant(tenant, read)
     state["emails_received"] = inbox.count()
     return state
+
+
+# -- the recovery sweeps, one by one (in-process, both backends) --------------------------------
+
+OLD = dt.timedelta(minutes=10)
+
+
+def test_worker_start_runs_the_recovery_sweeps(lp_runtime):
+    at_start = {name for name, spec in lp_runtime.registry.tasks.items() if spec.at_start}
+    assert {"certificates.requeue_pending", "notifications.recover"} <= at_start
+    for name in at_start:  # and every minute
+        assert lp_runtime.registry.tasks[name].periodic is not None
+
+
+def test_a_certificate_whose_task_died_is_issued_by_the_sweep(lp_runtime, lp_client, lp_users,
+                                                              lp_tenant):
+    from learnplat_certificates.hooks import service
+    from learnplat_certificates.models import Certificate, CertificateIndex
+    from learnplat_certificates.services import new_public_id
+
+    from learnplat.plugin import utcnow
+
+    teacher, student = lp_users.make("instructor"), lp_users.make("student")
+    course_id = lp_client.as_(teacher.token).post("/courses", json={"title": "Optics"}
+                                                  ).json["id"]
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        rows = []
+        for age in (OLD, dt.timedelta(0)):  # a lost task's row, and one just queued
+            learner = student.id if age else lp_users.make("student").id
+            row = Certificate.create(public_id=new_public_id(), course_id=course_id,
+                                     user_id=learner, updated_at=utcnow() - age)
+            CertificateIndex.create(public_id=row.public_id, tenant_id=lp_tenant.id)
+            rows.append(row.id)
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        assert service(lp_runtime).requeue_stale() == 1  # the fresh one is left to its task
+    with db.connection(), tenant_context(lp_tenant), db.transaction(write=False):
+        lost, fresh = (Certificate.get_by_id(i) for i in rows)
+    assert (lost.status, lost.revision) == ("issued", 1)
+    assert fresh.status == "pending"
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        assert service(lp_runtime).requeue_stale() == 0  # bumped: not again at once
+
+
+def test_a_broadcast_left_half_sent_is_resumed_once(lp_runtime, lp_users, lp_tenant,
+                                                    event_recorder):
+    from learnplat_notifications.hooks import service
+    from learnplat_notifications.models import Broadcast, Notification
+
+    from learnplat.plugin import utcnow
+
+    admin = lp_users.make("admin")
+    students = [lp_users.make("student").id for _ in range(6)]
+    old = utcnow() - OLD
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        bc = Broadcast.create(audience="role", target="student", title="Snow day",
+                              created_by=admin.id, status="sending", created_at=old)
+        # The dead worker's first page: the first three students, committed long ago.
+        for user_id in students[:3]:
+            Notification.create(user_id=user_id, kind="announcement", title="Snow day",
+                                source=f"broadcast:{bc.id}", created_at=old)
+        fresh = Broadcast.create(audience="role", target="student", title="Now",
+                                 created_by=admin.id, status="sending")
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        out = service(lp_runtime).recover()
+    assert out["broadcasts"] == 1  # a fan-out still young is left alone
+    with db.connection(), tenant_context(lp_tenant), db.transaction(write=False):
+        got = Counter(n.user_id for n in Notification.select().where(
+            Notification.source == f"broadcast:{bc.id}"))
+        bc, fresh = Broadcast.get_by_id(bc.id), Broadcast.get_by_id(fresh.id)
+    assert got == dict.fromkeys(students, 1)
+    assert (bc.status, bc.recipients) == ("done", len(students))
+    assert fresh.status == "sending"
+    lp_runtime.events.dispatch_pending()
+    sent = [e for e in event_recorder.events if e.name == "notifications.broadcast_sent.v1"
+            and e.payload["broadcast_id"] == bc.id]
+    assert len(sent) == 1
+
+
+def test_an_email_a_dead_sender_held_is_sent_again_once(lp_runtime, lp_users, lp_tenant):
+    from learnplat_notifications.hooks import service
+    from learnplat_notifications.models import Email, Notification
+    from workerfaults import SmtpServer
+
+    from learnplat.plugin import utcnow
+    from learnplat.tenants import TenantSpec
+
+    students = [lp_users.make("student") for _ in range(3)]
+    with SmtpServer(delay=0) as smtp:
+        with db.connection():
+            lp_runtime.tenants.apply(TenantSpec(
+                slug=lp_tenant.slug, name=lp_tenant.name,
+                settings={"notifications": {"smtp": {"host": "127.0.0.1", "port": smtp.port,
+                                                     "from": "school@example.org"}}}))
+            tenant = lp_runtime.tenants.get_by_slug(lp_tenant.slug)
+        old = utcnow() - OLD
+        with db.connection(), tenant_context(tenant), db.transaction():
+            ids = []
+            for s, (status, sent_at) in zip(students, [("sending", old), ("pending", None),
+                                                       ("sending", utcnow())], strict=True):
+                note = Notification.create(user_id=s.id, kind="announcement", title="Hi",
+                                           body="b", created_at=old)
+                ids.append(Email.create(user_id=s.id, notification_id=note.id,
+                                        mode="immediate", status=status, sent_at=sent_at,
+                                        created_at=old).id)
+        with db.connection(), tenant_context(tenant), db.transaction():
+            out = service(lp_runtime).recover()
+        assert out["emails"] == 1 and out["senders"] == 1
+        with db.connection(), tenant_context(tenant), db.transaction(write=False):
+            rows = {e.id: e for e in Email.select()}
+        inbox = smtp.inbox.messages
+    # The dead sender's email and the one waiting went out once each; the email another
+    # sender is sending right now is left to it.
+    assert sorted(m.rcpt[0] for m in inbox) == sorted(s.email for s in students[:2])
+    assert [rows[i].status for i in ids] == ["sent", "sent", "sending"]
+    assert rows[ids[0]].attempts == 2  # the dead one's try, then this one
+    assert len({m["Message-ID"] for m in inbox}) == 2
+    assert all(m["Message-ID"].endswith("@example.org>") for m in inbox)
