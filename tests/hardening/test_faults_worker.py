@@ -34,7 +34,7 @@ from learnplat.tenancy import tenant_context
 from learnplat.testing import Client, backend, make_tenant, use_runtime
 from learnplat.testing import test_settings as make_settings
 
-STUDENTS = 150
+STUDENTS = 100
 KINDS = ("course_completed", "certificate_issued", "announcement")
 
 
@@ -118,7 +118,7 @@ def test_worker_killed_mid_batch_loses_and_repeats_nothing(lp_runtime, lp_databa
                              interval=0.01, alive=worker, log_path=log_path)
                     os.kill(worker.pid, signal.SIGKILL)
                     worker.wait(10)
-                    at_kill = state()
+                    at_kill = {**state(), "queued_tasks": runtime.queue.huey.pending_count()}
                     before = (at_kill["certificates_issued"], at_kill["emails_sent"],
                               at_kill["events_pending"])
                     worker = start_worker(env, log_path)
@@ -149,6 +149,7 @@ def test_worker_killed_mid_batch_loses_and_repeats_nothing(lp_runtime, lp_databa
             assert 0 < kills[0]["at_kill"]["completed_pending"] < STUDENTS, kills[0]
             assert 0 < kills[1]["at_kill"]["certificates_issued"] < STUDENTS, kills[1]
             assert 0 < kills[2]["at_kill"]["emails_received"] < total_mail, kills[2]
+            assert kills[2]["at_kill"]["emails_in_flight"] >= 1, kills[2]  # mid-conversation
 
         def facts() -> dict:
             events = list(Event.select().where((Event.tenant_id == tenant.id)
