@@ -266,15 +266,15 @@ def test_a_certificate_whose_task_died_is_issued_by_the_sweep(lp_runtime, lp_cli
 
     from learnplat.plugin import utcnow
 
-    teacher, student = lp_users.make("instructor"), lp_users.make("student")
+    teacher = lp_users.make("instructor")
+    learners = make_students(lp_runtime, lp_tenant, 2)
     course_id = lp_client.as_(teacher.token).post("/courses", json={"title": "Optics"}
                                                   ).json["id"]
     with db.connection(), tenant_context(lp_tenant), db.transaction():
         rows = []
         for age in (OLD, dt.timedelta(0)):  # a lost task's row, and one just queued
-            learner = student.id if age else lp_users.make("student").id
             row = Certificate.create(public_id=new_public_id(), course_id=course_id,
-                                     user_id=learner, updated_at=utcnow() - age)
+                                     user_id=learners[len(rows)], updated_at=utcnow() - age)
             CertificateIndex.create(public_id=row.public_id, tenant_id=lp_tenant.id)
             rows.append(row.id)
     with db.connection(), tenant_context(lp_tenant), db.transaction():
@@ -295,7 +295,7 @@ def test_a_broadcast_left_half_sent_is_resumed_once(lp_runtime, lp_users, lp_ten
     from learnplat.plugin import utcnow
 
     admin = lp_users.make("admin")
-    students = [lp_users.make("student").id for _ in range(6)]
+    students = make_students(lp_runtime, lp_tenant, 6)
     old = utcnow() - OLD
     with db.connection(), tenant_context(lp_tenant), db.transaction():
         bc = Broadcast.create(audience="role", target="student", title="Snow day",
@@ -322,7 +322,8 @@ def test_a_broadcast_left_half_sent_is_resumed_once(lp_runtime, lp_users, lp_ten
     assert len(sent) == 1
 
 
-def test_an_email_a_dead_sender_held_is_sent_again_once(lp_runtime, lp_users, lp_tenant):
+def test_an_email_a_dead_sender_held_is_sent_again_once(lp_runtime, lp_tenant):
+    from learnplat_identity.models import User
     from learnplat_notifications.hooks import service
     from learnplat_notifications.models import Email, Notification
     from workerfaults import SmtpServer
@@ -330,7 +331,10 @@ def test_an_email_a_dead_sender_held_is_sent_again_once(lp_runtime, lp_users, lp
     from learnplat.plugin import utcnow
     from learnplat.tenants import TenantSpec
 
-    students = [lp_users.make("student") for _ in range(3)]
+    ids_ = make_students(lp_runtime, lp_tenant, 3)
+    with db.connection(), tenant_context(lp_tenant), db.transaction(write=False):
+        emails = {u.id: u.email for u in User.select().where(User.id.in_(ids_))}
+    students = [type("S", (), {"id": i, "email": emails[i]}) for i in ids_]
     with SmtpServer(delay=0) as smtp:
         with db.connection():
             lp_runtime.tenants.apply(TenantSpec(
