@@ -108,7 +108,8 @@ class Mailer:
             key = (0x6E6F7469 << 20) ^ current_tenant().id  # "noti" + tenant id
             db.database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
 
-    def _claim(self, mode: str, user_id: int | None = None) -> list[Email] | None:
+    def _claim(self, mode: str, user_id: int | None = None, exclude: list[int] | None = None
+               ) -> list[Email] | None:
         """Take the next pending email (immediate), or a user's waiting digest rows, for
         sending: marked `sending` (sent_at = now) in their own committed transaction, so
         that a sender killed mid-way leaves at most the email it was sending in doubt, never
@@ -119,6 +120,8 @@ class Mailer:
             if self.budget() <= 0:
                 return None
             query = Email.select().where(Email.status == "pending", Email.mode == mode)
+            if exclude:  # failed in this run: left to a later one
+                query = query.where(Email.id.not_in(exclude))
             if user_id is not None:
                 query = query.where(Email.user_id == user_id)
             else:
@@ -170,10 +173,11 @@ class Mailer:
             return {"sent": 0, "skipped": skipped, "left": 0}
         identity = self.runtime.service(IDENTITY)
         sent = 0
+        failed: list[int] = []
         smtp: smtplib.SMTP | None = None
         try:
             while True:
-                claimed = self._claim("immediate")
+                claimed = self._claim("immediate", exclude=failed)
                 if not claimed:
                     break
                 row = claimed[0]
@@ -190,6 +194,9 @@ class Mailer:
                     smtp.send_message(self._message(cfg, user.email, note.title, text, row.id))
                 except (smtplib.SMTPException, OSError) as exc:
                     self._failed(row, exc)
+                    failed.append(row.id)
+                    if smtp is None:
+                        break  # the server cannot be reached: the next run tries again
                     smtp = None
                     continue
                 with db.transaction():

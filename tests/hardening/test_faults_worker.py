@@ -365,3 +365,31 @@ def test_an_email_a_dead_sender_held_is_sent_again_once(lp_runtime, lp_tenant):
     assert rows[ids[0]].attempts == 2  # the dead one's try, then this one
     assert len({m["Message-ID"] for m in inbox}) == 2
     assert all(m["Message-ID"].endswith("@example.org>") for m in inbox)
+
+
+def test_an_unreachable_smtp_server_costs_one_attempt_per_run(lp_runtime, lp_tenant):
+    """The mail server down: the run stops at the first refused connection (no tight retry
+    loop over every email), the emails stay pending for the run it queues a minute later."""
+    from learnplat_notifications.mail import Mailer
+    from learnplat_notifications.models import Email, Notification
+
+    from learnplat.tenants import TenantSpec
+    from learnplat.testing import free_port
+
+    ids = make_students(lp_runtime, lp_tenant, 3)
+    with db.connection():
+        lp_runtime.tenants.apply(TenantSpec(
+            slug=lp_tenant.slug, name=lp_tenant.name,
+            settings={"notifications": {"smtp": {"host": "127.0.0.1", "port": free_port()}}}))
+        tenant = lp_runtime.tenants.get_by_slug(lp_tenant.slug)
+    with db.connection(), tenant_context(tenant), db.transaction():
+        for user_id in ids:
+            note = Notification.create(user_id=user_id, kind="announcement", title="Hi")
+            Email.create(user_id=user_id, notification_id=note.id, mode="immediate")
+    with db.connection(), tenant_context(tenant):
+        assert Mailer(lp_runtime).send_pending() == {"sent": 0, "left": 3}
+    with db.connection(), tenant_context(tenant), db.transaction(write=False):
+        rows = list(Email.select().order_by(Email.id))
+    assert [(r.status, r.attempts) for r in rows] == [("pending", 1), ("pending", 0),
+                                                     ("pending", 0)]
+    assert "refused" in rows[0].error.lower()
