@@ -60,6 +60,12 @@ PUBLIC_ID = re.compile(r"^[0-9a-hjkmnp-tv-z]{20}$")
 DOWNLOAD_KINDS = ("pdf", "credential")
 
 
+def _aware(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
 def new_public_id() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(20))
 
@@ -198,8 +204,9 @@ class CertificatesService:
         return ("queued" if row.status == "pending" else "exists"), row
 
     def requeue_stale(self, limit: int = 500) -> int:
-        """Queue again the issuing of certificates still pending after pending_retry_seconds
-        (the periodic and worker-start sweep, in the tenant's transaction): a worker killed
+        """Queue again the issuing of certificates still pending after pending_retry_seconds,
+        and regeneration jobs without progress for as long (the periodic and worker-start
+        sweep, in the tenant's transaction; returns how many were queued): a worker killed
         while it held the task took it with it, and Redis never hands it out again. Each row
         is queued again at most once per pending_retry_seconds (its updated_at is bumped); a
         task that was only waiting in the queue finds the row issued and does nothing."""
@@ -207,13 +214,31 @@ class CertificatesService:
         ids = [c.id for c in Certificate.select(Certificate.id).where(
             (Certificate.status == "pending") & (Certificate.updated_at < stale))
             .order_by(Certificate.id).limit(limit)]
-        if not ids:
-            return 0
-        Certificate.update(updated_at=utcnow()).where(Certificate.id.in_(ids)).execute()
+        if ids:
+            Certificate.update(updated_at=utcnow()).where(Certificate.id.in_(ids)).execute()
         for certificate_id in ids:
             self.runtime.queue.enqueue_for_tenant(ISSUE_TASK, certificate_id)
-        log.info("certificates: %d pending certificates queued again", len(ids))
-        return len(ids)
+        if ids:
+            log.info("certificates: %d pending certificates queued again", len(ids))
+        return len(ids) + self._resume_regenerations(stale)
+
+    def _resume_regenerations(self, stale: dt.datetime) -> int:
+        """Queue again regeneration jobs that stopped (no certificate of theirs re-rendered
+        since `stale`): their worker died. They resume where they were (run_regeneration)."""
+        resumed = 0
+        for job in RegenerationJob.select().where(
+                RegenerationJob.status.in_(("queued", "running"))
+                & (RegenerationJob.created_at < stale)):
+            last = Certificate.select(peewee.fn.MAX(Certificate.updated_at)).where(
+                (Certificate.course_id == job.course_id)
+                & (Certificate.updated_at >= job.created_at)).scalar()
+            if last is not None and _aware(last) >= stale:
+                continue  # moving
+            self.runtime.queue.enqueue_for_tenant(REGENERATE_TASK, job.id)
+            resumed += 1
+        if resumed:
+            log.warning("certificates: %d stopped regeneration jobs resumed", resumed)
+        return resumed
 
     # -- issuing (the task) -------------------------------------------------------------------
 
@@ -393,21 +418,27 @@ class CertificatesService:
     def run_regeneration(self, tenant: TenantInfo, job_id: int, batch: int = 20) -> None:
         """Re-render a course's issued certificates (same public ids). Runs outside a
         transaction (a task that is not tenant-scoped) and commits after each batch, so
-        GET /certificates/jobs/{id} shows it moving and a crash keeps what was done."""
+        GET /certificates/jobs/{id} shows it moving and a crash keeps what was done.
+
+        Resumable: a certificate re-rendered by this job (or issued since it started) has
+        `updated_at` after the job's `created_at` and is skipped, so a job resumed after its
+        worker died (requeue_stale) re-renders only what is left."""
         with tenant_context(tenant):
             with db.transaction():
                 job = RegenerationJob.get_or_none(RegenerationJob.id == job_id)
                 if job is None or job.status == "done":
                     return
+                since, course_id = job.created_at, job.course_id
+                issued = (Certificate.course_id == course_id) & (Certificate.status == "issued")
                 job.status = "running"
+                job.done = Certificate.select().where(
+                    issued & (Certificate.updated_at >= since)).count()
                 job.save()
-                course_id = job.course_id
             after = 0
             while True:
                 with db.transaction():
                     ids = [r.id for r in Certificate.select(Certificate.id).where(
-                        (Certificate.course_id == course_id)
-                        & (Certificate.status == "issued") & (Certificate.id > after))
+                        issued & (Certificate.id > after) & (Certificate.updated_at < since))
                         .order_by(Certificate.id).limit(batch)]
                     for cid in ids:
                         self.issue(cid, regenerate=True)

@@ -393,3 +393,42 @@ def test_an_unreachable_smtp_server_costs_one_attempt_per_run(lp_runtime, lp_ten
     assert [(r.status, r.attempts) for r in rows] == [("pending", 1), ("pending", 0),
                                                      ("pending", 0)]
     assert "refused" in rows[0].error.lower()
+
+
+def test_a_regeneration_whose_worker_died_resumes_where_it_was(lp_runtime, lp_client,
+                                                               lp_users, lp_tenant):
+    from learnplat_certificates.hooks import service
+    from learnplat_certificates.models import Certificate, CertificateIndex, RegenerationJob
+    from learnplat_certificates.services import new_public_id
+
+    from learnplat.plugin import utcnow
+
+    teacher = lp_users.make("instructor")
+    course_id = lp_client.as_(teacher.token).post("/courses", json={"title": "Acoustics"}
+                                                  ).json["id"]
+    learners = make_students(lp_runtime, lp_tenant, 3)
+    svc = service(lp_runtime)
+    started = utcnow() - OLD
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        ids = []
+        for user_id in learners:
+            row = Certificate.create(public_id=new_public_id(), course_id=course_id,
+                                     user_id=user_id)
+            CertificateIndex.create(public_id=row.public_id, tenant_id=lp_tenant.id)
+            assert svc.issue(row.id) == "issued"
+            ids.append(row.id)
+        # Issued before the job; the job re-rendered the first one, then its worker died.
+        Certificate.update(updated_at=started - OLD).where(Certificate.id.in_(ids)).execute()
+        Certificate.update(revision=2, updated_at=started + dt.timedelta(seconds=1)).where(
+            Certificate.id == ids[0]).execute()
+        job = RegenerationJob.create(course_id=course_id, total=3, status="running", done=1,
+                                     created_at=started)
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        assert svc.requeue_stale() == 1
+    with db.connection(), tenant_context(lp_tenant), db.transaction(write=False):
+        revisions = [Certificate.get_by_id(i).revision for i in ids]
+        job = RegenerationJob.get_by_id(job.id)
+    assert revisions == [2, 2, 2]  # the first one was not rendered a third time
+    assert (job.status, job.done, job.total) == ("done", 3, 3)
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        assert svc.requeue_stale() == 0
