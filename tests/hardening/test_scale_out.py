@@ -12,8 +12,11 @@ very thing this rehearsal is about (docs/deployment.md). The figures it measures
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -31,7 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from learnplat import db
-from learnplat.testing import backend, make_tenant
+from learnplat.testing import backend, make_tenant, serve_with_gunicorn
 
 pytestmark = [
     pytest.mark.e2e,
@@ -297,3 +300,43 @@ def _propagation(apis: dict, status: int) -> dict[str, float]:
         assert time.monotonic() - start < CACHE_SECONDS * 3, seen
         time.sleep(0.05)
     return seen
+
+
+def _exited(pid: int) -> bool:
+    """Whether child `pid` has exited (a zombie until serve_with_gunicorn reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_stopping_server_sends_its_sockets_elsewhere(stack, school, users, lp_runtime,
+                                                        lp_database, tmp_path):
+    """A rolling restart: SIGTERM to one server (with the gunicorn settings `learnplat serve`
+    uses) closes its sockets with 1001 at once, the client reconnects to the other server and
+    gets what is caused there; the stopped server exits in a moment, not after
+    graceful_timeout (30 s)."""
+    admin, student = users.make("admin"), users.make()
+    env = {"LEARNPLAT_QUEUE_IMMEDIATE": "false", "LEARNPLAT_REDIS_URL": lp_database.redis_url}
+    with serve_with_gunicorn(lp_runtime, lp_database, tmp_path, workers=1, env=env,
+                             args=("-c", "python:learnplat.gunicorn_conf")) as leaving:
+        query = f"/notifications/ws?token={student.token}&tenant={school.slug}"
+        with connect(stack.ws(leaving) + query, open_timeout=10) as ws:
+            assert _recv(ws)["type"] == "ready"
+            start = time.monotonic()
+            os.kill(leaving.pid, signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=20)
+            went_away = time.monotonic() - start
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        with connect(stack.ws(stack.b) + query, open_timeout=10) as ws:
+            assert _recv(ws)["type"] == "ready"
+            r = stack.api(stack.a, school, admin.token).post(
+                "/notifications", json={"title": "Still here", "body": "b",
+                                        "user_id": student.id})
+            assert r.status_code == 201 and _recv(ws, 5)["title"] == "Still here"
+        _, exited = wait_for(lambda: _exited(leaving.pid), 20, 0.1, "the stopped server exits")
+    print(f"\nrolling stop: socket closed 1001 after {went_away:.2f} s, server exited after "
+          f"{went_away + exited:.2f} s (graceful_timeout 30 s)")
+    assert went_away < 3
+    assert went_away + exited < 10
