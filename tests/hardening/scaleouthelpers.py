@@ -121,34 +121,37 @@ def start_stack(runtime: Any, database: TestDatabase, tmp: Path) -> Iterator[Sta
             "LEARNPLAT_NOTIFICATIONS_SOCKET_MAX_LAG_SECONDS": "30",
             "LEARNPLAT_HOME": str(runtime.settings.home),  # never the per-user home
         }
+        # The workers first: they start up while the servers do.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
+        env.update(_env(database, runtime, shared))
+        cli = str(Path(sys.executable).parent / "learnplat")
+        workers = []
+        stack.callback(_stop, workers)
+        for i in range(2):
+            log = (tmp / f"worker{i}.log").open("wb")
+            stack.callback(log.close)
+            workers.append(subprocess.Popen([cli, "worker", "--workers", "2"], env=env,
+                                            cwd=runtime.settings.home, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True))
         servers = []
         for i in range(2):
             (tmp / f"api{i}").mkdir()
             servers.append(stack.enter_context(serve_with_gunicorn(
                 runtime, database, tmp / f"api{i}", workers=1, env=shared)))
         a, b = servers
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
-        env.update(_env(database, runtime, shared))
-        cli = str(Path(sys.executable).parent / "learnplat")
-        workers = []
-        for i in range(2):
-            log = (tmp / f"worker{i}.log").open("wb")
-            stack.callback(log.close)
-            proc = subprocess.Popen([cli, "worker", "--workers", "2"], env=env,
-                                    cwd=runtime.settings.home, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-            workers.append(proc)
-            stack.callback(_stop, proc)
         yield Stack(a, b, s3, bucket, workers, tmp)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every worker at once (Huey's clean stop), then wait for them together."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.05,
