@@ -38,6 +38,8 @@ from learnplat.testing import backend, make_tenant, serve_with_gunicorn
 
 pytestmark = [
     pytest.mark.e2e,
+    # One stack per xdist worker that runs any of these: keep them on one (`--dist loadgroup`).
+    pytest.mark.xdist_group("scale_out"),
     pytest.mark.skipif(backend() != "postgres",
                        reason="scale-out needs the shared services (PostgreSQL + Redis)"),
 ]
