@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from learnplat.testing import TestDatabase, moto_s3_server, serve_with_gunicorn
+from learnplat.testing import ServerURL, TestDatabase, moto_s3_server, serve_with_gunicorn
 
 # A tenant lookup is cached this long in each process (tenancy.cache_seconds; 5 s by
 # default): a disable done anywhere reaches every process within it.
@@ -30,8 +30,8 @@ S3_KEY, S3_SECRET = "scaleoutkey", "scaleoutsecret"
 
 @dataclass
 class Stack:
-    a: str  # base URLs of the two API servers
-    b: str
+    a: ServerURL  # the two API servers (base URL; .pid: the gunicorn master)
+    b: ServerURL
     s3: str  # host:port of the S3 server
     bucket: str
     workers: list[subprocess.Popen[bytes]]
@@ -98,7 +98,6 @@ def _env(database: TestDatabase, runtime: Any, extra: dict[str, str]) -> dict[st
         "LEARNPLAT_REDIS_PREFIX": settings.redis.prefix,
         "LEARNPLAT_APP_SECRET_KEY": settings.app.secret_key,
         "LEARNPLAT_APP_VAR_DIR": str(settings.var_path),
-        "LEARNPLAT_LIMITS_ENABLED": "false",
         **extra,
     }
 
@@ -120,6 +119,11 @@ def start_stack(runtime: Any, database: TestDatabase, tmp: Path) -> Iterator[Sta
             "LEARNPLAT_NOTIFICATIONS_REVALIDATE_SECONDS": str(REVALIDATE_SECONDS),
             "LEARNPLAT_NOTIFICATIONS_SOCKET_MAX_LAG_SECONDS": "30",
             "LEARNPLAT_HOME": str(runtime.settings.home),  # never the per-user home
+            # API rate limits on, with budgets no test reaches; a school of its own lowers them
+            # (tenant setting `limits`) to show that both servers spend one budget.
+            "LEARNPLAT_LIMITS_ENABLED": "true",
+            **{f"LEARNPLAT_LIMITS_{kind}_{what}": "100000" for kind in
+               ("USER", "TENANT", "ANONYMOUS", "HEARTBEAT") for what in ("RATE", "BURST")},
         }
         # The workers first: they start up while the servers do.
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
@@ -136,8 +140,10 @@ def start_stack(runtime: Any, database: TestDatabase, tmp: Path) -> Iterator[Sta
         servers = []
         for i in range(2):
             (tmp / f"api{i}").mkdir()
+            # With the gunicorn settings `learnplat serve` uses (its hooks included).
             servers.append(stack.enter_context(serve_with_gunicorn(
-                runtime, database, tmp / f"api{i}", workers=1, env=shared)))
+                runtime, database, tmp / f"api{i}", workers=1, env=shared,
+                args=("-c", "python:learnplat.gunicorn_conf"))))
         a, b = servers
         yield Stack(a, b, s3, bucket, workers, tmp)
 

@@ -34,7 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from learnplat import db
-from learnplat.testing import backend, make_tenant, serve_with_gunicorn
+from learnplat.testing import backend, make_tenant
 
 pytestmark = [
     pytest.mark.e2e,
@@ -125,6 +125,25 @@ def test_sessions_revocations_and_roles_hold_across_processes(stack, school, use
     assert a.as_(second["access_token"]).get("/auth/profile").status_code == 401
     assert b.post("/auth/refresh", json={"refresh_token": second["refresh_token"]}
                   ).status_code == 401
+
+
+def test_rate_limits_are_one_budget_across_processes(stack, lp_runtime):
+    """A user's budget lives in Redis: two servers do not double it (a per-process limiter
+    would let N servers grant N budgets)."""
+    from learnplat_identity.testing import UserFactory
+
+    burst = 6
+    school = make_tenant(lp_runtime, settings={"limits": {"user_burst": burst,
+                                                          "user_rate": 0.01}})
+    student = UserFactory(lp_runtime, school).make()
+    answers = [stack.api(base, school, student.token).get("/auth/profile")
+               for base in (stack.a, stack.b) * burst]
+    codes = [r.status_code for r in answers]
+    assert codes == [200] * burst + [429] * burst, codes
+    refused = answers[burst:]
+    assert {r.url.split("/auth")[0] for r in refused} == {stack.a, stack.b}
+    assert all(int(r.headers["Retry-After"]) > 0 for r in refused)
+    assert refused[0].headers["Content-Type"].startswith("application/problem+json")
 
 
 def _recv(ws, timeout: float = 10) -> dict:
@@ -313,32 +332,26 @@ def _exited(pid: int) -> bool:
         return True
 
 
-def test_a_stopping_server_sends_its_sockets_elsewhere(stack, school, users, lp_runtime,
-                                                        lp_database, tmp_path):
-    """A rolling restart: SIGTERM to one server (with the gunicorn settings `learnplat serve`
-    uses) closes its sockets with 1001 at once, the client reconnects to the other server and
-    gets what is caused there; the stopped server exits in a moment, not after
-    graceful_timeout (30 s)."""
+def test_a_stopping_server_sends_its_sockets_elsewhere(stack, school, users):
+    """A rolling restart: SIGTERM to server A (the gunicorn settings `learnplat serve` uses)
+    closes its sockets with 1001 at once, the client reconnects to B; A exits in a moment,
+    not after graceful_timeout (30 s). The module's last test: A is gone after it."""
     admin, student = users.make("admin"), users.make()
-    env = {"LEARNPLAT_QUEUE_IMMEDIATE": "false", "LEARNPLAT_REDIS_URL": lp_database.redis_url}
-    with serve_with_gunicorn(lp_runtime, lp_database, tmp_path, workers=1, env=env,
-                             args=("-c", "python:learnplat.gunicorn_conf")) as leaving:
-        query = f"/notifications/ws?token={student.token}&tenant={school.slug}"
-        with connect(stack.ws(leaving) + query, open_timeout=10) as ws:
-            assert _recv(ws)["type"] == "ready"
-            start = time.monotonic()
-            os.kill(leaving.pid, signal.SIGTERM)
-            with pytest.raises(ConnectionClosed) as closed:
-                ws.recv(timeout=20)
-            went_away = time.monotonic() - start
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
-        with connect(stack.ws(stack.b) + query, open_timeout=10) as ws:
-            assert _recv(ws)["type"] == "ready"
-            r = stack.api(stack.a, school, admin.token).post(
-                "/notifications", json={"title": "Still here", "body": "b",
-                                        "user_id": student.id})
-            assert r.status_code == 201 and _recv(ws, 5)["title"] == "Still here"
-        _, exited = wait_for(lambda: _exited(leaving.pid), 20, 0.1, "the stopped server exits")
+    query = f"/notifications/ws?token={student.token}&tenant={school.slug}"
+    with connect(stack.ws(stack.a) + query, open_timeout=10) as ws:
+        assert _recv(ws)["type"] == "ready"
+        start = time.monotonic()
+        os.kill(stack.a.pid, signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=20)
+        went_away = time.monotonic() - start
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    with connect(stack.ws(stack.b) + query, open_timeout=10) as ws:
+        assert _recv(ws)["type"] == "ready"
+        r = stack.api(stack.b, school, admin.token).post(
+            "/notifications", json={"title": "Still here", "body": "b", "user_id": student.id})
+        assert r.status_code == 201 and _recv(ws, 5)["title"] == "Still here"
+    _, exited = wait_for(lambda: _exited(stack.a.pid), 20, 0.1, "the stopped server exits")
     print(f"\nrolling stop: socket closed 1001 after {went_away:.2f} s, server exited after "
           f"{went_away + exited:.2f} s (graceful_timeout 30 s)")
     assert went_away < 3
