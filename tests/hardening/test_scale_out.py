@@ -1,9 +1,10 @@
 """Scale-out rehearsal on one machine: two API servers (two gunicorn masters on two ports) and
 two `learnplat worker` processes sharing PostgreSQL, Redis and an S3 bucket (moto), the client
 alternating between the servers. What one process does holds at once on the other (sessions,
-revocations, roles), WebSocket pushes cross processes, signed URLs are not tied to the process
-that signed them, a tenant disable reaches every process within tenancy.cache_seconds, and
-events recorded through both servers are delivered exactly once by the two workers.
+revocations, roles, one rate-limit budget), WebSocket pushes cross processes, signed URLs are
+not tied to the process that signed them, a tenant disable reaches every process within
+tenancy.cache_seconds, events recorded through both servers are delivered exactly once by the
+two workers, and a server told to stop sends its sockets elsewhere at once.
 
 PostgreSQL + Redis only: on SQLite the embedded queue and key-value store are per machine, the
 very thing this rehearsal is about (docs/deployment.md). The figures it measures are printed
