@@ -1,7 +1,8 @@
 """The scale-out drill of docs/deployment.md ("rehearsed once by hand"), repeatable: the image's
 installation path without Docker, then two `learnplat serve --no-migrate` and a `learnplat
 worker` behind config/docker/nginx.conf, a WebSocket through nginx, and a rolling stop of one
-server under load. Prints its figures; leaves nothing behind (database, Redis keys, processes).
+server under load. Prints its figures; removes its database, Redis keys and processes (the
+NOSUPERUSER login role `learnplat_rehearsal` stays for the next run).
 
     bin/rehearse-scale-out [--no-image]   # --no-image: the checkout's .venv instead of a wheel
 
