@@ -128,11 +128,15 @@ class PrivateRedis:
 # -- the learnplat stack ---------------------------------------------------------------------
 
 
+PASSWORD = "correct horse battery staple"
+
+
 @dataclass
 class User:
     id: int
     token: str
     refresh_token: str = ""
+    email: str = ""
 
 
 @dataclass
@@ -186,14 +190,14 @@ def build_stack(tmp: Path, pg_admin_url: str, redis_url: str, students: int) -> 
         tenant = make_tenant(runtime)
         svc = runtime.service("identity")
 
-        def make(role: str) -> User:
+        def make(role: str, password: str | None = None) -> User:
             email = f"{role}-{uuid.uuid4().hex[:8]}@example.org"
-            user = svc.create_user(email, None, email.split("@")[0], role=role)
+            user = svc.create_user(email, password, email.split("@")[0], role=role)
             pair = svc.issue_pair(user)
-            return User(user.id, pair["access_token"], pair["refresh_token"])
+            return User(user.id, pair["access_token"], pair["refresh_token"], email)
 
         with db.connection(), tenant_context(tenant), db.transaction():
-            admin, instructor = make("admin"), make("instructor")
+            admin, instructor = make("admin", PASSWORD), make("instructor")
             learners = [make("student") for _ in range(students)]
         stack = Stack(tdb, runtime, tmp, tenant, admin, instructor, learners)
     finally:
@@ -289,6 +293,7 @@ class Answer:
     body: Any = None
     key: Any = None  # what the request was about (a title, a student id)
     error: str = ""
+    ratelimit: str | None = None  # the RateLimit header (absent: limits not enforced)
 
 
 class Load:
@@ -346,7 +351,8 @@ class Load:
                     payload = r.text[:200]
                 answer = Answer(name, t0, time.monotonic() - t0, r.status_code,
                                 r.headers.get("Content-Type", ""),
-                                r.headers.get("Retry-After"), payload, key)
+                                r.headers.get("Retry-After"), payload, key,
+                                ratelimit=r.headers.get("RateLimit"))
             except requests.RequestException as exc:
                 answer = Answer(name, t0, time.monotonic() - t0, 0, key=key, error=repr(exc))
                 session = requests.Session()
