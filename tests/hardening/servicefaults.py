@@ -41,8 +41,11 @@ from learnplat.testing import (
 needs_services = pytest.mark.skipif(
     backend() != "postgres", reason="fault tests start real PostgreSQL and Redis servers")
 
-PG_BIN = next((d for d in ("/usr/lib/postgresql/15/bin", "/usr/local/bin")
-               if Path(d, "pg_ctl").exists()), "")
+PG_BIN = next((d for d in ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
+               if Path(d, "pg_ctl").exists() and Path(d, "initdb").exists()), "")
+needs_pg_binaries = pytest.mark.skipif(not PG_BIN, reason="initdb and pg_ctl not installed")
+needs_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None,
+                                        reason="redis-server not installed")
 
 
 def _as_postgres() -> list[str]:

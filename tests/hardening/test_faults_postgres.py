@@ -23,6 +23,8 @@ from servicefaults import (
     PrivateRedis,
     Stack,
     build_stack,
+    needs_pg_binaries,
+    needs_redis_server,
     needs_services,
     publish_course,
     recovered_at,
@@ -32,7 +34,7 @@ from servicefaults import (
     worker_pids,
 )
 
-pytestmark = needs_services
+pytestmark = [needs_services, needs_pg_binaries, needs_redis_server]
 
 OUTAGE_SECONDS = 4.0
 # An answer during the outage may take this long at most (connect_timeout, pool_timeout).

@@ -27,6 +27,7 @@ from servicefaults import (
     PrivateRedis,
     Stack,
     build_stack,
+    needs_redis_server,
     needs_services,
     publish_course,
     queue_worker,
@@ -37,8 +38,9 @@ from servicefaults import (
     wait_for,
     worker_pids,
 )
+from websockets.sync.client import connect
 
-pytestmark = needs_services
+pytestmark = [needs_services, needs_redis_server]
 
 OUTAGE_SECONDS = 4.0
 LATENCY_BOUND = 5.0  # redis.connect_timeout and socket_timeout are 2 s
@@ -77,7 +79,8 @@ def test_redis_killed_and_restarted_under_load(stack: Stack, rds: PrivateRedis) 
         cid, vid = stack.course_id, stack.video_module_id
         watchers = stack.students[:WATCHERS]
         revoked = stack.students[WATCHERS]
-        fresh = iter(stack.students[WATCHERS + 1:])
+        fresh = iter(stack.students[WATCHERS + 1:-3])
+        listener = stack.students[-3]  # holds a WebSocket; enrolls during the outage
         for w in watchers:
             assert requests.post(f"{base}/courses/{cid}/enroll", headers=stack.headers(w),
                                  timeout=10).status_code == 201
@@ -120,7 +123,10 @@ def test_redis_killed_and_restarted_under_load(stack: Stack, rds: PrivateRedis) 
 
         wait_for(delivered, 30)  # the worker is consuming
         pids = worker_pids(base.pid)  # type: ignore[attr-defined]
-        with Load(base, [read, heartbeat, enroll, mine, refused], threads=4,
+        ws = connect(f"ws{base[4:]}/notifications/ws?token={listener.token}"
+                     f"&tenant={stack.tenant.slug}", open_timeout=10)
+        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        with ws, Load(base, [read, heartbeat, enroll, mine, refused], threads=4,
                   pause=0.05) as load:
             time.sleep(1.5)
             down = time.monotonic()
@@ -132,19 +138,29 @@ def test_redis_killed_and_restarted_under_load(stack: Stack, rds: PrivateRedis) 
             login = requests.post(f"{base}/auth/login", json={
                 "email": stack.admin.email, "password": PASSWORD},
                 headers={"X-Tenant": stack.tenant.slug}, timeout=10)
+            # Its notification is made by the worker once Redis is back, and published.
+            assert requests.post(f"{base}/courses/{cid}/enroll",
+                                 headers=stack.headers(listener), timeout=10).status_code == 201
+            role = requests.put(f"{base}/users/{stack.students[-2].id}/role",
+                                json={"role": "instructor"}, headers=stack.headers(stack.admin),
+                                timeout=10)
             time.sleep(OUTAGE_SECONDS - 0.5)
             rds.start()  # empty: no persistence
             up = time.monotonic()
             # Enrollments go on after the restart: each commit queues a dispatch, which takes
             # every due event of the outbox, those recorded during the outage included.
             took = wait_for(delivered, DELIVERY_BOUND, step=0.25)
+            # The WebSocket (whose process resubscribed to Redis) gets the notification.
+            message = json.loads(ws.recv(timeout=DELIVERY_BOUND))
+            pushed = time.monotonic() - up
             time.sleep(1)
+        assert message["type"] == "notification" and message["kind"] == "enrolled", message
         answers = load.answers
         during = load.between(down, up)
         assert worker_pids(base.pid) == pids  # type: ignore[attr-defined]
         assert worker.poll() is None, "the queue worker died"
 
-        for r in (logout, login):
+        for r in (logout, login, role):
             assert r.status_code == 503, r.text
             assert r.headers["Content-Type"].startswith("application/problem+json")
             assert r.headers.get("Retry-After")
@@ -171,6 +187,9 @@ def test_redis_killed_and_restarted_under_load(stack: Stack, rds: PrivateRedis) 
         outage_enrolled = [a.key for a in during if a.op == "enroll" and a.status == 201]
         assert outage_enrolled, "no enrollment during the outage"
         assert next(fresh, None) is not None, "enrollments ran out: raise STUDENTS"
+        # The refused role change left nothing behind.
+        assert stack.sql("SELECT role FROM identity_user WHERE id = %s",
+                         stack.students[-2].id) == [("student",)]
         wait_for(delivered, DELIVERY_BOUND, step=0.5)  # those of the last second
         enrolled = {uid for (uid,) in stack.sql(
             "SELECT user_id FROM enrollment_enrollment WHERE tenant_id = %s", tid)}
@@ -192,6 +211,7 @@ def test_redis_killed_and_restarted_under_load(stack: Stack, rds: PrivateRedis) 
                    "enrolled_during_outage": len(outage_enrolled),
                    "outage_events_delivered_after_s": round(took, 2), "losses": len(losses),
                    "duplicates": len(duplicates) + deliveries,
+                   "websocket_notified_after_s": round(pushed, 2),
                    "enroll_recovery_s": None if back is None else round(back - up, 2)}
         print("\nREDIS RESTART", json.dumps(figures))
         assert not losses, losses
