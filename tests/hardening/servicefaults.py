@@ -124,7 +124,14 @@ class PrivateRedis:
             self.proc.wait(10)
             self.proc = None
 
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (a hung server: connections stay open, nothing answers) or SIGCONT."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def close(self) -> None:
+        if self.proc is not None:
+            self.freeze(False)
         self.stop()
 
 
