@@ -131,7 +131,7 @@ def test_redis_killed_and_restarted_under_load(stack: Stack, rds: PrivateRedis) 
                      f"&tenant={stack.tenant.slug}", open_timeout=10)
         assert json.loads(ws.recv(timeout=10))["type"] == "ready"
         with ws, Load(base, [read, heartbeat, enroll, mine, refused], threads=4,
-                  pause=0.05) as load:
+                  pause=0.1) as load:
             time.sleep(1.5)
             down = time.monotonic()
             rds.stop()
