@@ -109,6 +109,7 @@ def test_postgres_restart_under_load(stack: Stack, pg: PrivatePostgres) -> None:
         assert worker_pids(base.pid) == pids, "gunicorn workers were replaced"  # type: ignore[attr-defined]
 
         figures = {"outage_s": round(up - down, 2), "during": summary(during),
+                   "ambiguous": _ambiguous(stack, answers),
                    "all": summary(answers),
                    "recovery_s": None if back is None else round(max(0.0, back - up), 2)}
         print("\nPOSTGRES RESTART", json.dumps(figures))
@@ -156,3 +157,16 @@ def _check_all_or_nothing(stack: Stack, answers: list[Any]) -> None:
     for a in answers:
         if a.op == "enroll" and a.status in (200, 201):
             assert a.key in enrolled
+
+
+def _ambiguous(stack: Stack, answers: list[Any]) -> int:
+    """Writes in the database whose request got no success (committed as the server died)."""
+    ok_titles = {a.key for a in answers if a.op == "create" and a.status == 201}
+    tried = {a.key for a in answers if a.op == "create"}
+    titles = {t for (t,) in stack.sql("SELECT title FROM courses_course WHERE tenant_id = %s",
+                                      stack.tenant.id)}
+    ok_students = {a.key for a in answers if a.op == "enroll" and a.status in (200, 201)}
+    tried_students = {a.key for a in answers if a.op == "enroll"}
+    enrolled = {u for (u,) in stack.sql(
+        "SELECT user_id FROM enrollment_enrollment WHERE tenant_id = %s", stack.tenant.id)}
+    return len((titles & tried) - ok_titles) + len((enrolled & tried_students) - ok_students)
