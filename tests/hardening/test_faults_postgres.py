@@ -94,7 +94,11 @@ def test_postgres_restart_under_load(stack: Stack, pg: PrivatePostgres) -> None:
             time.sleep(1.5)
             down = time.monotonic()
             pg.stop("immediate")
-            time.sleep(OUTAGE_SECONDS)
+            time.sleep(1)
+            # Liveness holds (no orchestrator restart); readiness says the database is gone.
+            live = requests.get(f"{base}/healthz", timeout=10)
+            ready = requests.get(f"{base}/readyz", timeout=10)
+            time.sleep(OUTAGE_SECONDS - 1)
             pg.start()  # -w: returns once it accepts connections
             up = time.monotonic()
             deadline = up + RECOVERY_BOUND + 5
@@ -114,6 +118,8 @@ def test_postgres_restart_under_load(stack: Stack, pg: PrivatePostgres) -> None:
                    "recovery_s": None if back is None else round(max(0.0, back - up), 2)}
         print("\nPOSTGRES RESTART", json.dumps(figures))
 
+        assert live.status_code == 200
+        assert ready.status_code == 503 and ready.json()["checks"]["database"] != "ok"
         bad = unclean(answers)
         assert not bad, [(a.op, a.status, a.content_type, a.retry_after, a.body, a.error)
                          for a in bad[:5]]
