@@ -27,10 +27,12 @@ from servicefaults import (
     needs_redis_server,
     needs_services,
     publish_course,
+    queue_worker,
     recovered_at,
     serve,
     summary,
     unclean,
+    wait_for,
     worker_pids,
 )
 
@@ -41,6 +43,7 @@ OUTAGE_SECONDS = 4.0
 LATENCY_BOUND = 10.0
 # Successes resume within this many seconds of PostgreSQL accepting connections again.
 RECOVERY_BOUND = 10.0
+DELIVERY_BOUND = 40.0  # the worker's queue polling backs off while its tasks fail
 STUDENTS = 150
 
 
@@ -62,7 +65,8 @@ def stack(pg: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def test_postgres_restart_under_load(stack: Stack, pg: PrivatePostgres) -> None:
-    with serve(stack) as base:
+    env = {"LEARNPLAT_QUEUE_IMMEDIATE": "false"}
+    with serve(stack, env=env) as base, queue_worker(stack, {}) as worker:
         publish_course(base, stack)
         cid = stack.course_id
         titles = itertools.count()
@@ -109,6 +113,7 @@ def test_postgres_restart_under_load(stack: Stack, pg: PrivatePostgres) -> None:
                     break
         answers = load.answers
         during = load.between(down, up)
+        assert worker.poll() is None, "the queue worker died"
         back = recovered_at(answers, up)
         assert worker_pids(base.pid) == pids, "gunicorn workers were replaced"  # type: ignore[attr-defined]
 
@@ -133,6 +138,23 @@ def test_postgres_restart_under_load(stack: Stack, pg: PrivatePostgres) -> None:
         r = requests.get(f"{base}/courses/{cid}", headers=stack.headers(stack.admin),
                          timeout=10)
         assert r.status_code == 200
+
+        # The worker's pool recovered too: every event is delivered, exactly once.
+        tid = stack.tenant.id
+        took = wait_for(lambda: stack.sql(
+            "SELECT count(*) FROM learnplat_event WHERE tenant_id = %s AND status <> 'done'",
+            tid)[0][0] == 0, DELIVERY_BOUND, step=0.5)
+        enrolled = {u for (u,) in stack.sql(
+            "SELECT user_id FROM enrollment_enrollment WHERE tenant_id = %s", tid)}
+        notified = dict(stack.sql(
+            "SELECT user_id, count(*) FROM notifications_notification WHERE tenant_id = %s "
+            "AND kind = 'enrolled' GROUP BY user_id", tid))
+        losses = enrolled - set(notified)
+        duplicates = {u: n for u, n in notified.items() if n > 1}
+        print("POSTGRES RESTART events", json.dumps({
+            "enrolled": len(enrolled), "all_delivered_after_s": round(took, 2),
+            "losses": len(losses), "duplicates": len(duplicates)}))
+        assert not losses and not duplicates, (losses, duplicates)
 
     _check_all_or_nothing(stack, answers)
 
