@@ -17,7 +17,8 @@ from learnplat.testing import free_port
 
 def _dead_redis() -> redis.Redis:
     """A client of a port nobody listens on: every call fails at once (connection refused)."""
-    return redis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    return redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
 def _video_course(client: Any, users: Any) -> tuple[int, int, Any]:
