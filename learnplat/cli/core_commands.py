@@ -264,7 +264,11 @@ def worker(app: AppContext, workers: int | None) -> None:
                              "consume")
     logging.getLogger(__name__).info("%s", describe_home(rt.settings))
     # Events recorded while no worker ran are delivered now, not at the next sweep.
-    rt.queue.enqueue(DISPATCH_TASK)
+    try:
+        rt.queue.enqueue(DISPATCH_TASK)
+    except Exception as exc:  # Redis down at start: the consumer waits for it, the sweep
+        # (and the next commit's dispatch) delivers them once it is back.
+        logging.getLogger(__name__).warning("could not queue the first event dispatch: %s", exc)
     consumer = rt.queue.huey.create_consumer(
         workers=workers or rt.settings.queue.workers, worker_type="thread", periodic=True,
         check_worker_health=True)
