@@ -145,8 +145,8 @@ def test_redis_killed_and_restarted_under_load(stack: Stack, rds: PrivateRedis) 
             # Its notification is made by the worker once Redis is back, and published.
             assert requests.post(f"{base}/courses/{cid}/enroll",
                                  headers=stack.headers(listener), timeout=10).status_code == 201
-            # Liveness holds; readiness reports the cache (docs/deployment.md: a load
-            # balancer probing /readyz takes the process out while Redis is down).
+            # Liveness holds; readiness stays 200 "degraded" naming the cache, so a load
+            # balancer keeps the processes that still serve (docs/deployment.md).
             live = requests.get(f"{base}/healthz", timeout=10)
             ready = requests.get(f"{base}/readyz", timeout=10)
             role = requests.put(f"{base}/users/{stack.students[-2].id}/role",
@@ -179,7 +179,8 @@ def test_redis_killed_and_restarted_under_load(stack: Stack, rds: PrivateRedis) 
         assert worker.poll() is None, "the queue worker died"
 
         assert live.status_code == 200
-        assert ready.status_code == 503 and ready.json()["checks"]["cache"] != "ok"
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        assert ready.json()["checks"]["cache"] != "ok"
         assert ready.json()["checks"]["database"] == "ok"
         for r in (logout, login, role):
             assert r.status_code == 503, r.text
