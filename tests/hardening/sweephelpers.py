@@ -178,6 +178,15 @@ def populate(runtime: Any, app_client: Any, user_factory: Any, tenant: TenantInf
     return pop
 
 
+def fresh_token(runtime: Any, tenant: TenantInfo, user_id: int) -> str:
+    """A new access token of an existing user (no password hashing: cheap)."""
+    from learnplat_identity.hooks import service
+    from learnplat_identity.models import User
+
+    with db.connection(), tenant_context(tenant), db.transaction():
+        return service(runtime).issue_pair(User.get_by_id(user_id))["access_token"]
+
+
 def settle(runtime: Any) -> None:
     """Deliver every pending event, so nothing changes the tenants' rows behind a snapshot."""
     for _ in range(10):
@@ -206,12 +215,17 @@ def _rows(model: type[peewee.Model], tenant_id: int) -> list[dict[str, Any]]:
 
 
 def snapshot(runtime: Any, tenant: TenantInfo) -> dict[str, list[dict[str, Any]]]:
-    """Every row of `tenant` in every table with a tenant column, sorted, by table name."""
+    """Every row of `tenant` in every table with a tenant column, sorted, by table name, and
+    the tenant's own row."""
+    from learnplat.models import Tenant
+
     out: dict[str, list[dict[str, Any]]] = {}
     with db.connection(), tenant_context(tenant), db.transaction():
         for model in tenant_tables(runtime):
             rows = _rows(model, tenant.id)
             out[model._meta.table_name] = sorted(rows, key=lambda r: repr(sorted(r.items())))
+        # The school's own row (settings, enabled, disabled plugins).
+        out[Tenant._meta.table_name] = list(Tenant.select().where(Tenant.id == tenant.id).dicts())
     return out
 
 

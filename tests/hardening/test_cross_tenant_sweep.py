@@ -32,14 +32,17 @@ import itertools
 import os
 import re
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 import pytest
+from learnplat_identity.testing import PASSWORD, UserFactory
 from sweephelpers import (
     Population,
+    fresh_token,
     identifiers,
     populate,
     settle,
@@ -53,7 +56,6 @@ from learnplat.http.app import is_websocket_route
 from learnplat.http.endpoint import MULTIPART, spec_of
 from learnplat.http.routing import path_fields
 from learnplat.testing import Client, make_tenant
-from learnplat_identity.testing import PASSWORD, UserFactory
 
 ROLES = ("admin", "instructor", "student")
 ANONYMOUS = "anonymous"  # no token: on the routes open to anonymous callers
@@ -380,7 +382,8 @@ class Finding:
 
 @pytest.fixture(scope="module")
 def tenants(lp_runtime: Any, lp_app: Any) -> tuple[World, World]:
-    a, b = make_tenant(lp_runtime), make_tenant(lp_runtime)
+    a, b = (make_tenant(lp_runtime, domains=[f"{name}-{uuid.uuid4().hex[:8]}.sweep.test"])
+            for name in ("alpha", "bravo"))
     client = Client(lp_app)
     users = UserFactory(lp_runtime, a)
     pop_a = populate(lp_runtime, client, users, a, f"alpha{a.id}x{a.slug[-6:]}")
@@ -396,6 +399,7 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
                                                 tenants: tuple[World, World]) -> None:
     world_a, world_b = tenants
     users = UserFactory(lp_runtime, world_a.tenant)
+    spare = {role: users.make(role) for role in ROLES}
     settle(lp_runtime)
     b_before = snapshot(lp_runtime, world_b.tenant)
     files_before = storage_snapshot(lp_runtime, world_b.tenant)
@@ -411,6 +415,8 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
     statuses: Counter[int] = Counter()
     sent = 0
     refused_paths: set[str] = set()
+    planted: set[str] = set()
+    op_time: Counter[str] = Counter()
     started = time.monotonic()
     a_client = Client(lp_app, world_a.tenant)
     # Credential routes first: registering B's email in A (allowed: schools are separate)
@@ -442,7 +448,7 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
                 token = None
             elif not params and op.method not in ("GET", "HEAD"):
                 # Logout and the like may end the caller's session: a token of its own.
-                token = users.make(role).token
+                token = fresh_token(lp_runtime, world_a.tenant, spare[role].id)
             else:
                 token = world_a.pop.users[role].token
             client = a_client.as_(token)
@@ -456,14 +462,20 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
                 if query:
                     kwargs["params"] = query
                 path = fill(op.template, values)
+                t0 = time.perf_counter()
                 r = _send(client, op.method, path, kwargs)
+                op_time[f"{op.method} {op.canonical}"] += time.perf_counter() - t0
                 sent += 1
                 statuses[r.status_code] += 1
                 label = f"{role} {op.method} {path} {sorted(carried)}"
                 headers = "\n".join(f"{k}: {v}" for k, v in r.headers.items())
-                echo = repr(kwargs) + path
+                # What the sweep itself sent to A (B's email registered in A) is A's data
+                # from then on: an answer quoting it leaks nothing.
+                planted.update(scanner.leaks(repr(kwargs.get("json")) + path + repr(query),
+                                             ""))
                 if not public:
-                    found = scanner.leaks(r.text + "\n" + headers, echo)
+                    found = [s for s in scanner.leaks(r.text + "\n" + headers, "")
+                             if s not in planted]
                     if found:
                         findings.append(Finding("LEAK", label, r.status_code, repr(found),
                                                 op.canonical))
@@ -482,6 +494,8 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
     changed = {t: (b_before[t], b_after[t]) for t in b_before if b_before[t] != b_after[t]}
     print(f"\nsweep: {len(ops)} operations x {len(ROLES)} roles, {sent} requests in "
           f"{elapsed:.1f}s; statuses {dict(sorted(statuses.items()))}")
+    if os.environ.get("SWEEP_DEBUG"):
+        print(op_time.most_common(20))
     by_kind: dict[tuple[str, str, str], list[Finding]] = {}
     for f in findings:
         by_kind.setdefault((f.what, f.request.split()[1], f.op), []).append(f)
@@ -534,8 +548,8 @@ def _code(r: Any) -> str | None:
 
 def test_a_token_of_the_other_tenant_is_refused(lp_runtime: Any, lp_app: Any,
                                                  tenants: tuple[World, World]) -> None:
-    """B's token on A's host, and A's token on B's host (with A's ids): 401 on every route of
-    a tenant."""
+    """B's token on A's host (named by X-Tenant or by its domain), and A's token on B's host
+    (with A's ids): 401 on every route of a tenant."""
     world_a, world_b = tenants
     b_before = snapshot(lp_runtime, world_b.tenant)
     findings = []
@@ -547,16 +561,58 @@ def test_a_token_of_the_other_tenant_is_refused(lp_runtime: Any, lp_app: Any,
         carried: set[str] = set()
         kwargs = body_of(op, world_a, carried)
         path = fill(op.template, values)
-        for host, token in ((world_a, world_b.pop.users["admin"].token),
-                            (world_b, world_a.pop.users["admin"].token)):
-            r = Client(lp_app, host.tenant, token).request(op.method, path, **kwargs)
+        b_token, a_token = world_b.pop.users["admin"].token, world_a.pop.users["admin"].token
+        for host, token, by_domain in ((world_a, b_token, False), (world_b, a_token, False),
+                                       (world_a, b_token, True)):
+            if by_domain:  # the school named by its domain (Host), not X-Tenant
+                r = Client(lp_app, None, token).request(
+                    op.method, path, host=host.tenant.domains[0], **kwargs)
+            else:
+                r = Client(lp_app, host.tenant, token).request(op.method, path, **kwargs)
             sent += 1
             if r.status_code != 401:
-                findings.append(f"{op.method} {path} on {host.pop.tag}: {r.status_code} "
-                                f"{r.text[:200]}")
+                findings.append(f"{op.method} {path} on {host.pop.tag} (by domain: "
+                                f"{by_domain}): {r.status_code} {r.text[:200]}")
     settle(lp_runtime)
     assert not findings, "\n".join(findings)
-    assert sent > 200
+    assert sent > 300
     after = snapshot(lp_runtime, world_b.tenant)
     changed = [t for t in b_before if b_before[t] != after[t] and t != "identity_audit"]
     assert not changed, changed
+
+
+def test_signed_links_do_not_cross_tenants(lp_runtime: Any, lp_app: Any,
+                                           tenants: tuple[World, World]) -> None:
+    """A signed link of A (a media URL, a certificate's PDF and credential) with B's tenant or
+    object ids put in its path is refused (403 or 404), and reveals nothing of B."""
+    world_a, world_b = tenants
+    scanner = Scanner(identifiers(world_b.snap, world_a.snap, world_b.tenant))
+    pop = world_a.pop
+    student = Client(lp_app, world_a.tenant, pop.users["student"].token)
+    video = student.get(f"/courses/{pop.course_id}/modules/{pop.module_ids[1]}/video")
+    assert video.status_code == 200, video.text
+    cert = student.get(f"/courses/{pop.course_id}/certificate")
+    assert cert.status_code == 200 and cert.json["pdf_url"], cert.text
+    links = [video.json["url"], cert.json["pdf_url"], cert.json["credential_url"]]
+    media_b = world_b.values("media_id")
+    certs_b = world_b.values("public_id")
+    anonymous = Client(lp_app)
+    tried = 0
+    for link in links:
+        path, _, query = link.partition("?")
+        path = "/" + path.split("/", 3)[-1] if path.startswith("http") else path
+        assert anonymous.get(path, query_string=query).status_code == 200, link
+        parts = path.split("/")
+        variants = []
+        if parts[1] == "media":  # /media/{tenant_id}/{media_id}
+            variants = [f"/media/{t}/{m}" for t in (world_a.tenant.id, world_b.tenant.id)
+                        for m in [parts[3], *media_b]][1:]
+        else:  # /certificates/{public_id}/{kind}
+            variants = [f"/certificates/{c}/{parts[3]}" for c in certs_b]
+        for variant in variants:
+            for method in ("GET", "HEAD") if parts[1] == "media" else ("GET",):
+                r = anonymous.request(method, variant, query_string=query)
+                tried += 1
+                assert r.status_code in (403, 404), (method, variant, r.status_code, r.text)
+                assert not scanner.leaks(r.text + repr(dict(r.headers)), ""), variant
+    assert tried >= 10
