@@ -19,9 +19,13 @@ Accepted answers, for a request that carries B's ids:
        charged to the caller's address);
   2xx  only when the path holds none of B's ids (a collection filtered by B's ids: an empty or
        A-only answer), and for the public-by-design routes below.
-Whatever the status, no response body or header may hold one of B's identifiers (every string
-of B's rows that A's rows do not share: uuids, emails, names, titles, codes, keys), and B's rows
-(every table with a tenant column) and stored files must be identical before and after.
+Whatever the status, it must be the one (status and problem code) that the same request
+answers when B's ids are replaced by ids that exist nowhere: B's objects are
+indistinguishable from missing ones. No response body or header may hold one of B's
+identifiers (every string of B's rows that A's rows do not share: uuids, emails, names,
+titles, codes, keys), and B's rows (every table with a tenant column, and B's tenant row) and
+stored files must be identical before and after; no row of A may come to reference an id that
+A does not have.
 
 Then every route again with a token of B on A's host, and with A's token on B's host: 401.
 """
@@ -69,6 +73,9 @@ ALIASES = {"media_id": "media_object", "subject_id": "identity_user",
            "prerequisite_id": "courses_module", "owner_id": "identity_user",
            "student_id": "identity_user", "author_id": "identity_user",
            "counted_attempt_id": "quizzes_attempt"}
+# Values of path parameters that name no object of any tenant.
+GHOST_ID = 2_000_000_000
+GHOST = {"public_id": "zzzzzzzzzzzzzzzzzzzz", "slug": "no-such-school-sweep"}
 # Routes outside any tenant that anyone may read by design: a certificate's verification page
 # (its public id is printed on the certificate) and an issuer's public documents (DID, keys,
 # revocation list). They answer the same for every host; the sweep still checks that they
@@ -416,6 +423,7 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
     sent = 0
     refused_paths: set[str] = set()
     planted: set[str] = set()
+    ghost_sent = 0
     op_time: Counter[str] = Counter()
     started = time.monotonic()
     a_client = Client(lp_app, world_a.tenant)
@@ -426,19 +434,20 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
     for op in ops:
         params = op.params
         ids = [p for p in params if p not in NOT_IDS]
-        combos: list[tuple[dict[str, Any], bool]] = []
+        # (values, which of them are B's)
+        combos: list[tuple[dict[str, Any], frozenset[str]]] = []
         b_chains = world_b.chains(params, every=True)
-        combos += [(c, bool(ids)) for c in b_chains]
+        combos += [(c, frozenset(ids)) for c in b_chains]
         a_chain = world_a.chains(params, every=False)[0]
         for size in range(1, len(ids)):
             for subset in itertools.combinations(ids, size):
                 mixed = {p: (b_chains[0][p] if p in subset else a_chain[p]) for p in params}
-                combos.append((mixed, True))
+                combos.append((mixed, frozenset(subset)))
         probe: set[str] = set()
         body_of(op, world_b, probe)
         query_of(op, world_b, probe)
         if ids and probe and op.method != "DELETE":
-            combos.append((a_chain, False))  # A's objects, B's ids in the body or query
+            combos.append((a_chain, frozenset()))  # A's objects, B's ids in body or query
         public = op.canonical in PUBLIC_BY_DESIGN
         roles = list(ROLES)
         if op.spec.permission == PUBLIC or op.spec.anonymous:
@@ -455,7 +464,9 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
             denied = role != ANONYMOUS and op.spec.permission not in (PUBLIC, AUTHENTICATED) \
                 and op.spec.permission not in grants[role]
             # A role without the permission is refused before any lookup: one request shows it.
-            for values, b_in_path in combos[:1] if denied else combos:
+            ghosts: dict[frozenset[str], tuple[int, str | None]] = {}
+            for values, b_params in combos[:1] if denied else combos:
+                b_in_path = bool(b_params)
                 carried: set[str] = set()
                 kwargs = body_of(op, world_b, carried)
                 query = query_of(op, world_b, carried)
@@ -485,6 +496,18 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
                     continue  # as its GET twin: a refused signature (no body to say so)
                 if r.status_code != 404 and os.environ.get("SWEEP_DEBUG"):
                     print("DBG", r.status_code, label, r.text[:150])
+                if b_in_path and not public:
+                    # B's objects must be indistinguishable from objects that do not exist.
+                    if b_params not in ghosts:
+                        ghost = _send(client, op.method, fill(op.template, {
+                            p: (GHOST.get(p, GHOST_ID) if p in b_params else v)
+                            for p, v in values.items()}), kwargs)
+                        ghost_sent += 1
+                        ghosts[b_params] = (ghost.status_code, _code(ghost))
+                    if (r.status_code, _code(r)) != ghosts[b_params]:
+                        findings.append(Finding(
+                            f"ORACLE (no such object: {ghosts[b_params]})", label,
+                            r.status_code, r.text, op.canonical))
                 verdict = judge(op, role, r, b_in_path, carried, grants, public)
                 if verdict:
                     findings.append(Finding(verdict, label, r.status_code, r.text, op.canonical))
@@ -492,7 +515,8 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
     settle(lp_runtime)
     b_after = snapshot(lp_runtime, world_b.tenant)
     changed = {t: (b_before[t], b_after[t]) for t in b_before if b_before[t] != b_after[t]}
-    print(f"\nsweep: {len(ops)} operations x {len(ROLES)} roles, {sent} requests in "
+    print(f"\nsweep: {len(ops)} operations x {len(ROLES)} roles (+ anonymous on open routes), "
+          f"{sent} requests with B's ids + {ghost_sent} with ids of nothing, in "
           f"{elapsed:.1f}s; statuses {dict(sorted(statuses.items()))}")
     if os.environ.get("SWEEP_DEBUG"):
         print(op_time.most_common(20))
