@@ -28,6 +28,9 @@ stored files must be identical before and after; no row of A may come to referen
 A does not have.
 
 Then every route again with a token of B on A's host, and with A's token on B's host: 401.
+And A's signed links (media, certificate PDF and credential) with B's ids put in: 403/404.
+
+SWEEP_DEBUG=1 (with -s) prints every answer but the 404s, and the slowest operations.
 """
 
 from __future__ import annotations
@@ -73,6 +76,12 @@ ALIASES = {"media_id": "media_object", "subject_id": "identity_user",
            "prerequisite_id": "courses_module", "owner_id": "identity_user",
            "student_id": "identity_user", "author_id": "identity_user",
            "counted_attempt_id": "quizzes_attempt"}
+# WebSocket routes (no HTTP responders) and the test that refuses another school's token there.
+WEBSOCKETS_TESTED_ELSEWHERE = {
+    "/notifications/ws": "tests/notifications/test_notifications_ws.py: "
+                         "test_bad_tokens_are_closed_with_policy_violation, "
+                         "test_socket_authentication_rules",
+}
 # Values of path parameters that name no object of any tenant.
 GHOST_ID = 2_000_000_000
 GHOST = {"public_id": "zzzzzzzzzzzzzzzzzzzz", "slug": "no-such-school-sweep"}
@@ -118,6 +127,9 @@ def operations(runtime: Any) -> list[Operation]:
     ops = []
     for route in runtime.registry.routes:
         if is_websocket_route(route):
+            assert route.path in WEBSOCKETS_TESTED_ELSEWHERE, (
+                f"WebSocket route {route.path}: the sweep sends HTTP requests only; test that "
+                "a token of another school is refused and list it in WEBSOCKETS_TESTED_ELSEWHERE")
             continue
         for method in METHODS:
             fn = getattr(route.resource, f"on_{method.lower()}", None)
