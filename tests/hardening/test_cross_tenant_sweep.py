@@ -659,3 +659,37 @@ def test_signed_links_do_not_cross_tenants(lp_runtime: Any, lp_app: Any,
                 assert r.status_code in (403, 404), (method, variant, r.status_code, r.text)
                 assert not scanner.leaks(r.text + repr(dict(r.headers)), ""), variant
     assert tried >= 10
+
+
+def test_answers_read_on_the_other_tenant_are_not_served_here(
+        lp_runtime: Any, lp_app: Any, tenants: tuple[World, World]) -> None:
+    """Every read (GET) route, asked first on B's host by B's users (so whatever a process
+    caches, B's answer is in it), then the same path and query on A's host by A's users:
+    A's answer holds nothing of B and is the one for an object that does not exist."""
+    world_a, world_b = tenants
+    scanner = Scanner(identifiers(world_b.snap, world_a.snap, world_b.tenant))
+    findings = []
+    warmed = 0
+    for op in operations(lp_runtime):
+        if op.method != "GET" or not op.route.tenant_scoped:
+            continue
+        values = world_b.chains(op.params, every=False)[0]
+        path = fill(op.template, values)
+        query = {}
+        if op.spec.query is not None:
+            query = query_of(op, world_b, set())
+        for role in (*ROLES, ANONYMOUS):
+            kwargs = {"params": query} if query else {}
+            b_token = None if role == ANONYMOUS else world_b.pop.users[role].token
+            a_token = None if role == ANONYMOUS else world_a.pop.users[role].token
+            there = Client(lp_app, world_b.tenant, b_token).get(path, **kwargs)
+            warmed += there.status_code == 200
+            here = Client(lp_app, world_a.tenant, a_token).get(path, **kwargs)
+            leaked = scanner.leaks(here.text + repr(dict(here.headers)), "")
+            if leaked or here.status_code >= 500 or (
+                    here.status_code < 300 and any(p not in NOT_IDS for p in op.params)):
+                findings.append(f"{role} GET {path}: {here.status_code} {leaked} "
+                                f"{here.text[:200]}")
+    assert not findings, "\n".join(findings)
+    print(f"\n{warmed} answers of B read on B's host, none of them served on A's host")
+    assert warmed > 50  # B's own users really read B's data first
