@@ -267,7 +267,6 @@ def identifiers(snap: dict[str, list[dict[str, Any]]], other: dict[str, list[dic
               for s in _strings(v)}
     found = mine - theirs
     found |= {tenant.slug, tenant.name}
-    # A long text is found by any long line of it (a response may quote part of it).
     return {s for s in found if not s.isdigit() and not _is_timestamp(s)}
 
 
@@ -278,6 +277,3 @@ def _is_timestamp(text: str) -> bool:
         return False
     return True
 
-
-def ids_by_table(snap: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any]]:
-    return {table: [row["id"] for row in rows if "id" in row] for table, rows in snap.items()}
