@@ -10,9 +10,10 @@ filters and in the body. Nothing may answer 5xx, return or change B's data.
 Accepted answers, for a request that carries B's ids:
   404  always (B's objects do not exist in A);
   403  only when the caller's role lacks the route's permission altogether (the check runs
-       before any lookup, so it says nothing about B's objects);
-  401  only on credential routes (login, refresh, code exchange) whose body carries B's
-       credentials;
+       before any lookup, so it says nothing about B's objects), or when a capability (a
+       signed link's signature, an upload token) does not verify (CAPABILITY_REFUSED);
+  401  only on credential routes (login, refresh, code exchange: B's credentials, a code
+       of nothing), and for anonymous callers of routes a school may close to them;
   422  only when B's ids travel in the body or the query (a reference the service refuses) and
        the path holds none of B's ids;
   409, 429  only when the path holds none of B's ids (a conflict with A's own data, a limit
@@ -435,7 +436,8 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
     pending = [e for e in b_before.get("learnplat_event", []) if e["status"] == "pending"]
     assert not pending, pending
     files_before = storage_snapshot(lp_runtime, world_b.tenant)
-    scanner = Scanner(identifiers(b_before, world_a.snap, world_b.tenant))
+    a_before = snapshot(lp_runtime, world_a.tenant)
+    scanner = Scanner(identifiers(b_before, a_before, world_b.tenant))
     # The checks can fail: B's own admin reading B's course on B's host is a leak to them.
     own = Client(lp_app, world_b.tenant, world_b.pop.users["admin"].token)
     control = own.get(f"/courses/{world_b.pop.course_id}")
@@ -455,7 +457,7 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
     # Credential routes first: registering B's email in A (allowed: schools are separate)
     # would otherwise let the login with B's credentials in, to that new account of A.
     ops.sort(key=lambda op: op.canonical not in CREDENTIAL_ROUTES)
-    a_dangling = dangling_references(world_a.snap)
+    a_dangling = dangling_references(a_before)
     for op in ops:
         params = op.params
         ids = [p for p in params if p not in NOT_IDS]
