@@ -40,7 +40,8 @@ class ReadyResource:
         self.runtime = runtime
 
     @endpoint(permission=PUBLIC, response=Readiness, errors=(503,), rate_limited=False,
-              summary="Readiness: database, queue, storage and plugin checks")
+              summary="Readiness: 503 when the database or a plugin check fails; 200 "
+                      "'degraded' when only Redis (queue, cache) or the store is unreachable")
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> dict[str, Any]:
         from . import db
 
@@ -60,10 +61,20 @@ class ReadyResource:
                 results[name] = "ok"
             except Exception as exc:
                 results[name] = f"error: {type(exc).__name__}"
-        ready = all(v == "ok" for v in results.values())
-        if not ready:
+        failing = {name for name, value in results.items() if value != "ok"}
+        # Redis and the object store are shared by every API process: when one of them is
+        # down, all processes are equally affected and each still serves (degraded, measured in
+        # docs/reliability.md). Failing readiness for them would make a load balancer take
+        # every process out at once and turn a partial outage into a total one.
+        if failing - _SHARED_DEGRADABLE:
             resp.status = 503
-        return {"status": "ok" if ready else "unavailable", "checks": results}
+            status = "unavailable"
+        else:
+            status = "degraded" if failing else "ok"
+        return {"status": status, "checks": results}
+
+
+_SHARED_DEGRADABLE = frozenset({"queue", "cache", "storage"})
 
 
 def _db_ping(db: Any) -> None:

@@ -143,6 +143,16 @@ class PostgresqlDatabase(DeferredBegin, PooledPostgresqlDatabase):
     def _begin_sql(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         return "BEGIN"
 
+    def rollback(self) -> None:
+        conn = self._state.conn
+        if conn is not None and conn.closed:
+            # The server ended the session (a restart, a crash): its transaction ended with
+            # it. Sending ROLLBACK would only raise InterfaceError over the request's real
+            # error (a 503); the pool drops the connection at check-in.
+            self._take_pending()
+            return
+        super().rollback()
+
     def _is_closed(self, conn: Any) -> bool:
         if conn.closed:
             return True
@@ -179,8 +189,9 @@ def make_database(url: str, settings: Settings | None = None) -> peewee.Database
             check_same_thread=False,
         )
     if parsed.scheme in ("postgres", "postgresql"):
-        opts = dict(parse_qsl(parsed.query))
+        opts: dict[str, Any] = dict(parse_qsl(parsed.query))
         db_settings = settings.database if settings else None
+        opts.setdefault("connect_timeout", db_settings.connect_timeout if db_settings else 5)
         return PostgresqlDatabase(
             (parsed.path or "/")[1:] or "postgres",
             user=unquote(parsed.username) if parsed.username else None,

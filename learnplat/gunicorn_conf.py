@@ -66,6 +66,15 @@ def when_ready(server: Any) -> None:
         server.log.info("started embedded queue worker (pid %s)", _worker.pid)
 
 
+def post_worker_init(worker: Any) -> None:
+    # asgi: when this worker is told to stop, its WebSockets are closed with 1001 at once (the
+    # clients reconnect to another process) instead of holding it for graceful_timeout.
+    if worker_class == "asgi":
+        from learnplat.http.asgi import watch_worker
+
+        watch_worker(worker)
+
+
 def on_exit(server: Any) -> None:
     if _worker is not None and _worker.poll() is None:
         _worker.send_signal(signal.SIGINT)

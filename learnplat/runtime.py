@@ -113,7 +113,7 @@ def create_runtime(
     rt.settings, rt.pm, rt.plugins = settings, pm, infos
     rt.secret_key = _secret_key(settings)
     rt.database = db.connect_database(settings)
-    rt.redis = redis.Redis.from_url(settings.redis.url) if settings.redis.url else None
+    rt.redis = redis_client(settings)
     rt.kv = make_store(rt.redis, settings.var_path, settings.redis.prefix)
     rt.limits = Limiter(settings.limits, rt.kv)
     rt.answers = AnswerCache()
@@ -125,6 +125,19 @@ def create_runtime(
     rt.queue.install(rt.registry.tasks)
     pm.hook.startup(runtime=rt)
     return rt
+
+
+def redis_client(settings: Settings) -> redis.Redis | None:
+    """The process's Redis client, every call bounded by redis.connect_timeout and
+    redis.socket_timeout (a Redis that stops answering must not hold a request forever)."""
+    if not settings.redis.url:
+        return None
+    return redis.Redis.from_url(settings.redis.url, **redis_timeouts(settings))
+
+
+def redis_timeouts(settings: Settings) -> dict[str, float]:
+    return {"socket_connect_timeout": settings.redis.connect_timeout,
+            "socket_timeout": settings.redis.socket_timeout}
 
 
 def _secret_key(settings: Settings) -> bytes:

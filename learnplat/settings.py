@@ -44,6 +44,9 @@ class DatabaseSettings(_Section):
     max_connections: int = Field(20, gt=0)
     pool_timeout: float = Field(10, ge=0)
     stale_timeout: float = Field(300, gt=0)
+    # Seconds to open a PostgreSQL connection: a server that does not answer (a dead host, a
+    # partition) fails the request as 503 then, instead of after the kernel's ~2 minutes.
+    connect_timeout: int = Field(5, gt=0)
 
 
 class RedisSettings(_Section):
@@ -51,6 +54,10 @@ class RedisSettings(_Section):
     # Namespaces every key (queue and key-value store), so several deployments or test runs
     # can share one Redis database.
     prefix: str = Field("learnplat", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Without them a Redis that stops answering (a dead host, a network partition) would hold a
+    # request's thread forever: every call is bounded instead and fails as StoreUnavailable.
+    connect_timeout: float = Field(2, gt=0)
+    socket_timeout: float = Field(2, gt=0)
 
 
 class QueueSettings(_Section):

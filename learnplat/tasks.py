@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import redis
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
 from huey.api import TaskWrapper
 
@@ -34,7 +35,12 @@ def build_huey(runtime: Runtime) -> Huey:
     if settings.queue.immediate:
         return MemoryHuey("learnplat", immediate=True, utc=True)
     if settings.redis.url:
-        return RedisHuey(settings.redis.prefix, url=settings.redis.url, utc=True)
+        # Bounded like the process's client; the consumer's blocking pop waits 1 s, well
+        # inside socket_timeout (at least 2 s below).
+        pool = redis.ConnectionPool.from_url(
+            settings.redis.url, socket_connect_timeout=settings.redis.connect_timeout,
+            socket_timeout=max(settings.redis.socket_timeout, 2.0))
+        return RedisHuey(settings.redis.prefix, connection_pool=pool, utc=True)
     path = settings.path(settings.queue.sqlite_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey("learnplat", filename=str(path), utc=True)

@@ -265,10 +265,14 @@ def worker(app: AppContext, workers: int | None) -> None:
     logging.getLogger(__name__).info("%s", describe_home(rt.settings))
     # Events recorded while no worker ran are delivered now, not at the next sweep; and the
     # recovery sweeps (TaskSpec.at_start) find work whose task died with a killed worker.
-    rt.queue.enqueue(DISPATCH_TASK)
-    for spec in rt.registry.tasks.values():
-        if spec.at_start and spec.name != DISPATCH_TASK:
-            rt.queue.enqueue(spec.name)
+    log = logging.getLogger(__name__)
+    for name in [DISPATCH_TASK, *(spec.name for spec in rt.registry.tasks.values()
+                                  if spec.at_start and spec.name != DISPATCH_TASK)]:
+        try:
+            rt.queue.enqueue(name)
+        except Exception as exc:  # Redis down at start: the consumer waits for it, the
+            # periodic sweeps (and the next commit's dispatch) run once it is back.
+            log.warning("could not queue %s at start: %s", name, exc)
     consumer = rt.queue.huey.create_consumer(
         workers=workers or rt.settings.queue.workers, worker_type="thread", periodic=True,
         check_worker_health=True)

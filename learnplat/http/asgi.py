@@ -8,12 +8,18 @@ gunicorn's `asgi` worker): one address for the REST API and WebSockets.
   ``on_websocket`` responder (e.g. the notifications plugin's /notifications/ws). Those
   resources authenticate and pick their tenant themselves: the WSGI middleware does not run.
 * Lifespan: answered here (start-up work happens when the app is built).
+* Stopping (SIGTERM: a rolling restart, a scale-in): open WebSockets are closed at once with
+  1001 "going away", so that clients reconnect through the load balancer to a process that
+  stays, and the process exits in a moment instead of after gunicorn's graceful_timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon.asgi
@@ -66,6 +72,66 @@ def _remember_client(environ: dict[str, Any], headers: list[tuple[str, str]]) ->
                 _client_by_request.popitem(last=False)
 
 
+GOING_AWAY = 1001  # WebSocket close code: the server is going down; reconnect elsewhere
+_STOP_POLL_SECONDS = 0.2
+# Whether this process has been told to stop (set by watch_worker in each gunicorn worker).
+# gunicorn's asgi worker, on SIGTERM, stops accepting and then waits up to graceful_timeout
+# (30 s) for its connections to end; a WebSocket never ends by itself, so without this the
+# process lingers for the whole timeout and then drops its sockets without a close frame.
+_told_to_stop: Callable[[], bool] | None = None
+_stop_event: asyncio.Event | None = None
+_stop_watcher: asyncio.Task[None] | None = None
+
+
+def watch_worker(worker: Any) -> None:
+    """Close this process's WebSockets (1001) once `worker` (a gunicorn worker) is told to stop;
+    called by the gunicorn settings (post_worker_init) in each worker process."""
+    global _told_to_stop
+    _told_to_stop = lambda: not worker.alive  # noqa: E731
+
+
+def _stopping() -> asyncio.Event | None:
+    """The process-wide "stop now" event, watched by one task (not one poll per socket)."""
+    global _stop_event, _stop_watcher
+    if _told_to_stop is None:
+        return None
+    if _stop_event is None:
+        _stop_event = asyncio.Event()
+
+        async def watch(event: asyncio.Event, told: Callable[[], bool]) -> None:
+            while not told():
+                await asyncio.sleep(_STOP_POLL_SECONDS)
+            event.set()
+
+        _stop_watcher = asyncio.get_running_loop().create_task(watch(_stop_event, _told_to_stop))
+    return _stop_event
+
+
+async def serve_socket(handler: Awaitable[None], send: Any) -> None:
+    """Run one WebSocket's handler; if the process is told to stop first, end the handler and
+    close the socket with 1001 so that the client reconnects to another process."""
+    stop = _stopping()
+    if stop is None:
+        await handler
+        return
+    task = asyncio.ensure_future(handler)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if stop.is_set():
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": GOING_AWAY,
+                                "reason": "server restarting: reconnect"})
+    if not task.cancelled():
+        task.result()  # the handler's own error, if any
+
+
 def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = None) -> Any:
     runtime = runtime or create_runtime(settings)
     wsgi = create_app(runtime)
@@ -95,7 +161,7 @@ def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = 
         if kind == "http":
             await http(scope, receive, send)
         elif kind == "websocket":
-            await sockets(scope, receive, send)
+            await serve_socket(sockets(scope, receive, send), send)
         elif kind == "lifespan":
             while True:
                 message = await receive()

@@ -9,6 +9,7 @@ import falcon
 import orjson
 import peewee
 import pydantic
+import redis
 from playhouse.pool import MaxConnectionsExceeded
 
 from ..errors import (
@@ -18,6 +19,7 @@ from ..errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from ..kv import StoreUnavailable
 
 log = logging.getLogger("learnplat.http")
 
@@ -110,6 +112,14 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(pydantic.ValidationError, handle_validation_error)
     app.add_error_handler(peewee.IntegrityError, handle_integrity_error)
     app.add_error_handler(peewee.OperationalError, handle_unavailable)
+    # "connection already closed": the server went away under a pooled connection (a COMMIT
+    # on it fails so); the pool drops that connection at check-in.
+    app.add_error_handler(peewee.InterfaceError, handle_unavailable)
     app.add_error_handler(MaxConnectionsExceeded, handle_unavailable)
+    # Redis down or not answering within redis.socket_timeout: a write that needs it (a logout
+    # recording its revocation, a login counting guesses) answers 503, never 500.
+    app.add_error_handler(StoreUnavailable, handle_unavailable)
+    app.add_error_handler(redis.ConnectionError, handle_unavailable)
+    app.add_error_handler(redis.TimeoutError, handle_unavailable)
     app.add_error_handler(falcon.HTTPError, lambda req, resp, ex, params:
                           serialize_http_error(req, resp, ex))

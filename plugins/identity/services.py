@@ -49,6 +49,13 @@ if TYPE_CHECKING:
 _STATE_TTL = 3600.0
 
 
+def _restored_key(tenant_id: int) -> str:
+    """Present while the store holds this tenant's revocations: a Redis restarted without
+    persistence (or flushed) comes back without it, and the revocations are restored from the
+    database before the store is trusted again (`_restore_revocations`)."""
+    return f"revok:{tenant_id}"
+
+
 def _state_key(tenant_id: int, user_id: Any) -> str:
     return f"usr:{tenant_id}:{user_id}"
 
@@ -343,6 +350,10 @@ class IdentityService:
     # -- tokens ------------------------------------------------------------------------------
 
     def issue_pair(self, user: User, family: str | None = None) -> dict[str, Any]:
+        # Mark the store as holding this tenant's revocations (restoring them first if it
+        # lost them), so the token's requests find the marker in their round trip.
+        if self.kv.get(_restored_key(current_tenant().id)) is None:
+            self._restore_revocations()
         family = family or secrets.token_hex(16)
         refresh = secrets.token_urlsafe(32)
         RefreshToken.create(
@@ -418,16 +429,22 @@ class IdentityService:
         if not 0 < user_id < 2**31:  # beyond an INTEGER column the query itself would fail
             raise Unauthorized("invalid token subject")
         fam = claims.get("fam")
-        reads = [f"jti:{tenant.id}:{claims['jti']}", _state_key(tenant.id, user_id)]
+        reads = [f"jti:{tenant.id}:{claims['jti']}", _state_key(tenant.id, user_id),
+                 _restored_key(tenant.id)]
         if fam:
             reads.append(f"fam:{tenant.id}:{fam}")
         try:
             values = round_trip(reads, user_id) if round_trip else self.kv.get_many(reads)
         except StoreUnavailable:
             return self._principal_from_database(claims, user_id, fam)
+        if values[2] is None:
+            # The store lost its keys (Redis restarted without persistence, or flushed): a
+            # missing revocation proves nothing. Put them back, and answer from the database.
+            self._restore_revocations()
+            return self._principal_from_database(claims, user_id, fam)
         if values[0] is not None:
             raise Unauthorized("token revoked", code="token_revoked")
-        if fam and values[2] is not None:
+        if fam and values[3] is not None:
             raise Unauthorized("session ended", code="token_revoked")
         state = values[1] or self._cache_state(user_id)
         role, active, version = _parse_state(state)
@@ -437,6 +454,23 @@ class IdentityService:
         return Principal(user_id=user_id, tenant_id=tenant.id, role=role,
                          grants=self.runtime.registry.grants_for(role),
                          token_id=claims["jti"], claims=claims)
+
+    def _restore_revocations(self) -> None:
+        """Write the tenant's recently ended token families back into the store, then the
+        marker that says it holds them. Every access token names its family, and one issued
+        before its family ended expires within the access token lifetime of the ending: the
+        families ended since then are all that can still matter."""
+        tenant_id = current_tenant().id
+        ttl = self.tokens.ttl
+        now = utcnow()
+        ended = (RefreshToken.select(RefreshToken.family, fn.MAX(RefreshToken.revoked_at))
+                 .where(RefreshToken.revoked_at > now - dt.timedelta(seconds=ttl))
+                 .group_by(RefreshToken.family).tuples())
+        for family, revoked_at in ended:
+            left = ttl - (now - revoked_at).total_seconds()
+            if left > 0:
+                self.kv.set(f"fam:{tenant_id}:{family}", "restored", left + 1)
+        self.kv.set(_restored_key(tenant_id), "1")
 
     def _principal_from_database(self, claims: dict[str, Any], user_id: int,
                                  fam: str | None) -> Principal:

@@ -10,10 +10,13 @@ conditional UPDATE (``WHERE milestone_x_at IS NULL``), so its event is recorded 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any
 
 import peewee
+import redis
 from learnplat_courses.api import COURSES, CoursesAPI
 from learnplat_enrollment.api import ENROLLMENT, EnrollmentAPI
 from peewee import EXCLUDED, fn
@@ -35,6 +38,10 @@ from .settings import ProgressSettings
 
 if TYPE_CHECKING:
     from learnplat.runtime import Runtime
+
+log = logging.getLogger(__name__)
+# What a Redis that stopped answering raises (redis.connect_timeout / socket_timeout bound it).
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 SORTS = {
     "percent": (CourseProgress.percent, False),
@@ -170,8 +177,11 @@ class ProgressService:
                                         & (CourseProgress.user_id == user_id))
         pending: dict[int, Playback] = {}
         if self.store is not None:
-            pending = self.store.peek(principal.tenant_id, course_id, user_id,
-                                      [m.id for m in modules if m.kind == "video"])
+            try:
+                pending = self.store.peek(principal.tenant_id, course_id, user_id,
+                                          [m.id for m in modules if m.kind == "video"])
+            except REDIS_DOWN:  # Redis unreachable: the database's (last flushed) playback
+                log.warning("progress: Redis unreachable; playback shown as last flushed")
         completed_ids = {mid for mid, r in rows.items() if r.completed_at is not None}
         now = utcnow()
         out_modules = []
@@ -310,18 +320,27 @@ class ProgressService:
             def load() -> Any:
                 return self._stored_playback(course_id, user_id, module_id)
 
-            recorded = store.record(tenant_id, course_id, user_id, module_id, position,
-                                    duration, ts, load=load, check_access=True)
-            if recorded is None:
-                check_access()
-                store.remember_access(tenant_id, course_id, user_id, module_id)
+            try:
                 recorded = store.record(tenant_id, course_id, user_id, module_id, position,
-                                        duration, ts, load=load)
+                                        duration, ts, load=load, check_access=True)
+                if recorded is None:
+                    check_access()
+                    store.remember_access(tenant_id, course_id, user_id, module_id)
+                    recorded = store.record(tenant_id, course_id, user_id, module_id, position,
+                                            duration, ts, load=load)
+            except REDIS_DOWN:
+                # Redis unreachable: write through to the database, as without Redis, rather
+                # than refuse the heartbeat (docs/progress.md, "When Redis is unreachable").
+                log.warning("progress: Redis unreachable; heartbeat written to the database")
+                store = None
+                if modules is None:
+                    check_access()
         if store is not None:
             assert recorded is not None
             state, crossed = recorded
             if crossed:
-                store.count("write_through")
+                with contextlib.suppress(*REDIS_DOWN):  # a counter only
+                    store.count("write_through")
                 with db.transaction():
                     cp = self._lock(course_id, user_id)
                     self._set_completed(cp, modules or self.courses.list_modules(course_id),
