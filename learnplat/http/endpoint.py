@@ -11,8 +11,11 @@ The responder returns what to send (a pydantic model, dict or list) or sets resp
 from __future__ import annotations
 
 import functools
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import falcon
@@ -195,9 +198,11 @@ def parse_query(model: type[pydantic.BaseModel], req: falcon.Request) -> pydanti
         if wants_list and not isinstance(value, list):
             data[name] = [value]
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationFailed(pydantic_errors(exc)) from None
+    refuse_unstorable(parsed, "query")
+    return parsed
 
 
 def _limit(req: falcon.Request, spec: EndpointSpec, default: int) -> int:
@@ -265,7 +270,79 @@ def parse_body(model: type[pydantic.BaseModel], req: falcon.Request, spec: Endpo
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    if isinstance(data, dict | list):
+        _refuse_duplicate_keys(raw)
+    if b"\\u0000" in raw:
+        refuse_unstorable(data)  # a NUL anywhere, in keys the schema ignores too
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationFailed(pydantic_errors(exc)) from None
+    refuse_unstorable(parsed)
+    return parsed
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise BadRequest(f"malformed JSON: the key {dup[:100]!r} appears twice in one object")
+    return out
+
+
+_PAIRS = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+
+
+def _refuse_duplicate_keys(raw: bytes) -> None:
+    """400 for an object with a key twice. orjson keeps the last one silently, and a proxy, a
+    firewall or an audit log that read the first would disagree with what was applied
+    (I-JSON, RFC 7493: names MUST be unique). `raw` is valid JSON already (orjson said so)."""
+    try:
+        _PAIRS.decode(raw.decode())
+    except RecursionError:  # nested deeper than this parser goes (orjson allows 1024)
+        raise BadRequest("malformed JSON: nested too deeply") from None
+
+
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def refuse_unstorable(value: Any, where: str = "body") -> None:
+    """422 for validated input that no column can hold, whatever the schema said: a NUL
+    character in a string (PostgreSQL refuses it in text and jsonb: a 500 if it reached the
+    database), an integer beyond 64 bits (SQLite and bigint overflow) or a float or decimal
+    that is not finite (NaN, Infinity: from a lax "1e400" string). Keys of free-form objects
+    included."""
+    errors: list[dict[str, Any]] = []
+
+    def bad(loc: list[str], message: str, kind: str) -> None:
+        errors.append({"field": ".".join(loc) or where, "message": message, "type": kind})
+
+    def walk(v: Any, loc: list[str]) -> None:
+        if len(errors) >= 10:
+            return
+        if isinstance(v, str):
+            if "\x00" in v:
+                bad(loc, "must not contain a NUL character (\\u0000)", "string_nul")
+        elif isinstance(v, bool):
+            return
+        elif isinstance(v, int):
+            if not _INT64[0] <= v <= _INT64[1]:
+                bad(loc, "integer out of range (64-bit signed)", "int_range")
+        elif isinstance(v, float | Decimal):
+            if not (math.isfinite(v) if isinstance(v, float) else v.is_finite()):
+                bad(loc, "must be a finite number", "finite_number")
+        elif isinstance(v, pydantic.BaseModel):
+            for name, item in (*v.__dict__.items(), *(v.__pydantic_extra__ or {}).items()):
+                walk(item, [*loc, name])
+        elif isinstance(v, dict):
+            for key, item in v.items():
+                walk(key, loc)
+                walk(item, [*loc, str(key)])
+        elif isinstance(v, list | tuple | set | frozenset):
+            for i, item in enumerate(v):
+                walk(item, [*loc, str(i)])
+
+    walk(value, [])
+    if errors:
+        raise ValidationFailed(errors)
