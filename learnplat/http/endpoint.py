@@ -13,10 +13,11 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 import falcon
 import orjson
@@ -213,8 +214,52 @@ def check_upload(req: falcon.Request, spec: EndpointSpec, default_limit: int) ->
     if not (req.content_type or "").startswith(MULTIPART):
         raise UnsupportedMediaType(f"expected {MULTIPART}")
     limit = _limit(req, spec, default_limit)
+    req.context.body_limit = limit  # for multipart_parts / multipart_file
     if req.content_length is not None and req.content_length > limit:
         raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
+
+
+def multipart_parts(req: falcon.Request, limit: int | None = None
+                    ) -> tuple[Iterator[Any], Callable[[], None]]:
+    """The parts of a multipart body, and a function that reads on to its closing boundary.
+
+    Parsed from `body_stream` (at most `limit` bytes, by default the route's `max_body`: 413
+    beyond), so a chunked body or one without Content-Length works too (falcon's
+    ``req.get_media()`` fails on those). Call the function once the part you wanted is read and
+    before recording anything: a body cut before its closing boundary (a client gone, a proxy
+    timeout) then answers 400 instead of storing what came before the cut."""
+    limit = limit or getattr(req.context, "body_limit", None) or req.context.max_body
+    handler = req.options.media_handlers[falcon.MEDIA_MULTIPART]
+    length = req.content_length if req.content_length is not None else limit + 1
+    parts = iter(handler.deserialize(body_stream(req, limit), req.content_type, length))
+
+    def finish() -> None:
+        for _ in parts:  # each step skips the rest of a part; a truncated body raises 400
+            pass
+
+    return parts, finish
+
+
+def multipart_file(req: falcon.Request, name: str = "file", missing: str = "",
+                   limit: int | None = None) -> IO[bytes]:
+    """The multipart part `name` of the request as a temporary file (in memory while small),
+    once the whole body has arrived (see `multipart_parts`): for uploads small enough to hold
+    (images). 422 when there is no such part."""
+    parts, finish = multipart_parts(req, limit)
+    for part in parts:
+        if part.name == name:
+            out = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)
+            try:
+                while chunk := part.stream.read(65536):
+                    out.write(chunk)
+                finish()
+            except BaseException:
+                out.close()
+                raise
+            out.seek(0)
+            return out  # type: ignore[return-value]
+    raise ValidationFailed.field(
+        name, missing or f"send the file in a multipart part named {name!r}", "missing")
 
 
 def _unbounded_body(req: falcon.Request) -> bool:

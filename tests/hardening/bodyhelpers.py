@@ -217,3 +217,84 @@ def is_problem(resp: Any) -> bool:
         return False
     body = orjson.loads(resp.content)
     return isinstance(body, dict) and body.get("status") == resp.status_code
+
+
+# -- multipart ---------------------------------------------------------------------------------
+
+BOUNDARY = "lphardeningb0undary"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def multipart_operations(doc: dict[str, Any]) -> list[Operation]:
+    """Every operation of the document whose request body is multipart/form-data."""
+    out = []
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if isinstance(op, dict) and "multipart/form-data" in op.get("requestBody", {}).get(
+                    "content", {}):
+                out.append(Operation(method.upper(), path, {}, anonymous=False))
+    return out
+
+
+def part(data: bytes, name: str = "file", filename: str | None = "f.bin",
+         content_type: str = "application/octet-stream", boundary: str = BOUNDARY) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return (f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+            f"Content-Type: {content_type}\r\n\r\n").encode() + data + b"\r\n"
+
+
+def closing(boundary: str = BOUNDARY) -> bytes:
+    return f"--{boundary}--\r\n".encode()
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A broken multipart request: body, headers, statuses that are right."""
+
+    name: str
+    body: bytes
+    headers: dict[str, str]
+    expect: tuple[int, ...]
+
+
+def broken_uploads(data: bytes, filename: str, content_type: str) -> Iterator[Upload]:
+    """Multipart bodies gone wrong around a file (`data`) the route would take."""
+    whole = part(data, filename=filename, content_type=content_type) + closing()
+    h = {"Content-Type": MULTIPART}
+    # Cut in the file: the file's own check (not an image: 415/422) may see it first.
+    yield Upload("truncated in the file", whole[: len(whole) // 2], h, (400, 415, 422))
+    yield Upload("truncated in the part header", whole[:40], h, (400,))
+    yield Upload("shorter than Content-Length", whole[: len(whole) // 2],
+                 {**h, "Content-Length": str(len(whole))}, (400, 415, 422))
+    yield Upload("no closing boundary", whole[: -len(closing())], h, (400,))
+    yield Upload("closing boundary cut", whole[:-4], h, (400,))
+    yield Upload("no file part", part(b"x", name="other", filename=None) + closing(), h, (422,))
+    yield Upload("only the closing boundary", closing(), h, (400, 422))
+    yield Upload("empty body", b"", h, (400, 422))
+    yield Upload("wrong boundary", whole, {"Content-Type":
+                                           "multipart/form-data; boundary=somethingelse"}, (400,))
+    yield Upload("no boundary", whole, {"Content-Type": "multipart/form-data"}, (400,))
+    yield Upload("boundary too long", whole, {"Content-Type": "multipart/form-data; boundary="
+                                              + "b" * 5000}, (400,))
+    yield Upload("not multipart", data, {"Content-Type": content_type}, (415,))
+    yield Upload("huge part header", part(data, filename="x" * 200_000 + ".png") + closing(), h,
+                 (400, 413, 422))
+    yield Upload("endless header line", f"--{BOUNDARY}\r\nX-Junk: ".encode() + b"j" * 300_000,
+                 h, (400, 413))
+    yield Upload("part header without end", f"--{BOUNDARY}\r\nContent-Disposition: form-data; "
+                 f'name="file"; filename="{filename}"\r\n'.encode() + data, h, (400,))
+    yield Upload("many parts", b"".join(part(b"v", name=f"f{i}", filename=None)
+                                        for i in range(5000)) + whole, h, (400, 413, 422))
+    yield Upload("zero-byte file", part(b"", filename=filename, content_type=content_type)
+                 + closing(), h, (400, 415, 422))
+    yield Upload("declared 10 GB", whole, {**h, "Content-Length": str(10 * 1024**3)},
+                 (400, 413))
+    yield Upload("two file parts, the second cut", part(data, filename=filename,
+                                                         content_type=content_type)
+                 + part(data, filename=filename, content_type=content_type)[:-100], h, (400,))
+
+
+def stored_keys(runtime: Any, tenant: TenantInfo) -> list[str]:
+    """Every storage object of the tenant."""
+    with tenant_context(tenant):
+        return sorted(o.key for o in runtime.storage.list(""))
