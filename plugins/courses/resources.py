@@ -301,7 +301,9 @@ class CourseImage(ImageResource):
         principal = req.context.principal
         self.images.check_can_upload(principal, course_id)
         # The whole body first: one cut before its closing boundary must not replace the image.
-        with multipart_file(req, "file", "send the image in a multipart part named 'file'") as fp:
+        limit = self.images.settings.image_max_bytes + 64 * 1024  # and the multipart framing
+        with multipart_file(req, "file", "send the image in a multipart part named 'file'",
+                            limit=limit) as fp:
             return self._course(self.images.upload(principal, course_id, fp))
 
     @endpoint(permission="course.update", status=204, summary="Remove the course image")

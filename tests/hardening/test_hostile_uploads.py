@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+import requests
 from bodyhelpers import (
     BOUNDARY,
     MULTIPART,
@@ -144,7 +145,8 @@ def test_client_gone_in_the_middle_of_uploads_leaves_nothing(
         lp_runtime: Any, lp_database: Any, lp_tenant: Any, school: dict[str, Any],
         tmp_path_factory: pytest.TempPathFactory) -> None:
     """Real sockets: a client announces a video and a course image, sends part of each and
-    hangs up (or goes silent until the server's timeout). No row, no stored object."""
+    hangs up, or half-closes and waits for an answer. No row, no stored object; the
+    half-closed ones get a 4xx or a closed connection, never a 5xx."""
     tables = tenant_tables(lp_runtime)
     before, keys = count_rows(tables, lp_tenant), stored_keys(lp_runtime, lp_tenant)
     cid, mid = school["course_id"], school["module_ids"][0]
@@ -189,11 +191,17 @@ def test_client_gone_in_the_middle_of_uploads_leaves_nothing(
             if (rows, left) == (before, keys) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        import requests
-
-        assert requests.get(base + "/healthz", timeout=5).status_code == 200
-    assert rows == before
-    assert left == keys, set(left) - set(keys)
+        assert rows == before
+        assert left == keys, set(left) - set(keys)
+        # A chunked upload (no Content-Length) of an image is taken whole (it was a 500: falcon's
+        # req.get_media() needs a Content-Length).
+        body = part(_png(), filename="p.png", content_type="image/png") + closing()
+        for path, who in ((f"/courses/{cid}/image", token),
+                          ("/certificates/template/logo", school["users"]["admin"].token)):
+            r = requests.post(base + path, data=iter([body[:100], body[100:]]), timeout=30,
+                              headers={"Authorization": f"Bearer {who}", "X-Tenant":
+                                       lp_tenant.slug, "Content-Type": MULTIPART})
+            assert r.status_code == 201, r.text
 
 
 def test_a_boundary_inside_the_file_is_not_an_end(lp_runtime: Any, lp_tenant: Any,
