@@ -79,6 +79,8 @@ class TenantService:
         return _info(row, domains)
 
     def get_by_slug(self, slug: str) -> TenantInfo | None:
+        if "\x00" in slug:  # names no school; PostgreSQL would refuse the parameter (a 500)
+            return None
         return self._cached(("slug", slug), lambda: self._load(Tenant.slug == slug))
 
     def get_by_id(self, tenant_id: int) -> TenantInfo | None:
@@ -86,6 +88,8 @@ class TenantService:
 
     def get_by_domain(self, host: str) -> TenantInfo | None:
         host = host.split(":", 1)[0].lower()
+        if "\x00" in host:
+            return None
 
         def load() -> TenantInfo | None:
             row = TenantDomain.select().where(TenantDomain.domain == host).first()

@@ -66,10 +66,11 @@ class RequestContextMiddleware:
         ctx.max_body = self.max_body
         ctx.cleanup = []
         resp.set_header("X-Request-Id", rid)
-        if "\x00" in req.path or "%00" in req.query_string:
-            # No identifier or filter holds a NUL, and PostgreSQL refuses one in any text
-            # parameter (a 500 if it got that far). Bodies: endpoint.refuse_unstorable.
-            raise BadRequest("the path or query string contains a NUL character (%00)")
+        if "%00" in req.query_string:
+            # No filter holds a NUL, and PostgreSQL refuses one in any text parameter (a 500 if
+            # it got that far). Bodies: endpoint.refuse_unstorable. Path fields are the
+            # routes' own (an id with a NUL names nothing: 404).
+            raise BadRequest("the query string contains a NUL character (%00)")
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          params: dict[str, Any]) -> None:
