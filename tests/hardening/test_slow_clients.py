@@ -172,3 +172,40 @@ def test_gthread_measurement(lp_runtime: Any, lp_database: Any,
                   f"{status} after {time.monotonic() - started:.1f} s")
         finally:
             drip.stop()
+
+
+def test_read_ahead_replays_the_body_and_gives_up_in_time() -> None:
+    import asyncio
+
+    from learnplat.http.asgi import read_ahead
+
+    def feed(messages: list[dict[str, Any]], pause: float = 0.0) -> Any:
+        async def receive() -> dict[str, Any]:
+            if pause:
+                await asyncio.sleep(pause)
+            return messages.pop(0)
+        return receive
+
+    async def drain(receive: Any, n: int) -> list[dict[str, Any]]:
+        return [await receive() for _ in range(n)]
+
+    body = [{"type": "http.request", "body": b"ab", "more_body": True},
+            {"type": "http.request", "body": b"cd", "more_body": True},
+            {"type": "http.request", "body": b"ef", "more_body": False}]
+    # Complete within the limit: all of it read ahead, then replayed in order.
+    source = list(body)
+    replay = asyncio.run(read_ahead(feed(source), limit=100, timeout=1))
+    assert source == []  # read before the app runs
+    assert asyncio.run(drain(replay, 3)) == body
+    # Over the limit (an upload): what was read is replayed, the rest read on demand.
+    source = list(body)
+    replay = asyncio.run(read_ahead(feed(source), limit=3, timeout=1))
+    assert len(source) == 1
+    assert [m["body"] for m in asyncio.run(drain(replay, 3))] == [b"ab", b"cd", b"ef"]
+    # A client that disconnects: the app sees it.
+    gone = [{"type": "http.request", "body": b"a", "more_body": True},
+            {"type": "http.disconnect"}]
+    replay = asyncio.run(read_ahead(feed(list(gone)), limit=100, timeout=1))
+    assert asyncio.run(drain(replay, 2)) == gone
+    # Too slow: None (the caller answers 408).
+    assert asyncio.run(read_ahead(feed(list(body), pause=0.2), limit=100, timeout=0.3)) is None
