@@ -202,3 +202,19 @@ def test_a_value_the_database_refuses_is_a_422() -> None:
     r = falcon.testing.TestClient(app).simulate_post("/x")
     assert r.status_code == 422 and is_problem(r), r.text
     assert r.json["errors"][0]["type"] == "data_error"
+
+
+def test_made_up_school_names_do_not_grow_the_tenant_cache(lp_runtime: Any,
+                                                           monkeypatch: Any) -> None:
+    """Every lookup is cached, misses too; a client making up X-Tenant values (or issuer
+    slugs, or Host names) must not grow a process's memory without bound."""
+    from learnplat import db, tenants
+    from learnplat.tenants import TenantService
+
+    monkeypatch.setattr(tenants, "_CACHE_MAX", 50)
+    service = TenantService(cache_seconds=60)
+    with db.connection():
+        for i in range(400):
+            assert service.get_by_slug(f"made-up-{i}") is None
+            assert service.get_by_domain(f"made-up-{i}.example") is None
+    assert len(service._cache) <= 50
