@@ -40,7 +40,7 @@ from .errors import (
 )
 from .events import EventMessage
 from .hookspecs import hookimpl, hookspec
-from .http.endpoint import MULTIPART, body_stream, endpoint
+from .http.endpoint import MULTIPART, body_stream, endpoint, multipart_file, multipart_parts
 from .http.serving import send_object
 from .models import JSONField, TenantModel, UTCDateTimeField, utcnow
 from .pagination import Page, PageQuery, paginate
@@ -102,7 +102,7 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     "endpoint", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal", "bump_generation",
     "Page", "PageQuery", "paginate", "merge_extras",
     # files: receiving uploads (type by content, limits, sha256) and sending stored objects
-    "MULTIPART", "body_stream", "uploads", "send_object",
+    "MULTIPART", "body_stream", "multipart_parts", "multipart_file", "uploads", "send_object",
     # data and tenancy
     "db", "TenantModel", "JSONField", "UTCDateTimeField", "utcnow", "TenantInfo",
     "current_tenant", "tenant_context", "Runtime",

@@ -53,6 +53,9 @@ def _info(row: Tenant, domains: Iterable[str]) -> TenantInfo:
     )
 
 
+_CACHE_MAX = 10_000  # tenant lookups a process keeps (hits and misses)
+
+
 class TenantService:
     def __init__(self, cache_seconds: float = 5.0):
         self.cache_seconds = cache_seconds
@@ -68,6 +71,13 @@ class TenantService:
             return hit[1]
         value = load()
         with self._lock:
+            if len(self._cache) >= _CACHE_MAX:
+                # Lookups of names that do not exist (any X-Tenant, Host or issuer slug a
+                # client makes up) are cached too: drop what has expired, else everything,
+                # so that the cache never grows with them.
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
             self._cache[key] = (now + self.cache_seconds, value)
         return value
 
@@ -79,6 +89,8 @@ class TenantService:
         return _info(row, domains)
 
     def get_by_slug(self, slug: str) -> TenantInfo | None:
+        if "\x00" in slug:  # names no school; PostgreSQL would refuse the parameter (a 500)
+            return None
         return self._cached(("slug", slug), lambda: self._load(Tenant.slug == slug))
 
     def get_by_id(self, tenant_id: int) -> TenantInfo | None:
@@ -86,6 +98,8 @@ class TenantService:
 
     def get_by_domain(self, host: str) -> TenantInfo | None:
         host = host.split(":", 1)[0].lower()
+        if "\x00" in host:
+            return None
 
         def load() -> TenantInfo | None:
             row = TenantDomain.select().where(TenantDomain.domain == host).first()

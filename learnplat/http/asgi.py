@@ -11,6 +11,11 @@ gunicorn's `asgi` worker): one address for the REST API and WebSockets.
 * Stopping (SIGTERM: a rolling restart, a scale-in): open WebSockets are closed at once with
   1001 "going away", so that clients reconnect through the load balancer to a process that
   stays, and the process exits in a moment instead of after gunicorn's graceful_timeout.
+* Request bodies up to `app.max_body_bytes` (every JSON body) are read here, in the event
+  loop, before the request takes one of the `server.threads` threads: a client that sends its
+  body slowly (slowloris) holds a socket, not a thread, a database connection or a transaction,
+  and gets a 408 after `server.timeout` seconds. Larger bodies (uploads) stream to the thread
+  as they arrive. docs/security.md, "Slow clients".
 """
 
 from __future__ import annotations
@@ -132,6 +137,53 @@ async def serve_socket(handler: Awaitable[None], send: Any) -> None:
         task.result()  # the handler's own error, if any
 
 
+_TIMED_OUT = (b'{"type":"urn:learnplat:problem:request_timeout","title":"Request timeout",'
+              b'"status":408,"detail":"the request body did not arrive in time",'
+              b'"code":"request_timeout"}')
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def read_ahead(receive: Any, limit: int, timeout: float) -> Any:
+    """Receive the request body in the event loop until it is complete or more than `limit`
+    bytes have come; a receive callable that replays those messages, then reads on. None when
+    the body did not come within `timeout` seconds."""
+    messages: list[dict[str, Any]] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break  # http.disconnect: the app sees it in turn
+                size += len(message.get("body", b""))
+                if not message.get("more_body") or size > limit:
+                    break
+    except TimeoutError:
+        return None
+
+    async def replay() -> Any:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
+
+
+async def _request_timeout(send: Any) -> None:
+    await send({"type": "http.response.start", "status": 408, "headers": [
+        (b"content-type", b"application/problem+json"), (b"connection", b"close"),
+        (b"content-length", str(len(_TIMED_OUT)).encode())]})
+    await send({"type": "http.response.body", "body": _TIMED_OUT})
+
+
 def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = None) -> Any:
     runtime = runtime or create_runtime(settings)
     wsgi = create_app(runtime)
@@ -156,9 +208,18 @@ def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = 
         if is_websocket_route(route):
             sockets.add_route(route.path, route.resource)
 
+    read_limit = runtime.settings.app.max_body_bytes
+    read_timeout = float(runtime.settings.server.timeout)
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
+            length = _content_length(scope)
+            if length is None or 0 < length <= read_limit:  # else an upload: it streams
+                receive = await read_ahead(receive, read_limit, read_timeout)
+                if receive is None:
+                    await _request_timeout(send)
+                    return
             await http(scope, receive, send)
         elif kind == "websocket":
             await serve_socket(sockets(scope, receive, send), send)

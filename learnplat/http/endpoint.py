@@ -11,9 +11,13 @@ The responder returns what to send (a pydantic model, dict or list) or sets resp
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import json
+import math
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import IO, Any
 
 import falcon
 import orjson
@@ -195,9 +199,11 @@ def parse_query(model: type[pydantic.BaseModel], req: falcon.Request) -> pydanti
         if wants_list and not isinstance(value, list):
             data[name] = [value]
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationFailed(pydantic_errors(exc)) from None
+    refuse_unstorable(parsed, "query")
+    return parsed
 
 
 def _limit(req: falcon.Request, spec: EndpointSpec, default: int) -> int:
@@ -208,8 +214,52 @@ def check_upload(req: falcon.Request, spec: EndpointSpec, default_limit: int) ->
     if not (req.content_type or "").startswith(MULTIPART):
         raise UnsupportedMediaType(f"expected {MULTIPART}")
     limit = _limit(req, spec, default_limit)
+    req.context.body_limit = limit  # for multipart_parts / multipart_file
     if req.content_length is not None and req.content_length > limit:
         raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
+
+
+def multipart_parts(req: falcon.Request, limit: int | None = None
+                    ) -> tuple[Iterator[Any], Callable[[], None]]:
+    """The parts of a multipart body, and a function that reads on to its closing boundary.
+
+    Parsed from `body_stream` (at most `limit` bytes, by default the route's `max_body`: 413
+    beyond), so a chunked body or one without Content-Length works too (falcon's
+    ``req.get_media()`` fails on those). Call the function once the part you wanted is read and
+    before recording anything: a body cut before its closing boundary (a client gone, a proxy
+    timeout) then answers 400 instead of storing what came before the cut."""
+    limit = limit or getattr(req.context, "body_limit", None) or req.context.max_body
+    handler = req.options.media_handlers[falcon.MEDIA_MULTIPART]
+    length = req.content_length if req.content_length is not None else limit + 1
+    parts = iter(handler.deserialize(body_stream(req, limit), req.content_type, length))
+
+    def finish() -> None:
+        for _ in parts:  # each step skips the rest of a part; a truncated body raises 400
+            pass
+
+    return parts, finish
+
+
+def multipart_file(req: falcon.Request, name: str = "file", missing: str = "",
+                   limit: int | None = None) -> IO[bytes]:
+    """The multipart part `name` of the request as a temporary file (in memory while small),
+    once the whole body has arrived (see `multipart_parts`): for uploads small enough to hold
+    (images). 422 when there is no such part."""
+    parts, finish = multipart_parts(req, limit)
+    for part in parts:
+        if part.name == name:
+            out = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)
+            try:
+                while chunk := part.stream.read(65536):
+                    out.write(chunk)
+                finish()
+            except BaseException:
+                out.close()
+                raise
+            out.seek(0)
+            return out  # type: ignore[return-value]
+    raise ValidationFailed.field(
+        name, missing or f"send the file in a multipart part named {name!r}", "missing")
 
 
 def _unbounded_body(req: falcon.Request) -> bool:
@@ -265,7 +315,79 @@ def parse_body(model: type[pydantic.BaseModel], req: falcon.Request, spec: Endpo
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    if isinstance(data, dict | list):
+        _refuse_duplicate_keys(raw)
+    if b"\\u0000" in raw:
+        refuse_unstorable(data)  # a NUL anywhere, in keys the schema ignores too
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationFailed(pydantic_errors(exc)) from None
+    refuse_unstorable(parsed)
+    return parsed
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise BadRequest(f"malformed JSON: the key {dup[:100]!r} appears twice in one object")
+    return out
+
+
+_PAIRS = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+
+
+def _refuse_duplicate_keys(raw: bytes) -> None:
+    """400 for an object with a key twice. orjson keeps the last one silently, and a proxy, a
+    firewall or an audit log that read the first would disagree with what was applied
+    (I-JSON, RFC 7493: names MUST be unique). `raw` is valid JSON already (orjson said so)."""
+    try:
+        _PAIRS.decode(raw.decode())
+    except RecursionError:  # nested deeper than this parser goes (orjson allows 1024)
+        raise BadRequest("malformed JSON: nested too deeply") from None
+
+
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def refuse_unstorable(value: Any, where: str = "body") -> None:
+    """422 for validated input that no column can hold, whatever the schema said: a NUL
+    character in a string (PostgreSQL refuses it in text and jsonb: a 500 if it reached the
+    database), an integer beyond 64 bits (SQLite and bigint overflow) or a float or decimal
+    that is not finite (NaN, Infinity: from a lax "1e400" string). Keys of free-form objects
+    included."""
+    errors: list[dict[str, Any]] = []
+
+    def bad(loc: list[str], message: str, kind: str) -> None:
+        errors.append({"field": ".".join(loc) or where, "message": message, "type": kind})
+
+    def walk(v: Any, loc: list[str]) -> None:
+        if len(errors) >= 10:
+            return
+        if isinstance(v, str):
+            if "\x00" in v:
+                bad(loc, "must not contain a NUL character (\\u0000)", "string_nul")
+        elif isinstance(v, bool):
+            return
+        elif isinstance(v, int):
+            if not _INT64[0] <= v <= _INT64[1]:
+                bad(loc, "integer out of range (64-bit signed)", "int_range")
+        elif isinstance(v, float | Decimal):
+            if not (math.isfinite(v) if isinstance(v, float) else v.is_finite()):
+                bad(loc, "must be a finite number", "finite_number")
+        elif isinstance(v, pydantic.BaseModel):
+            for name, item in (*v.__dict__.items(), *(v.__pydantic_extra__ or {}).items()):
+                walk(item, [*loc, name])
+        elif isinstance(v, dict):
+            for key, item in v.items():
+                walk(key, loc)
+                walk(item, [*loc, str(key)])
+        elif isinstance(v, list | tuple | set | frozenset):
+            for i, item in enumerate(v):
+                walk(item, [*loc, str(i)])
+
+    walk(value, [])
+    if errors:
+        raise ValidationFailed(errors)

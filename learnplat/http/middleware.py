@@ -19,7 +19,7 @@ import falcon
 
 from .. import db
 from ..answers import GENERATION_TTL, generation_key, new_token
-from ..errors import NotFound, RateLimited, Unauthorized
+from ..errors import BadRequest, NotFound, RateLimited, Unauthorized
 from ..kv import StoreUnavailable
 from ..ratelimit import headers as limit_headers
 from ..ratelimit import refused
@@ -66,6 +66,11 @@ class RequestContextMiddleware:
         ctx.max_body = self.max_body
         ctx.cleanup = []
         resp.set_header("X-Request-Id", rid)
+        if "%00" in req.query_string:
+            # No filter holds a NUL, and PostgreSQL refuses one in any text parameter (a 500 if
+            # it got that far). Bodies: endpoint.refuse_unstorable. Path fields are the
+            # routes' own (an id with a NUL names nothing: 404).
+            raise BadRequest("the query string contains a NUL character (%00)")
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          params: dict[str, Any]) -> None:

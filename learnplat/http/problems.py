@@ -69,6 +69,16 @@ def handle_integrity_error(req: falcon.Request, resp: falcon.Response, ex: Excep
     _write(req, resp, Conflict("the change conflicts with existing data").to_problem())
 
 
+def handle_data_error(req: falcon.Request, resp: falcon.Response, ex: Exception,
+                      params: dict[str, Any]) -> None:
+    # The database refused a value (too long for its column, out of its column's range): the
+    # request's input, which a schema should have bounded first; the log says where.
+    log.warning("data error on %s %s: %s", req.method, req.path, ex)
+    err = ValidationFailed([{"field": "body", "message": "a value is too long or out of range "
+                             "for where it is stored", "type": "data_error"}])
+    _write(req, resp, err.to_problem())
+
+
 def handle_unavailable(req: falcon.Request, resp: falcon.Response, ex: Exception,
                        params: dict[str, Any]) -> None:
     log.error("dependency unavailable on %s %s: %r", req.method, req.path, ex)
@@ -111,6 +121,7 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(LearnplatError, handle_domain_error)
     app.add_error_handler(pydantic.ValidationError, handle_validation_error)
     app.add_error_handler(peewee.IntegrityError, handle_integrity_error)
+    app.add_error_handler(peewee.DataError, handle_data_error)
     app.add_error_handler(peewee.OperationalError, handle_unavailable)
     # "connection already closed": the server went away under a pooled connection (a COMMIT
     # on it fails so); the pool drops that connection at check-in.

@@ -24,9 +24,9 @@ from learnplat.plugin import (
     PageQuery,
     PermissionDenied,
     TenantInfo,
-    ValidationFailed,
     db,
     endpoint,
+    multipart_file,
     paginate,
     tenant_context,
 )
@@ -380,11 +380,9 @@ class TemplateImage:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> Any:
         """PNG, JPEG or WebP, at most 2 MB and 4000 pixels a side; anything else that is not
         such an image: 422."""
-        for part in req.get_media():
-            if part.name == "file":
-                return self.templates.set_image(self.which, part.stream)
-        raise ValidationFailed.field("file", "send the image in a multipart part named 'file'",
-                                     "missing")
+        # The whole body first: one cut before its closing boundary must not replace the image.
+        with multipart_file(req, "file", "send the image in a multipart part named 'file'") as fp:
+            return self.templates.set_image(self.which, fp)
 
     @endpoint(permission="certificate.manage", status=204,
               summary="Remove the template's logo or signature image")

@@ -7,11 +7,11 @@ from typing import Any
 
 import falcon
 
-from learnplat.errors import NotFound, ValidationFailed
+from learnplat.errors import NotFound
 from learnplat.http.endpoint import JSON, MULTIPART, dump, endpoint
 from learnplat.http.serving import send_object
 from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import merge_extras
+from learnplat.plugin import merge_extras, multipart_file
 
 from .analytics import AnalyticsService
 from .feedback import FeedbackService, message_out, thread_out
@@ -300,12 +300,11 @@ class CourseImage(ImageResource):
         thumbnail_url is null until it is ready."""
         principal = req.context.principal
         self.images.check_can_upload(principal, course_id)
-        form = req.get_media()
-        for part in form:
-            if part.name == "file":
-                return self._course(self.images.upload(principal, course_id, part.stream))
-        raise ValidationFailed.field("file", "send the image in a multipart part named 'file'",
-                                     "missing")
+        # The whole body first: one cut before its closing boundary must not replace the image.
+        limit = self.images.settings.image_max_bytes + 64 * 1024  # and the multipart framing
+        with multipart_file(req, "file", "send the image in a multipart part named 'file'",
+                            limit=limit) as fp:
+            return self._course(self.images.upload(principal, course_id, fp))
 
     @endpoint(permission="course.update", status=204, summary="Remove the course image")
     def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
