@@ -7,9 +7,11 @@ releases. docs/plugins.md documents each name.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from . import db, uploads
 from .answers import bump_generation
@@ -46,6 +48,7 @@ from .models import JSONField, TenantModel, UTCDateTimeField, utcnow
 from .pagination import Page, PageQuery, paginate
 from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
 from .runtime import Runtime
+from .schema_doc import describe_strings, not_nullable
 from .tenancy import TenantInfo, current_tenant, tenant_context
 
 
@@ -56,13 +59,41 @@ class Schema(BaseModel):
     may use plain ``pydantic.BaseModel``."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Fields a client may omit but not send as null (PATCH bodies): the OpenAPI document
+    # leaves null out of their schema (the model still refuses it with a validator).
+    omit_not_null: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # The document says what the API accepts: strings are stripped before their length
+        # is checked and may hold no NUL.
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        describe_strings(target)
+        not_nullable(target, cls.omit_not_null)
+        return schema
 
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
         if _has_nul(value):
             raise ValueError("must not contain NUL (\\u0000) characters")
-        return value
+        return _no_tiny(value)
+
+
+# Below the smallest normal single-precision float: PostgreSQL's REAL (a peewee FloatField)
+# refuses such a value ("value out of range: underflow"), which would be a 500. Nothing a
+# request means is that small: it is read as 0.
+_TINY = 1e-30
+
+
+def _no_tiny(value: Any) -> Any:
+    if isinstance(value, float) and value != 0.0 and abs(value) < _TINY:
+        return 0.0
+    if isinstance(value, list) and any(isinstance(v, float) for v in value):
+        return [_no_tiny(v) for v in value]
+    return value
 
 
 def _has_nul(value: Any) -> bool:
