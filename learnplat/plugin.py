@@ -7,6 +7,7 @@ releases. docs/plugins.md documents each name.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator
@@ -82,15 +83,16 @@ class Schema(BaseModel):
         return _no_tiny(value)
 
 
-# Below the smallest normal single-precision float: PostgreSQL's REAL (a peewee FloatField)
-# refuses such a value ("value out of range: underflow"), which would be a 500. Nothing a
-# request means is that small: it is read as 0.
+# Near the smallest normal single-precision float: PostgreSQL's REAL (a peewee FloatField)
+# refuses smaller ones ("value out of range: underflow"), which was a 500. Nothing a request
+# means is that small; a non-zero magnitude below it is read as _TINY (same sign), so that
+# bounds such as "> 0" still hold.
 _TINY = 1e-30
 
 
 def _no_tiny(value: Any) -> Any:
     if isinstance(value, float) and value != 0.0 and abs(value) < _TINY:
-        return 0.0
+        return math.copysign(_TINY, value)
     if isinstance(value, list) and any(isinstance(v, float) for v in value):
         return [_no_tiny(v) for v in value]
     return value

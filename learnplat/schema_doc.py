@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 NO_NUL = "^[^\\u0000]*$"
-# What str.strip() removes (str.isspace()), spelled out: ECMA's \s differs from it.
-_SPACE = ("\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
+# What pydantic's str_strip_whitespace removes (Rust's trim: Unicode White_Space), spelled
+# out: ECMA's \s differs from it (U+FEFF), and so does Python's str.strip() (U+001C-U+001F).
+_SPACE = ("\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a"
           "\\u2028\\u2029\\u202f\\u205f\\u3000")
 INT64 = 2**63 - 1
 
@@ -17,6 +18,10 @@ def stripped_pattern(min_length: int, max_length: int | None) -> str:
     """A string that, once stripped of surrounding white space, has at least `min_length`
     (at most `max_length`) characters, none of them NUL."""
     edge, space = f"[^{_SPACE}\\u0000]", f"[{_SPACE}]*"
+    if max_length is not None and max_length <= 1:
+        if max_length == 0 or min_length > 1:
+            return f"^{space}$" if min_length == 0 else "^(?!)$"
+        return f"^{space}{edge}{'?' if min_length == 0 else ''}{space}$"
     if min_length == 0:
         upper = "" if max_length is None else str(max(max_length - 2, 0))
         return f"^{space}({edge}([^\\u0000]{{0,{upper}}}{edge})?)?{space}$"
