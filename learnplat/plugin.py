@@ -8,9 +8,18 @@ releases. docs/plugins.md documents each name.
 from __future__ import annotations
 
 import math
+import types
+import typing
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -75,6 +84,16 @@ class Schema(BaseModel):
         not_nullable(target, cls.omit_not_null)
         return schema
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true/false as 1/0 for a number field; the document says
+        # "integer" or "number", and so does the API.
+        if isinstance(value, bool) and info.field_name is not None and not _admits_bool(
+                cls.model_fields[info.field_name].annotation):
+            raise ValueError("expected a number, not true or false")
+        return value
+
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
@@ -88,6 +107,23 @@ class Schema(BaseModel):
 # means is that small; a non-zero magnitude below it is read as _TINY (same sign), so that
 # bounds such as "> 0" still hold.
 _TINY = 1e-30
+
+
+def _admits_bool(annotation: Any) -> bool:
+    """Whether a field's type takes a JSON boolean as itself (bool, Any, a union or Literal
+    with one, or anything that is not a plain number)."""
+    if annotation in (bool, Any):
+        return True
+    if annotation in (int, float):
+        return False
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return any(isinstance(a, bool) for a in args)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_admits_bool(a) for a in args if a is not type(None))
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _admits_bool(args[0])
+    return True
 
 
 def _no_tiny(value: Any) -> Any:
