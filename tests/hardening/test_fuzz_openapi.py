@@ -233,6 +233,11 @@ def test_fuzz_openapi(role: str, lp_app: Any, lp_client: Any, lp_users: Any, lp_
     schema = schemathesis.openapi.from_wsgi("/openapi.json", lp_app)
     assert schema.raw_schema == json.loads(lp_client.get("/openapi.json").text)
     tally, allowed = fuzz(schema, lp_tenant, actors, role, ids, permissions)
+    print(f"FUZZ {role}: {len(tally.statuses)} operations ({len(allowed)} allowed to the role, "
+          f"{len(tally.with_success(allowed))} of them answered 2xx, "
+          f"{len(tally.only_denied(allowed))} only 401/403), {tally.examples} requests, "
+          f"5xx: {sum(c for s in tally.statuses.values() for k, c in s.items() if k >= 500)}, "
+          f"actors restored {actors.restored} times, {tally.seconds:.1f} s")
     print(tally.summary())
     failures = "\n\n".join(f"{label} [{kind}]\n{msg}"
                            for (label, kind), msg in sorted(tally.failures.items()))
