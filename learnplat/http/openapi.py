@@ -187,6 +187,10 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
     codes = set(spec.errors) | ({429} if spec.rate_limited else set())
     if spec.permission != PUBLIC:
         codes |= {401, 403}
+    # A request that names a school (always, on a tenant-scoped route) and carries an
+    # Authorization header is authenticated first: an invalid or revoked token is a 401 even
+    # on a public route.
+    codes.add(401)
     if route.tenant_scoped:
         codes.add(404)
     if spec.body is not None or spec.query is not None:
