@@ -60,13 +60,6 @@ def _ok(r: Any, *codes: int) -> Any:
     return r.json if r.content else None
 
 
-@dataclass
-class School:
-    """One role's objects in the fuzzed tenant: what its fixed path parameters point at."""
-
-    ids: dict[str, Any] = field(default_factory=dict)
-
-
 def populate(client: Any, users: Any, runtime: Any, tenant: TenantInfo, role: str) -> tuple[
         dict[str, Any], dict[str, Any]]:
     """Make the cast (an admin, an owning instructor, an enrolled student, a victim student)
