@@ -7,9 +7,21 @@ releases. docs/plugins.md documents each name.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import types
+import typing
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from . import db, uploads
 from .answers import bump_generation
@@ -46,6 +58,7 @@ from .models import JSONField, TenantModel, UTCDateTimeField, utcnow
 from .pagination import Page, PageQuery, paginate
 from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
 from .runtime import Runtime
+from .schema_doc import describe_strings, not_nullable
 from .tenancy import TenantInfo, current_tenant, tenant_context
 
 
@@ -56,13 +69,69 @@ class Schema(BaseModel):
     may use plain ``pydantic.BaseModel``."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Fields a client may omit but not send as null (PATCH bodies): the OpenAPI document
+    # leaves null out of their schema (the model still refuses it with a validator).
+    omit_not_null: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # The document says what the API accepts: strings are stripped before their length
+        # is checked and may hold no NUL.
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        describe_strings(target)
+        not_nullable(target, cls.omit_not_null)
+        return schema
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true/false as 1/0 for a number field; the document says
+        # "integer" or "number", and so does the API.
+        if isinstance(value, bool) and info.field_name is not None and not _admits_bool(
+                cls.model_fields[info.field_name].annotation):
+            raise ValueError("expected a number, not true or false")
+        return value
 
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
         if _has_nul(value):
             raise ValueError("must not contain NUL (\\u0000) characters")
-        return value
+        return _no_tiny(value)
+
+
+# Near the smallest normal single-precision float: PostgreSQL's REAL (a peewee FloatField)
+# refuses smaller ones ("value out of range: underflow"), which was a 500. Nothing a request
+# means is that small; a non-zero magnitude below it is read as _TINY (same sign), so that
+# bounds such as "> 0" still hold.
+_TINY = 1e-30
+
+
+def _admits_bool(annotation: Any) -> bool:
+    """Whether a field's type takes a JSON boolean as itself (bool, Any, a union or Literal
+    with one, or anything that is not a plain number)."""
+    if annotation in (bool, Any):
+        return True
+    if annotation in (int, float):
+        return False
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return any(isinstance(a, bool) for a in args)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_admits_bool(a) for a in args if a is not type(None))
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _admits_bool(args[0])
+    return True
+
+
+def _no_tiny(value: Any) -> Any:
+    if isinstance(value, float) and value != 0.0 and abs(value) < _TINY:
+        return math.copysign(_TINY, value)
+    if isinstance(value, list) and any(isinstance(v, float) for v in value):
+        return [_no_tiny(v) for v in value]
+    return value
 
 
 def _has_nul(value: Any) -> bool:

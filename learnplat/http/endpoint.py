@@ -50,6 +50,8 @@ class EndpointSpec:
     description: str = ""
     errors: tuple[int, ...] = ()
     also: tuple[int, ...] = ()  # other success statuses the responder may set (200 vs 201...)
+    # The body of a success status in `also` when it is not `response` (OpenAPI only).
+    response_for: dict[int, Any] = field(default_factory=dict)
     content_type: str = JSON  # of the request body: JSON or MULTIPART
     max_body: int | None = None
     multipart_fields: dict[str, str] = field(default_factory=dict)
@@ -84,6 +86,7 @@ def endpoint(
     summary: str = "",
     errors: tuple[int, ...] = (),
     also: tuple[int, ...] = (),
+    response_for: dict[int, Any] | None = None,
     content_type: str = JSON,
     max_body: int | None = None,
     multipart_fields: dict[str, str] | None = None,
@@ -122,6 +125,7 @@ def endpoint(
             permission=permission, body=body, query=query, response=response, status=status,
             summary=summary or (fn.__doc__ or "").strip().split("\n")[0],
             description=(fn.__doc__ or "").strip(), errors=errors, also=also,
+            response_for=response_for or {},
             content_type=content_type,
             max_body=max_body, multipart_fields=multipart_fields or {},
             response_content_type=response_content_type, tags=tags, anonymous=anonymous,

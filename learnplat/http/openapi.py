@@ -62,7 +62,7 @@ def responders(resource: Any) -> list[tuple[str, Any]]:
 
 
 def _models_of(spec: EndpointSpec) -> list[type[pydantic.BaseModel]]:
-    return [m for m in (spec.body, spec.response)
+    return [m for m in (spec.body, spec.response, *spec.response_for.values())
             if isinstance(m, type) and issubclass(m, pydantic.BaseModel)]
 
 
@@ -118,6 +118,15 @@ def _schema_ref(model: Any, keys: dict[Any, Any]) -> dict[str, Any]:
     return keys[(model, "validation")]
 
 
+def _success(spec: EndpointSpec, model: Any, keys: dict[Any, Any]) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": "Success"}
+    if model is not None and isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+        success["content"] = {spec.response_content_type: {"schema": _schema_ref(model, keys)}}
+    elif spec.response_content_type != JSON:
+        success["content"] = {spec.response_content_type: {"schema": {}}}
+    return success
+
+
 def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
                keys: dict[Any, Any]) -> dict[str, Any]:
     params: list[dict[str, Any]] = []
@@ -155,19 +164,21 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
         op["requestBody"] = {"required": True, "content": {
             JSON: {"schema": _schema_ref(spec.body, keys)}}}
     elif spec.content_type == MULTIPART:
-        props = {name: ({"type": "string", "format": "binary"} if kind == "file"
-                        else {"type": "string"}) for name, kind in spec.multipart_fields.items()}
-        op["requestBody"] = {"required": True, "content": {
-            MULTIPART: {"schema": {"type": "object", "properties": props}}}}
+        # A part of kind "file" is required (the responder answers 422 without it); "file:
+        # image/png, image/jpeg" also names the media types the API takes for it.
+        files = {name: kind.partition(":")[2].strip() for name, kind
+                 in spec.multipart_fields.items() if kind.partition(":")[0] == "file"}
+        props = {name: ({"type": "string", "format": "binary"} if name in files
+                        else {"type": "string"}) for name in spec.multipart_fields}
+        media: dict[str, Any] = {"schema": {"type": "object", "properties": props,
+                                            "required": sorted(files)}}
+        if any(files.values()):
+            media["encoding"] = {name: {"contentType": types}
+                                 for name, types in files.items() if types}
+        op["requestBody"] = {"required": True, "content": {MULTIPART: media}}
     responses: dict[str, Any] = {}
-    success: dict[str, Any] = {"description": "Success"}
-    if spec.response is not None and isinstance(spec.response, type) and issubclass(
-            spec.response, pydantic.BaseModel):
-        success["content"] = {spec.response_content_type: {
-            "schema": _schema_ref(spec.response, keys)}}
-    elif spec.response_content_type != JSON:
-        success["content"] = {spec.response_content_type: {"schema": {}}}
     for status in (spec.status, *spec.also):
+        success = _success(spec, spec.response_for.get(status, spec.response), keys)
         if status in _NO_CONTENT:
             responses[str(status)] = {"description": _NO_CONTENT[status]}
         elif status in _REDIRECT:
@@ -179,14 +190,18 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
     codes = set(spec.errors) | ({429} if spec.rate_limited else set())
     if spec.permission != PUBLIC:
         codes |= {401, 403}
+    # A request that names a school (always, on a tenant-scoped route) and carries an
+    # Authorization header is authenticated first: an invalid or revoked token is a 401 even
+    # on a public route.
+    codes.add(401)
     if route.tenant_scoped:
         codes.add(404)
     if spec.body is not None or spec.query is not None:
         codes |= {422}
     if spec.body is not None:
         codes |= {400, 413, 415}
-    if spec.content_type == MULTIPART:  # an upload: the file store may be full or down
-        codes |= {503, 507}
+    if spec.content_type == MULTIPART:  # a malformed, too large or partless form; the file
+        codes |= {400, 413, 415, 422, 503, 507}  # store may be full (507) or down (503)
     for code in sorted(codes):
         responses[str(code)] = {
             "description": _ERROR_TEXT.get(code, "Error"),

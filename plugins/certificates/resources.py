@@ -131,7 +131,7 @@ def wants_html(req: falcon.Request) -> bool:
 
 
 class Verify(_Resource):
-    @endpoint(permission=PUBLIC, response=VerificationOut,
+    @endpoint(permission=PUBLIC, response=VerificationOut, errors=(404,),
               summary="Whether a certificate is genuine (JSON, or an HTML page for browsers)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, public_id: str) -> Any:
         """Public and tenant-free: the QR code on the PDF leads here. Names the issuing
@@ -215,6 +215,7 @@ class CertificatePdf(_Download):
     kind = "pdf"
 
     @endpoint(permission=PUBLIC, query=DownloadQuery, response_content_type="application/pdf",
+              errors=(403, 404),
               summary="The certificate PDF (the signed pdf_url; no header needed)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, public_id: str, *,
                query: DownloadQuery) -> None:
@@ -235,6 +236,7 @@ class CertificateCredential(_Download):
     kind = "credential"
 
     @endpoint(permission=PUBLIC, query=DownloadQuery, response_content_type=JWT_MEDIA_TYPE,
+              errors=(403, 404),
               summary="The Open Badges 3.0 credential as a VC-JWT (the signed credential_url)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, public_id: str, *,
                query: DownloadQuery) -> None:
@@ -261,7 +263,7 @@ def issuer_tenant(svc: CertificatesService, slug: str) -> Iterator[TenantInfo]:
 
 
 class IssuerDid(_Resource):
-    @endpoint(permission=PUBLIC, response=dict[str, Any],
+    @endpoint(permission=PUBLIC, response=dict[str, Any], errors=(404,),
               summary="The school's did:web DID document (its credential keys, old ones too)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str) -> Any:
         with issuer_tenant(self.service, slug):
@@ -271,7 +273,7 @@ class IssuerDid(_Resource):
 
 
 class IssuerJwks(_Resource):
-    @endpoint(permission=PUBLIC, response=JWKSOut,
+    @endpoint(permission=PUBLIC, response=JWKSOut, errors=(404,),
               summary="The school's credential-signing public keys (JWKS), retired ones too")
     def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str) -> Any:
         with issuer_tenant(self.service, slug):
@@ -281,7 +283,7 @@ class IssuerJwks(_Resource):
 
 
 class IssuerStatusList(_Resource):
-    @endpoint(permission=PUBLIC, response_content_type=JWT_MEDIA_TYPE,
+    @endpoint(permission=PUBLIC, response_content_type=JWT_MEDIA_TYPE, errors=(404,),
               summary="The revocation status list (BitstringStatusListCredential, VC-JWT)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str) -> Any:
         """A VC-JWT by default (what credentialStatus.statusListCredential points at); with
@@ -374,7 +376,8 @@ class TemplateImage:
         self.which = which
 
     @endpoint(permission="certificate.manage", content_type=MULTIPART,
-              max_body=IMAGE_MAX_BYTES + 64 * 1024, multipart_fields={"file": "file"},
+              max_body=IMAGE_MAX_BYTES + 64 * 1024,
+              multipart_fields={"file": "file: image/png, image/jpeg, image/webp"},
               response=TemplateOut, status=201, errors=(413, 415, 422),
               summary="Upload the template's logo or signature image: multipart, part `file`")
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> Any:

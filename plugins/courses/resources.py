@@ -291,7 +291,8 @@ class CourseImage(ImageResource):
         self._serve(req, resp, course_id)
 
     @endpoint(permission="course.update", content_type=MULTIPART, max_body=UPLOAD_CEILING,
-              multipart_fields={"file": "file"}, response=CourseOut, status=201,
+              multipart_fields={"file": "file: image/jpeg, image/png, image/webp, image/gif"},
+              response=CourseOut, status=201,
               errors=(409, 413, 415, 422),
               summary="Upload (replace) the course image: multipart, the file in part `file`")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:

@@ -34,6 +34,10 @@ def _no_nul(v: Any) -> Any:
         return _no_nul(v)
 
 
+# What _check_tags accepts (after the stripping every request string gets).
+_TAG_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 40, "not": {"pattern": ","}}
+
+
 def _check_tags(tags: list[str] | None) -> list[str] | None:
     if tags is None:
         return None
@@ -48,7 +52,8 @@ class CourseIn(Schema):
     description: str = Field("", max_length=20_000)
     language: str = Field("en", min_length=2, max_length=16, pattern=LANGUAGE)
     level: Level = "beginner"
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[str] = Field(default_factory=list, max_length=20,
+                            json_schema_extra={"items": _TAG_SCHEMA})
 
     @field_validator("tags")
     @classmethod
@@ -59,11 +64,14 @@ class CourseIn(Schema):
 class CoursePatch(Schema):
     """Fields to change; absent fields stay as they are."""
 
+    omit_not_null = ("title", "description", "language", "level")
+
     title: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=20_000)
     language: str | None = Field(None, min_length=2, max_length=16, pattern=LANGUAGE)
     level: Level | None = None
-    tags: list[str] | None = Field(None, max_length=20)
+    tags: list[str] | None = Field(None, max_length=20,
+                                   json_schema_extra={"items": _TAG_SCHEMA})
 
     @field_validator("tags")
     @classmethod
@@ -114,6 +122,9 @@ class ModuleIn(Schema):
 class ModulePatch(Schema):
     """Fields to change; absent fields stay; prerequisite_id and release_at accept null."""
 
+    omit_not_null = ("title", "description", "position", "kind", "estimated_minutes",
+                     "required")
+
     title: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=20_000)
     position: int | None = Field(None, ge=1, le=10_000)
@@ -139,7 +150,7 @@ class ModulePatch(Schema):
 
 class ModuleOrderIn(Schema):
     module_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
-        max_length=10_000,
+        max_length=10_000, json_schema_extra={"uniqueItems": True},
                                   description="Every module id of the course, in the new order.")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from learnplat.pagination import PageQuery
 from learnplat.plugin import Schema
@@ -97,6 +97,10 @@ class RulesOut(BaseModel):
 
 class BulkIn(Schema):
     """Learners to enroll, by email and/or by user id (together at most 1000)."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["emails"], "properties": {"emails": {"minItems": 1}}},
+        {"required": ["user_ids"], "properties": {"user_ids": {"minItems": 1}}}]})
 
     emails: list[Annotated[str, Field(min_length=1, max_length=320)]] = Field(
         default_factory=list, max_length=BULK_MAX)

@@ -12,6 +12,7 @@ from learnplat.plugin import Schema
 
 from .emails import MAX_LENGTH as EMAIL_MAX_LENGTH
 from .emails import email_problem, normalize_email
+from .passwords import MIN_LENGTH as PASSWORD_MIN_LENGTH
 
 Role = Literal["admin", "instructor", "student"]
 
@@ -26,7 +27,15 @@ def _avatar_url(value: str) -> str:
     return value
 
 
-AvatarURL = Annotated[str, Field(max_length=500), AfterValidator(_avatar_url)]
+# What _avatar_url accepts, for the OpenAPI document: "" or an http(s) URL with a host (the
+# document's pattern is a little narrower than the validator: what it names is accepted).
+_AVATAR_SCHEMA = {"anyOf": [
+    {"type": "string", "maxLength": 0},
+    {"type": "string", "maxLength": 500,
+     "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?"
+                "(\\.[A-Za-z]{2,10})*(/[A-Za-z0-9._~-]{0,40}){0,8}$"}]}
+AvatarURL = Annotated[str, Field(max_length=500, json_schema_extra=_AVATAR_SCHEMA),
+                      AfterValidator(_avatar_url)]
 
 
 def _email(value: str) -> str:
@@ -36,13 +45,21 @@ def _email(value: str) -> str:
     return normalize_email(value)
 
 
-Email = Annotated[str, Field(min_length=3, max_length=EMAIL_MAX_LENGTH,
-                             json_schema_extra={"format": "email"}), AfterValidator(_email)]
+# email-validator refuses special-use domains (emails.email_problem); the document says so.
+_SPECIAL_USE = "[.@]([Aa][Rr][Pp][Aa]|[Ii][Nn][Vv][Aa][Ll][Ii][Dd]|[Ll][Oo][Cc][Aa][Ll]" \
+    "|[Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]|[Oo][Nn][Ii][Oo][Nn]|[Tt][Ee][Ss][Tt])\\.?$"
+Email = Annotated[str, Field(min_length=3, max_length=EMAIL_MAX_LENGTH, json_schema_extra={
+    "format": "email", "not": {"pattern": _SPECIAL_USE}}), AfterValidator(_email)]
 
 
 class RegisterIn(Schema):
     email: Email
-    password: str = Field(min_length=1, max_length=256)
+    # The policy (passwords.check_policy) names its rule in the 422; the document states it.
+    password: str = Field(min_length=1, max_length=256, json_schema_extra={
+        "minLength": PASSWORD_MIN_LENGTH,
+        "description": f"At least {PASSWORD_MIN_LENGTH} characters once surrounding white "
+                       "space is removed; must not be or contain the email's local part "
+                       "(when it has 4 or more characters)."})
     name: str = Field(min_length=1, max_length=200)
 
 

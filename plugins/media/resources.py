@@ -292,7 +292,8 @@ class UserPhoto(_Resource):
         self.avatars = avatars
 
     @endpoint(permission="profile.photo", content_type=MULTIPART, max_body=PHOTO_CEILING,
-              multipart_fields={"file": "file"}, response=PhotoOut, status=201,
+              multipart_fields={"file": "file: image/jpeg, image/png, image/webp, image/gif"},
+              response=PhotoOut, status=201,
               errors=(404, 413, 415, 422), transaction=False,
               summary="Upload one's profile photo (admins: anyone's): multipart, part `file`")
     def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> Any:

@@ -36,7 +36,8 @@ class NotificationsResource:
         return self.service.page(req.context.principal, page, query.unread)
 
     @endpoint(permission="notifications.broadcast", body=NotifyIn, response=NotificationOut,
-              status=201, also=(202,), errors=(403,), tags=TAGS, cost=10,
+              status=201, also=(202,), response_for={202: BroadcastOut}, errors=(403,),
+              tags=TAGS, cost=10,
               summary="Notify a user, a course's students, a role or the whole school (admin)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: NotifyIn) -> Any:
         """`{title, body, user_id}` notifies one user at once: 201 with the notification.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from learnplat.plugin import Schema
 
@@ -51,6 +51,16 @@ class NotifyIn(Schema):
     """Exactly one audience: `user_id` (one user: created at once, 201), `course_id` (the
     course's active students), `role` (every active user of the role) or `everyone: true`
     (the whole school); audiences are fanned out in the background (202)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": [chosen], "properties": {
+            name: (value if name == chosen else none)
+            for name, value, none in (
+                ("user_id", {"type": "integer", "minimum": 1}, {"type": "null"}),
+                ("course_id", {"type": "integer", "minimum": 1}, {"type": "null"}),
+                ("role", {"enum": ["admin", "instructor", "student"]}, {"type": "null"}),
+                ("everyone", {"const": True}, {"const": False}))}}
+        for chosen in ("user_id", "course_id", "role", "everyone")]})
 
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=5000)

@@ -18,7 +18,17 @@ class ProgressIn(Schema):
     """Either ``{module_id, completed}`` (mark complete / not complete) or
     ``{module_id, position_seconds, duration_seconds}`` (a video playback heartbeat)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, allow_inf_nan=False,
+        json_schema_extra={"oneOf": [
+            {"required": ["completed"], "properties": {
+                "completed": {"type": "boolean"}, "position_seconds": {"type": "null"},
+                "duration_seconds": {"type": "null"}}},
+            {"required": ["position_seconds", "duration_seconds"], "properties": {
+                "completed": {"type": "null"},
+                "position_seconds": {"type": "number", "minimum": 0, "maximum": _ABSURD},
+                "duration_seconds": {"type": "number", "exclusiveMinimum": 0,
+                                     "maximum": _ABSURD}}}]})
 
     module_id: int = Field(ge=1)
     completed: bool | None = None

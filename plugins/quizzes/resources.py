@@ -17,6 +17,7 @@ from .schemas import (
     AttemptList,
     AttemptOut,
     GradeIn,
+    NewQuestionIn,
     QuestionIn,
     QuestionOrderIn,
     QuizIn,
@@ -87,10 +88,10 @@ class QuizItem(_Resource):
 class QuestionCollection(_Resource):
     """/courses/{id}/modules/{moduleId}/quiz/{quizId}/questions"""
 
-    @endpoint(permission=AUTHOR, body=QuestionIn, response=QuizOut, status=201, errors=(404,),
-              summary="Add a question at the end")
+    @endpoint(permission=AUTHOR, body=NewQuestionIn, response=QuizOut, status=201,
+              errors=(404,), summary="Add a question at the end")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
-                module_id: int, quiz_id: int, *, body: QuestionIn) -> Any:
+                module_id: int, quiz_id: int, *, body: NewQuestionIn) -> Any:
         if body.id is not None:
             raise ValidationFailed.field("id", "a new question has no id", "forbidden")
         quiz = self.service.edit_questions(req.context.principal, course_id, module_id,

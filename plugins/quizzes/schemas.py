@@ -8,10 +8,10 @@ built only from the latter, so a correct answer has no field to travel in.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import re2
-from pydantic import BaseModel, Field, RootModel, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from learnplat.plugin import Schema
 
@@ -39,15 +39,55 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+_NONE: dict[str, Any] = {"maxItems": 0}
+_ITEM: dict[str, Any] = {"items": {"type": "string", "minLength": 1, "maxLength": 1000}}
+_OPTIONS = {"type": "array", "minItems": 2, "maxItems": 20}
+# What check_type accepts, per question type, for the OpenAPI document. Not stated: an
+# option index must be below the number of options (JSON Schema cannot compare two fields).
+_BY_TYPE: dict[str, dict[str, Any]] = {
+    "single_choice": {"required": ["answer", "options"], "properties": {
+        "options": _OPTIONS, "answer": {"type": "integer", "minimum": 0, "maximum": 19},
+        "accept": _NONE, "accept_regex": {"type": "null"}}},
+    "multiple_choice": {"required": ["answer", "options"], "properties": {
+        "options": _OPTIONS, "answer": {"type": "array", "minItems": 1, "maxItems": 20,
+                                        "uniqueItems": True,
+                                        "items": {"type": "integer", "minimum": 0,
+                                                  "maximum": 19}},
+        "accept": _NONE, "accept_regex": {"type": "null"}}},
+    "true_false": {"required": ["answer"], "properties": {
+        "options": _NONE, "answer": {"type": "boolean"}, "accept": _NONE,
+        "accept_regex": {"type": "null"}}},
+    "numeric": {"required": ["answer"], "properties": {
+        "options": _NONE, "answer": {"type": "number"}, "accept": _NONE,
+        "accept_regex": {"type": "null"}}},
+    "short_text": {"properties": {
+        "options": _NONE, "answer": {"anyOf": [
+            {"type": "string", "maxLength": 5000, "pattern": "^[^\\u0000]*$"},
+            {"type": "null"}]}}},
+}
+
+
+def _question_doc(schema: dict[str, Any], cls: Any) -> None:
+    schema["oneOf"] = [
+        {"properties": {"type": {"const": kind}, **rule["properties"]},
+         **({"required": rule["required"]} if "required" in rule else {})}
+        for kind, rule in _BY_TYPE.items()]
+    if cls.new:
+        schema["properties"].pop("id", None)
+
+
 class QuestionIn(Schema):
     """A question. `answer` is an option index (single_choice), a list of option indices
     (multiple_choice), a boolean (true_false), a number (numeric) or an optional model answer
     shown to reviewers (short_text)."""
 
+    model_config = ConfigDict(json_schema_extra=lambda schema, cls: _question_doc(schema, cls))
+    new: ClassVar[bool] = False  # NewQuestionIn: a question to add has no id yet
+
     id: int | None = Field(None, description="In a quiz update: keep this question's id.")
     type: QuestionType
     prompt: str = Field(min_length=1, max_length=5000)
-    options: list[str] = Field(default_factory=list, max_length=20,
+    options: list[str] = Field(default_factory=list, max_length=20, json_schema_extra=_ITEM,
                                description="single_choice and multiple_choice only (2..20).")
     answer: Any = None
     points: float = Field(1.0, gt=0, le=1000)
@@ -55,7 +95,7 @@ class QuestionIn(Schema):
         "all_or_nothing", description="multiple_choice: partial credit gives each correct "
                                       "choice its share and takes one share per wrong choice.")
     tolerance: float = Field(0.0, ge=0, le=1e12, description="numeric: accepted distance.")
-    accept: list[str] = Field(default_factory=list, max_length=50,
+    accept: list[str] = Field(default_factory=list, max_length=50, json_schema_extra=_ITEM,
                               description="short_text: answers accepted automatically "
                                           "(white space and, unless case_sensitive, case "
                                           "ignored); others wait for an instructor.")
@@ -120,6 +160,12 @@ class QuestionIn(Schema):
         return {}
 
 
+class NewQuestionIn(QuestionIn):
+    """A question to add at the end of a quiz: it has no id yet."""
+
+    new = True
+
+
 def _results_at(v: dt.datetime | None) -> dt.datetime | None:
     if v is None:
         return None
@@ -179,6 +225,9 @@ class QuizPatch(Schema):
     order: items with an `id` edit that question, items without add one, questions left out
     are removed."""
 
+    omit_not_null = ("title", "pass_mark", "shuffle_questions", "shuffle_options", "counted",
+                     "results", "questions", "description")
+
     title: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=20_000)
     pass_mark: float | None = Field(None, ge=0, le=100)
@@ -212,6 +261,7 @@ class QuizPatch(Schema):
 
 class QuestionOrderIn(Schema):
     question_ids: list[int] = Field(min_length=1, max_length=1000,
+                                    json_schema_extra={"uniqueItems": True},
                                     description="Every question id of the quiz, in order.")
 
 
