@@ -389,6 +389,14 @@ def moto_s3_server() -> Iterator[str]:
     """An S3-compatible server (moto's standalone server) on 127.0.0.1 for the block; yields
     its ``host:port``. It accepts any credentials and checks no signatures: tests that care
     verify presigned URLs themselves."""
+    with moto_s3_process() as (address, _proc):
+        yield address
+
+
+@contextmanager
+def moto_s3_process() -> Iterator[tuple[str, Any]]:
+    """As moto_s3_server, but yields ``(host:port, its subprocess.Popen)``, for a test that
+    kills the store mid-way."""
     import subprocess
     import sys
     import time
@@ -410,9 +418,10 @@ def moto_s3_server() -> Iterator[str]:
             except requests.RequestException:
                 assert time.monotonic() < deadline, "moto_server did not start"
                 time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", proc
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         proc.wait(timeout=10)
 
 

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from workerfaults import course_with_module, moto_server, multipart_body, pdf, png
+from workerfaults import course_with_module, multipart_body, pdf, png
 
 from learnplat import db
 from learnplat.storage import Storage
 from learnplat.tenancy import tenant_context
-from learnplat.testing import backend, free_port
+from learnplat.testing import backend, free_port, moto_s3_process
 from learnplat.testing import test_settings as make_settings
 
 PROBLEM = "application/problem+json"
@@ -137,7 +137,7 @@ def test_s3_gone_mid_upload_is_503_and_records_nothing(lp_runtime, lp_client, lp
     from learnplat import uploads
 
     t, course_id, module_id = course_with_module(lp_client, lp_users)
-    with moto_server() as (endpoint, moto):
+    with moto_s3_process() as (endpoint, moto):
         storage = _use_storage(lp_runtime, monkeypatch, tmp_path,
                                f"s3://k:s@{endpoint}/media?secure=false")
         # Healthy first: an upload through S3 works (and makes the bucket).

@@ -12,8 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,30 +191,3 @@ def course_with_module(client: Any, users: Any) -> tuple[Any, int, int]:
     r = t.post(f"/courses/{course_id}/modules", json={"title": "M1"})
     assert r.status_code == 201, r.text
     return t, course_id, r.json["id"]
-
-
-@contextmanager
-def moto_server() -> Iterator[tuple[str, subprocess.Popen]]:
-    """As learnplat.testing.moto_s3_server, but yields (host:port, its process) too, for a
-    test that kills it."""
-    import requests
-
-    from learnplat.testing import free_port
-
-    port = free_port()
-    moto = str(Path(sys.executable).parent / "moto_server")
-    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "moto_server exited"
-            try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.2)
-        yield f"127.0.0.1:{port}", proc
-    finally:
-        stop(proc)
