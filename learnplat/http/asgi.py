@@ -34,6 +34,7 @@ from gunicorn.glogging import Logger
 from ..runtime import Runtime, create_runtime
 from ..settings import Settings
 from .app import create_app, is_websocket_route
+from .bridge import BufferedBridge
 from .middleware import CLIENT_ADDR_ENV
 
 # The access log's %({learnplat.client_addr}e)s: under the asgi worker gunicorn logs from an
@@ -154,8 +155,9 @@ def _content_length(scope: dict[str, Any]) -> int | None:
 
 async def read_ahead(receive: Any, limit: int, timeout: float) -> Any:
     """Receive the request body in the event loop until it is complete or more than `limit`
-    bytes have come; a receive callable that replays those messages, then reads on. None when
-    the body did not come within `timeout` seconds."""
+    bytes have come; a receive callable that replays those messages, then reads on. Its
+    `body` attribute is the whole body when it came complete within `limit`, else None. None
+    when the body did not come within `timeout` seconds."""
     messages: list[dict[str, Any]] = []
     size = 0
     try:
@@ -174,6 +176,11 @@ async def read_ahead(receive: Any, limit: int, timeout: float) -> Any:
     async def replay() -> Any:
         return messages.pop(0) if messages else await receive()
 
+    last = messages[-1] if messages else {}
+    complete = last.get("type") == "http.request" and not last.get("more_body") \
+        and size <= limit
+    body = b"".join(m.get("body", b"") for m in messages) if complete else None
+    replay.body = body  # type: ignore[attr-defined]
     return replay
 
 
@@ -201,7 +208,10 @@ def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = 
 
         return wsgi(environ, start)
 
+    # Requests whose body came whole (every JSON body) run through `buffered`, in one thread
+    # hand-off; streamed uploads through a2wsgi; both in the same `server.threads` threads.
     http = WSGIMiddleware(terminated, workers=runtime.settings.server.threads)
+    buffered = BufferedBridge(terminated, http.executor)
     sockets = falcon.asgi.App()
     sockets.req_options.strip_url_path_trailing_slash = True
     for route in runtime.registry.routes:
@@ -215,10 +225,13 @@ def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = 
         kind = scope["type"]
         if kind == "http":
             length = _content_length(scope)
-            if length is None or 0 < length <= read_limit:  # else an upload: it streams
+            if length is None or 0 <= length <= read_limit:  # else an upload: it streams
                 receive = await read_ahead(receive, read_limit, read_timeout)
                 if receive is None:
                     await _request_timeout(send)
+                    return
+                if receive.body is not None:  # the whole body is here: one thread hand-off
+                    await buffered(scope, receive.body, send)
                     return
             await http(scope, receive, send)
         elif kind == "websocket":
