@@ -254,6 +254,14 @@ def example(schema: dict[str, Any], defs: dict[str, Any], name: str, b: World,
     for key in ("anyOf", "oneOf"):
         if key in schema:
             options = [o for o in schema[key] if _resolve(o, defs).get("type") != "null"]
+            if "properties" in schema:  # an object whose alternatives each require some keys
+                option = _resolve(options[0], defs)
+                narrowed = option.get("properties", {})
+                merged = {k: v for k, v in schema.items() if k != key}
+                merged["required"] = [*schema.get("required", []), *option.get("required", [])]
+                merged["properties"] = {k: {**_resolve(sub, defs), **narrowed.get(k, {})}
+                                        for k, sub in schema["properties"].items()}
+                return example(merged, defs, name, b, carried)
             return example(options[0], defs, name, b, carried)
     kind = schema.get("type")
     ids = b.values(name) if name.endswith(("_id", "_ids")) else []
