@@ -26,13 +26,15 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse, urlsplit, urlunparse
 
 import psycopg2
 import redis
 import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from bench.common import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT, EMAIL, PASSWORD = "rehearsal", "admin@rehearsal.example", "change me please"
@@ -55,16 +57,8 @@ def sql(url: str, statement: str) -> None:
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{url} did not answer within {timeout} s")
-        time.sleep(0.2)
+    parts = urlsplit(url)
+    wait_healthy(f"{parts.scheme}://{parts.netloc}", timeout=timeout, path=parts.path or "/")
 
 
 def install_image(tmp: Path) -> Path:
