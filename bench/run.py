@@ -2,7 +2,7 @@
 
     bin/bench [--scale 1] [--runs 3] [--seconds 5] [--only catalogue_anon,heartbeat,...]
               [--worker-class asgi|gthread|asgi,gthread] [--quick] [--keep] [--limits on|off]
-              [--victim-rate 20] [--flood-rate 50] [--flood-burst 100]
+              [--victim-rate 20] [--flood-rate 50] [--flood-burst 100] [--spy]
 
 1. Makes a fresh PostgreSQL database (LEARNPLAT_BENCH_DATABASE_URL, an admin URL; owned by a
    non-superuser role so RLS applies), flushes a Redis database (LEARNPLAT_BENCH_REDIS_URL,
@@ -12,7 +12,8 @@
    queue worker) and the baseline (bench/baseline.py under gunicorn gthread, 2 workers).
 3. For each scenario, alternates baseline and scenario runs of `wrk -t1 -c32 -d<seconds>
    --latency` (Lua scripts rotate tokens, tenants, paths and bodies), --runs times; reports
-   the best run's requests/s, p50 and p99 and its ratio to the baseline of the same round.
+   the best run's requests/s, p50 and p99 and its ratio to the best baseline run. With
+   --spy, one more run per scenario while py-spy samples the served processes (bench/spy.py).
 4. Certificates issued per second by one worker (bench/certificates_issue.py) and WebSocket
    delivery latency (bench/notifications.py ws), run as their own processes.
 5. Fairness between tenants (issue 16; `fairness` below, bench/fairness.py): one tenant with
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import common
+from bench import common, spy
 
 RESULTS = common.ROOT / "bench" / "results"
 SCENARIOS = ("catalogue_anon", "catalogue_student", "course_detail", "enroll", "heartbeat",
@@ -388,6 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ws-posts", type=int, default=50)
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: tiny data set, 1 run of 2 s, few tokens")
+    ap.add_argument("--spy", action="store_true",
+                    help="after each scenario's counted runs, one more run while py-spy samples "
+                         "the served processes; summary in the JSON, raw stacks under "
+                         "bench/results/<run>-spy/ (bench/spy.py)")
     ap.add_argument("--keep", action="store_true", help="do not drop the database afterwards")
     ap.add_argument("--shared-redis", action="store_true",
                     help="do not flush the Redis db: keys under a fresh prefix, deleted after "
@@ -422,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     admin, redis_url = common.pop_bench_env()
     tmp = Path(tempfile.mkdtemp(prefix="lp-bench-"))
     started_at = dt.datetime.now(dt.UTC)
+    stamp = started_at.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")
+    out = Path(args.output) if args.output else RESULTS / (stamp + ".json")
+    args.spy_dir = out.with_name(out.stem + "-spy") if args.spy else None
+    args.pyspy = spy.ensure_pyspy() if args.spy else ""
     report: dict[str, Any] = {
         "started_at": started_at.isoformat(timespec="seconds"), "machine": common.machine(),
         "git": _git(), "options": {k: v for k, v in vars(args).items()},
@@ -506,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in wrk_chosen:
                     key = name if len(classes) == 1 else f"{name}@{kind}"
                     report["results"][key] = measure(
-                        wrk, base, burl, scenarios[name], args, tmp, kind)
+                        wrk, base, burl, scenarios[name], args, tmp, kind, server.pid)
                     _progress(key, report["results"][key])
                 common.stop(server)
                 servers.remove(server)
@@ -543,8 +552,6 @@ def main(argv: list[str] | None = None) -> int:
     report["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(table(report))
-    out = Path(args.output) if args.output else RESULTS / (
-        started_at.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "") + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten {out}")
@@ -594,7 +601,7 @@ def make_world(runtime: Any, seeded: Any, n_tokens: int, n_tenants: int) -> Worl
 
 
 def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse.Namespace,
-            tmp: Path, kind: str) -> dict[str, Any]:
+            tmp: Path, kind: str, server_pid: int | None = None) -> dict[str, Any]:
     items = sc.items()
     checked = sample(base, items)
     sc.consumed(len(checked))
@@ -636,10 +643,24 @@ def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse
            "target_ratio": TARGETS.get(sc.name), "errors": errors,
            "requests": sum(r["requests"] for r in runs), "samples": checked, "runs": runs}
     res.update(sc.state)
+    if args.spy and server_pid is not None:
+        res["spy"] = profile_served(wrk, base, sc, args, script, server_pid, f"{sc.name}-{kind}")
     if bad_samples:
         res["errors"] = errors or len(bad_samples)
         res["sample_errors"] = bad_samples
     return res
+
+
+def profile_served(wrk: str, base: str, sc: Scenario, args: argparse.Namespace, script: Path,
+                   server_pid: int, name: str) -> dict[str, Any]:
+    """One more (uncounted) run of the scenario while py-spy samples the served processes."""
+    processes = spy.served_processes(server_pid)
+    write_lua(sc.items(), script)
+    rec = spy.record(args.pyspy, processes, args.seconds, args.spy_dir, name)
+    r = run_wrk(wrk, base, args.seconds, sc.connections or args.connections, script)
+    sc.consumed(r["requests"] + (sc.connections or args.connections))
+    summary = spy.summarize(rec.wait())
+    return {"rps_while_sampled": r["rps"], "dir": str(args.spy_dir), **summary}
 
 
 def fairness(wrk: str, runtime: Any, seeded: Any, env: dict[str, str],

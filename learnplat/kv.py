@@ -6,6 +6,7 @@ request that then fails (a refused login) must survive that request's rollback.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -79,12 +80,56 @@ return out
 """
 
 
+class RedisScript:
+    """`script(keys, args)`: a Lua script run with EVALSHA on this thread's own connection of
+    `client`'s pool (one per thread and pool, shared by every script). For the scripts a
+    request runs every time (the authentication and limits round trip, a heartbeat): it skips
+    redis-py's per-command machinery (pool checkout, retry wrapper, response callbacks), about
+    half of the client's CPU per call. Errors are redis-py's own (ConnectionError,
+    TimeoutError, ResponseError), so callers handle them as for any other command."""
+
+    _local = threading.local()
+
+    def __init__(self, client: redis.Redis, source: str):
+        self.client = client
+        self.source = source
+        self.sha: str | None = None
+
+    def _connection(self) -> Any:
+        pool = self.client.connection_pool
+        conns = getattr(self._local, "conns", None)
+        if conns is None or self._local.pid != os.getpid():  # a fork: never share a socket
+            conns = self._local.conns = {}
+            self._local.pid = os.getpid()
+        conn = conns.get(id(pool))
+        if conn is None:
+            conn = conns[id(pool)] = pool.make_connection()
+        return conn
+
+    def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        conn = self._connection()
+        if self.sha is None:
+            self.sha = self.client.script_load(self.source)
+        try:
+            try:
+                conn.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
+                self.sha = self.client.script_load(self.source)
+                conn.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+                return conn.read_response()
+        except redis.exceptions.ResponseError:
+            raise  # the script's own error: the reply was read whole, the connection is fine
+        except BaseException:
+            conn.disconnect()  # a half-read reply must not be the next call's answer
+            raise
+
+
 class RedisStore:
     def __init__(self, client: redis.Redis, prefix: str = "learnplat:"):
         self.client = client
         self.prefix = prefix
-        self._sha: str | None = None
-        self._local = threading.local()
+        self._script = RedisScript(client, _ROUND_TRIP)
 
     def get(self, key: str) -> str | None:
         value = self.client.get(self.prefix + key)
@@ -144,23 +189,7 @@ class RedisStore:
 
 
     def _evalsha(self, keys: list[str], args: list[Any]) -> Any:
-        """The round-trip script on this thread's own connection: once per request, so it
-        skips redis-py's per-command machinery (about half of the client's CPU per call)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self.client.connection_pool.make_connection()
-        if self._sha is None:
-            self._sha = self.client.script_load(_ROUND_TRIP)
-        try:
-            conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
-            return conn.read_response()
-        except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
-            self._sha = self.client.script_load(_ROUND_TRIP)
-            conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
-            return conn.read_response()
-        except BaseException:
-            conn.disconnect()  # a half-read reply must not be the next call's answer
-            raise
+        return self._script(keys, args)
 
 
 class EmbeddedStore:

@@ -54,6 +54,7 @@ from .events import EventMessage
 from .hookspecs import hookimpl, hookspec
 from .http.endpoint import MULTIPART, body_stream, endpoint, multipart_file, multipart_parts
 from .http.serving import send_object
+from .kv import RedisScript
 from .models import JSONField, TenantModel, UTCDateTimeField, utcnow
 from .pagination import Page, PageQuery, paginate
 from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
@@ -169,7 +170,7 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     "ServiceKey", "Event", "EventMessage", "Action", "Veto",
     # HTTP
     "endpoint", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal", "bump_generation",
-    "Page", "PageQuery", "paginate", "merge_extras",
+    "RedisScript", "Page", "PageQuery", "paginate", "merge_extras",
     # files: receiving uploads (type by content, limits, sha256) and sending stored objects
     "MULTIPART", "body_stream", "multipart_parts", "multipart_file", "uploads", "send_object",
     # data and tenancy

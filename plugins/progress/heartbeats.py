@@ -20,6 +20,8 @@ from typing import Any
 
 import redis
 
+from learnplat.plugin import RedisScript
+
 from .playback import Playback
 from .settings import ProgressSettings
 
@@ -95,7 +97,7 @@ class HeartbeatStore:
                  prefix: str = "learnplat"):
         self.redis = client
         self._settings = settings
-        self._record = client.register_script(_RECORD)
+        self._record = RedisScript(client, _RECORD)
         self.prefix = f"{prefix}:progress"
         self.dirty = f"{self.prefix}:dirty"
         self.stats_key = f"{self.prefix}:stats"
