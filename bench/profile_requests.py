@@ -116,6 +116,7 @@ def run(app: Any, runtime: Any, args: argparse.Namespace) -> None:
         "heartbeat": heartbeat,
         "progress": lambda: call("GET", f"/progress/{cid}", student.token),
         "healthz": lambda: call("GET", "/healthz"),
+        "auth_floor": lambda: call("GET", "/auth/roles", student.token),
     }
     rc = RedisCounter()
     statements = [0]
@@ -145,7 +146,7 @@ def run(app: Any, runtime: Any, args: argparse.Namespace) -> None:
             for _ in range(args.requests):
                 fn()
             prof.disable()
-            stats = pstats.Stats(prof).sort_stats("tottime")
+            stats = pstats.Stats(prof).sort_stats(os.environ.get("PROFILE_SORT", "tottime"))
             stats.print_stats(30)
             if os.environ.get("PROFILE_CALLERS"):
                 stats.print_callers(os.environ["PROFILE_CALLERS"])

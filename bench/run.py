@@ -12,7 +12,9 @@
    queue worker) and the baseline (bench/baseline.py under gunicorn gthread, 2 workers).
 3. For each scenario, alternates baseline and scenario runs of `wrk -t1 -c32 -d<seconds>
    --latency` (Lua scripts rotate tokens, tenants, paths and bodies), --runs times; reports
-   the best run's requests/s, p50 and p99 and its ratio to the best baseline run. With
+   the best run's requests/s, p50 and p99 and its ratio to the best baseline run. Each
+   baseline run waits until learnplat's processes are quiet (a heartbeat run's write-behind
+   flush would otherwise run in the queue worker during the baseline's run). With
    --spy, one more run per scenario while py-spy samples the served processes (bench/spy.py).
 4. Certificates issued per second by one worker (bench/certificates_issue.py) and WebSocket
    delivery latency (bench/notifications.py ws), run as their own processes.
@@ -47,9 +49,9 @@ from bench import common, spy
 
 RESULTS = common.ROOT / "bench" / "results"
 SCENARIOS = ("catalogue_anon", "catalogue_student", "course_detail", "enroll", "heartbeat",
-             "complete_module", "quiz_submit", "notifications", "login", "certificates",
-             "websocket", "fairness")
-WRK_SCENARIOS = SCENARIOS[:9]
+             "complete_module", "quiz_submit", "notifications", "login", "floor_healthz",
+             "floor_auth", "certificates", "websocket", "fairness")
+WRK_SCENARIOS = SCENARIOS[:11]
 TARGETS = {"catalogue_anon": 0.5, "catalogue_student": 0.5, "course_detail": 0.35,
            "heartbeat": 0.5}
 P99_TARGET_MS = 50.0
@@ -268,6 +270,17 @@ def build_scenarios(world: World, rng: random.Random) -> dict[str, Scenario]:
             {"email": s.email, "password": _password()})), n=1000), ratio=False,
         # at 32 connections the latency would only show the queue in front of the hashing
         connections=4)
+
+    # The floors: what any request costs before its own work. /healthz: the serving path and
+    # the app's middleware (no authentication, no limits); /auth/roles: that plus a verified
+    # token and the authentication + limits round trip (no SQL). No route that authenticates
+    # can go faster than floor_auth on this machine.
+    sc["floor_healthz"] = Scenario(
+        "floor_healthz", "GET /healthz (floor: serving path + middleware, no auth, no limits)",
+        lambda: [Item("GET", "/healthz", t) for t in world.tenants])
+    sc["floor_auth"] = Scenario(
+        "floor_auth", "GET /auth/roles as a student (floor: + token, auth/limits round trip)",
+        rotate(lambda s: Item("GET", "/auth/roles", s.tenant, s.token)))
 
     # Unique requests: each (student, course) pair once.
     def once(name: str, what: str, pairs: list[Item], ok: tuple[int, ...]) -> None:
@@ -553,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(table(report))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwritten {out}")
     failed = [k for k, r in report["results"].items() if r.get("errors")]
     return 1 if failed else 0
@@ -612,7 +625,10 @@ def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse
     conns = sc.connections or args.connections
     warm = run_wrk(wrk, base, 1, conns, script)
     sc.consumed(warm["requests"] + conns)  # those still in flight were sent too
+    quiet = []
     for _ in range(args.runs):
+        if server_pid is not None:
+            quiet.append(spy.wait_quiet(server_pid))
         b = run_wrk(wrk, baseline_url, args.seconds, args.connections, None)
         write_lua(sc.items(), script)
         r = run_wrk(wrk, base, args.seconds, conns, script)
@@ -641,7 +657,8 @@ def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse
            "ratio": (round(best["rps"] / best_baseline, 3) if best_baseline else None)
            if sc.ratio else None,
            "target_ratio": TARGETS.get(sc.name), "errors": errors,
-           "requests": sum(r["requests"] for r in runs), "samples": checked, "runs": runs}
+           "requests": sum(r["requests"] for r in runs), "samples": checked, "runs": runs,
+           "waited_for_quiet_s": quiet}
     res.update(sc.state)
     if args.spy and server_pid is not None:
         res["spy"] = profile_served(wrk, base, sc, args, script, server_pid, f"{sc.name}-{kind}")
@@ -655,6 +672,7 @@ def profile_served(wrk: str, base: str, sc: Scenario, args: argparse.Namespace, 
                    server_pid: int, name: str) -> dict[str, Any]:
     """One more (uncounted) run of the scenario while py-spy samples the served processes."""
     processes = spy.served_processes(server_pid)
+    spy.wait_quiet(server_pid)
     write_lua(sc.items(), script)
     rec = spy.record(args.pyspy, processes, args.seconds, args.spy_dir, name)
     r = run_wrk(wrk, base, args.seconds, sc.connections or args.connections, script)

@@ -4,9 +4,12 @@
 where do the *served* processes spend their time while wrk drives them (the event loop, the
 thread hand-off, waiting for the GIL, Redis and PostgreSQL I/O, the app). For each scenario it
 runs one extra, uncounted wrk run while py-spy samples every gunicorn web worker and the queue
-worker (`py-spy record --format raw --nonblocking`: the processes are never paused), writes
+worker (`py-spy record --gil --format raw --nonblocking`: only the thread holding the GIL, so
+the samples are where the process spends its Python CPU, not threads blocked on a socket or
+waiting for the GIL; the processes are never paused), writes
 the raw stacks under bench/results/<run>-spy/ and a summary of the heaviest frames into the
-JSON report. py-spy is installed into the venv on first use (like wrk).
+JSON report. py-spy is installed into the venv on first use (like wrk). `wait_quiet` (used
+before every baseline run) waits for the same processes to go idle.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +80,33 @@ def served_processes(root: int) -> dict[int, str]:
     return out
 
 
+def _cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+def wait_quiet(root: int, cores: float = 0.1, window: float = 0.5, cap: float = 30.0) -> float:
+    """Wait until the served processes under `root` use less than `cores` of CPU over
+    `window` seconds (at most `cap` seconds); the seconds waited. A run must not start while
+    the last one's after-effects still run: the heartbeat's write-behind flush, the events'
+    dispatch in the queue worker (they would slow the baseline run that comes next)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    pids = list(served_processes(root))
+    start = time.monotonic()
+    while time.monotonic() - start < cap:
+        before = _cpu_ticks(pids)
+        time.sleep(window)
+        if (_cpu_ticks(pids) - before) / hz / window < cores:
+            break
+    return round(time.monotonic() - start, 1)
+
+
 @dataclass
 class Recording:
     procs: list[tuple[int, str, Path, subprocess.Popen[bytes]]]
@@ -100,7 +131,8 @@ def record(pyspy: str, processes: dict[int, str], seconds: float, out_dir: Path,
         path = out_dir / f"{name}-{role}-{pid}.txt"
         proc = subprocess.Popen(
             [pyspy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-             "--rate", str(RATE), "--format", "raw", "--nonblocking", "--output", str(path)],
+             "--rate", str(RATE), "--format", "raw", "--nonblocking", "--gil",
+             "--output", str(path)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append((pid, role, path, proc))
     return Recording(procs)
@@ -110,6 +142,29 @@ def _frame(f: str) -> str:
     """'func (path/to/file.py:123)' -> 'func (path/to/file.py)'."""
     head, sep, rest = f.partition(" (")
     return f"{head} ({rest.rsplit(':', 1)[0]})" if sep else f
+
+
+# Where a web worker's Python time goes, by the first rule a stack matches.
+PARTS = (
+    ("event loop (HTTP parsing, sending, the bridge's loop side)",
+     lambda s: not s.startswith("Thread._bootstrap")),
+    ("thread hand-off (pool, futures)", lambda s: "App.__call__ (falcon/app.py" not in s),
+    ("authentication + limits (token, one Redis round trip)",
+     lambda s: "RequestContextMiddleware.authenticate" in s
+     or "RequestContextMiddleware.charge" in s),
+    ("SQL (peewee + psycopg2)", lambda s: "execute_sql" in s or "psycopg2" in s),
+    ("Redis (the route's own)", lambda s: "redis/" in s or "RedisScript" in s),
+    ("app (Falcon, middleware, validation, plugin code)", lambda s: True),
+)
+
+
+def parts(stacks: dict[str, int]) -> list[list[Any]]:
+    """[[percent, part], ...] of a web worker's samples, by PARTS."""
+    total = sum(stacks.values()) or 1
+    out: collections.Counter[str] = collections.Counter()
+    for stack, n in stacks.items():
+        out[next(name for name, match in PARTS if match(stack))] += n
+    return [[round(100 * v / total, 1), k] for k, v in out.most_common()]
 
 
 def summarize(files: list[tuple[int, str, Path]], top: int = 30) -> dict[str, Any]:
@@ -123,6 +178,7 @@ def summarize(files: list[tuple[int, str, Path]], top: int = 30) -> dict[str, An
     for role, paths in sorted(by_role.items()):
         incl: collections.Counter[str] = collections.Counter()
         leaf: collections.Counter[str] = collections.Counter()
+        stacks: collections.Counter[str] = collections.Counter()
         total = 0
         for path in paths:
             for line in path.read_text().splitlines():
@@ -131,6 +187,7 @@ def summarize(files: list[tuple[int, str, Path]], top: int = 30) -> dict[str, An
                     continue
                 count = int(n)
                 total += count
+                stacks[stack] += count
                 frames = [_frame(f) for f in stack.split(";") if f]
                 for f in set(frames):
                     incl[f] += count
@@ -142,6 +199,6 @@ def summarize(files: list[tuple[int, str, Path]], top: int = 30) -> dict[str, An
         def share(c: collections.Counter[str], total: int = total) -> list[list[Any]]:
             return [[round(100 * v / total, 1), k] for k, v in c.most_common(top)]
 
-        out[role] = {"samples": total, "processes": len(paths),
+        out[role] = {"samples": total, "processes": len(paths), "parts_pct": parts(stacks),
                      "inclusive_pct": share(incl), "self_pct": share(leaf)}
     return out

@@ -76,11 +76,17 @@ class Runtime:
     def settings_of(self, model: type[S]) -> S:
         """A plugin's settings section by its model: ``runtime.settings_of(NotesSettings)``;
         filled (defaults included) before register_services runs."""
-        for section, declared in self.registry.settings_models.items():
-            if declared is model:
-                value: S = self.plugin_settings[section]
-                return value
-        raise KeyError(f"no plugin declares the settings model {model.__name__}")
+        # Hot paths ask on every request: a dict by model, rebuilt when a plugin declares one.
+        models = self.registry.settings_models
+        cached = self.__dict__.get("_section_of")
+        if cached is None or cached[0] is not models or len(cached[1]) != len(models):
+            cached = self.__dict__["_section_of"] = (
+                models, {m: sec for sec, m in models.items()})
+        section = cached[1].get(model)
+        if section is None:
+            raise KeyError(f"no plugin declares the settings model {model.__name__}")
+        value: S = self.plugin_settings[section]
+        return value
 
     def before(self, action: Action | str, tenant: TenantInfo, principal: Principal | None,
                **data: Any) -> None:

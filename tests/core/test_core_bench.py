@@ -1,5 +1,6 @@
 """bin/bench's smoke run: seeds a tiny data set, serves learnplat and the baseline, drives the
-anonymous catalogue with wrk and writes its JSON report (PostgreSQL + Redis only, needs wrk)."""
+anonymous catalogue and the authenticated floor with wrk, samples the served processes with
+py-spy (--spy) and writes its JSON report (PostgreSQL + Redis only, needs wrk)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def test_bench_quick_catalogue(tmp_path: Path) -> None:
     env["LEARNPLAT_BENCH_REDIS_URL"] = (os.environ.get("LEARNPLAT_TEST_REDIS_URL")
                                         or "redis://127.0.0.1:6379/12")
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--only", "catalogue_anon",
-         "--shared-redis", "--output", str(out)],
+        [sys.executable, "-m", "bench.run", "--quick", "--only", "catalogue_anon,floor_auth",
+         "--spy", "--shared-redis", "--output", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -36,3 +37,13 @@ def test_bench_quick_catalogue(tmp_path: Path) -> None:
     assert result["rps"] > 0 and result["baseline_rps"] > 0 and result["ratio"] > 0
     assert report["data"]["rows"]["enrollments"] > 0
     assert "| catalogue_anon |" in proc.stdout
+    floor = report["results"]["floor_auth"]
+    assert floor["errors"] == 0 and floor["rps"] > 0 and floor["status"] == {
+        "200": floor["requests"]}  # authenticated: every token accepted
+    # --spy: the web workers were sampled while they served, with their stacks kept
+    sampled = result["spy"]
+    assert sampled["web"]["processes"] == 2 and sampled["web"]["samples"] > 0
+    frames = " ".join(name for _pct, name in sampled["web"]["inclusive_pct"])
+    assert "App.__call__ (falcon/app.py)" in frames
+    raw = sorted(p.name for p in Path(sampled["dir"]).iterdir())
+    assert any(n.startswith("catalogue_anon-asgi-web-") for n in raw)
