@@ -9,17 +9,18 @@ import uuid
 import pytest
 import redis
 
+from learnplat import testing
 from learnplat.plugin import RedisScript
-from learnplat.testing import test_redis_url
 
-pytestmark = pytest.mark.skipif(not test_redis_url(), reason="needs LEARNPLAT_TEST_REDIS_URL")
+pytestmark = pytest.mark.skipif(not testing.test_redis_url(),
+                                reason="needs LEARNPLAT_TEST_REDIS_URL")
 
 _INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 
 
 @pytest.fixture
 def client():
-    c = redis.Redis.from_url(test_redis_url())
+    c = redis.Redis.from_url(testing.test_redis_url())
     yield c
     c.close()
 
