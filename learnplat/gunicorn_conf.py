@@ -12,6 +12,7 @@ needs no second command.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -67,6 +68,13 @@ def when_ready(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
+    # The app is loaded: freeze what exists now (modules, plugins, models, the registry) out
+    # of the garbage collector's reach. A full collection otherwise walks those ~120,000
+    # objects and stopped every request of the worker for 70-110 ms several times a minute
+    # under load, which was most of the p99; frozen, it walks a few thousand (7-16 ms).
+    # They are long-lived anyway; what is created later is collected as usual.
+    gc.collect()
+    gc.freeze()
     # asgi: when this worker is told to stop, its WebSockets are closed with 1001 at once (the
     # clients reconnect to another process) instead of holding it for graceful_timeout.
     if worker_class == "asgi":
