@@ -232,12 +232,20 @@ def build_scenarios(world: World, rng: random.Random) -> dict[str, Scenario]:
         rng.shuffle(items)
         return lambda: items
 
+    def anonymous(path: str) -> Callable[[], list[Item]]:
+        """GET `path` without a token, X-Tenant rotated over all tenants."""
+        return lambda: [Item("GET", path, t) for t in world.tenants]
+
+    def as_students(path: str) -> Callable[[], list[Item]]:
+        """GET `path` with the students' tokens, rotated."""
+        return rotate(lambda s: Item("GET", path, s.tenant, s.token))
+
     sc["catalogue_anon"] = Scenario(
         "catalogue_anon", "GET /courses?limit=20, no token, X-Tenant rotated over all tenants",
-        lambda: [Item("GET", "/courses?limit=20", t) for t in world.tenants])
+        anonymous("/courses?limit=20"))
     sc["catalogue_student"] = Scenario(
         "catalogue_student", "GET /courses?limit=20 as a student (tokens rotated)",
-        rotate(lambda s: Item("GET", "/courses?limit=20", s.tenant, s.token)))
+        as_students("/courses?limit=20"))
     sc["course_detail"] = Scenario(
         "course_detail", "GET /courses/{id}, a course the student is enrolled in",
         rotate(lambda s: Item("GET", f"/courses/{rng.choice(s.courses)}", s.tenant, s.token)))
@@ -263,7 +271,7 @@ def build_scenarios(world: World, rng: random.Random) -> dict[str, Scenario]:
                                      rotate(complete))
     sc["notifications"] = Scenario(
         "notifications", "GET /notifications (the student's, newest first)",
-        rotate(lambda s: Item("GET", "/notifications", s.tenant, s.token)))
+        as_students("/notifications"))
     sc["login"] = Scenario(
         "login", "POST /auth/login (argon2id verify: bounded by the password hash)",
         rotate(lambda s: Item("POST", "/auth/login", s.tenant, "", json.dumps(
@@ -277,10 +285,10 @@ def build_scenarios(world: World, rng: random.Random) -> dict[str, Scenario]:
     # can go faster than floor_auth on this machine.
     sc["floor_healthz"] = Scenario(
         "floor_healthz", "GET /healthz (floor: serving path + middleware, no auth, no limits)",
-        lambda: [Item("GET", "/healthz", t) for t in world.tenants])
+        anonymous("/healthz"))
     sc["floor_auth"] = Scenario(
         "floor_auth", "GET /auth/roles as a student (floor: + token, auth/limits round trip)",
-        rotate(lambda s: Item("GET", "/auth/roles", s.tenant, s.token)))
+        as_students("/auth/roles"))
 
     # Unique requests: each (student, course) pair once.
     def once(name: str, what: str, pairs: list[Item], ok: tuple[int, ...]) -> None:
