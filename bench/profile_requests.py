@@ -94,12 +94,12 @@ def run(app: Any, runtime: Any, args: argparse.Namespace) -> None:
         video = call("POST", f"/courses/{cid}/modules", teacher.token, json={
             "title": "Video", "kind": "video"})
         assert video.status_code == 201, video.text
-        for m in range(4):
-            call("POST", f"/courses/{cid}/modules", teacher.token, json={"title": f"M{m}"})
+        texts = [call("POST", f"/courses/{cid}/modules", teacher.token,
+                      json={"title": f"M{m}"}).json["id"] for m in range(4)]
         assert call("POST", f"/courses/{cid}/submit", teacher.token).status_code == 200
         assert call("POST", f"/courses/{cid}/approve", admin.token).status_code == 200
-        course_ids.append((cid, video.json["id"]))
-    cid, vid = course_ids[0]
+        course_ids.append((cid, video.json["id"], texts[0]))
+    cid, vid, text_id = course_ids[0]
     assert call("POST", f"/courses/{cid}/enroll", student.token).status_code == 201
     position = [0.0]
 
@@ -117,6 +117,9 @@ def run(app: Any, runtime: Any, args: argparse.Namespace) -> None:
         "progress": lambda: call("GET", f"/progress/{cid}", student.token),
         "healthz": lambda: call("GET", "/healthz"),
         "auth_floor": lambda: call("GET", "/auth/roles", student.token),
+        # marking a module complete again (idempotent: the same statements every time)
+        "complete": lambda: call("POST", f"/progress/{cid}", student.token,
+                                 json={"module_id": text_id, "completed": True}),
     }
     rc = RedisCounter()
     statements = [0]

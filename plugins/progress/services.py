@@ -84,6 +84,26 @@ def course_progress_dict(cp: CourseProgress) -> dict[str, Any]:
 # The course page asks for it on every view (learnplat.db.Prepared: SQL generated once).
 _SUMMARY = db.Prepared(lambda course_id, user_id: CourseProgress.select().where(
     (CourseProgress.course_id == course_id) & (CourseProgress.user_id == user_id)).limit(1))
+# The progress document and marking a module (GET and POST /progress/{id}) run these on every
+# request too.
+_MODULE_ROWS = db.Prepared(lambda course_id, user_id: ModuleProgress.select().where(
+    (ModuleProgress.course_id == course_id) & (ModuleProgress.user_id == user_id)))
+_MODULE_ROW = db.Prepared(lambda course_id, user_id, module_id: ModuleProgress.select().where(
+    (ModuleProgress.course_id == course_id) & (ModuleProgress.user_id == user_id)
+    & (ModuleProgress.module_id == module_id)).limit(1))
+_COMPLETED = db.Prepared(lambda course_id, user_id: ModuleProgress.select(
+    ModuleProgress.module_id).where(
+    (ModuleProgress.course_id == course_id) & (ModuleProgress.user_id == user_id)
+    & ModuleProgress.completed_at.is_null(False)))
+
+
+def _locked_row(course_id: Any, user_id: Any) -> Any:
+    query = CourseProgress.select().where(
+        (CourseProgress.course_id == course_id) & (CourseProgress.user_id == user_id))
+    return query.for_update() if db.is_postgres() else query  # (SQLite locks the database)
+
+
+_LOCKED = db.Prepared(_locked_row)
 
 
 class ProgressService:
@@ -166,15 +186,17 @@ class ProgressService:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def document(self, principal: Principal, course_id: int) -> dict[str, Any]:
-        """GET /progress/{course_id}: the caller's progress, current to the last heartbeat."""
-        self.enrollment.require_active(course_id, principal)
+    def document(self, principal: Principal, course_id: int,
+                 modules: list[Any] | None = None) -> dict[str, Any]:
+        """GET /progress/{course_id}: the caller's progress, current to the last heartbeat.
+        `modules`: the course's modules, from a caller of this request that already checked
+        the enrollment and read them (`mark`), so neither is done twice."""
+        if modules is None:
+            self.enrollment.require_active(course_id, principal)
+            modules = self.courses.list_modules(course_id)
         user_id = principal.user_id
-        modules = self.courses.list_modules(course_id)
-        rows = {mp.module_id: mp for mp in ModuleProgress.select().where(
-            (ModuleProgress.course_id == course_id) & (ModuleProgress.user_id == user_id))}
-        cp = CourseProgress.get_or_none((CourseProgress.course_id == course_id)
-                                        & (CourseProgress.user_id == user_id))
+        rows = {mp.module_id: mp for mp in _MODULE_ROWS.all(course_id, user_id)}
+        cp = _SUMMARY.first(course_id, user_id)
         pending: dict[int, Playback] = {}
         if self.store is not None:
             try:
@@ -248,7 +270,7 @@ class ProgressService:
                 if module.id not in done:
                     self._check_unlocked(module, done, modules)
             self._set_completed(cp, modules, module_id, completed, "manual", utcnow())
-        return self.document(principal, course_id)
+        return self.document(principal, course_id, modules)
 
     def complete_from_event(self, event_id: int, course_id: int, module_id: int,
                             user_id: int, source: str, handler: str) -> bool:
@@ -440,9 +462,7 @@ class ProgressService:
         return self._lock_reason(module, done, modules, utcnow())
 
     def _completed_ids(self, course_id: int, user_id: Any) -> set[int]:
-        return {r.module_id for r in ModuleProgress.select(ModuleProgress.module_id).where(
-            (ModuleProgress.course_id == course_id) & (ModuleProgress.user_id == user_id)
-            & ModuleProgress.completed_at.is_null(False))}
+        return {r.module_id for r in _COMPLETED.all(course_id, user_id)}
 
     @staticmethod
     def _lock_reason(module: Any, completed: set[int], modules: list[Any],
@@ -465,20 +485,20 @@ class ProgressService:
 
     def _lock(self, course_id: int, user_id: Any) -> CourseProgress:
         """The enrollment's CourseProgress row, created if needed and locked until commit."""
+        row = _LOCKED.first(course_id, user_id)  # the usual case: it exists
+        if row is not None:
+            return row
         now = utcnow()
         CourseProgress.insert(course_id=course_id, user_id=user_id, created_at=now,
                               updated_at=now, last_activity_at=now).on_conflict_ignore().execute()
-        query = CourseProgress.select().where((CourseProgress.course_id == course_id)
-                                              & (CourseProgress.user_id == user_id))
-        if db.is_postgres():
-            query = query.for_update()
-        return query.get()
+        row = _LOCKED.first(course_id, user_id)
+        if row is None:
+            raise CourseProgress.DoesNotExist(f"no progress row for {course_id}/{user_id}")
+        return row
 
     @staticmethod
     def _module_row(course_id: int, user_id: Any, module_id: int) -> ModuleProgress | None:
-        return ModuleProgress.get_or_none(
-            (ModuleProgress.course_id == course_id) & (ModuleProgress.user_id == user_id)
-            & (ModuleProgress.module_id == module_id))
+        return _MODULE_ROW.first(course_id, user_id, module_id)
 
     def _stored_playback(self, course_id: int, user_id: Any,
                          module_id: int) -> tuple[Playback, bool]:
