@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -101,10 +102,12 @@ class RedisScript:
         if conns is None or self._local.pid != os.getpid():  # a fork: never share a socket
             conns = self._local.conns = {}
             self._local.pid = os.getpid()
-        conn = conns.get(id(pool))
-        if conn is None:
-            conn = conns[id(pool)] = pool.make_connection()
-        return conn
+        # Keyed by the pool's id, checked against the pool itself: a pool freed and another
+        # made at the same address (a runtime replaced) must not get the old one's socket.
+        entry = conns.get(id(pool))
+        if entry is None or entry[0]() is not pool:
+            entry = conns[id(pool)] = (weakref.ref(pool), pool.make_connection())
+        return entry[1]
 
     def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         conn = self._connection()

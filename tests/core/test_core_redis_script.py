@@ -95,3 +95,17 @@ def test_a_forked_child_opens_its_own_connection(client, key):
     os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1"
     assert incr([key], [1]) == 3
+
+
+def test_a_new_pool_never_gets_a_freed_pools_connection(client, key):
+    """Connections are kept per thread and pool id: a pool made where a freed one was (the same
+    id) must open its own, or the script would run on the old pool's server and database."""
+    first = redis.Redis.from_url(testing.test_redis_url())
+    old = RedisScript(first, _INCR)._connection()
+    second = redis.Redis.from_url(testing.test_redis_url())
+    # what a freed pool leaves behind when the new one lands on its address: its entry
+    conns = RedisScript._local.conns
+    conns[id(second.connection_pool)] = conns[id(first.connection_pool)]
+    fresh = RedisScript(second, _INCR)._connection()
+    assert fresh is not old
+    assert RedisScript(second, _INCR)([key], [1]) == 1
