@@ -209,3 +209,31 @@ def test_read_ahead_replays_the_body_and_gives_up_in_time() -> None:
     assert asyncio.run(drain(replay, 2)) == gone
     # Too slow: None (the caller answers 408).
     assert asyncio.run(read_ahead(feed(list(body), pause=0.2), limit=100, timeout=0.3)) is None
+
+
+def test_read_ahead_gives_up_even_when_a_receive_swallows_the_timeouts_cancel() -> None:
+    """gunicorn's receive() waits with asyncio.wait_for, which on Python 3.11 swallows a
+    cancellation that comes as a chunk arrives: the timeout never raises, and a body dripping
+    a byte at a time held its request until it was complete (seen once in CI)."""
+    import asyncio
+
+    from learnplat.http.asgi import read_ahead
+
+    def dripping() -> Any:
+        async def receive() -> dict[str, Any]:
+            try:
+                await asyncio.sleep(0.2)
+            except asyncio.CancelledError:
+                pass  # what the race does: the chunk wins, the cancel is lost
+            return {"type": "http.request", "body": b"x", "more_body": True}
+        return receive
+
+    async def timed() -> tuple[Any, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        out = await asyncio.wait_for(read_ahead(dripping(), limit=100, timeout=0.5), 5)
+        return out, loop.time() - started
+
+    replay, took = asyncio.run(timed())
+    assert replay is None  # the caller answers 408
+    assert took < 1.0  # at the first chunk after the deadline, not never
