@@ -178,7 +178,7 @@ class RedisStore:
             args += [interval, interval * c.rate.burst, c.cost]
         keys = [self.prefix + k for k in (*reads, *(c.key for c in checks))]
         try:
-            out = self._evalsha(keys, args)
+            out = self._script(keys, args)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
         n = len(reads)
@@ -189,10 +189,6 @@ class RedisStore:
             decisions.append(Decision(c.policy, bool(allowed), c.rate, int(remaining),
                                       int(reset) / 1e6, int(retry) / 1e6))
         return values, decisions
-
-
-    def _evalsha(self, keys: list[str], args: list[Any]) -> Any:
-        return self._script(keys, args)
 
 
 class EmbeddedStore:

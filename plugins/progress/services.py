@@ -81,7 +81,8 @@ def course_progress_dict(cp: CourseProgress) -> dict[str, Any]:
             "milestones": {"50": cp.milestone_50_at, "100": cp.milestone_100_at}}
 
 
-# The course page asks for it on every view (learnplat.db.Prepared: SQL generated once).
+# The course page and the progress document ask for it on every view (learnplat.db.Prepared:
+# SQL generated once).
 _SUMMARY = db.Prepared(lambda course_id, user_id: CourseProgress.select().where(
     (CourseProgress.course_id == course_id) & (CourseProgress.user_id == user_id)).limit(1))
 # The progress document and marking a module (GET and POST /progress/{id}) run these on every
