@@ -191,7 +191,12 @@ def grade(questions: Sequence[Question], answers: Mapping[str, Any], pass_mark: 
     percent = round(100.0 * points / max_points, 2) if max_points > 0 else 0.0
     percent = min(100.0, max(0.0, percent))
     # A relative epsilon absorbs float error (3 of 7 points against a pass mark of 300/7).
-    passed = None if pending else points * 100.0 >= pass_mark * max_points * (1 - 1e-9)
+    needed = pass_mark * max_points * (1 - 1e-9)
+    if pass_mark > 0 and needed <= 0:
+        # A pass mark so small (5e-324) that the product underflows to 0 still asks for more
+        # than nothing: 0 points would pass it otherwise.
+        needed = math.ulp(0.0)
+    passed = None if pending else points * 100.0 >= needed
     return Grade(points, max_points, percent, passed, pending, results)
 
 

@@ -252,3 +252,11 @@ def test_checked_answers_have_no_problems_and_grade_the_same(qs, data):
     bad = {e["field"].split(".", 1)[1] for e in errors}
     assert bad == {k for k, a in answers.items()
                    if g.answer_problem(next(x for x in qs if str(x.id) == k), a)}
+
+
+def test_a_pass_mark_that_underflows_still_needs_points():
+    """Found by hypothesis: 5e-324 * max_points underflowed to 0, and 0 points passed."""
+    question = q(type="true_false", points=0.5)
+    assert g.grade([question], {}, 5e-324).passed is False
+    assert g.grade([question], {"1": True}, 5e-324).passed is True
+    assert g.grade([question], {}, 0).passed is True
