@@ -232,6 +232,9 @@ class UnitOfWork:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     tenant_id: int | None = None
     events_recorded: bool = False
+    # Generation keys to replace after commit (learnplat.answers.bump_generation): one
+    # key-value round trip for all of them, however many learners a transaction touched.
+    generation_bumps: set[str] | None = None
     # Set by keep_on_failure(): the request fails, but what it wrote must stay (a failed login
     # is audited and counted even though the answer is 401).
     commit_on_failure: bool = False

@@ -6,12 +6,13 @@ request that then fails (a refused login) must survive that request's rollback.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +34,8 @@ class KeyValueStore(Protocol):
     def ttl(self, key: str) -> float | None: ...
     def ping(self) -> None: ...
     def get_many(self, keys: Sequence[str]) -> list[str | None]: ...
+    def set_many(self, values: Mapping[str, str], ttl: float) -> None: ...
+    def failing(self, within: float = 10.0) -> bool: ...
     def add(self, key: str, value: str, ttl: float) -> bool: ...
     def round_trip(self, reads: Sequence[str], checks: Sequence[Check]
                    ) -> tuple[list[str | None], list[Decision]]: ...
@@ -133,6 +136,19 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
         self._script = RedisScript(client, _ROUND_TRIP)
+        # When a call last found Redis down or hung: writes that can wait (generation bumps,
+        # learnplat.answers) are then queued, not each made to wait out the timeout again.
+        self.failed_at = -math.inf
+
+    def failing(self, within: float = 10.0) -> bool:
+        """Whether the last call failed (refused, timed out), less than `within` seconds ago:
+        longer than the timeouts, so a request that waited them out once finds it still set.
+        Any call that succeeds clears it."""
+        return time.monotonic() - self.failed_at < within
+
+    def _unavailable(self, exc: Exception) -> StoreUnavailable:
+        self.failed_at = time.monotonic()
+        return StoreUnavailable(str(exc))
 
     def get(self, key: str) -> str | None:
         value = self.client.get(self.prefix + key)
@@ -162,8 +178,19 @@ class RedisStore:
         try:
             values = self.client.mget([self.prefix + k for k in keys])
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+            raise self._unavailable(exc) from exc
+        self.failed_at = -math.inf
         return [v.decode() if isinstance(v, bytes) else v for v in values]
+
+    def set_many(self, values: Mapping[str, str], ttl: float) -> None:
+        pipe = self.client.pipeline(transaction=False)  # one round trip, however many
+        for key, value in values.items():
+            pipe.set(self.prefix + key, value, px=int(ttl * 1000))
+        try:
+            pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        self.failed_at = -math.inf
 
     def add(self, key: str, value: str, ttl: float) -> bool:
         return bool(self.client.set(self.prefix + key, value, px=int(ttl * 1000), nx=True))
@@ -180,7 +207,9 @@ class RedisStore:
         try:
             out = self._script(keys, args)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+            raise self._unavailable(exc) from exc
+        if self.failed_at != -math.inf:
+            self.failed_at = -math.inf  # back
         n = len(reads)
         values = [v.decode() if isinstance(v, bytes) else v for v in out[:n]]
         decisions = []
@@ -226,6 +255,16 @@ class EmbeddedStore:
         self._conn().execute(
             "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
             (key, value, expires),
+        )
+
+    def failing(self, within: float = 10.0) -> bool:
+        return False  # a local file: it fails loudly or not at all
+
+    def set_many(self, values: Mapping[str, str], ttl: float) -> None:
+        expires = time.time() + ttl
+        self._conn().executemany(
+            "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+            [(key, value, expires) for key, value in values.items()],
         )
 
     def delete(self, key: str) -> None:

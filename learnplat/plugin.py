@@ -24,7 +24,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from . import db, uploads
-from .answers import bump_generation
+from .answers import bump_generation, computing, valid_until
 from .auth import AUTHENTICATED, PUBLIC, Principal
 from .cli.helpers import (
     echo_json,
@@ -170,7 +170,7 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     "ServiceKey", "Event", "EventMessage", "Action", "Veto",
     # HTTP
     "endpoint", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal", "bump_generation",
-    "RedisScript", "Page", "PageQuery", "paginate", "merge_extras",
+    "computing", "valid_until", "RedisScript", "Page", "PageQuery", "paginate", "merge_extras",
     # files: receiving uploads (type by content, limits, sha256) and sending stored objects
     "MULTIPART", "body_stream", "multipart_parts", "multipart_file", "uploads", "send_object",
     # data and tenancy

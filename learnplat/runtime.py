@@ -14,7 +14,7 @@ import pluggy
 import redis
 
 from . import core_plugin, db
-from .answers import AnswerCache
+from .answers import AnswerCache, GenerationWriter
 from .auth import Principal
 from .contracts import Action, ServiceKey
 from .errors import Vetoed
@@ -43,6 +43,7 @@ class Runtime:
     kv: KeyValueStore
     limits: Limiter
     answers: AnswerCache
+    generations: GenerationWriter
     queue: TaskQueue
     events: EventBus
     storage: Storage
@@ -122,7 +123,9 @@ def create_runtime(
     rt.redis = redis_client(settings)
     rt.kv = make_store(rt.redis, settings.var_path, settings.redis.prefix)
     rt.limits = Limiter(settings.limits, rt.kv)
-    rt.answers = AnswerCache()
+    rt.answers = AnswerCache(settings.server.answer_cache_entries,
+                             settings.server.answer_cache_seconds)
+    rt.generations = GenerationWriter(rt)
     rt.tenants = TenantService(settings.tenancy.cache_seconds)
     rt.storage = Storage(settings)
     rt.events = EventBus(rt)

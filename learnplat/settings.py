@@ -96,6 +96,10 @@ class ServerSettings(_Section):
     # The one header those proxies append the client to. Only one is read: a proxy that writes
     # X-Forwarded-For passes a client's forged Forwarded header through untouched.
     forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    # Cached answers per process (learnplat.answers): catalogue pages, course objects and each
+    # caller's course pages (a few KB each). max_age bounds staleness if a bump is ever lost.
+    answer_cache_entries: int = Field(8192, gt=0)
+    answer_cache_seconds: float = Field(300, gt=0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

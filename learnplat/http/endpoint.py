@@ -74,6 +74,8 @@ class EndpointSpec:
     # A per-tenant data generation the answer depends on (learnplat.answers): read in the
     # request's key-value round trip as req.context.generation.
     generation: str | None = None
+    # The same per (tenant, caller): req.context.caller_generation (None when anonymous).
+    caller_generation: str | None = None
 
 
 def endpoint(
@@ -97,6 +99,7 @@ def endpoint(
     cost: int = 1,
     budget: str = "api",
     generation: str | None = None,
+    caller_generation: str | None = None,
     rate_limited: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
@@ -113,6 +116,9 @@ def endpoint(
     `generation="plugin.name"`: the answer depends on that per-tenant data generation, which
     the request reads with the caller's authentication (``req.context.generation``, None when
     unknown) so the responder can serve a cached answer (learnplat.answers).
+    `caller_generation="plugin.name"`: the same per signed-in caller
+    (``req.context.caller_generation``; None for a visitor or when unknown), for an answer that
+    also depends on who asks; writers bump it with ``bump_generation(..., user_id=...)``.
 
     `anonymous` opens a route that needs `permission` to callers without a token as well: True,
     or a function of the request (a tenant setting) that says whether it is open this time;
@@ -130,7 +136,7 @@ def endpoint(
             max_body=max_body, multipart_fields=multipart_fields or {},
             response_content_type=response_content_type, tags=tags, anonymous=anonymous,
             transaction=transaction, cost=cost, budget=budget, generation=generation,
-            rate_limited=rate_limited,
+            caller_generation=caller_generation, rate_limited=rate_limited,
         )
         if cost < 1 or budget not in BUDGETS:
             raise ValueError(f"{fn.__qualname__}: cost must be >= 1 and budget one of {BUDGETS}")

@@ -83,8 +83,9 @@ class RequestContextMiddleware:
         ctx.limit_decisions = None
         # Health probes are never limited (see EndpointSpec.rate_limited): nothing to charge.
         ctx.limit_exempt = spec is not None and not spec.rate_limited
-        ctx.generation = None
+        ctx.generation = ctx.caller_generation = None
         ctx.generation_name = spec.generation if spec is not None else None
+        ctx.caller_generation_name = spec.caller_generation if spec is not None else None
         if route.tenant_scoped or req.get_header("X-Tenant"):
             # No connection yet: the first statement takes one from the pool (a request served
             # from Redis or a cache never does), and the BEGIN below goes with that statement.
@@ -157,6 +158,9 @@ class RequestContextMiddleware:
             raise
         if ctx.limit_decisions is None:
             self.charge(req, tenant, principal.user_id)
+        elif ctx.caller_generation is not None and \
+                ctx.caller_generation_user != principal.user_id:
+            ctx.caller_generation = None  # read for another id than the caller's: not theirs
         return principal
 
     def round_trip(self, req: falcon.Request, tenant: TenantInfo | None, reads: list[str],
@@ -168,24 +172,33 @@ class RequestContextMiddleware:
         budget, cost = ctx.limit_cost
         checks = [] if ctx.limit_exempt else limits.checks(tenant, user_id, ctx.client_addr,
                                                              budget, cost)
-        gen_key = (generation_key(tenant.id, ctx.generation_name)
-                   if ctx.generation_name and tenant is not None else None)
-        if not checks and not reads and gen_key is None:
+        # The answer's generations ride along: the tenant's, and the caller's own.
+        gens = []
+        if tenant is not None and ctx.generation_name:
+            gens.append(("generation", generation_key(tenant.id, ctx.generation_name)))
+        if tenant is not None and ctx.caller_generation_name and user_id is not None:
+            gens.append(("caller_generation",
+                         generation_key(tenant.id, ctx.caller_generation_name, user_id)))
+        if not checks and not reads and not gens:
             ctx.limit_decisions = []
             return []
         try:
             values, ctx.limit_decisions = limits.round_trip(
-                [*reads, gen_key] if gen_key else reads, checks)
+                [*reads, *(key for _, key in gens)], checks)
         except StoreUnavailable as exc:
             ctx.limit_decisions = limits.fail_open(exc)
             raise
-        if gen_key:
-            ctx.generation = values.pop()
-            if ctx.generation is None:  # unknown: start one; this request computes afresh
-                try:
-                    self.runtime.kv.add(gen_key, new_token(), GENERATION_TTL)
-                except Exception:  # only an optimisation: the next request tries again
-                    log.debug("could not start generation %s", gen_key, exc_info=True)
+        if gens:
+            tokens = values[len(reads):]
+            del values[len(reads):]
+            ctx.caller_generation_user = user_id
+            for (attr, key), token in zip(gens, tokens, strict=True):
+                setattr(ctx, attr, token)
+                if token is None:  # unknown: start one; this request computes afresh
+                    try:
+                        self.runtime.kv.add(key, new_token(), GENERATION_TTL)
+                    except Exception:  # only an optimisation: the next request tries again
+                        log.debug("could not start generation %s", key, exc_info=True)
         return values
 
     def charge(self, req: falcon.Request, tenant: TenantInfo | None, user_id: Any) -> None:

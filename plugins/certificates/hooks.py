@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import click
+from learnplat_courses.api import cacheable_detail_extras
 from learnplat_progress.events import CourseCompleted
 
 from learnplat.plugin import (
@@ -115,6 +116,7 @@ def register_event_handlers() -> list[EventHandler]:
 
 
 @hookimpl
+@cacheable_detail_extras  # CertificatesService bumps LEARNER_GENERATION (_learner_changed)
 def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal | None
                          ) -> dict[str, Any] | None:
     """The caller's certificate on GET /courses/{id}: ``certificate: {id, status,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import peewee
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from learnplat_courses.api import COURSES
+from learnplat_courses.api import COURSES, LEARNER_GENERATION
 from learnplat_identity.api import IDENTITY
 from learnplat_progress.api import PROGRESS
 
@@ -24,6 +24,7 @@ from learnplat.plugin import (
     NotFound,
     Principal,
     TenantInfo,
+    bump_generation,
     current_tenant,
     db,
     tenant_context,
@@ -102,6 +103,11 @@ class CertificatesService:
             Certificate.id.desc())
         return [self.info(r) for r in rows]
 
+    def _learner_changed(self, row: Certificate) -> None:
+        """The learner's course page shows their certificate's id and status
+        (course_detail_extras): every change to either passes here."""
+        bump_generation(self.runtime, LEARNER_GENERATION, user_id=row.user_id)
+
     def info(self, row: Certificate) -> CertificateInfo:
         return CertificateInfo(row.public_id, row.course_id, row.user_id, row.status,
                                row.issued_at, row.revoked_at, self.verify_url(row.public_id))
@@ -165,6 +171,7 @@ class CertificatesService:
                 row = Certificate.create(public_id=new_public_id(), course_id=course_id,
                                          user_id=user_id)
                 CertificateIndex.create(public_id=row.public_id, tenant_id=current_tenant().id)
+                self._learner_changed(row)
         except peewee.IntegrityError:
             row = self._row(course_id, user_id)
             if row is None:
@@ -285,6 +292,7 @@ class CertificatesService:
         row.updated_at = utcnow()
         row.save()
         if first:
+            self._learner_changed(row)
             self.runtime.events.record(CertificateIssued(
                 certificate_id=row.public_id, course_id=row.course_id, user_id=row.user_id,
                 issued_at=row.issued_at))
@@ -353,6 +361,7 @@ class CertificatesService:
         row.revoked_by = by
         row.updated_at = utcnow()
         row.save()
+        self._learner_changed(row)
         self.runtime.events.record(CertificateRevoked(
             certificate_id=row.public_id, course_id=row.course_id, user_id=row.user_id,
             reason=reason))

@@ -6,12 +6,35 @@ call acts in the current tenant and transaction. Events: ``learnplat_courses.eve
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from learnplat.plugin import Principal, ServiceKey
 
 MODULE_KINDS = ("video", "text", "quiz", "assignment", "other")
+
+# Generations (learnplat.answers) of what GET /courses and GET /courses/{id} show.
+# CATALOGUE_GENERATION: the tenant's courses, their modules, tags, images and ratings; the
+# courses plugin bumps it on every change to them. A plugin whose extras change for every
+# caller of a course at once (the enrollment plugin's rules) bumps it too.
+CATALOGUE_GENERATION = "courses.catalogue"
+# LEARNER_GENERATION, per user: what the course_detail_extras of one caller show (their
+# enrollment, progress, certificate). A plugin bumps it for the user in every transaction that
+# changes its extras for them: bump_generation(runtime, LEARNER_GENERATION, user_id=...).
+LEARNER_GENERATION = "courses.learner"
+
+_Hook = TypeVar("_Hook", bound=Callable[..., object])
+
+
+def cacheable_detail_extras(hook: _Hook) -> _Hook:
+    """Mark a course_detail_extras implementation whose answer for a caller changes only when
+    CATALOGUE_GENERATION or the caller's LEARNER_GENERATION is bumped, or at a time it
+    declares while it runs (``valid_until``). When every implementation is so marked, the
+    course page is kept per caller and served without a query until then; one unmarked
+    implementation (an older plugin) makes every page computed afresh. Since 0.2."""
+    hook.learnplat_cacheable = True  # type: ignore[attr-defined]
+    return hook
 
 
 @dataclass(frozen=True)

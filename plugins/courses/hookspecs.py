@@ -21,7 +21,13 @@ def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal 
                          ) -> dict[str, Any] | None:
     """Extra keys for GET /courses/{id} as seen by `principal` (e.g. the progress plugin adds
     ``progress`` for an enrolled student). Return None to add nothing. Keys that the course
-    document already has (id, status, modules...) cannot be replaced. Since 0.1."""
+    document already has (id, status, modules...) cannot be replaced. Since 0.1.
+
+    Since 0.2 the page of a published course is kept per caller when every implementation is
+    marked ``@cacheable_detail_extras`` (learnplat_courses.api): such an implementation bumps
+    ``LEARNER_GENERATION`` for the user whenever its extras change for them (or
+    ``CATALOGUE_GENERATION`` when they change for every caller), and calls
+    ``valid_until(deadline)`` while it runs when the clock or other users will change them."""
 
 
 @hookspec

@@ -20,8 +20,8 @@ from learnplat.registry import TaskSpec
 from learnplat.tenancy import current_tenant, tenant_context
 
 from . import events as ev
+from .api import CATALOGUE_GENERATION
 from .models import Course
-from .services import CATALOGUE_GENERATION
 from .settings import CoursesSettings
 
 if TYPE_CHECKING:

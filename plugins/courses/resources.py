@@ -3,6 +3,7 @@ service and shape the answer."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import falcon
@@ -11,9 +12,10 @@ from learnplat.errors import NotFound
 from learnplat.http.endpoint import JSON, MULTIPART, dump, endpoint
 from learnplat.http.serving import send_object
 from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import merge_extras, multipart_file
+from learnplat.plugin import computing, merge_extras, multipart_file, valid_until
 
 from .analytics import AnalyticsService
+from .api import CATALOGUE_GENERATION, LEARNER_GENERATION
 from .feedback import FeedbackService, message_out, thread_out
 from .images import ImageService
 from .models import Course, CourseTransition, FeedbackThread, Rating
@@ -46,7 +48,7 @@ from .schemas import (
     module_out,
     transition_out,
 )
-from .services import CATALOGUE_GENERATION, CoursesService, catalogue_is_public
+from .services import CoursesService, catalogue_is_public
 from .settings import UPLOAD_CEILING
 
 
@@ -101,17 +103,48 @@ class CourseCollection(_Resource):
 
 class CourseItem(_Resource):
     @endpoint(permission="course.read", response=CourseDetail, anonymous=open_catalogue,
-              generation=CATALOGUE_GENERATION,
+              generation=CATALOGUE_GENERATION, caller_generation=LEARNER_GENERATION,
               summary="A course with its modules in order (and plugins' extras)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
         """Enrolled students keep access to an archived course. Plugins add keys through the
         course_detail_extras hook (the progress plugin: the caller's progress)."""
-        svc = self.service
         ctx = req.context
+        principal = ctx.principal
+        answers = self.service.runtime.answers
+        # The whole page of a published course, extras included, is kept per caller until the
+        # catalogue changes, the caller's learner generation is bumped (their enrollment,
+        # progress or certificate changed) or a time the computation declared (valid_until:
+        # a module's release, an enrollment window) passes. The role is part of the key (a
+        # role change gives another page); the tenant snapshot is compared on a hit (its
+        # settings shape some extras, e.g. certificate URLs).
+        key = None
+        if ctx.generation and self._extras_cacheable():
+            caller = ((principal.user_id, principal.role, ctx.caller_generation)
+                      if principal is not None else None)
+            if principal is None or ctx.caller_generation:
+                key = (ctx.tenant.id, LEARNER_GENERATION, ctx.generation, caller, course_id)
+        if key is not None and (hit := answers.get(key)) is not None \
+                and (hit[0] is ctx.tenant or hit[0] == ctx.tenant):
+            resp.data, resp.content_type = hit[1], JSON
+            return None
+        with computing() as validity:
+            out, published = self._document(ctx, course_id)
+        resp.data, resp.content_type = dump(out), JSON
+        if key is not None and published:
+            answers.put(key, (ctx.tenant, resp.data), validity.seconds(answers.max_age))
+        return None
+
+    def _extras_cacheable(self) -> bool:
+        """Whether every course_detail_extras implementation is marked cacheable (looked up
+        each time: plugins are registered once, and this is a short list)."""
+        return all(getattr(impl.function, "learnplat_cacheable", False)
+                   for impl in self.service.runtime.hook.course_detail_extras.get_hookimpls())
+
+    def _document(self, ctx: Any, course_id: int) -> tuple[dict[str, Any], bool]:
+        svc = self.service
         principal = ctx.principal
         # A published course, its tags and modules are the same for every caller: kept per
         # process until the catalogue generation changes (any change to a course bumps it).
-        # Only the callers' extras below are read for each request.
         key = (ctx.tenant.id, CATALOGUE_GENERATION, ctx.generation, "course", course_id) \
             if ctx.generation else None
         cached = svc.runtime.answers.get(key) if key is not None else None
@@ -123,12 +156,16 @@ class CourseItem(_Resource):
             modules = svc._modules(course.id)
             if key is not None and course.status == "published":
                 svc.runtime.answers.put(key, (course, tags, modules))
+        now = dt.datetime.now(dt.UTC)
         out = course_out(course, tags)
-        out["modules"] = [module_out(m) for m in modules]
+        out["modules"] = [module_out(m, now) for m in modules]
+        for m in modules:
+            if m.release_at is not None and m.release_at > now:
+                valid_until(m.release_at.timestamp())  # "released" turns true then
         for extra in svc.runtime.hook.course_detail_extras(
                 runtime=svc.runtime, course_id=course.id, principal=principal):
             merge_extras([extra], out, protected=CourseDetail.model_fields.keys())
-        return out
+        return out, course.status == "published"
 
     @endpoint(permission="course.update", body=CoursePatch, response=CourseOut,
               summary="Edit a course (owner or admin); a published course stays published")

@@ -18,7 +18,7 @@ from learnplat.plugin import bump_generation
 from learnplat.tenancy import TenantInfo, current_tenant
 
 from . import events as ev
-from .api import MODULE_KINDS, CourseInfo, ModuleInfo
+from .api import CATALOGUE_GENERATION, MODULE_KINDS, CourseInfo, ModuleInfo
 from .models import Course, CourseTag, CourseTransition, Module
 
 if TYPE_CHECKING:
@@ -75,9 +75,6 @@ def search_matches(text: str) -> Any:
         "(SELECT course_id FROM courses_search "
         "WHERE document @@ plainto_tsquery('simple'::regconfig, %s))", [text])
 
-
-# The per-tenant generation of what catalogue pages show (learnplat.answers).
-CATALOGUE_GENERATION = "courses.catalogue"
 
 
 class CoursesService:

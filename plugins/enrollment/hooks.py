@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import click
+from learnplat_courses.api import cacheable_detail_extras
 
 from learnplat.plugin import Action, Event, Permission, Route, ServiceKey, hookimpl
 
@@ -99,6 +100,7 @@ def course_analytics(runtime: Runtime, course_id: int) -> dict[str, Any]:
 
 
 @hookimpl
+@cacheable_detail_extras  # EnrollmentService._event bumps LEARNER_GENERATION
 def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal | None
                          ) -> dict[str, Any]:
     """``enrollment``: the caller's status and whether (and how many) seats are open. Active

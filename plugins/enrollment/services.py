@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import peewee
-from learnplat_courses.api import COURSES, CoursesAPI
+from learnplat_courses.api import CATALOGUE_GENERATION, COURSES, LEARNER_GENERATION, CoursesAPI
 from learnplat_identity.api import IDENTITY, IdentityAPI
 from peewee import SQL, fn
 
@@ -31,7 +31,7 @@ from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, PermissionDenied, Vetoed
 from learnplat.models import utcnow
 from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import merge_extras
+from learnplat.plugin import bump_generation, merge_extras, valid_until
 from learnplat.tenancy import current_tenant
 
 from . import events as ev
@@ -252,13 +252,19 @@ class EnrollmentService:
         """The course's rules as the API answers them. `count=False` (the course detail)
         counts the active enrollments only when a cap needs them for `seats_left`: a COUNT
         whose cost grows with the course's learners, for a figure nobody asked for; then
-        `active_count` is None."""
+        `active_count` is None. Tells a cached answer (learnplat.answers.valid_until) when
+        `open` changes, and that `seats_left` changes with every other learner's enrollment."""
         rules = _RULES.first(course_id)
         cap = rules.cap if rules else None
         active = self.active_count(course_id) if count or cap is not None else None
         now = utcnow()
         opens_at = rules.opens_at if rules else None
         closes_at = rules.closes_at if rules else None
+        if cap is not None:
+            valid_until(0)
+        for moment in (opens_at, closes_at):
+            if moment is not None and now < moment:
+                valid_until(moment.timestamp())
         return {
             "course_id": course_id, "cap": cap, "opens_at": opens_at, "closes_at": closes_at,
             "active_count": active,
@@ -290,6 +296,8 @@ class EnrollmentService:
             if existing is not None:
                 (EnrollmentRules.update(**values)
                  .where(EnrollmentRules.id == existing.id).execute())
+            # Every caller's course page shows the rules (course_detail_extras).
+            bump_generation(self.runtime, CATALOGUE_GENERATION)
             return self.rules_dict(course_id)
 
     # -- lists -----------------------------------------------------------------------------
@@ -499,6 +507,8 @@ class EnrollmentService:
 
     def _event(self, event: type[ev.EnrollmentEvent], enrollment_id: Any, course_id: int,
                user_id: Any, principal: Principal | None, **extra: Any) -> None:
+        # Every change to an enrollment passes here: the learner's course page shows it.
+        bump_generation(self.runtime, LEARNER_GENERATION, user_id=user_id)
         self.runtime.events.record(event(
             enrollment_id=enrollment_id, course_id=course_id, user_id=user_id,
             actor_id=principal.user_id if principal else None, **extra))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from learnplat_courses.api import cacheable_detail_extras
 from learnplat_enrollment.events import EnrollmentCreated, EnrollmentDropped, EnrollmentEvent
 
 from learnplat.plugin import (
@@ -116,6 +117,7 @@ def register_event_handlers() -> list[EventHandler]:
 
 
 @hookimpl
+@cacheable_detail_extras  # ProgressService._lock and persist_playback bump LEARNER_GENERATION
 def course_detail_extras(runtime: Runtime, course_id: int, principal: Principal | None
                          ) -> dict[str, Any] | None:
     """An enrolled student's progress summary on GET /courses/{id}."""

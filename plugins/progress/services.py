@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import peewee
 import redis
-from learnplat_courses.api import COURSES, CoursesAPI
+from learnplat_courses.api import COURSES, LEARNER_GENERATION, CoursesAPI
 from learnplat_enrollment.api import ENROLLMENT, EnrollmentAPI
 from peewee import EXCLUDED, fn
 
@@ -26,7 +26,7 @@ from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, ValidationFailed
 from learnplat.models import UTC, utcnow
 from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import merge_extras
+from learnplat.plugin import bump_generation, merge_extras
 from learnplat.tenancy import tenant_context
 
 from . import events as ev
@@ -440,6 +440,9 @@ class ProgressService:
                     mp.updated_at: EXCLUDED.updated_at,
                 },
             ).execute()
+            for user_id in {u for _c, u in activity}:  # their summaries' last_activity_at
+                bump_generation(self.runtime, LEARNER_GENERATION, user_id=user_id,
+                                tenant_id=tenant_id)
         return 2
 
     # -- internals -----------------------------------------------------------------------------
@@ -485,7 +488,10 @@ class ProgressService:
                            reason=reason, prerequisite_id=module.prerequisite_id)
 
     def _lock(self, course_id: int, user_id: Any) -> CourseProgress:
-        """The enrollment's CourseProgress row, created if needed and locked until commit."""
+        """The enrollment's CourseProgress row, created if needed and locked until commit.
+        Every write to a learner's progress row locks it here first, so this is also where
+        their course page (course_detail_extras: the summary) learns of the change."""
+        bump_generation(self.runtime, LEARNER_GENERATION, user_id=user_id)
         row = _LOCKED.first(course_id, user_id)  # the usual case: it exists
         if row is not None:
             return row

@@ -165,12 +165,31 @@ def test_redis_killed_and_restarted_under_load(stack: Stack, rds: PrivateRedis) 
             time.sleep(1)
             # Then Redis hangs (SIGSTOP): connections stay open and nothing answers. Requests
             # are bounded by redis.socket_timeout / connect_timeout, then degrade as above.
+            # The admin changes the enrollment rules during the hang, which every caller's
+            # course page shows: the bump of the pages' generation cannot be written then;
+            # the process writes it once Redis answers again, and no server keeps serving the
+            # page it cached before.
+            page = f"{base}/courses/{cid}"
+            closes = "2199-01-01T00:00:00Z"
+
+            def closes_at() -> Any:
+                r = requests.get(page, headers=stack.headers(watchers[0]), timeout=10)
+                assert r.status_code == 200, r.text
+                return r.json()["enrollment"]["closes_at"]
+
+            assert [closes_at() for _ in range(4)] == [None] * 4
             frozen = time.monotonic()
             rds.freeze()
-            time.sleep(FREEZE_SECONDS)
+            time.sleep(0.5)
+            r = requests.put(f"{page}/enrollment-rules", json={"closes_at": closes},
+                             headers=stack.headers(stack.admin), timeout=10)
+            assert r.status_code == 200, r.text
+            time.sleep(max(0.0, FREEZE_SECONDS - (time.monotonic() - frozen)))
             rds.freeze(False)
             thawed = time.monotonic()
-            time.sleep(1.5)
+            seen_after = wait_for(lambda: all(closes_at() == closes for _ in range(4)), 5,
+                                  step=0.1)
+            time.sleep(max(0.0, 1.5 - seen_after))
         assert message["type"] == "notification" and message["kind"] == "enrolled", message
         answers = load.answers
         during = load.between(down, up)
