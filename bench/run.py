@@ -398,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="alternating runs per scenario (best "
                     "one counts)")
     ap.add_argument("--seconds", type=float, default=5.0, help="length of each wrk run")
+    ap.add_argument("--warmup", type=float, default=1.0,
+                    help="seconds of load before a scenario's runs (fills the per-process "
+                         "caches; a caller's course page is cached per caller)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}")
     ap.add_argument("--skip", default="", help="comma-separated scenarios to leave out")
@@ -637,7 +640,7 @@ def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse
     # warm-up: caches, pools, the first requests of each worker
     write_lua(sc.items(), script)
     conns = sc.connections or args.connections
-    warm = run_wrk(wrk, base, 1, conns, script)
+    warm = run_wrk(wrk, base, args.warmup, conns, script)
     sc.consumed(warm["requests"] + conns)  # those still in flight were sent too
     quiet = []
     for _ in range(args.runs):
