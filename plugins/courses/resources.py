@@ -3,10 +3,11 @@ service and shape the answer."""
 
 from __future__ import annotations
 
-import datetime as dt
+import time
 from typing import Any
 
 import falcon
+import orjson
 
 from learnplat.errors import NotFound
 from learnplat.http.endpoint import JSON, MULTIPART, dump, endpoint
@@ -145,27 +146,33 @@ class CourseItem(_Resource):
         principal = ctx.principal
         # A published course, its tags and modules are the same for every caller: kept per
         # process until the catalogue generation changes (any change to a course bumps it).
+        # Kept as JSON bytes and the modules' release times, not as model objects: thousands
+        # of cached courses made of tracked objects made every full garbage collection of a
+        # worker walk them (tens of ms at 2,000 courses: the p99 at ten times the data).
         key = (ctx.tenant.id, CATALOGUE_GENERATION, ctx.generation, "course", course_id) \
             if ctx.generation else None
         cached = svc.runtime.answers.get(key) if key is not None else None
-        if cached is not None:
-            course, tags, modules = cached
-        else:
+        if cached is None:
             course = svc._visible(course_id, principal)
-            tags = svc.tags_of([course.id])[course.id]
+            doc = course_out(course, svc.tags_of([course.id])[course.id])
             modules = svc._modules(course.id)
+            doc["modules"] = [module_out(m) for m in modules]
+            releases = tuple(m.release_at.timestamp() if m.release_at else None
+                             for m in modules)
+            cached = (course.status, dump(doc), releases)
             if key is not None and course.status == "published":
-                svc.runtime.answers.put(key, (course, tags, modules))
-        now = dt.datetime.now(dt.UTC)
-        out = course_out(course, tags)
-        out["modules"] = [module_out(m, now) for m in modules]
-        for m in modules:
-            if m.release_at is not None and m.release_at > now:
-                valid_until(m.release_at.timestamp())  # "released" turns true then
+                svc.runtime.answers.put(key, cached)
+        status, doc_bytes, releases = cached
+        out = orjson.loads(doc_bytes)  # a fresh document: the extras are merged into it
+        now = time.time()
+        for module, release in zip(out["modules"], releases, strict=True):
+            module["released"] = release is None or release <= now
+            if release is not None and release > now:
+                valid_until(release)  # "released" turns true then
         for extra in svc.runtime.hook.course_detail_extras(
-                runtime=svc.runtime, course_id=course.id, principal=principal):
+                runtime=svc.runtime, course_id=course_id, principal=principal):
             merge_extras([extra], out, protected=CourseDetail.model_fields.keys())
-        return out, course.status == "published"
+        return out, status == "published"
 
     @endpoint(permission="course.update", body=CoursePatch, response=CourseOut,
               summary="Edit a course (owner or admin); a published course stays published")
