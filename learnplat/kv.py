@@ -191,9 +191,10 @@ class RedisStore:
         return [v.decode() if isinstance(v, bytes) else v for v in values]
 
     def set_many(self, values: Mapping[str, str], ttl: float) -> None:
-        """One round trip, however many keys. Writes after every commit that changes a cached
-        answer (a module completed, an enrollment): a script on the thread's connection costs
-        a fraction of a redis-py pipeline's client CPU. Keys with the same value go together."""
+        """One round trip per distinct value (a transaction's bumps share one), however many
+        keys. Runs after every commit that changes a cached answer (a module completed, an
+        enrollment), so it goes through RedisScript like the authentication round trip: no
+        redis-py pipeline object, pool checkout or retry wrapper per call."""
         by_value: dict[str, list[str]] = {}
         for key, value in values.items():
             by_value.setdefault(value, []).append(self.prefix + key)
