@@ -4,20 +4,33 @@
 * A plugin imports another plugin only through that plugin's ``api`` or ``events`` module
   (``learnplat_courses.api``), never its models, services, resources, hooks or tasks.
 
-``python -m learnplat.boundaries learnplat plugins`` runs in ``bin/test``'s lint step; a plugin
-author runs it on their own package the same way. Why our own check and not import-linter:
-docs/decisions/0009-typed-plugin-contracts.md.
+Which package a file belongs to is read from the packaging, never guessed from directory names
+(a checkout cloned as ``learnplat/`` made every file under it look like the core): the nearest
+``setup.cfg`` / ``pyproject.toml`` at or above the file declares its packages and where they
+live (``package_dir``: ``plugins/courses`` installs as ``learnplat_courses``); a file of that
+project outside its packages (tests, benchmarks) is exempt. Outside any project, the installed
+distributions say where each ``learnplat*`` package is.
+
+``python -m learnplat.boundaries learnplat plugins`` runs in ``bin/test``'s lint step and says
+what it checked; a plugin author runs it on their own package the same way. Why our own check
+and not import-linter: docs/decisions/0009-typed-plugin-contracts.md.
 """
 
 from __future__ import annotations
 
 import ast
+import configparser
+import functools
+import importlib.metadata
+import importlib.util
 import sys
+import tomllib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PUBLIC_MODULES = ("api", "events")
+PROJECT_FILES = ("setup.cfg", "pyproject.toml")
 
 
 @dataclass(frozen=True)
@@ -31,16 +44,113 @@ class Violation:
         return f"{self.path}:{self.line}: imports {self.imported}: {self.rule}"
 
 
+@dataclass
+class Report:
+    """What a check looked at: the files that belong to a learnplat package, and the packages."""
+    files: int = 0
+    packages: set[str] = field(default_factory=set)
+    violations: list[Violation] = field(default_factory=list)
+
+    def summary(self) -> str:
+        def count(n: int, noun: str) -> str:
+            return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+        return (f"boundaries: {count(self.files, 'file')} in "
+                f"{count(len(self.packages), 'package')} checked, "
+                f"{count(len(self.violations), 'violation')}")
+
+
+def _is_contract_package(name: str) -> bool:
+    return name == "learnplat" or name.startswith("learnplat_")
+
+
+def _discover(where: Path) -> dict[str, Path]:
+    """Top-level packages under `where` (setuptools' `find:`, and auto-discovery)."""
+    if not where.is_dir():
+        return {}
+    return {d.name: d for d in where.iterdir() if (d / "__init__.py").is_file()}
+
+
+def _from_setup_cfg(root: Path) -> dict[str, Path] | None:
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg", encoding="utf-8")
+    if not cfg.has_option("options", "packages"):
+        return None
+    package_dir: dict[str, str] = {}
+    for line in cfg.get("options", "package_dir", fallback="").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            package_dir[key.strip()] = value.strip()
+    base = root / package_dir.get("", ".")
+    packages = cfg.get("options", "packages").split()
+    if packages and packages[0] in ("find:", "find_namespace:"):
+        where = cfg.get("options.packages.find", "where", fallback=None)
+        return _discover(root / where if where else base)
+    return {top: root / package_dir[top] if top in package_dir else base / top
+            for top in {p.split(".")[0] for p in packages}}
+
+
+def _from_pyproject(root: Path) -> dict[str, Path] | None:
+    with (root / "pyproject.toml").open("rb") as fh:
+        tool = tomllib.load(fh).get("tool", {}).get("setuptools", {})
+    packages = tool.get("packages")
+    if packages is None:
+        return None
+    package_dir = tool.get("package-dir", {})
+    base = root / package_dir.get("", ".")
+    if isinstance(packages, dict):  # {find = {where = ["src"]}}
+        found: dict[str, Path] = {}
+        for where in packages.get("find", {}).get("where", ["."]):
+            found.update(_discover(root / where))
+        return found
+    return {top: root / package_dir[top] if top in package_dir else base / top
+            for top in {p.split(".")[0] for p in packages}}
+
+
+@functools.cache
+def project_packages(root: Path) -> dict[str, Path]:
+    """Top-level package name -> its directory, as the project at `root` declares them
+    (setup.cfg, then pyproject.toml's [tool.setuptools], else the packages in root/ or src/
+    as setuptools' auto-discovery and most build backends would find them)."""
+    declared = None
+    if (root / "setup.cfg").is_file():
+        declared = _from_setup_cfg(root)
+    if declared is None and (root / "pyproject.toml").is_file():
+        declared = _from_pyproject(root)
+    if declared is None:
+        declared = {**_discover(root), **_discover(root / "src")}
+    return {name: path.resolve() for name, path in declared.items()}
+
+
+@functools.cache
+def installed_packages() -> dict[str, Path]:
+    """Every installed top-level learnplat package and its directory (editable ones too)."""
+    found = {}
+    for name in importlib.metadata.packages_distributions():
+        if not _is_contract_package(name):
+            continue
+        spec = importlib.util.find_spec(name)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            found[name] = Path(location).resolve()
+    return found
+
+
+def _project_root(path: Path) -> Path | None:
+    for directory in path.parents:
+        if any((directory / name).is_file() for name in PROJECT_FILES):
+            return directory
+    return None
+
+
 def owner_of(path: Path) -> str | None:
-    """The package a source file belongs to: "learnplat" for the core, "learnplat_<name>" for
-    a plugin (plugins/<name>/ in this repository installs as learnplat_<name>), else None."""
-    parts = path.resolve().parts
-    for i in range(len(parts) - 1, -1, -1):
-        part = parts[i]
-        if part.startswith("learnplat_") or part == "learnplat":
-            return part
-        if i > 0 and parts[i - 1] == "plugins" and i < len(parts) - 1:
-            return f"learnplat_{part}"
+    """The learnplat package a source file belongs to ("learnplat" for the core,
+    "learnplat_<name>" for a plugin), or None: not part of one (tests, scripts, other code)."""
+    path = path.resolve()
+    root = _project_root(path)
+    packages = project_packages(root) if root is not None else installed_packages()
+    for name, directory in packages.items():
+        if path.is_relative_to(directory):
+            return name if _is_contract_package(name) else None
     return None
 
 
@@ -58,10 +168,7 @@ def _imports(tree: ast.AST) -> Iterator[tuple[int, str]]:
                 yield node.lineno, f"{base}.{alias.name}" if "." not in base else base
 
 
-def check_file(path: Path) -> list[Violation]:
-    owner = owner_of(path)
-    if owner is None:
-        return []
+def _check_source(path: Path, owner: str) -> list[Violation]:
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     except SyntaxError as exc:
@@ -80,23 +187,53 @@ def check_file(path: Path) -> list[Violation]:
     return out
 
 
-def check(paths: Iterable[Path]) -> list[Violation]:
-    found: list[Violation] = []
+def check_file(path: Path) -> list[Violation]:
+    owner = owner_of(path)
+    return [] if owner is None else _check_source(path, owner)
+
+
+def _python_files(root: Path) -> Iterator[Path]:
+    if root.is_file():
+        yield root
+        return
+    for f in sorted(root.rglob("*.py")):
+        # Virtual environments, .git and caches are nobody's source.
+        if not any(part.startswith(".") for part in f.relative_to(root).parts):
+            yield f
+
+
+def scan(paths: Iterable[Path]) -> Report:
+    report = Report()
     for root in paths:
-        files = [root] if root.is_file() else sorted(root.rglob("*.py"))
-        for f in files:
-            found += check_file(f)
-    return found
+        for f in _python_files(root):
+            owner = owner_of(f)
+            if owner is None:
+                continue
+            report.files += 1
+            report.packages.add(owner)
+            report.violations += _check_source(f, owner)
+    return report
+
+
+def check(paths: Iterable[Path]) -> list[Violation]:
+    return scan(paths).violations
 
 
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
-    violations = check(Path(a) for a in (args or ["."]))
-    for v in violations:
+    report = scan(Path(a) for a in (args or ["."]))
+    for v in report.violations:
         print(v, file=sys.stderr)
-    if violations:
-        print(f"{len(violations)} import boundary violation(s)", file=sys.stderr)
+    if report.violations:
+        print(report.summary(), file=sys.stderr)
         return 1
+    if not report.files:
+        # Checking nothing is not a pass: a wrong path, or packages the packaging does not name.
+        print(f"boundaries: no file of a learnplat package under {' '.join(args or ['.'])} "
+              "(packages are read from setup.cfg / pyproject.toml, or the installed "
+              "distributions)", file=sys.stderr)
+        return 1
+    print(report.summary())
     return 0
 
 

@@ -77,25 +77,36 @@ class DeferredBegin:
             with peewee.__exception_wrapper__:
                 super().cursor().execute(sql)  # type: ignore[misc]
 
-    def _connect_keeping_transactions(self) -> None:
-        """Connect for a deferred transaction's first statement. peewee forgets the
-        transaction stack when it opens a connection; the pending transaction (and any
-        savepoint block above it) was pushed before, so it is kept."""
-        if self.is_closed():  # type: ignore[attr-defined]
-            stack = list(self._state.transactions)  # type: ignore[attr-defined]
-            self.connect()  # type: ignore[attr-defined]
-            self._state.transactions = stack  # type: ignore[attr-defined]
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        """Open a connection, keeping a deferred transaction's place.
+
+        peewee ties the transaction stack to the connection: connect() empties it. A deferred
+        transaction (and any savepoint block above it) is pushed before there is a
+        connection, so whoever connects first (its first statement, or any code that opens
+        a connection inside the unit of work) must not make it forget them; else the unit's
+        end pops an empty stack (IndexError: a 500, and the thread's next request inherits
+        the damage). Kept also when connecting fails (a database restart): the unit of work
+        then ends as a clean rollback and the request answers 503, not 500.
+        """
+        state = self._state  # type: ignore[attr-defined]
+        keep = (list(state.transactions)
+                if state.closed and getattr(state, "pending_begin", None) is not None else None)
+        try:
+            return super().connect(reuse_if_open)  # type: ignore[misc, no-any-return]
+        finally:
+            if keep is not None:
+                state.transactions = keep
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         if getattr(self._state, "pending_begin", None) is not None:  # type: ignore[attr-defined]
-            self._connect_keeping_transactions()
+            self.connect(reuse_if_open=True)
             self.flush_begin()
         return super().cursor(*args, **kwargs)  # type: ignore[misc]
 
     def execute_sql(self, sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
         if getattr(self._state, "pending_begin", None) is not None and isinstance(  # type: ignore[attr-defined]
                 self, peewee.PostgresqlDatabase):
-            self._connect_keeping_transactions()
+            self.connect(reuse_if_open=True)
             begin_args, begin_kwargs, tenant_id = self._take_pending()  # type: ignore[misc]
             prefix = self._begin_sql(begin_args, begin_kwargs) + _set_tenant_sql(self, tenant_id)
             # psycopg2 interpolates client-side: a literal % in the prefix would need doubling;
@@ -304,8 +315,16 @@ def transaction(write: bool = True) -> Iterator[UnitOfWork]:
 
     outer = _current_uow.get()
     if outer is not None:
-        with database.atomic():
-            yield outer
+        # A savepoint. Work its block asked to run after commit (a task enqueued, an event
+        # dispatch) goes with it when it rolls back: an event handler that enqueued a task
+        # and then failed must not have its task run on rows that were never written.
+        mark = len(outer.after_commit)
+        try:
+            with database.atomic():
+                yield outer
+        except BaseException:
+            del outer.after_commit[mark:]
+            raise
         return
     db = database.obj
     kwargs: dict[str, Any] = {}
@@ -328,14 +347,75 @@ def transaction(write: bool = True) -> Iterator[UnitOfWork]:
 
 @contextmanager
 def connection() -> Iterator[None]:
-    """Hold a connection for a request or task and always give it back (to the pool)."""
+    """Hold a connection for a request or task and always give it back (to the pool).
+
+    Inside a unit of work (a request's, a task's) the unit owns the connection: its first
+    statement takes one and its end gives it back. A block here then neither opens nor
+    closes one: opening would reset peewee's transaction stack under the open unit, and
+    closing would end its transaction halfway (both left the next request on the thread
+    out of step: learnplat issue 24).
+    """
     db = database.obj
+    if _current_uow.get() is not None or db._state.transactions:
+        yield
+        return
     opened = db.connect(reuse_if_open=True)
     try:
         yield
     finally:
         if opened and not db.is_closed():
             db.close()
+
+
+def leftovers() -> list[str]:
+    """What this thread still holds of the database after a unit of work should have ended:
+    an open unit, transactions on peewee's stack, a deferred BEGIN, a connection. Empty
+    when the thread is clean, as every request must leave it."""
+    found = []
+    if _current_uow.get() is not None:
+        found.append("an open unit of work")
+    db = database.obj
+    if db is None:
+        return found
+    state = db._state
+    if state.transactions:
+        found.append(f"{len(state.transactions)} transaction(s) on the stack")
+    if getattr(state, "pending_begin", None) is not None:
+        found.append("a deferred BEGIN")
+    if not state.closed:
+        found.append("a connection")
+    return found
+
+
+def reset_thread() -> list[str]:
+    """Give back whatever this thread still holds of the database (see `leftovers`), rolling
+    back any transaction; returns what was found. A request starts with this so that no
+    earlier request, however it ended, changes what the next one on the thread gets."""
+    found = [f for f in leftovers() if f != "a connection"]  # a held connection is harmless
+    if not found:
+        return []
+    _current_uow.set(None)
+    db = database.obj
+    if db is None:
+        return found
+    state = db._state
+    conn = state.conn
+    state.pending_begin = None
+    try:
+        if conn is not None and not getattr(conn, "closed", False):
+            # The connection may be mid-transaction: roll back before it goes back to the
+            # pool (PostgreSQL), or release SQLite's lock.
+            conn.rollback()
+    except Exception:  # a broken connection: dropped below
+        log.debug("rollback while resetting the thread failed", exc_info=True)
+    state.transactions = []
+    try:
+        if not state.closed:
+            db.close()
+    except Exception:
+        log.debug("closing while resetting the thread failed", exc_info=True)
+        state.reset()
+    return found
 
 
 # -- prepared queries ------------------------------------------------------------------------------

@@ -134,8 +134,11 @@ class EventBus:
             event = self._lock_event(event_id)
             if event is None:
                 return None
-            tenant = self.runtime.tenants.get_by_id(event.tenant_id)
             handlers = self.runtime.registry.handlers_for(event.name)
+            if event.name not in self.runtime.registry.events and not any(
+                    h.event == event.name for h in handlers):
+                return self._unknown(event)
+            tenant = self.runtime.tenants.get_by_id(event.tenant_id)
             done = {
                 d.handler: d
                 for d in EventDelivery.select().where(EventDelivery.event == event.id)
@@ -163,6 +166,26 @@ class EventBus:
             event.save()
             return event.status
 
+    def _unknown(self, event: Event) -> str:
+        """An event no plugin of this process declares or handles by name: recorded by a
+        newer release's process while this older one still runs (a rolling upgrade), or by a
+        plugin since removed.
+        Marking it done would deliver it to nobody, for good; it is left for a worker that
+        knows it, with the usual backoff, and fails (loudly) only after max_attempts."""
+        event.attempts += 1
+        if event.attempts >= self.settings.max_attempts:
+            event.status = "failed"
+            log.error("event %s %s: no loaded plugin declares it (a newer release's event, "
+                      "or a removed plugin's); failed after %d attempts", event.id, event.name,
+                      event.attempts)
+        else:
+            log.warning("event %s %s: no loaded plugin declares it; left for a worker that "
+                        "does", event.id, event.name)
+            delay = self.settings.backoff_seconds * (2 ** (event.attempts - 1))
+            event.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
+        event.save()
+        return event.status
+
     def _message(self, event: Event) -> EventMessage[Any]:
         decl = self.runtime.registry.events.get(event.name)
         data = None
@@ -181,8 +204,9 @@ class EventBus:
             delivery = EventDelivery(event=message.id, handler=handler.key)
         delivery.attempts += 1
         try:
-            # A savepoint per handler: its writes and its delivery mark commit together.
-            with db.database.atomic():
+            # A savepoint per handler: its writes and its delivery mark commit together, and
+            # what it asked to run after commit is dropped with it when it fails.
+            with db.transaction():
                 if tenant is None:
                     raise LookupError(f"tenant {message.tenant_id} no longer exists")
                 with tenant_context(tenant):

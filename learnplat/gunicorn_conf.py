@@ -30,15 +30,20 @@ if worker_class == "gthread":
     threads = _settings.server.threads
 else:
     worker_connections = _settings.server.connections
-    # The access log's client address as the app resolved it (see learnplat.http.asgi).
-    logger_class = "learnplat.http.asgi.AccessLogger"
+# The master and its workers log through the home's config/logging.toml, gunicorn's own lines
+# included; access lines get the client address and school the app resolved (learnplat.logs,
+# learnplat.http.asgi).
+logger_class = "learnplat.http.asgi.AccessLogger"
 timeout = _settings.server.timeout
 keepalive = 5
-accesslog = "-" if _settings.app.debug else None
+# One line per request unless logging.access_log is off (app.debug, as before, turns it on).
+# "-": through the logging configuration (gunicorn.access), not gunicorn's own stdout handler.
+accesslog = "-" if _settings.logging.access_log or _settings.app.debug else None
 # The client is the address the app resolved through server.trusted_proxies (set by the
-# request middleware), not the proxy that holds the connection; then the request id.
-access_log_format = ('%({learnplat.client_addr}e)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s '
-                     '"%(f)s" "%(a)s" %({x-request-id}o)s')
+# request middleware), not the proxy that holds the connection; the time is the formatter's.
+# Then the request line, status, bytes, duration, school ("-": none), request id, user agent.
+access_log_format = ('%({learnplat.client_addr}e)s "%(r)s" %(s)s %(b)s %(M)sms '
+                     '%({learnplat.tenant}e)s %({x-request-id}o)s "%(a)s"')
 # The same proxies may tell gunicorn the request came over https (X-Forwarded-Proto), so links
 # derived from the request use the right scheme. Without any, gunicorn's default (loopback).
 if _proxies := [p for p in _settings.server.trusted_proxies if p.lower() != "unix"]:
@@ -62,9 +67,20 @@ def _die_with_parent() -> None:
 def when_ready(server: Any) -> None:
     global _worker
     if _settings.queue.embedded_worker and not _settings.queue.immediate:
-        _worker = subprocess.Popen([sys.executable, "-m", "learnplat.cli", "worker"],
+        # -P: the current directory stays off sys.path (see learnplat.cli.gunicorn_main).
+        _worker = subprocess.Popen([sys.executable, "-P", "-m", "learnplat.cli", "worker"],
                                    env=dict(os.environ), preexec_fn=_die_with_parent)
         server.log.info("started embedded queue worker (pid %s)", _worker.pid)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # Each web worker logs as the queue worker does: the home's config/logging.toml (or the
+    # packaged default), root at INFO on stderr, so plugins' logging.getLogger(__name__) lines
+    # are not lost. The master configured it already (AccessLogger); again here, so that a
+    # home whose gunicorn.conf.py names another logger_class still gets it in its workers.
+    from learnplat.logs import configure_gunicorn_logging
+
+    configure_gunicorn_logging(_settings.home, _settings.logging.repeat_seconds)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .contracts import Action, Event, ServiceKey, Veto
     from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
     from .runtime import Runtime
+    from .secret_keys import EncryptedAtRest
     from .tenancy import TenantInfo
 
 hookspec = pluggy.HookspecMarker("learnplat")
@@ -145,6 +146,21 @@ def register_commands(cli: click.Group) -> None:
 def register_health_checks() -> list[HealthCheck]:
     """Extra readiness checks for ``GET /readyz``: ``HealthCheck(name, fn)``, fn(runtime) raises
     when not ready. Since 0.1.
+    """
+
+
+@hookspec
+def register_encrypted_at_rest() -> list[EncryptedAtRest]:
+    """What the plugin stores encrypted under ``app.secret_key``:
+    ``EncryptedAtRest(name, scan, reencrypt)`` from ``learnplat.secret_keys``, where
+    ``scan(runtime)`` returns a ``SecretScan`` (items, items only an old secret decrypts,
+    items no secret in force decrypts) and ``reencrypt(runtime)`` rewrites the items with the
+    current secret and returns how many it rewrote. Both run once per tenant, in its context
+    and a transaction.
+
+    ``learnplat serve``, ``learnplat worker`` and key commands refuse to start when an item
+    cannot be decrypted with ``app.secret_key`` or ``app.old_secret_keys``;
+    ``learnplat secrets reencrypt`` calls ``reencrypt``. Since 0.2.
     """
 
 

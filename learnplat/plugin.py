@@ -61,6 +61,7 @@ from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
 from .runtime import Runtime
 from .schema_doc import describe_strings, not_nullable
 from .tenancy import TenantInfo, current_tenant, tenant_context
+from .timestamps import api_timestamp
 
 
 class Schema(BaseModel):
@@ -174,8 +175,8 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     # files: receiving uploads (type by content, limits, sha256) and sending stored objects
     "MULTIPART", "body_stream", "multipart_parts", "multipart_file", "uploads", "send_object",
     # data and tenancy
-    "db", "TenantModel", "JSONField", "UTCDateTimeField", "utcnow", "TenantInfo",
-    "current_tenant", "tenant_context", "Runtime",
+    "db", "TenantModel", "JSONField", "UTCDateTimeField", "utcnow", "api_timestamp",
+    "TenantInfo", "current_tenant", "tenant_context", "Runtime",
     # commands and work across schools
     "tenant_command", "with_tenant", "json_option", "echo_json", "echo_pages", "echo_rows",
     "read_pages", "each_tenant", "EachTenantResult",

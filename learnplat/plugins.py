@@ -143,6 +143,9 @@ def collect(pm: pluggy.PluginManager, runtime: Any) -> Registry:
     for plugin, checks in _call_each(pm, "register_health_checks"):
         for check in checks:
             reg.health_checks.append(_owned(check, plugin))
+    for plugin, encrypted in _call_each(pm, "register_encrypted_at_rest"):
+        for decl in encrypted:
+            reg.encrypted_at_rest.append(_owned(decl, plugin))
     for plugin, sections in _call_each(pm, "register_settings"):
         for section, model in sections.items():
             reg.add_settings_model(section, model, plugin)

@@ -4,7 +4,9 @@ Each budget is a GCRA bucket (decision 0012): `rate` units per second refill it,
 units at once. A request costs its endpoint's declared `cost` (1 unless it says more) from the
 caller's budget (`api`, or `heartbeat` for video playback, so neither starves the other) and
 from its tenant's budget (all its users and visitors together). Anonymous callers pay from
-their client address's budget instead of a user's.
+their client address's budget instead of a user's; a request through a URL signed for a user
+(a media URL: EndpointSpec.signed_caller) pays as that user, so a class behind one NAT address
+does not share one visitor's budget.
 
 The counting is one atomic step in the key-value store, done in the same round trip as the
 authentication's reads (`Limiter.round_trip`): one Redis script per request, which also

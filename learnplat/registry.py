@@ -101,6 +101,8 @@ class Registry:
     vetoes: dict[str, list[Veto]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     settings_models: dict[str, type] = field(default_factory=dict)
+    # register_encrypted_at_rest: what learnplat.secret_keys checks and re-encrypts.
+    encrypted_at_rest: list[Any] = field(default_factory=list)
     _owners: dict[str, dict[str, str]] = field(default_factory=dict)
     _grants: dict[str, dict[str, str]] = field(default_factory=dict)
     _grants_size: int = -1

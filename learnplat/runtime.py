@@ -23,6 +23,7 @@ from .kv import KeyValueStore, make_store
 from .plugins import PluginInfo, build_plugin_manager, collect
 from .ratelimit import Limiter
 from .registry import Registry, StartupError
+from .secret_keys import secrets_in_force
 from .settings import ConfigError, Settings, load_settings
 from .storage import Storage
 from .tasks import TaskQueue, build_huey
@@ -51,6 +52,9 @@ class Runtime:
     plugin_settings: dict[str, Any]
     database: peewee.Database  # what learnplat.db.database points at while this runtime runs
     secret_key: bytes
+    # app.secret_key first, then app.old_secret_keys: the current one encrypts and signs, all
+    # of them decrypt and verify (an overlap while the secret is rotated).
+    secret_keys: tuple[bytes, ...]
 
     @property
     def hook(self) -> Any:
@@ -119,6 +123,7 @@ def create_runtime(
     rt = Runtime()
     rt.settings, rt.pm, rt.plugins = settings, pm, infos
     rt.secret_key = _secret_key(settings)
+    rt.secret_keys = secrets_in_force(rt.secret_key, settings.app.old_secret_keys)
     rt.database = db.connect_database(settings)
     rt.redis = redis_client(settings)
     rt.kv = make_store(rt.redis, settings.var_path, settings.redis.prefix)

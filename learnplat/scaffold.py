@@ -3,8 +3,10 @@
 The generated package is what docs/plugins.md walks through: a setup file with the entry
 point, `api.py` (the service contract), `events.py` (the event it records), one model with its
 migration, one permission, routes to create and list, a tenant task, a CLI command, a handler
-for the courses plugin's CoursePublished event, and tests on the shipped fixtures. A test in
-this repository generates it, installs it with pip and runs its tests.
+for the courses plugin's CoursePublished event, and tests on the shipped fixtures. The model is
+named by the author (``--model Bookmark``; ``Item`` by default) so that its class, table,
+migration, event, routes and task agree from the start instead of after a rename. A test in
+this repository generates one, installs it with pip and runs its tests.
 """
 
 from __future__ import annotations
@@ -61,17 +63,17 @@ from learnplat.plugin import ServiceKey
 
 
 @dataclass(frozen=True)
-class ItemInfo:
+class ${Model}Info:
     id: int
     title: str
 
 
 class ${camel}API(Protocol):
-    def create(self, title: str) -> ItemInfo:
-        """Add an item in the current tenant (inside a transaction)."""
+    def create(self, title: str) -> ${Model}Info:
+        """Add ${a_model} in the current tenant (inside a transaction)."""
 
     def count(self) -> int:
-        """How many items the current tenant has."""
+        """How many ${models_words} the current tenant has."""
 
 
 ${upper}: ServiceKey[${camel}API] = ServiceKey("$name", ${camel}API)
@@ -86,15 +88,16 @@ from typing import ClassVar
 from learnplat.plugin import Event
 
 
-class ItemCreated(Event):
-    """An item was added."""
-    name: ClassVar[str] = "$name.item_created.v1"
-    item_id: int
+class ${Model}Created(Event):
+    """${A_model} was added."""
+    name: ClassVar[str] = "$name.${model}_created.v1"
+    ${model}_id: int
     title: str
 ''',
     "learnplat_$name/hooks.py": '''\
-"""The $name plugin: items per school, added by hand or when a course is published."""
+"""The $name plugin: ${models_words} per school, added by hand or when a course is published."""
 
+import logging
 from typing import Any
 
 import click
@@ -103,18 +106,19 @@ from learnplat_courses.events import CoursePublished
 
 import learnplat.plugin as lp
 
-from .api import ${upper}, ItemInfo
-from .events import ItemCreated
+from .api import ${upper}, ${Model}Info
+from .events import ${Model}Created
 
 requires = ("courses",)
+log = logging.getLogger(__name__)  # learnplat_$name.hooks: docs/plugins.md, "Logging"
 
 
-class Item(lp.TenantModel):  # table ${name}_item; every query is scoped to the school
+class ${Model}(lp.TenantModel):  # table ${name}_${model}; every query is scoped to the school
     title = peewee.CharField(max_length=200)
     created_at = lp.UTCDateTimeField(default=lp.utcnow)
 
 
-class ItemIn(lp.Schema):  # unknown fields are a 422
+class ${Model}In(lp.Schema):  # unknown fields are a 422
     title: str = lp.Field(min_length=1, max_length=200)
 
 
@@ -122,35 +126,37 @@ class ${camel}Service:  # what other plugins get from runtime.service(${upper})
     def __init__(self, runtime: Any):
         self.runtime = runtime
 
-    def create(self, title: str) -> ItemInfo:
-        item = Item.create(title=title)
-        self.runtime.events.record(ItemCreated(item_id=item.id, title=title))
-        return ItemInfo(item.id, item.title)
+    def create(self, title: str) -> ${Model}Info:
+        row = ${Model}.create(title=title)
+        self.runtime.events.record(${Model}Created(${model}_id=row.id, title=title))
+        return ${Model}Info(row.id, row.title)
 
     def count(self) -> int:
-        return Item.select().count()
+        return ${Model}.select().count()
 
 
-class Items:
+class ${Models}:
     def __init__(self, runtime: Any):
         self.runtime = runtime
 
     @lp.endpoint(permission=lp.AUTHENTICATED, query=lp.PageQuery)
     def on_get(self, req: Any, resp: Any, *, query: lp.PageQuery) -> Any:
-        """The school's items, newest first."""
-        return lp.paginate(Item.select(), [Item.id.desc()], query,
-                           lambda i: {"id": i.id, "title": i.title})
+        """The school's ${models_words}, newest first."""
+        return lp.paginate(${Model}.select(), [${Model}.id.desc()], query,
+                           lambda row: {"id": row.id, "title": row.title})
 
-    @lp.endpoint(permission="$name.create", body=ItemIn, status=201)
-    def on_post(self, req: Any, resp: Any, *, body: ItemIn) -> Any:
-        """Add an item."""
-        item = self.runtime.service(${upper}).create(body.title)
-        return {"id": item.id, "title": item.title}
+    @lp.endpoint(permission="$name.create", body=${Model}In, status=201)
+    def on_post(self, req: Any, resp: Any, *, body: ${Model}In) -> Any:
+        """Add ${a_model}."""
+        row = self.runtime.service(${upper}).create(body.title)
+        return {"id": row.id, "title": row.title}
 
 
-def count_items(runtime: Any) -> int:
+def count_${models}(runtime: Any) -> int:
     """A tenant task: runs in the tenant's context and in a transaction."""
-    return runtime.service(${upper}).count()
+    count = runtime.service(${upper}).count()
+    log.info("%d ${models_words} in this school", count)  # `learnplat tasks run` shows it
+    return count
 
 
 def on_course_published(runtime: Any, event: lp.EventMessage[CoursePublished]) -> None:
@@ -159,17 +165,18 @@ def on_course_published(runtime: Any, event: lp.EventMessage[CoursePublished]) -
 
 @lp.hookimpl
 def register_models() -> list[type]:
-    return [Item]
+    return [${Model}]
 
 
 @lp.hookimpl
 def register_events() -> list[type[lp.Event]]:
-    return [ItemCreated]
+    return [${Model}Created]
 
 
 @lp.hookimpl
 def register_permissions() -> list[lp.Permission]:
-    return [lp.Permission("$name.create", "Add items", {"admin": "any", "instructor": "any"})]
+    return [lp.Permission("$name.create", "Add ${models_words}",
+                          {"admin": "any", "instructor": "any"})]
 
 
 @lp.hookimpl
@@ -179,12 +186,12 @@ def register_services(runtime: Any) -> dict[lp.ServiceKey[Any], Any]:
 
 @lp.hookimpl
 def register_routes(runtime: Any) -> list[lp.Route]:
-    return [lp.Route("/$name/items", Items(runtime))]
+    return [lp.Route("/$name/${models_path}", ${Models}(runtime))]
 
 
 @lp.hookimpl
 def register_tasks() -> list[lp.TaskSpec]:
-    return [lp.TaskSpec("$name.count_items", count_items)]
+    return [lp.TaskSpec("$name.count_${models}", count_${models})]
 
 
 @lp.hookimpl
@@ -196,12 +203,12 @@ def register_event_handlers() -> list[lp.EventHandler]:
 def register_commands(cli: click.Group) -> None:
     @lp.tenant_command(cli, "$name-count")
     def count(runtime: Any, tenant: Any) -> None:
-        """How many items a school has."""
+        """How many ${models_words} a school has."""
         click.echo(runtime.service(${upper}).count())
 ''',
     "learnplat_$name/migrations/__init__.py": "",
     "learnplat_$name/migrations/0001_initial.py": '''\
-"""$name: the item table."""
+"""$name: the ${model} table."""
 from peewee import *
 from learnplat.models import UTCDateTimeField
 
@@ -212,14 +219,14 @@ def up(migrator, db):
             database = db
             table_name = 'learnplat_tenant'
 
-    class Item(Model):
+    class ${Model}(Model):
         tenant = ForeignKeyField(Tenant, on_delete='CASCADE', column_name='tenant_id')
         title = CharField(max_length=200)
         created_at = UTCDateTimeField()
         class Meta:
             database = db
-            table_name = '${name}_item'
-    db.create_tables([Item])
+            table_name = '${name}_${model}'
+    db.create_tables([${Model}])
 ''',
     "tests/test_$name.py": '''\
 """The $name plugin, through learnplat's shipped pytest fixtures."""
@@ -232,24 +239,26 @@ from learnplat.plugin import db, tenant_context
 
 def test_create_list_and_other_tenant_sees_nothing(lp_client, lp_users, lp_other_tenant):
     teacher = lp_users.make("instructor").token
-    r = lp_client.as_(teacher).post("/$name/items", json={"title": "first"})
+    r = lp_client.as_(teacher).post("/$name/${models_path}", json={"title": "first"})
     assert r.status_code == 201
-    assert lp_client.as_(teacher).get("/$name/items").json["items"] == [r.json]
-    assert lp_client.as_(teacher).post("/$name/items", json={"title": ""}).status_code == 422
+    assert lp_client.as_(teacher).get("/$name/${models_path}").json["items"] == [r.json]
+    empty = lp_client.as_(teacher).post("/$name/${models_path}", json={"title": ""})
+    assert empty.status_code == 422
     student = lp_users.make("student").token
-    assert lp_client.as_(student).post("/$name/items", json={"title": "x"}).status_code == 403
+    refused = lp_client.as_(student).post("/$name/${models_path}", json={"title": "x"})
+    assert refused.status_code == 403
     outsider = lp_users.make("admin", tenant=lp_other_tenant).token
-    assert lp_client.as_(outsider, lp_other_tenant).get("/$name/items").json["items"] == []
+    assert lp_client.as_(outsider, lp_other_tenant).get("/$name/${models_path}").json["items"] == []
 
 
 def test_the_count_command(lp_cli, lp_client, lp_users, lp_tenant):
     teacher = lp_users.make("instructor").token
-    lp_client.as_(teacher).post("/$name/items", json={"title": "one"})
+    lp_client.as_(teacher).post("/$name/${models_path}", json={"title": "one"})
     result = lp_cli("$name-count", "--tenant", lp_tenant.slug)
     assert result.exit_code == 0 and result.stdout.strip() == "1"
 
 
-def test_a_published_course_adds_an_item(lp_runtime, lp_tenant, event_recorder):
+def test_a_published_course_adds_${a_model_}(lp_runtime, lp_tenant, event_recorder):
     with db.connection(), tenant_context(lp_tenant), db.transaction():
         lp_runtime.events.record(CoursePublished(
             course_id=1, owner_id=2, status="published", title="Algebra", action="approve",
@@ -257,7 +266,7 @@ def test_a_published_course_adds_an_item(lp_runtime, lp_tenant, event_recorder):
     lp_runtime.events.dispatch_pending()
     with db.connection(), tenant_context(lp_tenant), db.transaction():
         assert lp_runtime.service(${upper}).count() == 1
-    assert "$name.item_created.v1" in event_recorder.names()
+    assert "$name.${model}_created.v1" in event_recorder.names()
 ''',
 }
 
@@ -266,20 +275,61 @@ class ScaffoldError(ValueError):
     pass
 
 
-def render(name: str) -> dict[str, str]:
-    """Relative path -> text of every file of a plugin named `name`."""
+MODEL_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,39}$")
+# Names the generated hooks.py (or peewee's Model in the migration) already uses.
+TAKEN = {"Any", "CoursePublished", "Model", "Tenant"}
+
+
+def snake(camel: str) -> str:
+    """ShelfItem -> shelf_item (as learnplat.models.default_table_name names tables)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
+def plural(word: str) -> str:
+    """English plural of a (snake_case) word, good enough for routes: item -> items,
+    box -> boxes, category -> categories."""
+    if re.search(r"(s|x|z|ch|sh)$", word):
+        return word + "es"
+    if re.search(r"[^aeiou]y$", word):
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def template_values(name: str, model: str = "Item") -> dict[str, str]:
+    """The placeholders of FILES for plugin `name` and its model class `model`."""
     if not NAME_RE.match(name) or keyword.iskeyword(name):
         raise ScaffoldError(f"plugin name {name!r}: use 2-31 lower-case letters, digits or _, "
                             "starting with a letter")
-    values = {"name": name, "upper": name.upper(),
-              "camel": "".join(p.capitalize() for p in name.split("_"))}
+    if not MODEL_RE.match(model) or model in TAKEN:
+        raise ScaffoldError(f"model name {model!r}: use a CamelCase class name (1-40 letters or "
+                            f"digits, starting with a capital), not one of {sorted(TAKEN)}")
+    camel = "".join(p.capitalize() for p in name.split("_"))
+    if model in (f"{camel}Service", f"{camel}API"):
+        raise ScaffoldError(f"model name {model!r} is taken by the plugin's own classes")
+    model_snake = snake(model)
+    models = plural(model_snake)
+    words = model_snake.replace("_", " ")
+    article = "an" if words[0] in "aeiou" else "a"
+    return {"name": name, "upper": name.upper(), "camel": camel,
+            "Model": model, "model": model_snake, "models": models,
+            "Models": "".join(p.capitalize() for p in models.split("_")),
+            "models_path": models.replace("_", "-"),  # /shelf/shelf-boxes
+            "model_words": words, "a_model": f"{article} {words}",
+            "A_model": f"{article.capitalize()} {words}", "a_model_": f"{article}_{model_snake}",
+            "models_words": models.replace("_", " ")}
+
+
+def render(name: str, model: str = "Item") -> dict[str, str]:
+    """Relative path -> text of every file of a plugin named `name` whose model is `model`
+    (class name; its table is ``<name>_<model in snake_case>``, its routes the plural)."""
+    values = template_values(name, model)
     return {Template(path).substitute(values): Template(text).substitute(values)
             for path, text in FILES.items()}
 
 
-def write(name: str, directory: Path) -> list[Path]:
+def write(name: str, directory: Path, model: str = "Item") -> list[Path]:
     """Write the plugin under `directory` (which must not exist or be empty)."""
-    files = render(name)
+    files = render(name, model)
     if directory.exists() and any(directory.iterdir()):
         raise ScaffoldError(f"{directory} exists and is not empty")
     written = []

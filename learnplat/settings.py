@@ -7,13 +7,14 @@ runs at import time. A bad value fails start-up with one message naming the key.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -33,10 +34,43 @@ class _Section(BaseModel):
 
 class AppSettings(_Section):
     secret_key: str = ""
+    # Secrets app.secret_key replaced, still accepted to decrypt keys at rest and to verify
+    # signed URLs until `learnplat secrets reencrypt` has rewritten everything (docs/deployment.md,
+    # "Rotating app.secret_key"). Never used to encrypt or sign anything new.
+    old_secret_keys: tuple[str, ...] = ()
+    # "development" warns about unsafe settings, "production" refuses to serve with them;
+    # empty: development only for the all-embedded loopback set-up (learnplat.safety).
+    environment: Literal["", "development", "production"] = ""
     debug: bool = False
     var_dir: str = "var"
     max_body_bytes: int = Field(1_048_576, gt=0)
+    # Where clients reach the API. Empty: links in answers follow each request, and what must
+    # not depend on a request (certificates: QR codes, DIDs) uses Settings.public_url_in_force.
     public_url: str = ""
+
+    @field_validator("old_secret_keys", mode="before")
+    @classmethod
+    def _split_old_secrets(cls, value: Any) -> Any:
+        # LEARNPLAT_APP_OLD_SECRET_KEYS='["a", "b"]' (JSON, for secrets holding a comma) or
+        # "a,b"; a TOML list as it is.
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("old_secret_keys")
+    @classmethod
+    def _old_secrets_long_enough(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(len(s) < 16 for s in value):
+            raise ValueError("each old secret must have at least 16 characters, as "
+                             "app.secret_key had")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be empty or an http:// or https:// URL")
+        return value.rstrip("/")
 
 
 class DatabaseSettings(_Section):
@@ -80,6 +114,10 @@ class StorageSettings(_Section):
 
 class TenancySettings(_Section):
     cache_seconds: float = Field(5, ge=0)
+    # "header_or_host": X-Tenant names the school, else the Host's domain (one address for
+    # every school: apps, the API's own clients). "host": only the Host's domain does, so one
+    # school's domain never serves another school's pages (X-Tenant must agree with it).
+    select_by: Literal["header_or_host", "host"] = "header_or_host"
 
 
 class ServerSettings(_Section):
@@ -138,6 +176,27 @@ class LimitSettings(_Section):
     anonymous_burst: int = Field(300, gt=0)
 
 
+class BackupSettings(_Section):
+    """`learnplat backup` (learnplat.backup, docs/deployment.md#backups-and-restore)."""
+
+    # The role pg_dump connects as: it must see every school's rows (BYPASSRLS and
+    # pg_read_all_data, `learnplat backup setup-role`), which the application's role must not.
+    # Empty: database.url, whose role is refused when row-level security applies to it.
+    database_url: str = ""
+
+
+class LoggingSettings(_Section):
+    """What every process logs beyond config/logging.toml (learnplat.logs, docs/deployment.md
+    "Logs")."""
+
+    # One line per request from gunicorn (client, request line, status, bytes, duration,
+    # request id, school); off for a site whose proxy already keeps one.
+    access_log: bool = True
+    # During an outage, a failure of one kind (logger, exception type, message) is logged
+    # once with its traceback, then once per this many seconds as "... repeated N times".
+    repeat_seconds: float = Field(60, gt=0)
+
+
 class AuthSettings(_Section):
     access_token_ttl: int = Field(900, gt=0)
     refresh_token_ttl: int = Field(2_592_000, gt=0)
@@ -159,6 +218,8 @@ class Settings(BaseModel):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
     limits: LimitSettings = LimitSettings()
+    backup: BackupSettings = BackupSettings()
+    logging: LoggingSettings = LoggingSettings()
     plugins: dict[str, dict[str, Any]] = {}
     home: str = "."
     # How home was chosen and which files were read, for `learnplat config` and start-up notes.
@@ -173,6 +234,52 @@ class Settings(BaseModel):
     @property
     def var_path(self) -> Path:
         return self.path(self.app.var_dir)
+
+    def public_url_in_force(self, bind: str | None = None) -> PublicUrl:
+        """The API's public base URL: `app.public_url`, else derived from the address served
+        (`bind`, default `server.bind`; `learnplat serve --bind` passes its own to the
+        processes it starts) when that is a loopback address: `http://localhost:PORT`. A host
+        name, not 127.0.0.1: a did:web must name a domain, never an IP address. Any other bind
+        (0.0.0.0, a LAN address, a UNIX socket) says nothing of the name clients use, so the
+        URL is left unknown (`url` empty) and `source` says which setting to set."""
+        if self.app.public_url:
+            return PublicUrl(self.app.public_url, "app.public_url")
+        bind = bind or self.server.bind
+        host, port = _split_bind(bind)
+        if host is not None and _is_loopback(host):
+            url = "http://localhost" + ("" if port == "80" else f":{port}")
+            return PublicUrl(url, f"derived from the loopback bind {bind}; set app.public_url "
+                                  "(LEARNPLAT_APP_PUBLIC_URL) for another")
+        return PublicUrl("", f"unknown: the bind {bind} is not a loopback address, so the name "
+                             "clients use cannot be derived; set app.public_url "
+                             "(LEARNPLAT_APP_PUBLIC_URL)")
+
+
+class PublicUrl(NamedTuple):
+    """`Settings.public_url_in_force()`: the URL ("" when unknown) and where it comes from."""
+
+    url: str
+    source: str
+
+
+def _split_bind(bind: str) -> tuple[str | None, str]:
+    """(host, port) of a gunicorn bind HOST:PORT or [IPv6]:PORT; (None, "") for unix:PATH or
+    fd://N."""
+    if bind.startswith(("unix:", "fd://")):
+        return None, ""
+    host, sep, port = bind.rpartition(":")
+    if not sep:  # gunicorn's default port
+        return bind, "8000"
+    return host.strip("[]"), port
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _NOT_SECTIONS = ("plugins", "home", "home_source", "config_files")

@@ -107,6 +107,22 @@ class TenantService:
 
         return self._cached(("domain", host), load)
 
+    def select(self, slug: str | None, host: str | None, host_only: bool = False
+               ) -> TenantInfo | None:
+        """The school a request names: its `X-Tenant` slug, else its Host's domain. With
+        `host_only` (setting `tenancy.select_by = "host"`) only the Host names it, so one
+        school's domain never serves another school; a slug that names another school than
+        the host's then names none. Enabled or not: the caller decides."""
+        slug = slug.strip().lower() if slug else None
+        if host_only:
+            tenant = self.get_by_domain(host) if host else None
+            if tenant is not None and slug and slug != tenant.slug:
+                return None
+            return tenant
+        if slug:
+            return self.get_by_slug(slug)
+        return self.get_by_domain(host) if host else None
+
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()

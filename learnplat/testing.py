@@ -202,11 +202,64 @@ def lp_other_tenant(lp_runtime: Runtime) -> TenantInfo:
     return make_tenant(lp_runtime)
 
 
+class ServedApp:
+    """A WSGI app called as a server's worker thread calls it: every request on one thread of
+    its own (kept from request to request, as gunicorn's threads are), the answer's body read
+    there too (a streamed file is read after the middleware has ended the unit of work), and
+    the thread checked afterwards: a request that leaves a transaction, a deferred BEGIN or a
+    connection behind fails the test that sent it, so that every in-process request of the
+    suite is also a check that one request cannot change what the next one on the thread
+    gets (learnplat issue 24)."""
+
+    def __init__(self, app: Any):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.app = app
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="lp-served")
+
+    def __getattr__(self, name: str) -> Any:  # falcon's TestClient looks at the app
+        return getattr(self.app, name)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        return self._thread.submit(self._serve, environ, start_response).result()
+
+    def _serve(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        result = self.app(environ, start_response)
+        try:
+            body = list(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        left = db.leftovers()
+        if left:
+            db.reset_thread()
+            if not db.database.is_closed():
+                db.database.close()
+            raise AssertionError(
+                f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} left the "
+                f"server thread holding {', '.join(left)}")
+        return body
+
+
+_served: dict[int, ServedApp] = {}
+
+
+def served(app: Any) -> ServedApp:
+    """The app as a server thread serves it (see ServedApp); one per app."""
+    if isinstance(app, ServedApp):
+        return app
+    wrapped = _served.get(id(app))
+    if wrapped is None or wrapped.app is not app:
+        wrapped = _served[id(app)] = ServedApp(app)
+    return wrapped
+
+
 class Client:
-    """falcon's test client bound to a tenant (X-Tenant) and optionally a bearer token."""
+    """falcon's test client bound to a tenant (X-Tenant) and optionally a bearer token. The
+    requests run on a thread of their own, as in a server (see ServedApp)."""
 
     def __init__(self, app: Any, tenant: TenantInfo | None = None, token: str | None = None):
-        self._client = falcon.testing.TestClient(app)
+        self._client = falcon.testing.TestClient(served(app))
         self.app = app
         self.tenant = tenant
         self.token = token
@@ -243,6 +296,23 @@ class Client:
 @pytest.fixture
 def lp_client(lp_app: Any, lp_tenant: TenantInfo) -> Client:
     return Client(lp_app, lp_tenant)
+
+
+@pytest.fixture
+def lp_tenant_cache(lp_runtime: Runtime) -> Iterator[None]:
+    """The tenant cache on, as in production (the suite's runtime turns it off so that a
+    change made behind the service's back is seen at once). A cached school is what leaves a
+    request's unit of work without a connection until its first statement: the state that
+    routes opening their own connection must be tested in."""
+    tenants = lp_runtime.tenants
+    before = tenants.cache_seconds
+    tenants.cache_seconds = 60
+    tenants.invalidate()
+    try:
+        yield
+    finally:
+        tenants.cache_seconds = before
+        tenants.invalidate()
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """`learnplat config`: which home and configuration files a command uses, and the effective
 settings (core and plugin sections) with secrets masked, so they can be pasted into a bug report.
 
-Works without a database: it loads the plugins only to learn their settings sections.
+Works without a database: it loads the plugins only to learn their settings sections (with a
+PostgreSQL database.url it asks the server whether the role bypasses row-level security, and
+says so when it cannot: learnplat.safety).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import click
 import orjson
 
+from ..safety import environment, unsafe_settings
 from ..settings import CORE_SECTIONS, ConfigError, Settings, config_files, resolve_home
 from ..settings import setting_env_vars as _setting_env_vars
 from .helpers import json_option
@@ -127,15 +130,28 @@ def config(app: AppContext, as_json: bool) -> None:
         click.echo(f"home: {home} ({why}); config files: {files}", err=True)
         raise
     env = _setting_env_vars(os.environ)
+    # The value in force when app.public_url is empty (derived from server.bind, or none).
+    public = settings.public_url_in_force()
+    # Unsafe values (learnplat.safety): flagged here, refused by serve/worker in production.
+    mode = environment(settings)
+    findings = unsafe_settings(settings)
     if as_json:
         echo_json({"home": settings.home, "home_source": settings.home_source,
                    "config_files": list(settings.config_files), "environment": env,
+                   "public_url": {"url": public.url, "source": public.source},
+                   "mode": {"name": mode.name, "why": mode.why},
+                   "unsafe": [f.as_dict() for f in findings],
                    "settings": sections})
         return
     click.echo(f"home: {settings.home} ({settings.home_source})")
     click.echo("config files: " + (", ".join(settings.config_files)
                                    or "none (defaults and environment only)"))
     click.echo("environment: " + (", ".join(env) or "none"))
+    click.echo(f"public URL: {public.url or '(none)'} ({public.source})")
+    click.echo(f"mode: {mode.name} ({mode.why})")
+    for f in findings:
+        refused = " (refused in production)" if f.refuse else ""
+        click.echo(f"unsafe: {f.line()}{refused}")
     for section, values in sections.items():
         click.echo(f"\n[{section}]")
         for key, value in values.items():

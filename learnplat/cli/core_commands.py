@@ -1,5 +1,5 @@
 """The core's commands: migrate, tenants, plugins, serve, worker, openapi (and, through the
-modules imported below, config, tasks and permissions)."""
+modules imported below, config, tasks, permissions and events)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,20 @@ from pydantic import ValidationError
 
 from .. import db
 from ..errors import LearnplatError, ValidationFailed
+from ..safety import check_start
+from ..secret_keys import require_decryptable
 from ..tenancy import TenantInfo, tenant_context
-from . import permission_commands, task_commands  # noqa: F401  (register their commands)
+from . import (  # noqa: F401  (register their commands)
+    backup_commands,
+    event_commands,
+    permission_commands,
+    secret_commands,
+    task_commands,
+)
 from .config_command import describe_home
 from .helpers import echo_rows, json_option
 from .main import AppContext, cli, echo_json, pass_app
+from .passwords import password_options
 
 
 def tenant_dict(t: TenantInfo) -> dict[str, Any]:
@@ -71,14 +80,15 @@ def tenants() -> None:
 @click.option("--name", required=True)
 @click.option("--domain", "domains", multiple=True, help="Host name (repeatable).")
 @click.option("--admin-email", required=True)
-@click.option("--admin-password", required=True)
+@password_options("admin-password", "the admin", account="admin_email")
 @pass_app
 def tenants_create(app: AppContext, slug: str, name: str, domains: tuple[str, ...],
                    admin_email: str, admin_password: str) -> None:
-    """Create tenant SLUG with its first admin."""
+    """Create tenant SLUG with its first admin (the password is asked for at the terminal, or
+    read with --admin-password-file FILE, - for standard input)."""
     rt = app.runtime
     spec = _spec(slug=slug, name=name, domains=list(domains))
-    with db.connection(), db.transaction():
+    with app.connection(), db.transaction():
         tenant = rt.tenants.create(spec)
         with tenant_context(tenant):
             user_id = rt.hook.provision_tenant_admin(
@@ -103,7 +113,7 @@ def _spec(**data: Any) -> Any:
 @pass_app
 def tenants_list(app: AppContext, as_json: bool) -> None:
     """List tenants."""
-    with db.connection():
+    with app.connection():
         rows = [tenant_dict(t) for t in app.runtime.tenants.list()]
     echo_rows(rows, lambda t: (t["slug"], t["name"], "enabled" if t["enabled"] else "disabled",
                                ",".join(t["domains"])), as_json=as_json)
@@ -116,7 +126,7 @@ def tenants_show(app: AppContext, slug: str) -> None:
     """Show one tenant as JSON, with the API rate limits in force for it (configuration,
     overlaid with the tenant's `settings.limits`)."""
     rt = app.runtime
-    with db.connection():
+    with app.connection():
         tenant = rt.tenants.require(slug)
     shown = tenant_dict(tenant)
     shown["limits"] = {"enabled": rt.settings.limits.enabled, **rt.limits.effective(tenant)}
@@ -129,7 +139,7 @@ def tenants_show(app: AppContext, slug: str) -> None:
 def tenants_disable(app: AppContext, slug: str) -> None:
     """Disable a tenant: its API answers 404 until enabled again."""
     rt = app.runtime
-    with db.connection():
+    with app.connection():
         rt.tenants.set_enabled(slug, False)
     click.echo(f"disabled {slug}")
 
@@ -140,7 +150,7 @@ def tenants_disable(app: AppContext, slug: str) -> None:
 def tenants_enable(app: AppContext, slug: str) -> None:
     """Enable a disabled tenant."""
     rt = app.runtime
-    with db.connection():
+    with app.connection():
         rt.tenants.set_enabled(slug, True)
     click.echo(f"enabled {slug}")
 
@@ -165,7 +175,7 @@ def tenants_apply(app: AppContext, path: Path) -> None:
                                  ) from None
     # All files are validated before anything is written; then one transaction for all.
     rt = app.runtime
-    with db.connection(), db.transaction():
+    with app.connection(), db.transaction():
         results = [rt.tenants.apply(spec) for spec in specs]
     for outcome, tenant in results:
         click.echo(f"{outcome} {tenant.slug}")
@@ -188,7 +198,7 @@ def plugins_list(app: AppContext, as_json: bool, tenant: str | None) -> None:
     rt = app.runtime
     info = None
     if tenant:
-        with db.connection():
+        with app.connection():
             info = rt.tenants.require(tenant)
     rows = [{"name": p.name, "version": p.version, "module": p.module, "location": p.location,
              "requires": list(p.requires), "enabled": info.plugin_enabled(p.name) if info else True}
@@ -201,14 +211,17 @@ def plugins_list(app: AppContext, as_json: bool, tenant: str | None) -> None:
 @click.argument("name")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Where to write it (default: ./learnplat-NAME).")
-def plugins_new(name: str, directory: Path | None) -> None:
+@click.option("--model", default="Item", show_default=True, metavar="CLASS",
+              help="The model's class name (CamelCase): its table, migration, event, routes "
+                   "and task are named after it.")
+def plugins_new(name: str, directory: Path | None, model: str) -> None:
     """Scaffold a third-party plugin package NAME: model + migration, api.py, events.py, a
     permission, routes, a task, a CLI command, an event handler and tests."""
     from ..scaffold import ScaffoldError, write
 
     target = directory or Path(f"learnplat-{name}")
     try:
-        files = write(name, target)
+        files = write(name, target, model)
     except ScaffoldError as exc:
         raise LearnplatError(str(exc)) from None
     click.echo(f"wrote {len(files)} files in {target}; next: pip install -e {target} && "
@@ -234,18 +247,39 @@ def serve(app: AppContext, bind: str | None, workers: int | None, no_migrate: bo
     """Apply migrations and serve the API with gunicorn (plus an embedded queue worker)."""
     from ..migrate import migrate as run
 
-    settings = app.runtime.settings
+    # Settings alone first: unsafe ones are refused (below) before the runtime is built (with
+    # an empty app.secret_key that would write var/secret.key).
+    settings = app.settings
     click.echo(describe_home(settings))
+    bind = bind or settings.server.bind
+    # The processes started below (gunicorn's workers, the embedded queue worker) read their
+    # settings afresh: they must see the address bound, which an empty app.public_url is
+    # derived from (certificates' QR codes and DIDs; Settings.public_url_in_force).
+    os.environ["LEARNPLAT_SERVER_BIND"] = bind
+    public = settings.public_url_in_force(bind)
+    click.echo(f"public URL: {public.url or '(none)'} ({public.source})")
+    # Unsafe settings: refused in production before anything is changed, warned otherwise.
+    for warning in check_start(settings, bind, process="serve"):
+        click.echo(warning, err=True)
     if not no_migrate:
         run(app.runtime)
+    # After the migrations (a new database has no keys yet): every key at rest must decrypt,
+    # or every login of that school would answer 500.
+    require_decryptable(app.runtime)
     # A home may carry its own gunicorn settings; an installed learnplat has the packaged ones.
     conf = Path(settings.home) / "config" / "gunicorn.conf.py"
     conf_arg = str(conf) if conf.is_file() else "python:learnplat.gunicorn_conf"
-    args = [sys.executable, "-m", "gunicorn", "-c", conf_arg,
+    # Not `python -m gunicorn`: it puts the current directory first on sys.path, where a folder
+    # named learnplat/ (the checkout, seen from its parent) shadows the package. -P and our
+    # gunicorn entry keep it off; the server runs in the home, whatever directory it came from.
+    chdir = ["--chdir", settings.home] if Path(settings.home).is_dir() else []
+    args = [sys.executable, "-P", "-m", "learnplat.cli.gunicorn_main", "-c", conf_arg, *chdir,
             "--bind", bind or settings.server.bind,
             "--workers", str(workers or settings.server.workers),
             "--no-control-socket", app_spec(settings.server.worker_class)]
     os.environ.setdefault("LEARNPLAT_HOME", settings.home)
+    # Inherited by the embedded worker and by gunicorn's re-exec on USR2 (which drops -P).
+    os.environ["PYTHONSAFEPATH"] = "1"
     os.execv(sys.executable, args)
 
 
@@ -257,12 +291,19 @@ def worker(app: AppContext, workers: int | None) -> None:
     from ..events import DISPATCH_TASK
     from ..logs import configure_logging
 
+    # Unsafe settings: refused in production before anything is built; in development the
+    # warnings are logged below, once the worker is known to run.
+    warnings = check_start(app.settings, process="run a worker")
+    # Before the runtime is built, so that what building it logs is formatted too.
+    configure_logging(app.settings.home, app.settings.logging.repeat_seconds)
     rt = app.runtime
-    configure_logging(rt.settings.home)
     if rt.settings.queue.immediate:
         raise LearnplatError("queue.immediate is set: tasks run inline, there is nothing to "
                              "consume")
     logging.getLogger(__name__).info("%s", describe_home(rt.settings))
+    for warning in warnings:
+        logging.getLogger(__name__).warning("%s", warning.removeprefix("warning: "))
+    require_decryptable(rt)  # tasks sign certificates: their keys must decrypt
     # Events recorded while no worker ran are delivered now, not at the next sweep; and the
     # recovery sweeps (TaskSpec.at_start) find work whose task died with a killed worker.
     log = logging.getLogger(__name__)
@@ -286,42 +327,3 @@ def openapi(app: AppContext) -> None:
     from ..http.openapi import build_document
 
     echo_json(build_document(app.runtime))
-
-
-# -- contracts ------------------------------------------------------------------------------------
-
-
-@cli.group()
-def events() -> None:
-    """The events plugins publish and handle, and the actions they may veto."""
-
-
-@events.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
-@click.option("--markdown", is_flag=True, help="Print docs/events.md.")
-@pass_app
-def events_list(app: AppContext, as_json: bool, markdown: bool) -> None:
-    """Every declared event (publisher, payload fields, handlers) and vetoable action."""
-    from ..catalogue import catalogue_markdown, events_catalogue
-
-    catalogue = events_catalogue(app.runtime.registry)
-    if as_json:
-        echo_json(catalogue)
-        return
-    if markdown:
-        click.echo(catalogue_markdown(catalogue), nl=False)
-        return
-    for e in catalogue["events"]:
-        click.echo(f"{e['name']:<34} {e['publisher'] or '(not loaded)':<12} {e['description']}")
-        if e["fields"]:
-            click.echo("    payload: " + ", ".join(f"{f['name']}: {f['type']}"
-                                                   for f in e["fields"]))
-        if e["handlers"]:
-            click.echo("    handled by: " + ", ".join(e["handlers"]))
-    for a in catalogue["actions"]:
-        click.echo(f"{a['name']:<34} {a['asked_by'] or '(not loaded)':<12} {a['description']}"
-                   f" [action]")
-        if a["vetoes"]:
-            click.echo("    vetoed by: " + ", ".join(a["vetoes"]))
-    for warning in catalogue["warnings"]:
-        click.echo(f"warning: {warning}", err=True)

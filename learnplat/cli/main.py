@@ -6,9 +6,10 @@ line and a non-zero exit on any error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -34,6 +35,18 @@ class AppContext:
 
             self._runtime = create_runtime(self._settings)
         return self._runtime
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[None]:
+        """A database connection for a command body. The runtime is built first: the database
+        proxy is initialised only by create_runtime, and `with db.connection()` before it fails
+        as "'NoneType' object has no attribute 'connect'" (tests that hand the CLI a built
+        runtime never see that)."""
+        from .. import db
+
+        _ = self.runtime
+        with db.connection():
+            yield
 
     @property
     def settings(self) -> Any:
@@ -118,8 +131,12 @@ def _load_plugin_commands(group: click.Group) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ..logs import configure_command_logging
     from . import core_commands  # noqa: F401  (registers the core commands on `cli`)
 
+    # Every command logs through the home's config/logging.toml, as the services do (here,
+    # not in the `cli` group: commands invoked in-process by tests keep the test's logging).
+    configure_command_logging()
     _load_plugin_commands(cli)
     cli.main(args=argv, prog_name="learnplat")
 
@@ -143,14 +160,15 @@ def echo_json(data: Any) -> None:
 
 
 def in_transaction(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a command body inside a connection and a transaction."""
+    """Run a command body inside a connection and a transaction (the runtime built first)."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from .. import db
 
-        with db.connection(), db.transaction():
+        app = click.get_current_context().ensure_object(AppContext)
+        with app.connection(), db.transaction():
             return fn(*args, **kwargs)
 
     return wrapper

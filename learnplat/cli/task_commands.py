@@ -10,7 +10,6 @@ from typing import Any
 import click
 import orjson
 
-from .. import db
 from ..errors import LearnplatError
 from ..registry import TaskSpec
 from .helpers import echo_rows, find_tenant, json_option
@@ -101,8 +100,11 @@ def tasks_run(app: AppContext, name: str, args: tuple[str, ...], tenant_slug: st
     """Run task NAME now, in this process, with ARGS (each JSON when it parses, else text).
 
     It runs as a worker would run it (its connection, tenant and transaction) but once: no
-    retries, no queue. Tasks it enqueues go to the queue as usual.
+    retries, no queue. Tasks it enqueues go to the queue as usual. Its log lines (INFO and up)
+    go to stderr, formatted by the home's config/logging.toml.
     """
+    from ..logs import logging_configured
+
     runtime = app.runtime
     spec = runtime.registry.tasks.get(name)
     if spec is None:
@@ -110,16 +112,19 @@ def tasks_run(app: AppContext, name: str, args: tuple[str, ...], tenant_slug: st
     values = [parse_arg(a) for a in args]
     wrapper = runtime.queue.wrappers[name]
     where = ""
+    call: tuple[Any, ...] = tuple(values)
     if spec.tenant_scoped:
         if not tenant_slug:
             raise LearnplatError(f"task {name} is tenant-scoped: give --tenant SLUG")
-        with db.connection():
+        with app.connection():
             tenant = find_tenant(runtime, tenant_slug)
-        result = wrapper.call_local(tenant.id, *values)
+        call = (tenant.id, *values)
         where = f" in {tenant.slug}"
-    else:
-        if tenant_slug:
-            raise LearnplatError(f"task {name} is not tenant-scoped: it takes no --tenant")
-        result = wrapper.call_local(*values)
+    elif tenant_slug:
+        raise LearnplatError(f"task {name} is not tenant-scoped: it takes no --tenant")
+    # The task's own log lines (INFO and up, on stderr) as the worker logs them: without this,
+    # Python's last-resort handler shows warnings only and the operator runs the task blind.
+    with logging_configured(runtime.settings.home):
+        result = wrapper.call_local(*call)
     shown = "" if result is None else ": " + orjson.dumps(result, default=str).decode()
     click.echo(f"ran {name}{where}{shown}")

@@ -13,6 +13,7 @@ from ..auth import AUTHENTICATED, PUBLIC
 from ..registry import StartupError
 from ..runtime import Runtime, create_runtime
 from ..settings import Settings
+from ..timestamps import JSON_OPTIONS
 from . import problems
 from .endpoint import spec_of
 from .middleware import RequestContextMiddleware
@@ -21,8 +22,8 @@ from .openapi import responders
 
 def _json_handler() -> media.JSONHandler:
     return media.JSONHandler(
-        dumps=lambda obj: orjson.dumps(obj, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
-                                       ).decode(),
+        # JSON_OPTIONS: the timestamp format learnplat.plugin.api_timestamp also writes.
+        dumps=lambda obj: orjson.dumps(obj, option=JSON_OPTIONS).decode(),
         loads=orjson.loads,
     )
 

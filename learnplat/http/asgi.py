@@ -35,25 +35,38 @@ from ..runtime import Runtime, create_runtime
 from ..settings import Settings
 from .app import create_app, is_websocket_route
 from .bridge import BufferedBridge
-from .middleware import CLIENT_ADDR_ENV
+from .middleware import CLIENT_ADDR_ENV, TENANT_ENV
+from .problems import outside_the_app
 
-# The access log's %({learnplat.client_addr}e)s: under the asgi worker gunicorn logs from an
-# environ of its own, not the WSGI environ the middleware wrote the resolved client address
-# into; so the app hands it over by request id (X-Request-Id is on every response).
-_client_by_request: OrderedDict[str, str] = OrderedDict()
+# The access log's %({learnplat.client_addr}e)s and %({learnplat.tenant}e)s: under the asgi
+# worker gunicorn logs from an environ of its own, not the WSGI environ the middleware wrote the
+# resolved client address and the school into; so the app hands them over by request id
+# (X-Request-Id is on every response).
+_client_by_request: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
 _client_lock = threading.Lock()
 _log_clients = False  # set by AccessLogger when gunicorn's access log is on
 _KEEP = 10_000
 
 
 class AccessLogger(Logger):
-    """gunicorn's logger, with the client address the app resolved (config/gunicorn.conf.py
-    sets it as logger_class under the asgi worker)."""
+    """gunicorn's logger (the packaged gunicorn settings' logger_class): learnplat's logging
+    configuration for gunicorn's master and workers, and access lines with the client address
+    and the school the app resolved."""
 
     def __init__(self, cfg: Any):
         super().__init__(cfg)
         global _log_clients
         _log_clients = bool(cfg.accesslog)
+
+    def setup(self, cfg: Any) -> None:
+        # Run in the master before it forks its workers (and again on SIGHUP): everything
+        # gunicorn and the app log goes through config/logging.toml, formatted alike.
+        super().setup(cfg)
+        from ..logs import configure_gunicorn_logging
+        from ..settings import load_settings
+
+        settings = load_settings()
+        configure_gunicorn_logging(settings.home, settings.logging.repeat_seconds)
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms = super().atoms(resp, req, environ, request_time)
@@ -62,9 +75,11 @@ class AccessLogger(Logger):
             rid = rid.decode("latin-1")
         if rid:
             with _client_lock:
-                addr = _client_by_request.pop(rid, None)
-            if addr:
-                atoms[f"{{{CLIENT_ADDR_ENV}}}e"] = addr
+                known = _client_by_request.pop(rid, None)
+            if known:
+                atoms[f"{{{CLIENT_ADDR_ENV}}}e"] = known[0]
+                if known[1]:
+                    atoms[f"{{{TENANT_ENV}}}e"] = known[1]
         return atoms
 
 
@@ -73,7 +88,7 @@ def _remember_client(environ: dict[str, Any], headers: list[tuple[str, str]]) ->
     rid = next((v for k, v in headers if k.lower() == "x-request-id"), None)
     if addr and rid:
         with _client_lock:
-            _client_by_request[rid] = addr
+            _client_by_request[rid] = (addr, environ.get(TENANT_ENV))
             while len(_client_by_request) > _KEEP:
                 _client_by_request.popitem(last=False)
 
@@ -138,11 +153,6 @@ async def serve_socket(handler: Awaitable[None], send: Any) -> None:
         task.result()  # the handler's own error, if any
 
 
-_TIMED_OUT = (b'{"type":"urn:learnplat:problem:request_timeout","title":"Request timeout",'
-              b'"status":408,"detail":"the request body did not arrive in time",'
-              b'"code":"request_timeout"}')
-
-
 def _content_length(scope: dict[str, Any]) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
@@ -192,11 +202,12 @@ async def read_ahead(receive: Any, limit: int, timeout: float) -> Any:
     return replay
 
 
-async def _request_timeout(send: Any) -> None:
-    await send({"type": "http.response.start", "status": 408, "headers": [
-        (b"content-type", b"application/problem+json"), (b"connection", b"close"),
-        (b"content-length", str(len(_TIMED_OUT)).encode())]})
-    await send({"type": "http.response.body", "body": _TIMED_OUT})
+async def _request_timeout(scope: dict[str, Any], send: Any) -> None:
+    # Answered here, without the Falcon app: the same problem shape, request id included.
+    headers, body = outside_the_app(408, "the request body did not arrive in time", scope)
+    await send({"type": "http.response.start", "status": 408,
+                "headers": [*headers, (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = None) -> Any:
@@ -236,7 +247,7 @@ def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = 
             if length is None or 0 <= length <= read_limit:  # else an upload: it streams
                 receive = await read_ahead(receive, read_limit, read_timeout)
                 if receive is None:
-                    await _request_timeout(send)
+                    await _request_timeout(scope, send)
                     return
                 if receive.body is not None:  # the whole body is here: one thread hand-off
                     await buffered(scope, receive.body, send)

@@ -23,11 +23,11 @@ from typing import Any
 
 from a2wsgi.wsgi import build_environ
 
+from .problems import outside_the_app
+
 log = logging.getLogger("learnplat.http")
 
 BUFFER_BYTES = 256 * 1024  # answers up to this size are sent in one message
-_FAILED = (b'{"type":"urn:learnplat:problem:internal_error","title":"Internal Server Error",'
-           b'"status":500,"code":"internal_error"}')
 
 
 class _Answer:
@@ -62,9 +62,12 @@ class BufferedBridge:
         except Exception:
             # The app let an error out (Falcon turns its own into problem+json): nothing has
             # been sent yet, so the client gets a 500 rather than a dropped connection.
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            await _send_whole(send, 500, [(b"content-type", b"application/problem+json")],
-                              _FAILED)
+            headers, problem = outside_the_app(
+                500, "an unexpected error occurred; quote the request id when reporting it",
+                scope)
+            log.exception("unhandled error on %s %s (request id %s)", scope.get("method"),
+                          scope.get("path"), dict(headers)[b"x-request-id"].decode())
+            await _send_whole(send, 500, headers, problem)
             return
         if answer.rest is None:
             await _send_whole(send, answer.status, answer.headers, b"".join(answer.chunks))

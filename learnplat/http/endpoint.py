@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import falcon
 import orjson
@@ -33,7 +33,11 @@ from ..errors import (
     ValidationFailed,
 )
 from ..ratelimit import BUDGETS
+from ..timestamps import JSON_OPTIONS
 from .problems import pydantic_errors
+
+if TYPE_CHECKING:
+    from ..tenancy import TenantInfo
 
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
@@ -71,6 +75,13 @@ class EndpointSpec:
     # False only for health probes: load balancers and orchestrators call them from a few
     # addresses many times a minute, and a refused probe would take a healthy process out.
     rate_limited: bool = True
+    # A route whose URL is its own credential (a signed media URL: no token, no tenant
+    # header): a function of (resource, req, path params) that returns the tenant and user id
+    # a valid, unexpired signature was issued to, else None. Rate limits then charge that user
+    # and tenant, as the user's token would be charged, instead of the client address: a
+    # class behind one NAT address watching videos does not share one visitor's budget.
+    signed_caller: Callable[[Any, falcon.Request, dict[str, Any]],
+                            tuple[TenantInfo, Any] | None] | None = None
     # A per-tenant data generation the answer depends on (learnplat.answers): read in the
     # request's key-value round trip as req.context.generation.
     generation: str | None = None
@@ -101,6 +112,8 @@ def endpoint(
     generation: str | None = None,
     caller_generation: str | None = None,
     rate_limited: bool = True,
+    signed_caller: Callable[[Any, falcon.Request, dict[str, Any]],
+                            tuple[TenantInfo, Any] | None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
     AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
@@ -112,6 +125,8 @@ def endpoint(
     `cost` (default 1) is what one request takes from the caller's and the tenant's rate-limit
     budgets: declare more for expensive work (analytics, search, bulk operations, exports).
     `budget="heartbeat"` counts a route against the separate playback budget.
+    `signed_caller`: for a route whose URL carries a signature issued to a user (see
+    EndpointSpec.signed_caller), the user its requests are charged to.
 
     `generation="plugin.name"`: the answer depends on that per-tenant data generation, which
     the request reads with the caller's authentication (``req.context.generation``, None when
@@ -137,6 +152,7 @@ def endpoint(
             response_content_type=response_content_type, tags=tags, anonymous=anonymous,
             transaction=transaction, cost=cost, budget=budget, generation=generation,
             caller_generation=caller_generation, rate_limited=rate_limited,
+            signed_caller=signed_caller,
         )
         if cost < 1 or budget not in BUDGETS:
             raise ValueError(f"{fn.__qualname__}: cost must be >= 1 and budget one of {BUDGETS}")
@@ -191,7 +207,8 @@ def check_permission(permission: str, principal: Principal | None) -> None:
 def dump(value: Any) -> bytes:
     if isinstance(value, pydantic.BaseModel):
         return value.__pydantic_serializer__.to_json(value)
-    return orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+    # JSON_OPTIONS: the timestamp format learnplat.plugin.api_timestamp also writes.
+    return orjson.dumps(value, default=_default, option=JSON_OPTIONS)
 
 
 def _default(value: Any) -> Any:

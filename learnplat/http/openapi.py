@@ -20,7 +20,8 @@ REF = "#/components/schemas/{model}"
 
 PROBLEM_SCHEMA = {
     "type": "object",
-    "required": ["type", "title", "status", "detail"],
+    # Every error answer carries all six, Falcon's own refusals too (learnplat.http.problems).
+    "required": ["type", "title", "status", "detail", "code", "request_id"],
     "properties": {
         "type": {"type": "string"},
         "title": {"type": "string"},

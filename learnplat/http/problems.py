@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http
 import logging
+import uuid
 from typing import Any
 
 import falcon
@@ -14,26 +16,47 @@ from playhouse.pool import MaxConnectionsExceeded
 
 from ..errors import (
     PROBLEM_TYPE,
+    BadRequest,
     Conflict,
     LearnplatError,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
     ServiceUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
     ValidationFailed,
 )
 from ..kv import StoreUnavailable
+from ..timestamps import JSON_OPTIONS
 
 log = logging.getLogger("learnplat.http")
 
 PROBLEM_JSON = "application/problem+json"
 
 
+def request_id_for(incoming: str | None) -> str:
+    """The request id of an answer given where the middleware did not run: the client's
+    X-Request-Id when well-formed (the middleware's rule), else a new one."""
+    # Imported here: the middleware imports endpoint, which imports this module.
+    from .middleware import _REQUEST_ID_OK
+
+    return incoming if incoming and _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex
+
+
 def _write(req: falcon.Request, resp: falcon.Response, problem: dict[str, Any],
            headers: dict[str, str] | None = None) -> None:
     request_id = getattr(req.context, "request_id", None)
-    if request_id:
-        problem.setdefault("request_id", request_id)
+    if not request_id:
+        # Refused before the middleware gave the request its id (Falcon checks the method
+        # first): one now, so that this answer can be quoted like every other.
+        request_id = req.context.request_id = request_id_for(req.get_header("X-Request-Id"))
+        resp.set_header("X-Request-Id", request_id)
+    problem.setdefault("request_id", request_id)
     resp.status = problem["status"]
     resp.content_type = PROBLEM_JSON
-    resp.data = orjson.dumps(problem)
+    resp.data = orjson.dumps(problem, option=JSON_OPTIONS)  # times as in every answer
     resp.media = None
     for name, value in (headers or {}).items():
         resp.set_header(name, value)
@@ -101,19 +124,81 @@ def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception,
     })
 
 
+# Falcon's own refusals (no route, a path id its converter refuses, 405, a malformed header
+# or body its parsers refuse) take the code and title of the project's error of that status,
+# so that a client sees one shape whoever refused the request. Codes are published: the
+# earlier ones (bad_request, not_found, method_not_allowed...) are kept.
+_FALCON_STATUS: dict[int, tuple[str, str]] = {
+    err.status: (err.code, err.title)
+    for err in (BadRequest, Unauthorized, PermissionDenied, NotFound, Conflict, PayloadTooLarge,
+                UnsupportedMediaType, RateLimited, ServiceUnavailable)
+}
+_FALCON_STATUS.update({
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    408: ("request_timeout", "Request timeout"),
+    411: ("length_required", "Length required"),
+    414: ("uri_too_long", "URI too long"),
+    416: ("range_not_satisfiable", "Range not satisfiable"),
+    431: ("header_fields_too_large", "Request header fields too large"),
+    500: ("internal_error", "Internal server error"),
+    501: ("not_implemented", "Not implemented"),
+})
+# A detail for the Falcon errors that come without a description.
+_FALCON_DETAIL = {
+    400: "the request is malformed: a method, header or body this API cannot read",
+    404: "nothing here: no route matches this path (ids in a path are whole numbers)",
+    405: "this path does not answer {method}; the Allow header lists the methods it does",
+    416: "the requested range lies beyond the end of the object",
+}
+
+
+def falcon_code_and_title(status: int) -> tuple[str, str]:
+    """The code and title a Falcon error of `status` answers with."""
+    if status in _FALCON_STATUS:
+        return _FALCON_STATUS[status]
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return f"http_{status}", phrase[:1] + phrase[1:].lower()
+
+
 def serialize_http_error(req: falcon.Request, resp: falcon.Response,
                          ex: falcon.HTTPError) -> None:
     status = ex.status_code
-    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-            413: "payload_too_large", 415: "unsupported_media_type"}.get(status, f"http_{status}")
-    detail = ex.description or ex.title or ""
+    code, title = falcon_code_and_title(status)
+    # Falcon's default title is the status line ("404 Not Found"); a title of its own (e.g.
+    # "Malformed multipart/form-data request media") says more, as the detail when there is
+    # no description.
+    own_title = ex.title if ex.title and ex.title != falcon.code_to_http_status(status) else None
+    detail = (ex.description or own_title
+              or _FALCON_DETAIL.get(status, f"refused: {title.lower()}").format(
+                  method=req.method))
     _write(req, resp, {
         "type": PROBLEM_TYPE.format(code=code),
-        "title": ex.title or "Error",
+        "title": title,
         "status": status,
         "detail": detail,
         "code": code,
     }, dict(ex.headers or {}))
+
+
+def outside_the_app(status: int, detail: str, scope: dict[str, Any]
+                    ) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Headers and body of an answer the ASGI entry gives without the Falcon app (a body that
+    did not arrive in time, an error the app let out): the same problem document, with a
+    request id (the client's when well-formed) in the body and in X-Request-Id."""
+    incoming = next((value.decode("latin-1") for name, value in scope.get("headers", ())
+                     if name == b"x-request-id"), None)
+    request_id = request_id_for(incoming)
+    code, title = falcon_code_and_title(status)
+    body = orjson.dumps({"type": PROBLEM_TYPE.format(code=code), "title": title,
+                         "status": status, "detail": detail, "code": code,
+                         "request_id": request_id})
+    return [(b"content-type", PROBLEM_JSON.encode()),
+            (b"x-request-id", request_id.encode()),
+            (b"content-length", str(len(body)).encode())], body
 
 
 def install(app: falcon.App) -> None:

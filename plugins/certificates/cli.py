@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from learnplat.cli.secret_commands import key_command
 from learnplat.plugin import (
     LearnplatError,
     Runtime,
@@ -122,7 +123,7 @@ def regenerate(runtime: Runtime, tenant: TenantInfo, course_id: int) -> None:
     click.echo(f"job {job.id}: {job.total} certificates queued for regeneration")
 
 
-@tenant_command(certificates, "rotate-key", allow_disabled=True)
+@key_command(certificates, "rotate-key")
 def rotate_key(runtime: Runtime, tenant: TenantInfo) -> None:
     """Sign new credentials with a fresh Ed25519 key; old credentials stay verifiable."""
     click.echo(_service(runtime).keys.rotate())

@@ -10,6 +10,9 @@ import base64
 import datetime as dt
 import gzip
 import hashlib
+import hmac
+import ipaddress
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -54,7 +57,41 @@ class Issuer:
         return f"{self.url}/status/revocation"
 
     def key_id(self, kid: str) -> str:
+        """The DID URL of a key: the JWT header's `kid`, and the same string is the key's `kid`
+        in the JWKS and its verification method's `id` in the DID document, so a stock JOSE
+        library finds the key by the header alone (RFC 7515 4.1.4, RFC 7517 4.5)."""
         return f"{self.did}#{kid}"
+
+    def public_jwk(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """A stored public JWK (its `kid` the bare key name) as published: `kid` the DID URL."""
+        return {**stored, "kid": self.key_id(stored["kid"])}
+
+    def achievement_url(self, course_id: int) -> str:
+        return f"{self.url}/achievements/course-{course_id}"
+
+
+def did_web_problem(base_url: str) -> str | None:
+    """Why `base_url` cannot carry a did:web (None when it can): the method names a domain,
+    never an IP address (did:web specification, 3.1 "Method-specific identifier")."""
+    host = urlparse(base_url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None if host else f"{base_url!r} names no host"
+    return (f"{base_url!r} names the IP address {host}, and a did:web must name a domain "
+            "(for this machine: localhost)")
+
+
+def subject_id(key: bytes, tenant_id: int, user_id: int) -> str:
+    """The learner's credentialSubject.id (and the JWT's `sub`): a urn:uuid (RFC 9562 version 8,
+    custom) of a keyed hash of (school, user). Stable, so a holder's credentials from one school
+    name the same subject; keyed, so nobody without app.secret_key can tell whose it is or
+    link it to another school's credentials, and no e-mail address appears in clear."""
+    digest = bytearray(hmac.new(key, f"{tenant_id}:{user_id}".encode(), hashlib.sha256)
+                       .digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x80  # version 8
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122/9562 variant
+    return f"urn:uuid:{uuid.UUID(bytes=bytes(digest))}"
 
 
 @dataclass(frozen=True)
@@ -67,6 +104,7 @@ class CredentialFacts:
     issued_at: dt.datetime
     verify_url: str
     status_index: int
+    subject_id: str
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -78,6 +116,25 @@ def identity_hash(email: str, salt: str) -> str:
     return "sha256$" + hashlib.sha256((email.strip().lower() + salt).encode()).hexdigest()
 
 
+def issuer_profile(issuer: Issuer) -> dict[str, Any]:
+    """The OB 3.0 Profile of the school, as the credential embeds it (and as its `url`
+    serves it)."""
+    return {"id": issuer.did, "type": ["Profile"], "name": issuer.name, "url": issuer.url}
+
+
+def achievement(issuer: Issuer, course_id: int, course_title: str) -> dict[str, Any]:
+    """The OB 3.0 Achievement of completing a course, as the credential embeds it (and as its
+    `id` serves it)."""
+    return {
+        "id": issuer.achievement_url(course_id),
+        "type": ["Achievement"],
+        "achievementType": "Course",
+        "name": course_title,
+        "description": f"Completed the course {course_title} at {issuer.name}.",
+        "criteria": {"narrative": "Completed every required module of the course."},
+    }
+
+
 def build_credential(issuer: Issuer, facts: CredentialFacts) -> dict[str, Any]:
     """The OpenBadgeCredential (W3C VC Data Model 2.0) of one certificate."""
     salt = facts.public_id  # public, per credential: the hash cannot be joined across badges
@@ -85,11 +142,12 @@ def build_credential(issuer: Issuer, facts: CredentialFacts) -> dict[str, Any]:
         "@context": [VC_CONTEXT, OB_CONTEXT],
         "id": f"urn:learnplat:certificate:{facts.public_id}",
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
-        "issuer": {"id": issuer.did, "type": ["Profile"], "name": issuer.name,
-                   "url": issuer.url},
+        "issuer": issuer_profile(issuer),
         "validFrom": _iso(facts.issued_at),
         "name": f"{facts.course_title}: certificate of completion",
         "credentialSubject": {
+            # OB 3.0 VC-JWT: `sub` is this id (sign() copies it), which verifiers compare.
+            "id": facts.subject_id,
             "type": ["AchievementSubject"],
             "identifier": [
                 {"type": "IdentityObject", "identityType": "emailAddress", "hashed": True,
@@ -97,14 +155,7 @@ def build_credential(issuer: Issuer, facts: CredentialFacts) -> dict[str, Any]:
                 {"type": "IdentityObject", "identityType": "name", "hashed": False,
                  "identityHash": facts.learner_name},
             ],
-            "achievement": {
-                "id": f"{issuer.url}/achievements/course-{facts.course_id}",
-                "type": ["Achievement"],
-                "achievementType": "Course",
-                "name": facts.course_title,
-                "description": f"Completed the course {facts.course_title} at {issuer.name}.",
-                "criteria": {"narrative": "Completed every required module of the course."},
-            },
+            "achievement": achievement(issuer, facts.course_id, facts.course_title),
         },
         "evidence": [{"id": facts.verify_url, "type": ["Evidence"],
                       "name": "Public verification page"}],
@@ -135,12 +186,14 @@ def sign(payload_credential: dict[str, Any], issuer: Issuer, kid: str,
 
 
 def did_document(issuer: Issuer, jwks: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issuer's DID document: every credential key, retired ones included, as an assertion
-    method, so credentials signed before a rotation still verify."""
+    """The issuer's DID document: every credential key (`jwks`, as published: `kid` the DID
+    URL), retired ones included, as an assertion method, so credentials signed before a
+    rotation still verify. Each method's `id` and its publicKeyJwk's `kid` are the JWT
+    header's `kid`: the publicKeyJwk values alone make a JWKS a stock library verifies with."""
     methods = []
     for jwk in jwks:
-        public = {k: jwk[k] for k in ("kty", "crv", "x") if k in jwk}
-        methods.append({"id": issuer.key_id(jwk["kid"]), "type": "JsonWebKey2020",
+        public = {k: jwk[k] for k in ("kty", "crv", "x", "kid", "alg", "use") if k in jwk}
+        methods.append({"id": jwk["kid"], "type": "JsonWebKey2020",
                         "controller": issuer.did, "publicKeyJwk": public})
     return {
         "@context": ["https://www.w3.org/ns/did/v1",
@@ -176,13 +229,16 @@ def is_set(bitstring: bytes, index: int) -> bool:
 
 
 def status_list_credential(issuer: Issuer, revoked: list[int], size: int,
-                           now: dt.datetime) -> dict[str, Any]:
+                           valid_from: dt.datetime) -> dict[str, Any]:
+    """The revocation list. Everything in it comes from its arguments (no clock): the same
+    revocations signed with the same key are the same bytes (Ed25519 is deterministic), in
+    every process."""
     return {
         "@context": [VC_CONTEXT],
         "id": issuer.status_list_url,
         "type": ["VerifiableCredential", "BitstringStatusListCredential"],
         "issuer": issuer.did,
-        "validFrom": _iso(now),
+        "validFrom": _iso(valid_from),
         "credentialSubject": {
             "id": f"{issuer.status_list_url}#list",
             "type": "BitstringStatusList",

@@ -19,6 +19,7 @@ from learnplat.plugin import (
     TaskSpec,
     hookimpl,
 )
+from learnplat.secret_keys import EncryptedAtRest
 
 from . import events as ev
 from . import resources as r
@@ -38,6 +39,13 @@ requires = ("identity", "courses", "progress")
 @hookimpl
 def register_models() -> list[type]:
     return list(MODELS)
+
+
+@hookimpl
+def register_encrypted_at_rest() -> list[EncryptedAtRest]:
+    # The private halves of the schools' credential-signing keys (CredentialKeys).
+    return [EncryptedAtRest("credential-signing keys", lambda rt: service(rt).keys.scan(),
+                            lambda rt: service(rt).keys.reencrypt())]
 
 
 @hookimpl
@@ -90,6 +98,9 @@ def register_routes(runtime: Runtime) -> list[Route]:
         Route(f"{cert}/verify", r.Verify(svc), tenant_scoped=False),
         Route(f"{cert}/pdf", r.CertificatePdf(svc), tenant_scoped=False),
         Route(f"{cert}/credential", r.CertificateCredential(svc), tenant_scoped=False),
+        Route(issuer, r.IssuerProfile(svc), tenant_scoped=False),
+        Route(f"{issuer}/achievements/{{achievement_id}}", r.IssuerAchievement(svc),
+              tenant_scoped=False),
         Route(f"{issuer}/did.json", r.IssuerDid(svc), tenant_scoped=False),
         Route(f"{issuer}/jwks.json", r.IssuerJwks(svc), tenant_scoped=False),
         Route(f"{issuer}/status/revocation", r.IssuerStatusList(svc), tenant_scoped=False),

@@ -8,49 +8,60 @@ certificate unverifiable, and a credential key never signs a login.
 
 from __future__ import annotations
 
-import base64
+import datetime as dt
 import json
 import secrets
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import OKPAlgorithm
 
 from learnplat.plugin import current_tenant, db, utcnow
+from learnplat.secret_keys import SecretBox, SecretScan
 
 from .models import CredentialKey
+
+if TYPE_CHECKING:
+    from .credential import Issuer
 
 _CACHE_SECONDS = 30
 
 
 class CredentialKeys:
-    def __init__(self, secret: bytes):
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"learnplat-keys",
-                       info=b"certificates-credential-keys").derive(secret)
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
-        self._signing: dict[int, tuple[float, str, Ed25519PrivateKey]] = {}
+    def __init__(self, secrets: bytes | Sequence[bytes]):
+        # The runtime's secret_keys: app.secret_key (encrypts) then app.old_secret_keys.
+        self._box = SecretBox([secrets] if isinstance(secrets, bytes) else secrets,
+                              info=b"certificates-credential-keys")
+        self._signing: dict[int, tuple[float, str, Ed25519PrivateKey, dt.datetime]] = {}
         self._lock = threading.Lock()
 
     def signing_key(self) -> tuple[str, Ed25519PrivateKey]:
         """(kid, private key) of the current tenant's active key; made on first use."""
+        kid, key, _ = self.signing_key_since()
+        return kid, key
+
+    def signing_key_since(self) -> tuple[str, Ed25519PrivateKey, dt.datetime]:
+        """signing_key() and when that key was made (the status list is valid from then at
+        the earliest)."""
         tenant_id = current_tenant().id
         hit = self._signing.get(tenant_id)
         if hit and hit[0] > time.monotonic():
-            return hit[1], hit[2]
+            return hit[1], hit[2], hit[3]
         row = self._active()
         if row is None:
             row = self._create()
-        key = serialization.load_pem_private_key(
-            self._fernet.decrypt(row.private_key.encode()), password=None)
+        key = serialization.load_pem_private_key(self._box.decrypt(row.private_key),
+                                                 password=None)
         assert isinstance(key, Ed25519PrivateKey)
+        created: dt.datetime = row.created_at
         with self._lock:
-            self._signing[tenant_id] = (time.monotonic() + _CACHE_SECONDS, row.kid, key)
-        return row.kid, key
+            self._signing[tenant_id] = (time.monotonic() + _CACHE_SECONDS, row.kid, key,
+                                        created)
+        return row.kid, key, created
 
     @staticmethod
     def _active() -> CredentialKey | None:
@@ -65,7 +76,7 @@ class CredentialKeys:
         jwk = json.loads(OKPAlgorithm.to_jwk(key.public_key()))
         jwk.update({"kid": kid, "use": "sig", "alg": "EdDSA"})
         with db.transaction():
-            return CredentialKey.create(kid=kid, private_key=self._fernet.encrypt(pem).decode(),
+            return CredentialKey.create(kid=kid, private_key=self._box.encrypt(pem),
                                         public_jwk=jwk)
 
     def rotate(self) -> str:
@@ -81,12 +92,34 @@ class CredentialKeys:
         with self._lock:
             self._signing.clear()
 
+    # -- the secret at rest (register_encrypted_at_rest; in a tenant and a transaction) --------
+
+    def scan(self) -> SecretScan:
+        """Whether the secrets in force decrypt each of the tenant's credential keys (retired
+        ones too: one per rotation)."""
+        out = SecretScan()
+        for (token,) in CredentialKey.select(CredentialKey.private_key).tuples():
+            out.add(self._box.state(token))
+        return out
+
+    def reencrypt(self) -> int:
+        """Rewrite the tenant's keys that an old secret encrypted with app.secret_key."""
+        rewritten = 0
+        for row in CredentialKey.select(CredentialKey.id, CredentialKey.private_key):
+            token = self._box.reencrypt(row.private_key)
+            if token is not None:
+                (CredentialKey.update(private_key=token)
+                 .where(CredentialKey.id == row.id).execute())
+                rewritten += 1
+        return rewritten
+
     @staticmethod
     def all_keys() -> list[CredentialKey]:
         return list(CredentialKey.select().order_by(CredentialKey.id))
 
-    def jwks(self) -> dict[str, Any]:
-        return {"keys": [row.public_jwk for row in self.all_keys()]}
+    def jwks(self, issuer: Issuer) -> dict[str, Any]:
+        """Every key, retired ones too, each `kid` the DID URL the JWT header names."""
+        return {"keys": [issuer.public_jwk(row.public_jwk) for row in self.all_keys()]}
 
     def public_key(self, kid: str) -> Ed25519PublicKey | None:
         row = CredentialKey.select().where(CredentialKey.kid == kid).first()

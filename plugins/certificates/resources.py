@@ -10,6 +10,7 @@ which find the school from the public id or the slug themselves.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,10 +34,12 @@ from learnplat.plugin import (
 
 from .models import Certificate, RegenerationJob
 from .schemas import (
+    AchievementOut,
     AdminCertificateOut,
     CertificateOut,
     CertificatePage,
     CertificateQuery,
+    IssuerProfileOut,
     JobOut,
     JWKSOut,
     RevokeIn,
@@ -51,16 +54,21 @@ JWT_MEDIA_TYPE = "application/vc+jwt"
 MULTIPART = "multipart/form-data"
 
 
-def certificate_out(svc: CertificatesService, row: Certificate) -> dict[str, Any]:
+def certificate_out(svc: CertificatesService, row: Certificate, req: falcon.Request
+                    ) -> dict[str, Any]:
+    """Every URL absolute, on the certificates' public base URL (the request's own address
+    only when none is known: then nothing can be issued, PublicUrlNotSet)."""
     return {"id": row.public_id, "course_id": row.course_id, "user_id": row.user_id,
             "status": row.status, "issued_at": row.issued_at,
-            "pdf_url": svc.download_url(row, "pdf"),
-            "credential_url": svc.download_url(row, "credential"),
-            "verify_url": svc.verify_url(row.public_id), "revoked_at": row.revoked_at}
+            "pdf_url": svc.download_url(row, "pdf", req.prefix),
+            "credential_url": svc.download_url(row, "credential", req.prefix),
+            "verify_url": svc.verify_url(row.public_id, fallback=req.prefix),
+            "revoked_at": row.revoked_at}
 
 
-def admin_out(svc: CertificatesService, row: Certificate) -> dict[str, Any]:
-    out = certificate_out(svc, row)
+def admin_out(svc: CertificatesService, row: Certificate, req: falcon.Request
+              ) -> dict[str, Any]:
+    out = certificate_out(svc, row, req)
     out.update(learner_name=row.learner_name, course_title=row.course_title,
                revoked_reason=row.revoked_reason)
     return out
@@ -88,7 +96,7 @@ class CourseCertificate(_Resource):
         never a second certificate). 409 `course_not_completed` says how far the caller is."""
         outcome, row = self.service.request(req.context.principal, course_id)
         resp.status = 200 if outcome == "exists" else 202
-        return certificate_out(self.service, row)
+        return certificate_out(self.service, row, req)
 
     @endpoint(permission="certificate.own", response=CertificateOut,
               summary="One's certificate for a course: {id, issued_at, pdf_url, verify_url}")
@@ -100,7 +108,7 @@ class CourseCertificate(_Resource):
         row = self.service._row(course_id, principal.user_id)
         if row is None:
             raise NotFound("no certificate for this course yet", code="no_certificate")
-        return certificate_out(self.service, row)
+        return certificate_out(self.service, row, req)
 
 
 # -- public, found by public id ----------------------------------------------------------------
@@ -262,6 +270,93 @@ def issuer_tenant(svc: CertificatesService, slug: str) -> Iterator[TenantInfo]:
             yield tenant
 
 
+def etag_matches(req: falcon.Request, etag: str) -> bool:
+    """If-None-Match with the weak comparison RFC 9110 13.1.2 prescribes for it."""
+    header = req.get_header("If-None-Match")
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(t.strip().removeprefix("W/") == opaque for t in header.split(","))
+
+
+ACHIEVEMENT_ID = re.compile(r"^course-([1-9][0-9]{0,9})$")
+
+
+class IssuerProfile(_Resource):
+    @endpoint(permission=PUBLIC, response=IssuerProfileOut, errors=(404,),
+              summary="The school as an Open Badges 3.0 issuer Profile (the credentials' "
+                      "issuer.url; an HTML page for browsers)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str) -> Any:
+        """Public and tenant-free, like the DID document. A browser's `Accept: text/html`
+        gets a small page."""
+        with issuer_tenant(self.service, slug):
+            doc = self.service.issuer_profile()
+        resp.vary = ["Accept"]
+        resp.cache_control = ["public", "max-age=300"]
+        if wants_html(req):
+            resp.content_type = falcon.MEDIA_HTML
+            resp.text = issuer_page(doc)
+            return None
+        return doc
+
+
+class IssuerAchievement(_Resource):
+    @endpoint(permission=PUBLIC, response=AchievementOut, errors=(404,),
+              summary="A course's Open Badges 3.0 Achievement (the credentials' "
+                      "achievement.id; an HTML page for browsers)")
+    def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str,
+               achievement_id: str) -> Any:
+        """`achievement_id` is `course-{courseId}`. 404 unless the school has issued a
+        certificate of that course (a course nobody completed keeps its title private)."""
+        match = ACHIEVEMENT_ID.match(achievement_id)
+        if match is None or int(match.group(1)) >= 2**31:
+            raise NotFound("no such achievement")
+        with issuer_tenant(self.service, slug):
+            doc = self.service.achievement(int(match.group(1)))
+        resp.vary = ["Accept"]
+        resp.cache_control = ["public", "max-age=300"]
+        if wants_html(req):
+            resp.content_type = falcon.MEDIA_HTML
+            resp.text = achievement_page(doc)
+            return None
+        return doc
+
+
+_PAGE_STYLE = ("body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;"
+               "padding:0 1rem;color:#222}dt{color:#666;margin-top:.8rem}dd{margin:0;"
+               "font-size:1.1rem}code{font-size:.9rem}")
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{_PAGE_STYLE}</style></head>
+<body>{body}</body></html>
+"""
+
+
+def issuer_page(doc: dict[str, Any]) -> str:
+    e = html.escape
+    return _page(doc["name"], f"""<h1>{e(doc["name"])}</h1>
+<p>Issues certificates of completion as Open Badges 3.0 credentials.</p>
+<dl><dt>Issuer id (did:web)</dt><dd><code>{e(doc["id"])}</code></dd>
+<dt>Published keys and revocations</dt><dd><a href="{e(doc["url"])}/did.json">DID document</a>,
+<a href="{e(doc["url"])}/jwks.json">JWKS</a>,
+<a href="{e(doc["url"])}/status/revocation">revocation list</a></dd></dl>""")
+
+
+def achievement_page(doc: dict[str, Any]) -> str:
+    e = html.escape
+    return _page(f"{doc['name']}: {doc['creator']['name']}", f"""<h1>{e(doc["name"])}</h1>
+<p>{e(doc["description"])}</p>
+<dl><dt>Criteria</dt><dd>{e(doc["criteria"]["narrative"])}</dd>
+<dt>Issued by</dt><dd><a href="{e(doc["creator"]["url"])}">{e(doc["creator"]["name"])}</a>
+</dd></dl>""")
+
+
 class IssuerDid(_Resource):
     @endpoint(permission=PUBLIC, response=dict[str, Any], errors=(404,),
               summary="The school's did:web DID document (its credential keys, old ones too)")
@@ -277,25 +372,35 @@ class IssuerJwks(_Resource):
               summary="The school's credential-signing public keys (JWKS), retired ones too")
     def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str) -> Any:
         with issuer_tenant(self.service, slug):
-            keys = self.service.keys.jwks()
+            keys = self.service.jwks()
         resp.cache_control = ["public", "max-age=300"]
         return keys
 
 
 class IssuerStatusList(_Resource):
     @endpoint(permission=PUBLIC, response_content_type=JWT_MEDIA_TYPE, errors=(404,),
+              also=(304,),
               summary="The revocation status list (BitstringStatusListCredential, VC-JWT)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str) -> Any:
         """A VC-JWT by default (what credentialStatus.statusListCredential points at); with
-        `Accept: application/json`, the unsigned credential as JSON."""
+        `Accept: application/json`, the unsigned credential as JSON. The same signed list is
+        served until a revocation changes it, with an ETag (If-None-Match: 304)."""
         with issuer_tenant(self.service, slug):
-            credential, token = self.service.status_list()
-        resp.cache_control = ["public", "max-age=60"]
+            listed = self.service.status_list()
         accept = req.get_header("Accept") or ""
-        if "application/json" in accept and JWT_MEDIA_TYPE not in accept:
-            return credential
+        as_json = "application/json" in accept and JWT_MEDIA_TYPE not in accept
+        resp.vary = ["Accept"]
+        resp.cache_control = ["public", "max-age=60"]
+        # Weak: every process signs the same list, but equal bytes also need the same zlib.
+        etag = f'W/"{listed.etag}-{"json" if as_json else "jwt"}"'
+        resp.set_header("ETag", etag)
+        if etag_matches(req, etag):
+            resp.status = falcon.HTTP_304
+            return None
+        if as_json:
+            return listed.credential
         resp.content_type = JWT_MEDIA_TYPE
-        resp.text = token
+        resp.text = listed.token
         return None
 
 
@@ -316,7 +421,7 @@ class CertificateCollection(_Resource):
             q = q.where(Certificate.status == query.status)
         return paginate(q, [Certificate.id.desc()], PageQuery(limit=query.limit,
                                                               cursor=query.cursor),
-                        lambda row: admin_out(self.service, row))
+                        lambda row: admin_out(self.service, row, req))
 
 
 class RevokeResource(_Resource):
@@ -327,7 +432,7 @@ class RevokeResource(_Resource):
         """Verification then says revoked, and the status list has its bit set. 409 when it
         is already revoked or not issued yet."""
         row = self.service.revoke(public_id, body.reason, req.context.principal.user_id)
-        return admin_out(self.service, row)
+        return admin_out(self.service, row, req)
 
 
 class RegenerateResource(_Resource):

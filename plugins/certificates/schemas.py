@@ -125,3 +125,31 @@ class TemplateOut(BaseModel):
 
 class JWKSOut(BaseModel):
     keys: list[dict[str, Any]]
+
+
+class IssuerProfileOut(BaseModel):
+    """The Open Badges 3.0 Profile of a school (what a credential's `issuer` embeds)."""
+
+    context: list[str] = Field(alias="@context")
+    id: str = Field(description="The school's did:web, the credentials' issuer.id and iss.")
+    type: list[str]
+    name: str
+    url: str = Field(description="This document's own address.")
+
+
+class CriteriaOut(BaseModel):
+    narrative: str
+
+
+class AchievementOut(BaseModel):
+    """The Open Badges 3.0 Achievement of completing a course (what a credential's
+    `credentialSubject.achievement` embeds), with the issuer as its creator."""
+
+    context: list[str] = Field(alias="@context")
+    id: str = Field(description="This document's own address.")
+    type: list[str]
+    achievementType: str  # the Open Badges property name
+    name: str
+    description: str
+    criteria: CriteriaOut
+    creator: IssuerProfileOut

@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
+import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import peewee
@@ -21,6 +24,7 @@ from learnplat_progress.api import PROGRESS
 
 from learnplat.plugin import (
     Conflict,
+    LearnplatError,
     NotFound,
     Principal,
     TenantInfo,
@@ -33,12 +37,19 @@ from learnplat.plugin import (
 
 from .api import CertificateInfo
 from .credential import (
+    OB_CONTEXT,
+    STATUS_LIST_MIN_BITS,
+    VC_CONTEXT,
     CredentialFacts,
     Issuer,
+    achievement,
     build_credential,
     did_document,
+    did_web_problem,
+    issuer_profile,
     sign,
     status_list_credential,
+    subject_id,
 )
 from .events import CertificateIssued, CertificateRevoked
 from .keys import CredentialKeys
@@ -67,6 +78,24 @@ def _aware(value: Any) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+class PublicUrlNotSet(LearnplatError):
+    """No public base URL to print on certificates and sign into credentials (or one a did:web
+    cannot be made of): nothing is issued until it is set. 503: the server's configuration,
+    not the request, is what is wrong."""
+
+    status, code, title = 503, "public_url_not_set", "The public URL of the API is not set"
+
+
+@dataclass(frozen=True)
+class StatusList:
+    """The signed revocation list and its version: `etag` is the same in every process for the
+    same revocations and key (the list is signed deterministically), and changes with them."""
+
+    etag: str
+    credential: dict[str, Any]
+    token: str
+
+
 def new_public_id() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(20))
 
@@ -83,10 +112,20 @@ _ROW = db.Prepared(lambda course_id, user_id: Certificate.select().where(
 class CertificatesService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
-        self.keys = CredentialKeys(runtime.secret_key)
+        self.keys = CredentialKeys(runtime.secret_keys)
         self._images: dict[str, bytes] = {}
-        self._url_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"learnplat-keys",
-                             info=b"certificates-download-urls").derive(runtime.secret_key)
+        # Download links are signed with app.secret_key and checked against it and each of
+        # app.old_secret_keys, so links handed out before a rotation work until they expire.
+        self._url_keys = [HKDF(algorithm=hashes.SHA256(), length=32, salt=b"learnplat-keys",
+                               info=b"certificates-download-urls").derive(secret)
+                          for secret in runtime.secret_keys]
+        # Always the current secret: after a rotation, credentials issued from then on name
+        # their learner with another subject id (docs/certificates.md).
+        self._subject_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"learnplat-keys",
+                                 info=b"certificates-subject-ids").derive(runtime.secret_key)
+        # Signed status lists by version: signing (and gzip) once per change and process.
+        self._lists: dict[tuple[int, str], StatusList] = {}
+        self._lists_lock = threading.Lock()
 
     @property
     def settings(self) -> CertificatesSettings:
@@ -109,26 +148,69 @@ class CertificatesService:
         bump_generation(self.runtime, LEARNER_GENERATION, user_id=row.user_id)
 
     def info(self, row: Certificate) -> CertificateInfo:
+        # No request to take an address from: a path when no public URL is known (then
+        # nothing can be issued anyway, PublicUrlNotSet).
         return CertificateInfo(row.public_id, row.course_id, row.user_id, row.status,
-                               row.issued_at, row.revoked_at, self.verify_url(row.public_id))
+                               row.issued_at, row.revoked_at,
+                               self.verify_url(row.public_id, fallback=""))
 
     # -- addresses ----------------------------------------------------------------------------
 
-    def base_url(self, tenant: TenantInfo | None = None) -> str:
+    def public_base(self, tenant: TenantInfo | None = None) -> str:
+        """The base of every certificate URL, "" when unknown: the school's setting
+        certificates.base_url, else certificates.public_base_url, else the API's public URL
+        (app.public_url, or derived from a loopback bind: Settings.public_url_in_force)."""
         tenant = tenant or current_tenant()
         own = tenant.setting("certificates.base_url")
-        return str(own).rstrip("/") if own else self.settings.public_base_url
+        if own:
+            return str(own).rstrip("/")
+        return (self.settings.public_base_url
+                or self.runtime.settings.public_url_in_force().url)
+
+    def base_url(self, tenant: TenantInfo | None = None) -> str:
+        """public_base(), or PublicUrlNotSet naming the settings to set."""
+        base = self.public_base(tenant)
+        if not base:
+            why = self.runtime.settings.public_url_in_force().source
+            raise PublicUrlNotSet(
+                "certificates need the address the API is reached at (it is printed in QR "
+                f"codes and signed into credentials), and it is {why}; or set "
+                "certificates.public_base_url, or the school's setting certificates.base_url")
+        return base
+
+    def issuing_base(self, tenant: TenantInfo | None = None) -> str:
+        """base_url(), also refused when a did:web cannot be made of it (an IP address):
+        checked before anything is printed or signed."""
+        base = self.base_url(tenant)
+        problem = did_web_problem(base)
+        if problem:
+            raise PublicUrlNotSet(
+                f"certificates cannot be issued: the public URL {problem}; set app.public_url "
+                "(or certificates.public_base_url, or the school's setting "
+                "certificates.base_url) to a URL with a host name")
+        return base
 
     def issuer(self, tenant: TenantInfo | None = None) -> Issuer:
         tenant = tenant or current_tenant()
         return Issuer(tenant.slug, tenant.name, self.base_url(tenant))
 
-    def verify_url(self, public_id: str, tenant: TenantInfo | None = None) -> str:
-        return f"{self.base_url(tenant)}/certificates/{public_id}/verify"
+    def verify_url(self, public_id: str, tenant: TenantInfo | None = None,
+                   fallback: str | None = None) -> str:
+        """Absolute; `fallback` (a request's own address) is the base when no public URL is
+        known, else PublicUrlNotSet."""
+        return f"{self._link_base(tenant, fallback)}/certificates/{public_id}/verify"
 
-    def download_url(self, row: Certificate, kind: str) -> str | None:
+    def _link_base(self, tenant: TenantInfo | None, fallback: str | None) -> str:
+        base = self.public_base(tenant)
+        if base:
+            return base
+        return self.base_url(tenant) if fallback is None else fallback.rstrip("/")
+
+    def download_url(self, row: Certificate, kind: str, fallback: str | None = None
+                     ) -> str | None:
         """A URL that works on its own (no header) for download_ttl_seconds: the storage's own
-        presigned URL for the PDF on S3, else our signed /certificates/{id}/{kind} path."""
+        presigned URL for the PDF on S3, else our signed /certificates/{id}/{kind}, absolute
+        on the same base as verify_url."""
         if row.status == "pending" or (kind == "pdf" and not row.pdf_key):
             return None
         ttl = self.settings.download_ttl_seconds
@@ -138,16 +220,19 @@ class CertificatesService:
                 return direct
         expires = int(time.time()) + ttl
         sig = self._signature(row.public_id, kind, expires)
-        return f"/certificates/{row.public_id}/{kind}?expires={expires}&sig={sig}"
+        base = self._link_base(None, fallback)
+        return f"{base}/certificates/{row.public_id}/{kind}?expires={expires}&sig={sig}"
 
-    def _signature(self, public_id: str, kind: str, expires: int) -> str:
+    def _signature(self, public_id: str, kind: str, expires: int, key: bytes | None = None
+                   ) -> str:
         msg = f"{public_id}\n{kind}\n{expires}".encode()
-        return hmac.new(self._url_key, msg, hashlib.sha256).hexdigest()[:43]
+        return hmac.new(key or self._url_keys[0], msg, hashlib.sha256).hexdigest()[:43]
 
     def check_signature(self, public_id: str, kind: str, expires: int, sig: str) -> bool:
         if expires < time.time():
             return False
-        return hmac.compare_digest(self._signature(public_id, kind, expires), sig)
+        return any(hmac.compare_digest(self._signature(public_id, kind, expires, key), sig)
+                   for key in self._url_keys)
 
     # -- requesting ---------------------------------------------------------------------------
 
@@ -185,9 +270,10 @@ class CertificatesService:
         the course is not completed."""
         self.runtime.service(COURSES).visible_course(course_id, principal)
         row = self._row(course_id, principal.user_id)
+        if row is not None and row.status != "pending":
+            return "exists", row
+        self.issuing_base()  # nothing can be issued without it: say so now, not in a log
         if row is not None:
-            if row.status != "pending":
-                return "exists", row
             stale = utcnow() - dt.timedelta(seconds=self.settings.pending_retry_seconds)
             if row.updated_at < stale:  # the first task may have died: queue it again
                 row.updated_at = utcnow()
@@ -261,6 +347,7 @@ class CertificatesService:
             return "gone"
         if row.status == "revoked" or (row.status == "issued" and not regenerate):
             return "unchanged"
+        self.issuing_base()  # PublicUrlNotSet before anything is printed or signed
         identity, courses = self.runtime.service(IDENTITY), self.runtime.service(COURSES)
         course = courses.get_course(row.course_id)
         learner = identity.user(row.user_id)
@@ -311,9 +398,14 @@ class CertificatesService:
         credential = build_credential(issuer, CredentialFacts(
             public_id=row.public_id, course_id=row.course_id, course_title=row.course_title,
             learner_name=row.learner_name, learner_email=email, issued_at=row.issued_at,
-            verify_url=self.verify_url(row.public_id), status_index=row.id))
+            verify_url=self.verify_url(row.public_id), status_index=row.id,
+            subject_id=self.subject_id(row.user_id)))
         kid, key = self.keys.signing_key()
         return sign(credential, issuer, kid, key)
+
+    def subject_id(self, user_id: int, tenant: TenantInfo | None = None) -> str:
+        """The learner's stable, opaque credentialSubject.id at this school (credential.py)."""
+        return subject_id(self._subject_key, (tenant or current_tenant()).id, user_id)
 
     def template_assets(self) -> tuple[Template, bytes | None, bytes | None]:
         """The school's template: tenant setting certificates.template, overridden by what an
@@ -403,21 +495,69 @@ class CertificatesService:
     # -- keys and the status list -----------------------------------------------------------------
 
     def did_document(self) -> dict[str, Any]:
-        return did_document(self.issuer(), self.keys.jwks()["keys"])
+        issuer = self.issuer()
+        return did_document(issuer, self.keys.jwks(issuer)["keys"])
 
-    def status_list(self) -> tuple[dict[str, Any], str]:
-        """(the BitstringStatusListCredential, the same signed as a VC-JWT)."""
-        revoked = [r.id for r in Certificate.select(Certificate.id).where(
-            Certificate.status == "revoked")]
+    def jwks(self) -> dict[str, Any]:
+        return self.keys.jwks(self.issuer())
+
+    def issuer_profile(self) -> dict[str, Any]:
+        """The school's OB 3.0 Profile, served at the `issuer.url` credentials name."""
+        return {"@context": [VC_CONTEXT, OB_CONTEXT], **issuer_profile(self.issuer())}
+
+    def achievement(self, course_id: int) -> dict[str, Any]:
+        """The Achievement served at the `achievement.id` credentials name. Only for a course
+        this school has issued a certificate of (a draft course's title stays private), and
+        named as the newest certificate printed it."""
+        row = (Certificate.select(Certificate.course_title)
+               .where((Certificate.course_id == course_id) & (Certificate.status != "pending"))
+               .order_by(Certificate.updated_at.desc()).first())
+        if row is None:
+            raise NotFound("no such achievement")
+        issuer = self.issuer()
+        return {"@context": [VC_CONTEXT, OB_CONTEXT],
+                **achievement(issuer, course_id, row.course_title),
+                "creator": issuer_profile(issuer)}
+
+    def status_list(self) -> StatusList:
+        """The BitstringStatusListCredential and the same signed as a VC-JWT. Nothing in it
+        depends on the clock: validFrom is the last moment the list changed (the newest
+        revocation, the signing key's creation, or the certificate that made it grow), so the
+        same revocations give the same bytes in every process until one changes them."""
+        revoked = list(Certificate.select(Certificate.id, Certificate.revoked_at).where(
+            Certificate.status == "revoked").order_by(Certificate.id))
         highest = Certificate.select(peewee.fn.MAX(Certificate.id)).scalar() or 0
         issuer = self.issuer()
-        credential = status_list_credential(issuer, revoked, highest + 1, utcnow())
-        kid, key = self.keys.signing_key()
-        return credential, sign(credential, issuer, kid, key)
+        kid, key, since = self.keys.signing_key_since()
+        # Grown in whole blocks, so the list changes length (and version) rarely.
+        size = -(-(highest + 1) // STATUS_LIST_MIN_BITS) * STATUS_LIST_MIN_BITS
+        moments = [since, *(r.revoked_at for r in revoked if r.revoked_at)]
+        if size > STATUS_LIST_MIN_BITS:
+            grew = Certificate.select(peewee.fn.MIN(Certificate.requested_at)).where(
+                Certificate.id >= size - STATUS_LIST_MIN_BITS).scalar()
+            if grew is not None:
+                moments.append(_aware(grew))
+        valid_from = max(moments).replace(microsecond=0)
+        ids = [r.id for r in revoked]
+        version = hashlib.sha256(json.dumps(
+            [issuer.did, issuer.status_list_url, kid, size, valid_from.isoformat(), ids],
+            separators=(",", ":")).encode()).hexdigest()[:32]
+        cache_key = (current_tenant().id, version)
+        hit = self._lists.get(cache_key)
+        if hit is not None:
+            return hit
+        credential = status_list_credential(issuer, ids, size, valid_from)
+        listed = StatusList(version, credential, sign(credential, issuer, kid, key))
+        with self._lists_lock:
+            if len(self._lists) >= 256:
+                self._lists.clear()
+            self._lists[cache_key] = listed
+        return listed
 
     # -- regeneration -----------------------------------------------------------------------------
 
     def start_regeneration(self, course_id: int, by: int | None) -> RegenerationJob:
+        self.issuing_base()
         total = Certificate.select().where((Certificate.course_id == course_id)
                                            & (Certificate.status == "issued")).count()
         job = RegenerationJob.create(course_id=course_id, total=total, requested_by=by)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .credential import did_web_problem
+
 
 class CertificatesSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     public_base_url: str = Field(
-        "http://127.0.0.1:8000",
-        description="Where the API is reachable from outside: verification URLs (printed as "
-                    "QR codes), the issuers' did:web identifiers and the status list URLs are "
-                    "made from it. A tenant overrides it with its setting "
-                    "certificates.base_url.")
+        "",
+        description="Where the API is reachable from outside for certificates: verification "
+                    "URLs (printed as QR codes), the issuers' did:web identifiers and the "
+                    "status list URLs are made from it. Empty: app.public_url, or, when that "
+                    "is empty too, http://localhost:PORT for a loopback bind (any other bind: "
+                    "nothing is issued until one is set). A tenant overrides it with its "
+                    "setting certificates.base_url.")
     font_path: str = Field(
         "", description="A TrueType font with the scripts learners' names use. Empty: DejaVu "
                         "Sans from the system (Debian: fonts-dejavu-core), else reportlab's "
@@ -28,6 +32,11 @@ class CertificatesSettings(BaseModel):
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
+        if not value:
+            return value
         if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
+            raise ValueError("must be empty or an http:// or https:// URL")
+        problem = did_web_problem(value)
+        if problem:  # found at start-up rather than at the first certificate
+            raise ValueError(problem)
         return value.rstrip("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from huey import crontab
@@ -13,12 +14,21 @@ from .services import ISSUE_TASK, REGENERATE_TASK, REQUEUE_TASK
 if TYPE_CHECKING:
     from learnplat.plugin import Runtime
 
+log = logging.getLogger(__name__)
+
 
 def issue_certificate(runtime: Runtime, certificate_id: int) -> str:
     """Render, store and sign one certificate (in its tenant's transaction); idempotent."""
     from .hooks import service
+    from .services import PublicUrlNotSet
 
-    return service(runtime).issue(certificate_id)
+    try:
+        return service(runtime).issue(certificate_id)
+    except PublicUrlNotSet as exc:
+        # Not a failure to retry at once: the row stays pending, and the recovery sweep
+        # queues it again every pending_retry_seconds, so it is issued once the URL is set.
+        log.error("certificate %s not issued: %s", certificate_id, exc.detail)
+        return "public_url_not_set"
 
 
 def regenerate_course(runtime: Runtime, tenant_id: int, job_id: int) -> None:

@@ -31,7 +31,7 @@ from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, PermissionDenied, Vetoed
 from learnplat.models import utcnow
 from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import bump_generation, merge_extras, valid_until
+from learnplat.plugin import api_timestamp, bump_generation, merge_extras, valid_until
 from learnplat.tenancy import current_tenant
 
 from . import events as ev
@@ -236,11 +236,13 @@ class EnrollmentService:
             return
         now = utcnow()
         if rules.opens_at and now < rules.opens_at:
-            raise Conflict(f"enrollment opens at {rules.opens_at.isoformat()}",
-                           code="enrollment_not_open", opens_at=rules.opens_at.isoformat())
+            opens = api_timestamp(rules.opens_at)  # "Z", as the rules' own answer
+            raise Conflict(f"enrollment opens at {opens}", code="enrollment_not_open",
+                           opens_at=opens)
         if rules.closes_at and now >= rules.closes_at:
-            raise Conflict(f"enrollment closed at {rules.closes_at.isoformat()}",
-                           code="enrollment_closed", closes_at=rules.closes_at.isoformat())
+            closes = api_timestamp(rules.closes_at)
+            raise Conflict(f"enrollment closed at {closes}", code="enrollment_closed",
+                           closes_at=closes)
 
     def _check_cap(self, rules: EnrollmentRules | None, course_id: int, wanted: int) -> None:
         if rules is None or rules.cap is None:

@@ -12,6 +12,8 @@ import click
 
 from learnplat.cli.helpers import echo_pages, json_option, tenant_command
 from learnplat.cli.main import read_text_file
+from learnplat.cli.passwords import password_options
+from learnplat.cli.secret_commands import key_command
 from learnplat.errors import LearnplatError
 
 from .models import ROLES
@@ -44,12 +46,13 @@ def users() -> None:
 
 @tenant_command(users, "create", allow_disabled=True)
 @click.option("--email", required=True)
-@click.option("--password", required=True)
+@password_options("password", "the user", account="email")
 @click.option("--name", default="", help="Display name (default: the email's local part).")
 @click.option("--role", type=click.Choice(ROLES), default="student", show_default=True)
 def users_create(runtime: Runtime, tenant: TenantInfo, email: str, password: str, name: str,
                  role: str) -> None:
-    """Create a user with a password."""
+    """Create a user with a password (asked for at the terminal, or read with --password-file
+    FILE, - for standard input)."""
     user = _service(runtime).create_user(email, password, name or email.split("@")[0],
                                          role=role)
     click.echo(f"created {role} {user.email} (id {user.id})")
@@ -174,7 +177,7 @@ def keys() -> None:
     """Manage a school's token-signing keys."""
 
 
-@tenant_command(keys, "rotate", allow_disabled=True)
+@key_command(keys, "rotate")
 def keys_rotate(runtime: Runtime, tenant: TenantInfo) -> None:
     """Sign new tokens with a new key; tokens signed by the old key stay valid until they expire."""
     click.echo(f"new signing key {_service(runtime).keys.rotate()}")

@@ -8,6 +8,7 @@ import click
 import falcon
 
 from learnplat.plugin import Action, Permission, Principal, Route, ServiceKey, hookimpl
+from learnplat.secret_keys import EncryptedAtRest
 
 from . import events as ev
 from . import resources as r
@@ -77,6 +78,14 @@ def register_routes(runtime: Runtime) -> list[Route]:
         Route("/auth/oauth/{provider}/callback", r.OAuthCallback(flow)),
         Route("/auth/oauth/exchange", r.OAuthExchange(flow)),
     ]
+
+
+@hookimpl
+def register_encrypted_at_rest() -> list[EncryptedAtRest]:
+    # The private halves of the schools' token-signing keys (KeyRing): a secret that cannot
+    # decrypt them makes every login of the school fail.
+    return [EncryptedAtRest("token-signing keys", lambda rt: service(rt).keys.scan(),
+                            lambda rt: service(rt).keys.reencrypt())]
 
 
 @hookimpl

@@ -1,27 +1,27 @@
 """Per-tenant Ed25519 signing keys: created on first use, rotatable, published as JWKS.
 
 Private keys are stored encrypted (Fernet, key derived from app.secret_key), so a database dump
-alone cannot mint tokens. Verification keys are cached per process for a short time.
+alone cannot mint tokens; keys made under a secret listed in app.old_secret_keys still decrypt
+(learnplat.secret_keys). Verification keys are cached per process for a short time.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import OKPAlgorithm
 
 from learnplat import db
 from learnplat.models import utcnow
+from learnplat.secret_keys import SecretBox, SecretScan
 from learnplat.tenancy import current_tenant
 
 from .models import SigningKey
@@ -30,10 +30,10 @@ _CACHE_SECONDS = 30
 
 
 class KeyRing:
-    def __init__(self, secret: bytes, access_ttl: int):
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"learnplat-keys",
-                       info=b"identity-signing-keys").derive(secret)
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+    def __init__(self, secrets: bytes | Sequence[bytes], access_ttl: int):
+        # The runtime's secret_keys: app.secret_key (encrypts) then app.old_secret_keys.
+        self._box = SecretBox([secrets] if isinstance(secrets, bytes) else secrets,
+                              info=b"identity-signing-keys")
         self._access_ttl = access_ttl
         self._cache: dict[int, tuple[float, dict[str, Ed25519PublicKey]]] = {}
         self._signing: dict[int, tuple[float, str, Ed25519PrivateKey]] = {}
@@ -50,8 +50,8 @@ class KeyRing:
                .order_by(SigningKey.id.desc()).first())
         if row is None:
             row = self._create()
-        key = serialization.load_pem_private_key(
-            self._fernet.decrypt(row.private_key.encode()), password=None)
+        key = serialization.load_pem_private_key(self._box.decrypt(row.private_key),
+                                                 password=None)
         assert isinstance(key, Ed25519PrivateKey)
         with self._lock:
             self._signing[tenant_id] = (time.monotonic() + _CACHE_SECONDS, row.kid, key)
@@ -65,7 +65,7 @@ class KeyRing:
         jwk = json.loads(OKPAlgorithm.to_jwk(key.public_key()))
         jwk.update({"kid": kid, "use": "sig", "alg": "EdDSA"})
         with db.transaction():
-            return SigningKey.create(kid=kid, private_key=self._fernet.encrypt(pem).decode(),
+            return SigningKey.create(kid=kid, private_key=self._box.encrypt(pem),
                                      public_jwk=jwk)
 
     def rotate(self) -> str:
@@ -81,6 +81,26 @@ class KeyRing:
         with self._lock:
             self._cache.clear()
             self._signing.clear()
+
+    # -- the secret at rest (register_encrypted_at_rest; in a tenant and a transaction) --------
+
+    def scan(self) -> SecretScan:
+        """Whether the secrets in force decrypt each of the tenant's keys, retired ones too
+        (they are few: one per rotation)."""
+        out = SecretScan()
+        for (token,) in SigningKey.select(SigningKey.private_key).tuples():
+            out.add(self._box.state(token))
+        return out
+
+    def reencrypt(self) -> int:
+        """Rewrite the tenant's keys that an old secret encrypted with app.secret_key."""
+        rewritten = 0
+        for row in SigningKey.select(SigningKey.id, SigningKey.private_key):
+            token = self._box.reencrypt(row.private_key)
+            if token is not None:
+                SigningKey.update(private_key=token).where(SigningKey.id == row.id).execute()
+                rewritten += 1
+        return rewritten
 
     # -- verifying -------------------------------------------------------------------------------
 

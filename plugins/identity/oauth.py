@@ -232,9 +232,13 @@ class OAuthFlow:
     def __init__(self, service: IdentityService):
         self.service = service
         runtime = service.runtime
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"learnplat-oauth",
-                   info=b"identity-oauth-session").derive(runtime.secret_key)
-        self.cookie = CookieSession([base64.urlsafe_b64encode(key)], max_age=SESSION_SECONDS)
+        # One key per secret in force, the current one first: a sign-in begun just before
+        # app.secret_key was rotated (its cookie made under the old one) still completes.
+        keys = [base64.urlsafe_b64encode(
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=b"learnplat-oauth",
+                 info=b"identity-oauth-session").derive(secret))
+            for secret in runtime.secret_keys]
+        self.cookie = CookieSession(keys, max_age=SESSION_SECONDS)
         self.public_url = getattr(runtime.settings.app, "public_url", "") or ""
 
     def provider(self, tenant: TenantInfo, name: str) -> ProviderConfig:

@@ -115,7 +115,7 @@ class IdentityService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         auth = runtime.settings.auth
-        self.keys = KeyRing(runtime.secret_key, auth.access_token_ttl)
+        self.keys = KeyRing(runtime.secret_keys, auth.access_token_ttl)
         self.tokens = TokenCodec(self.keys, auth.issuer, auth.access_token_ttl)
         self.refresh_ttl = auth.refresh_token_ttl
 

@@ -76,7 +76,9 @@ class DirectUploads:
             data: dict[str, Any] = orjson.loads(payload)
         except (ValueError, orjson.JSONDecodeError):
             raise PermissionDenied("this upload token is not valid", code="bad_token") from None
-        if not hmac.compare_digest(mac, _mac(self.runtime.secret_key, payload)) or (
+        # Any secret in force: a token handed out just before app.secret_key was rotated.
+        if not any(hmac.compare_digest(mac, _mac(secret, payload))
+                   for secret in self.runtime.secret_keys) or (
                 data.get("t"), data.get("c"), data.get("m"), data.get("u")) != (
                 current_tenant().id, course_id, module_id, principal.user_id):
             raise PermissionDenied("this upload token is not valid", code="bad_token")

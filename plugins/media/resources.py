@@ -17,6 +17,7 @@ from learnplat.plugin import (
     PageQuery,
     PayloadTooLarge,
     PermissionDenied,
+    TenantInfo,
     ValidationFailed,
     body_stream,
     db,
@@ -357,8 +358,16 @@ class MediaStream(_Resource):
                         opener=lambda start, end: storage.open(row.key, start, end),
                         cache_control="private, max-age=600")
 
+    def _signed_caller(self, req: falcon.Request, params: dict[str, Any]
+                       ) -> tuple[TenantInfo, int] | None:
+        # Rate limits charge the user the URL was signed for, not the (NAT) address.
+        return self.service.signed_caller(
+            params["tenant_id"], params["media_id"], req.get_param("exp") or "",
+            req.get_param("u") or "", req.get_param("sig") or "")
+
     @endpoint(permission=PUBLIC, query=StreamQuery, response_content_type="*/*",
               also=(206, 304), errors=(403, 404, 416), transaction=False,
+              signed_caller=_signed_caller,
               summary="Stream a stored object through a signed URL (range requests)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, tenant_id: int,
                media_id: int, *, query: StreamQuery) -> None:
@@ -366,6 +375,7 @@ class MediaStream(_Resource):
 
     @endpoint(permission=PUBLIC, query=StreamQuery, response_content_type="*/*",
               also=(206, 304), errors=(403, 404, 416), transaction=False,
+              signed_caller=_signed_caller,
               summary="Headers of a stored object behind a signed URL")
     def on_head(self, req: falcon.Request, resp: falcon.Response, tenant_id: int,
                 media_id: int, *, query: StreamQuery) -> None:

@@ -264,16 +264,42 @@ class MediaService:
         """The tenant and row a signed URL names: 403 when the URL is forged, altered or
         expired; 404 when the object is gone. Uses its own short connection, so the bytes
         are streamed afterwards holding no database connection."""
-        signing.verify(self.runtime.secret_key, tenant_id, media_id, expires, user_id, sig)
+        signing.verify(self.runtime.secret_keys, tenant_id, media_id, expires, user_id, sig)
         with db.connection():
-            tenant = self.runtime.tenants.get_by_id(tenant_id)
-            if tenant is None or not tenant.enabled or not tenant.plugin_enabled("media"):
+            tenant = self._serving_tenant(tenant_id)
+            if tenant is None:
                 raise NotFound("no such media")
             with tenant_context(tenant), db.transaction(write=False):
                 row = MediaObject.get_or_none(MediaObject.id == media_id)
         if row is None:
             raise NotFound("no such media (it was replaced or removed)")
         return tenant, row
+
+    def signed_caller(self, tenant_id: int, media_id: int, expires: str, user_id: str,
+                      sig: str) -> tuple[TenantInfo, int] | None:
+        """The school and user a valid, unexpired signed URL was issued to, whom the rate
+        limits charge for it (a class behind one NAT address each pays for their own range
+        requests); None for a forged, altered or expired URL, which the client address pays
+        for, so guessing signatures stays limited. Runs before the responder, so it checks
+        only the HMAC and the school (cached): the responder checks everything again."""
+        try:
+            exp, uid = int(expires), int(user_id)
+            signing.verify(self.runtime.secret_keys, tenant_id, media_id, exp, uid, sig)
+        except (ValueError, PermissionDenied):
+            return None
+        was_closed = db.database.is_closed()
+        try:
+            tenant = self._serving_tenant(tenant_id)  # a cache miss takes a connection
+        finally:
+            if was_closed and not db.database.is_closed():
+                db.database.close()  # give it back: the bytes are streamed holding none
+        return (tenant, uid) if tenant is not None else None
+
+    def _serving_tenant(self, tenant_id: int) -> TenantInfo | None:
+        tenant = self.runtime.tenants.get_by_id(tenant_id)
+        if tenant is None or not tenant.enabled or not tenant.plugin_enabled("media"):
+            return None
+        return tenant
 
 
 def delete_objects(runtime: Runtime, keys: list[str]) -> int:

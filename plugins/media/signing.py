@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 
 from learnplat.plugin import PermissionDenied
 
@@ -23,11 +24,14 @@ def signature(secret_key: bytes, tenant_id: int, media_id: int, expires: int,
     return hmac.new(_key(secret_key), message, hashlib.sha256).hexdigest()
 
 
-def verify(secret_key: bytes, tenant_id: int, media_id: int, expires: int, user_id: int,
-           sig: str, now: float | None = None) -> None:
-    """Raise PermissionDenied (403) for a forged, altered or expired URL."""
-    expected = signature(secret_key, tenant_id, media_id, expires, user_id)
-    if not hmac.compare_digest(expected, sig.lower()):
+def verify(secret_key: bytes | Sequence[bytes], tenant_id: int, media_id: int, expires: int,
+           user_id: int, sig: str, now: float | None = None) -> None:
+    """Raise PermissionDenied (403) for a forged, altered or expired URL. `secret_key` may be
+    the runtime's secret_keys (app.secret_key, then app.old_secret_keys): a URL signed just
+    before the secret was rotated plays until it expires."""
+    keys = [secret_key] if isinstance(secret_key, bytes) else secret_key
+    if not any(hmac.compare_digest(signature(key, tenant_id, media_id, expires, user_id),
+                                   sig.lower()) for key in keys):
         raise PermissionDenied("this media URL is not valid", code="bad_signature")
     if expires < (time.time() if now is None else now):
         raise PermissionDenied("this media URL has expired", code="expired")

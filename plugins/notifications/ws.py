@@ -77,9 +77,8 @@ class NotificationSocket:
     # -- authentication (in a thread: the database is synchronous) -------------------------
 
     def _tenant(self, slug: str | None, host: str | None) -> TenantInfo | None:
-        tenants = self.runtime.tenants
-        tenant = tenants.get_by_slug(slug) if slug else (
-            tenants.get_by_domain(host) if host else None)
+        host_only = self.runtime.settings.tenancy.select_by == "host"
+        tenant = self.runtime.tenants.select(slug, host, host_only)
         if tenant is None or not tenant.enabled:
             return None
         if not self.runtime.plugin_enabled("notifications", tenant):

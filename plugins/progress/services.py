@@ -26,7 +26,7 @@ from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, ValidationFailed
 from learnplat.models import UTC, utcnow
 from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import bump_generation, merge_extras
+from learnplat.plugin import api_timestamp, bump_generation, merge_extras
 from learnplat.tenancy import tenant_context
 
 from . import events as ev
@@ -482,7 +482,7 @@ class ProgressService:
         reason = self._lock_reason(module, completed, modules, utcnow())
         if reason == "not_released":
             raise Conflict("this module is not released yet", code="module_locked",
-                           reason=reason, release_at=module.release_at.isoformat())
+                           reason=reason, release_at=api_timestamp(module.release_at))
         if reason == "prerequisite":
             raise Conflict("complete the prerequisite module first", code="module_locked",
                            reason=reason, prerequisite_id=module.prerequisite_id)

@@ -11,6 +11,7 @@ from learnplat.plugin import (
     PageQuery,
     Principal,
     ValidationFailed,
+    api_timestamp,
     db,
     paginate,
     utcnow,
@@ -61,7 +62,7 @@ class ReviewService:
             by_id = {str(q["id"]): q for q in version.questions}
             errors = []
             manual = dict(attempt.manual or {})
-            now = utcnow().isoformat()
+            now = api_timestamp(utcnow())  # shown in the attempt as the grade's "at"
             for key, item in body.grades.items():
                 q = by_id.get(key)
                 if q is None:

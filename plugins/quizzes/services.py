@@ -25,6 +25,7 @@ from learnplat.plugin import (
     NotFound,
     Principal,
     ValidationFailed,
+    api_timestamp,
     db,
     utcnow,
 )
@@ -318,7 +319,7 @@ class QuizzesService:
         module = self.courses.get_module(course_id, module_id)
         if reason == "not_released":
             raise Conflict("this module is not released yet", code="module_locked",
-                           reason=reason, release_at=module.release_at.isoformat()
+                           reason=reason, release_at=api_timestamp(module.release_at)
                            if module.release_at else None)
         raise Conflict("complete the prerequisite module first", code="module_locked",
                        reason=reason, prerequisite_id=module.prerequisite_id)
@@ -438,7 +439,7 @@ class QuizzesService:
                     merged.pop(key, None)
                     saved_at.pop(key, None)
                 else:
-                    merged[key], saved_at[key] = value, now.isoformat()
+                    merged[key], saved_at[key] = value, api_timestamp(now)  # shown as saved_at
             Attempt.update(answers=merged, saved_at=saved_at).where(
                 Attempt.id == attempt.id).execute()
             attempt.answers, attempt.saved_at = merged, saved_at

@@ -22,7 +22,11 @@ def test_completion_issues_certificate_with_pdf(school):
     assert r.status_code == 200, r.text
     doc = r.json
     assert doc["status"] == "issued" and doc["issued_at"]
-    assert doc["verify_url"] == f"http://127.0.0.1:8000/certificates/{doc['id']}/verify"
+    # app.public_url empty and the test runtime's bind 127.0.0.1:8000: derived, on localhost.
+    base = "http://localhost:8000/certificates/"
+    assert doc["verify_url"] == f"{base}{doc['id']}/verify"
+    assert doc["pdf_url"].startswith(f"{base}{doc['id']}/pdf?")
+    assert doc["credential_url"].startswith(f"{base}{doc['id']}/credential?")
     pdf = _get(school.client, doc["pdf_url"])
     assert pdf.status_code == 200, pdf.text
     assert pdf.headers["content-type"] == "application/pdf"

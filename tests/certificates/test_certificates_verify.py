@@ -40,7 +40,9 @@ def test_verify_json_and_html(school):
     assert v["instructor"]["name"] == "José Müller"
     assert v["issuer"]["slug"] == school.tenant.slug
     assert v["issuer"]["name"] == school.tenant.name
-    assert v["issuer"]["id"] == ("did:web:127.0.0.1%3A8000:certificates:issuers:"
+    # The test runtime's bind is 127.0.0.1:8000 and app.public_url is empty: localhost,
+    # since a did:web names a domain, never an IP address.
+    assert v["issuer"]["id"] == ("did:web:localhost%3A8000:certificates:issuers:"
                                  + school.tenant.slug)
     assert v["issued_at"] == doc["issued_at"]
     # curl and clients that say nothing get JSON too.
@@ -160,8 +162,8 @@ def test_credential_is_an_open_badge_verifiable_with_published_keys(school):
     assert status["statusListCredential"].endswith(
         f"/certificates/issuers/{school.tenant.slug}/status/revocation")
     # The DID document lists the signing key as an assertion method.
-    kid = did_doc["id"] + "#" + jwks["keys"][0]["kid"]
-    assert kid in did_doc["assertionMethod"]
+    kid = jwks["keys"][0]["kid"]
+    assert kid.startswith(did_doc["id"] + "#") and kid in did_doc["assertionMethod"]
     assert did_doc["verificationMethod"][0]["publicKeyJwk"]["crv"] == "Ed25519"
     assert "d" not in did_doc["verificationMethod"][0]["publicKeyJwk"]
     assert all("d" not in k for k in jwks["keys"])

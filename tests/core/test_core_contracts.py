@@ -16,7 +16,12 @@ from pydantic import BaseModel
 
 import learnplat.plugin as face
 from learnplat import boundaries, db
-from learnplat.catalogue import catalogue_markdown, events_catalogue
+from learnplat.catalogue import (
+    catalogue_markdown,
+    events_catalogue,
+    split_document,
+    update_document,
+)
 from learnplat.plugin import (
     Action,
     Event,
@@ -233,9 +238,13 @@ def test_the_built_in_plugins_are_wired_without_warnings(lp_runtime):
 
 
 def test_docs_events_md_is_the_generated_catalogue(lp_runtime):
-    """Regenerate with `learnplat events list --markdown > docs/events.md`."""
-    expected = catalogue_markdown(events_catalogue(lp_runtime.registry))
-    assert (REPO / "docs" / "events.md").read_text() == expected
+    """Regenerate with `learnplat events list --markdown --update docs/events.md`: the part
+    below the marker is the catalogue, the hand-written part above it stays."""
+    text = (REPO / "docs" / "events.md").read_text()
+    head, generated = split_document(text)
+    assert head.startswith("# Events\n")  # the hand-written guide is kept
+    assert generated == "\n" + catalogue_markdown(events_catalogue(lp_runtime.registry))
+    assert update_document(text, events_catalogue(lp_runtime.registry)) == text
 
 
 def test_merge_extras_is_one_rule_for_every_extras_hook():
@@ -264,6 +273,10 @@ def test_the_repository_keeps_its_import_boundaries():
 
 
 def test_the_boundary_check_fails_on_a_deliberate_violation(tmp_path: Path):
+    # Which package a file is in comes from the packaging, as in this repository's setup.cfg.
+    (tmp_path / "setup.cfg").write_text(
+        "[options]\npackage_dir =\n    learnplat = learnplat\n"
+        "    learnplat_notes = plugins/notes\npackages =\n    learnplat\n    learnplat_notes\n")
     pkg = tmp_path / "plugins" / "notes"
     pkg.mkdir(parents=True)
     (pkg / "ok.py").write_text(

@@ -149,6 +149,64 @@ def test_handler_writes_roll_back_with_its_failure_and_retry_sees_same_event(bus
         assert Event.get_by_id(event_id).status == "done"
 
 
+def test_a_failed_handler_leaves_no_after_commit_work_behind(bus_runtime):
+    """A handler that asked for work after commit (a task enqueued, on_commit) and then failed
+    rolls that back with its writes; a handler that succeeded beside it keeps its own."""
+    tenant = make_tenant(bus_runtime)
+    ran = []
+
+    def fails_after_asking(rt, event):
+        db.on_commit(lambda: ran.append(("failed handler", event.attempt)))
+        if event.attempt == 1:
+            raise RuntimeError("after asking for work")
+
+    def succeeds(rt, event):
+        db.on_commit(lambda: ran.append(("good handler", event.attempt)))
+
+    add_handler(bus_runtime, "t.asks.v1", "asks", fails_after_asking)
+    add_handler(bus_runtime, "t.asks.v1", "good", succeeds)
+    event_id = record(bus_runtime, tenant, "t.asks.v1")
+    bus_runtime.events.dispatch_pending()
+    assert ran == [("good handler", 1)]
+    make_due(event_id)
+    bus_runtime.events.dispatch_pending()
+    assert ran == [("good handler", 1), ("failed handler", 2)]
+
+
+def test_an_event_no_plugin_declares_is_left_for_a_worker_that_knows_it(bus_runtime):
+    """A worker of an older release (or without the plugin) sees an event it does not know:
+    it must not mark it done (that would deliver it to nobody); it stays pending for a worker
+    that knows it, which then delivers it, and fails only after max_attempts."""
+    tenant = make_tenant(bus_runtime)
+    newer_handled = []
+    newer = declare_event(bus_runtime, "t.newer.v1")
+    with db.connection(), tenant_context(tenant), db.transaction():
+        event_id = bus_runtime.events.record(newer())
+    # This worker's release does not know it.
+    declaration = bus_runtime.registry.events.pop("t.newer.v1")
+    bus_runtime.events.dispatch_pending()
+    with db.connection():
+        assert Event.get_by_id(event_id).status == "pending"
+    # A worker of the newer release knows it and delivers it.
+    bus_runtime.registry.events["t.newer.v1"] = declaration
+    add_handler(bus_runtime, "t.newer.v1", "newer", lambda rt, e: newer_handled.append(e.id))
+    make_due(event_id)
+    bus_runtime.events.dispatch_pending()
+    assert newer_handled == [event_id]
+    with db.connection():
+        assert Event.get_by_id(event_id).status == "done"
+    # With nobody who knows it, it fails after max_attempts (3 here), not silently done.
+    orphan = declare_event(bus_runtime, "t.orphan.v1")
+    with db.connection(), tenant_context(tenant), db.transaction():
+        orphan_id = bus_runtime.events.record(orphan())
+    del bus_runtime.registry.events["t.orphan.v1"]
+    for _ in range(3):
+        make_due(orphan_id)
+        bus_runtime.events.dispatch_pending()
+    with db.connection():
+        assert Event.get_by_id(orphan_id).status == "failed"
+
+
 def test_handler_of_a_plugin_disabled_in_the_tenant_is_skipped(bus_runtime):
     off = make_tenant(bus_runtime, disabled_plugins=["tests"])
     got = []

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from corehelpers import REPO
@@ -51,6 +52,59 @@ def test_the_docs_show_the_example_files_as_they_are():
 def test_the_example_keeps_the_import_boundaries():
     assert boundaries.check([EXAMPLE]) == []
 
+
+def clone_named_learnplat(parent: Path) -> Path:
+    """The repository as a plain `git clone` leaves it: the tracked files, in a directory
+    named learnplat (the name that once made every file in it look like the core's)."""
+    root = parent / "learnplat"
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        if (REPO / rel).is_file():  # a tracked file someone is deleting right now
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, root / rel)
+    return root
+
+
+def test_the_boundary_check_in_a_clone_named_learnplat(tmp_path):
+    clone = clone_named_learnplat(tmp_path)
+    # The test above, from the clone: the example's tests import learnplat_courses.events.
+    assert boundaries.check([clone / "examples" / "learnplat-notes"]) == []
+    # bin/test's lint step from the clone (its own copy of learnplat.boundaries), plus the
+    # example and the sample plugin: each file is owned by the package its setup.cfg names.
+    run = [sys.executable, "-m", "learnplat.boundaries", "learnplat", "plugins", "examples",
+           "tests/sample_plugin"]
+    r = subprocess.run(run, cwd=clone, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(r"boundaries: \d+ files in 11 packages checked, 0 violations\n",
+                        r.stdout), r.stdout
+
+    # And it still tells the core from a plugin there: one leak of each kind.
+    (clone / "learnplat" / "leak.py").write_text("import learnplat_courses.api\n")
+    (clone / "plugins" / "courses" / "leak.py").write_text(
+        "from learnplat_enrollment.models import Enrollment\n")
+    (clone / "examples" / "learnplat-notes" / "learnplat_notes" / "leak.py").write_text(
+        "from learnplat_courses import services\n")
+    r = subprocess.run(run, cwd=clone, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert sorted(r.stderr.splitlines()[:3]) == [
+        "examples/learnplat-notes/learnplat_notes/leak.py:1: imports learnplat_courses.services:"
+        " a plugin reaches another plugin only through learnplat_courses.api or "
+        "learnplat_courses.events",
+        "learnplat/leak.py:1: imports learnplat_courses.api: the core never imports a plugin",
+        "plugins/courses/leak.py:1: imports learnplat_enrollment.models: a plugin reaches "
+        "another plugin only through learnplat_enrollment.api or learnplat_enrollment.events",
+    ]
+    assert r.stderr.splitlines()[3].endswith("packages checked, 3 violations")
+
+
+
+def test_checking_no_file_of_a_package_is_not_a_pass(tmp_path, capsys):
+    (tmp_path / "loose.py").write_text("import learnplat_courses.models\n")
+    assert boundaries.main([str(tmp_path)]) == 1
+    assert "boundaries: no file of a learnplat package under" in capsys.readouterr().err
+    assert boundaries.main([str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out == "boundaries: 4 files in 1 package checked, 0 violations\n"
 
 @pytest.mark.e2e
 def test_the_example_installs_like_a_third_party_plugin_and_its_tests_pass(tmp_path):

@@ -152,3 +152,46 @@ class TestRowLevelSecurity:
                 "select rolsuper, rolbypassrls from pg_roles where rolname = current_user"
             ).fetchone()
         assert row == (False, False)
+
+
+@pytest.fixture(scope="module")
+def host_only_app(core_database, tmp_path_factory):
+    """An app of a deployment that selects schools by their domain only."""
+    from corehelpers import build_runtime
+
+    from learnplat.http.app import create_app
+
+    rt = build_runtime(tmp_path_factory.mktemp("host-only"), core_database, do_migrate=False,
+                       tenancy={"select_by": "host"})
+    return create_app(rt)
+
+
+def test_host_only_deployment_ignores_no_domain_and_refuses_other_schools(
+        core_runtime, host_only_app):
+    """tenancy.select_by = "host": a school's domain serves that school alone; X-Tenant
+    naming another school (or naming one with no Host of a school) finds nothing."""
+    mine = make_tenant(core_runtime, domains=[f"mine{id(host_only_app)}.example.org"])
+    other = make_tenant(core_runtime)
+    c = Client(host_only_app)
+    host = {"Host": mine.domains[0], "Authorization": f"Bearer {token(mine)}"}
+    assert c.post("/notes", json={"title": "by host"}, headers=host).status_code == 201
+    assert c.get("/notes", headers=host).status_code == 200
+    assert c.get("/notes", headers={**host, "X-Tenant": mine.slug}).status_code == 200
+    # The other school by name, through this school's domain or through no domain: nothing.
+    _problem(c.get("/notes", headers={"Host": mine.domains[0], "X-Tenant": other.slug}), 404)
+    _problem(c.get("/notes", headers={"X-Tenant": other.slug}), 404)
+    _problem(c.get("/notes", headers={"X-Tenant": mine.slug}), 404)
+    assert "domain" in c.get("/notes", headers={"X-Tenant": other.slug}).json["detail"]
+
+
+def test_the_default_deployment_selects_by_header_then_host(core_runtime):
+    """The selection rule itself, as the HTTP middleware and the WebSocket route use it."""
+    mine = make_tenant(core_runtime, domains=[f"rule{id(core_runtime)}.example.org"])
+    other = make_tenant(core_runtime)
+    tenants = core_runtime.tenants
+    with db.connection():
+        assert tenants.select(f" {other.slug.upper()} ", mine.domains[0]).id == other.id
+        assert tenants.select(None, f"{mine.domains[0]}:443").id == mine.id
+        assert tenants.select(None, f"{mine.domains[0]}:443", host_only=True).id == mine.id
+        assert tenants.select(other.slug, mine.domains[0], host_only=True) is None
+        assert tenants.select(mine.slug, None, host_only=True) is None

@@ -85,7 +85,8 @@ WEBSOCKETS_TESTED_ELSEWHERE = {
 }
 # Values of path parameters that name no object of any tenant.
 GHOST_ID = 2_000_000_000
-GHOST = {"public_id": "zzzzzzzzzzzzzzzzzzzz", "slug": "no-such-school-sweep"}
+GHOST = {"public_id": "zzzzzzzzzzzzzzzzzzzz", "slug": "no-such-school-sweep",
+         "achievement_id": "course-2000000000"}
 # Routes outside any tenant that anyone may read by design: a certificate's verification page
 # (its public id is printed on the certificate) and an issuer's public documents (DID, keys,
 # revocation list). They answer the same for every host; the sweep still checks that they
@@ -95,6 +96,8 @@ PUBLIC_BY_DESIGN = {
     "/certificates/issuers/{slug}/did.json",
     "/certificates/issuers/{slug}/jwks.json",
     "/certificates/issuers/{slug}/status/revocation",
+    "/certificates/issuers/{slug}",
+    "/certificates/issuers/{slug}/achievements/{achievement_id}",
 }
 # A capability that does not verify (a signed URL's signature, a direct upload's token): a
 # MAC checked before any lookup, so the 403 says nothing of B's objects.
@@ -168,6 +171,8 @@ class World:
             return [self.tenant.id]
         if name == "slug":
             return [self.tenant.slug]
+        if name == "achievement_id":  # an issuer's achievement: course-{course id}
+            return [f"course-{c}" for c in self.values("course_id")]
         table = self.table_for(name)
         if table is not None:
             return [row["id"] for row in self.snap[table]]

@@ -18,8 +18,10 @@ starve the run; rate limits stay off (learnplat.testing's default). Finally, for
 the operations its permissions allow must not answer only 401/403, and many must answer 2xx.
 
 On PostgreSQL+Redis (CI) each role runs EXAMPLES per operation it may use and one of each
-kind per operation it may not; the SQLite run skips the fuzzing unless
-LEARNPLAT_TEST_FUZZ_EXAMPLES asks for it.
+kind per operation it may not; the embedded default (SQLite), what `bin/serve` runs, gets a
+smaller budget of one of each kind; LEARNPLAT_TEST_FUZZ_EXAMPLES asks for more on either.
+Requests run as a server thread runs them (learnplat.testing.ServedApp), with the tenant cache
+on: a request that leaves its thread out of step fails the run.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from fuzzhelpers import (
 )
 from hypothesis import HealthCheck, Phase, given
 
-from learnplat.testing import backend
+from learnplat.testing import backend, served
 
 schemathesis = pytest.importorskip("schemathesis")
 
@@ -49,8 +51,8 @@ schemathesis = pytest.importorskip("schemathesis")
 # SQLite, which otherwise skips it (CI fuzzes on PostgreSQL+Redis; the SQLite run keeps the
 # suite's budget).
 _ASKED = os.environ.get("LEARNPLAT_TEST_FUZZ_EXAMPLES", "")
-FUZZ = backend() == "postgres" or bool(_ASKED)
-EXAMPLES = tuple(int(n) for n in (_ASKED or "4,1,2").split(","))
+EXAMPLES = tuple(int(n) for n in (
+    _ASKED or ("4,1,2" if backend() == "postgres" else "1,1,1")).split(","))
 DENIED_EXAMPLES = (1, 1, 1)
 
 # Operations that change the state other operations depend on run after the rest; DELETE last.
@@ -223,14 +225,15 @@ def permissions(lp_runtime: Any) -> dict[str, dict[str, str]]:
     return out
 
 
-@pytest.mark.skipif(not FUZZ, reason="fuzzed on PostgreSQL+Redis (or set "
-                    "LEARNPLAT_TEST_FUZZ_EXAMPLES, e.g. 4,1,2)")
 @pytest.mark.parametrize("role", ROLES)
 def test_fuzz_openapi(role: str, lp_app: Any, lp_client: Any, lp_users: Any, lp_runtime: Any,
-                      lp_tenant: Any, permissions: dict[str, dict[str, str]]) -> None:
+                      lp_tenant: Any, permissions: dict[str, dict[str, str]],
+                      lp_tenant_cache: None) -> None:
     users, ids = populate(lp_client, lp_users, lp_runtime, lp_tenant, role)
     actors = Actors(lp_runtime, lp_tenant, users)
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", lp_app)
+    # Served as a server thread serves it, with the tenant cache on as in production: a
+    # request that leaves the thread out of step fails the run (learnplat.testing.ServedApp).
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", served(lp_app))
     assert schema.raw_schema == json.loads(lp_client.get("/openapi.json").text)
     tally, allowed = fuzz(schema, lp_tenant, actors, role, ids, permissions)
     print(f"FUZZ {role}: {len(tally.statuses)} operations ({len(allowed)} allowed to the role, "

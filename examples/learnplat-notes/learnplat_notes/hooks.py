@@ -21,7 +21,7 @@ class NoteIn(lp.Schema):  # unknown fields are a 422
 
 
 def note_out(note: Note) -> dict[str, Any]:
-    return {"id": note.id, "title": note.title}
+    return {"id": note.id, "title": note.title, "created_at": note.created_at}
 
 
 class Notes:

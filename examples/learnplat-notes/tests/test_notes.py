@@ -5,10 +5,10 @@ import datetime as dt
 from learnplat_courses.events import CoursePublished
 from learnplat_notes.hooks import Note
 
-from learnplat.plugin import db, tenant_context
+from learnplat.plugin import api_timestamp, db, tenant_context
 
 
-def test_write_and_list_notes(lp_client, lp_users, lp_other_tenant):
+def test_write_and_list_notes(lp_client, lp_users, lp_tenant, lp_other_tenant):
     teacher = lp_client.as_(lp_users.make("instructor").token)
     first = teacher.post("/notes", json={"title": "Bring calculators"})
     assert first.status_code == 201
@@ -17,6 +17,11 @@ def test_write_and_list_notes(lp_client, lp_users, lp_other_tenant):
     assert [n["title"] for n in page["items"]] == ["Quiz on Friday"]
     rest = teacher.get(f"/notes?limit=1&cursor={page['next_cursor']}").json
     assert rest["items"] == [first.json] and rest["next_cursor"] is None
+    # A datetime in an answer is UTC with "Z"; api_timestamp writes the same into a string.
+    with db.connection(), tenant_context(lp_tenant), db.transaction():
+        created_at = Note.get_by_id(first.json["id"]).created_at
+    assert first.json["created_at"] == api_timestamp(created_at) and created_at.tzinfo
+    assert first.json["created_at"].endswith("Z")
     # Bad input is a 422 naming the field; students may read but not write.
     bad = teacher.post("/notes", json={"title": "", "colour": "red"})
     assert bad.status_code == 422
