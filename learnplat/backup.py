@@ -602,13 +602,24 @@ def _check_secret(manifest: dict[str, Any], settings: Settings, ignore: bool) ->
         raise BackupError("app.secret_key is not set: set it (LEARNPLAT_APP_SECRET_KEY) to the "
                           "secret the backup was made with; the schools' keys in it are "
                           "encrypted with that secret (--ignore-secret restores anyway)")
-    if secret_fingerprint(secret) != recorded:
-        raise BackupError(f"app.secret_key differs from the one the backup was made with "
-                          f"(fingerprint {secret_fingerprint(secret)}, backup {recorded}): "
-                          "the schools' keys in it are encrypted with that secret, so every "
-                          "login would fail; set app.secret_key to it (--ignore-secret "
-                          "restores anyway)")
-    return []
+    if secret_fingerprint(secret) == recorded:
+        return []
+    # A backup made before a rotation: the restored keys decrypt under an old secret (the
+    # runtime accepts every secret in force, learnplat.secret_keys), so the restore is safe;
+    # they stay encrypted under the old one until `learnplat secrets reencrypt` rewrites them.
+    olds = settings.app.old_secret_keys
+    for n, old in enumerate(olds):
+        if secret_fingerprint(old.encode()) == recorded:
+            return [f"the backup was made with app.old_secret_keys[{n}] (entry {n + 1} of "
+                    f"{len(olds)}, fingerprint {recorded}), not the current app.secret_key: "
+                    "after restoring, run `learnplat secrets reencrypt` so that the schools' "
+                    "keys are encrypted with the current secret before that old one is removed"]
+    raise BackupError(f"app.secret_key differs from the one the backup was made with, and "
+                      f"app.old_secret_keys ({len(olds)}) holds none that matches (fingerprint "
+                      f"{secret_fingerprint(secret)}, backup {recorded}): the schools' keys in "
+                      "it are encrypted with that secret, so every login would fail; set "
+                      "app.secret_key to it or list it in app.old_secret_keys (--ignore-secret "
+                      "restores anyway)")
 
 
 def restore_backup(settings: Settings, archive: Path, into: str | None = None,

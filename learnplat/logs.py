@@ -361,9 +361,11 @@ def logging_configured(home: str | Path, level: int | None = None,
     command invoked in-process (tests, CliRunner) must not leave a handler writing to a stream
     that is closed once it returns. `level`: the root's level instead of the configuration's
     (commands other than serve, worker and `tasks run` show warnings and errors only)."""
+    global _repeat_seconds
     config = logging_config(home)
     names = ["", *config.get("loggers", {})]
     saved = {name: _logger_state(logging.getLogger(name or None)) for name in names}
+    saved_repeat_seconds = _repeat_seconds  # set by configure_logging, process-wide
     configure_logging(home, repeat_seconds)
     if level is not None:
         logging.getLogger().setLevel(level)
@@ -381,6 +383,7 @@ def logging_configured(home: str | Path, level: int | None = None,
                     logger.addHandler(handler)
             logger.setLevel(state[1])
             logger.propagate, logger.disabled = state[2], state[3]
+        _repeat_seconds = saved_repeat_seconds
 
 
 def _logger_state(logger: logging.Logger) -> tuple[list[logging.Handler], int, bool, bool]:

@@ -124,7 +124,9 @@ def tasks_run(app: AppContext, name: str, args: tuple[str, ...], tenant_slug: st
         raise LearnplatError(f"task {name} is not tenant-scoped: it takes no --tenant")
     # The task's own log lines (INFO and up, on stderr) as the worker logs them: without this,
     # Python's last-resort handler shows warnings only and the operator runs the task blind.
-    with logging_configured(runtime.settings.home):
+    # Repeated failures are summarised per logging.repeat_seconds, as in the worker.
+    with logging_configured(runtime.settings.home,
+                            repeat_seconds=runtime.settings.logging.repeat_seconds):
         result = wrapper.call_local(*call)
     shown = "" if result is None else ": " + orjson.dumps(result, default=str).decode()
     click.echo(f"ran {name}{where}{shown}")

@@ -16,6 +16,9 @@ gunicorn's `asgi` worker): one address for the REST API and WebSockets.
   body slowly (slowloris) holds a socket, not a thread, a database connection or a transaction,
   and gets a 408 after `server.timeout` seconds. Larger bodies (uploads) stream to the thread
   as they arrive. docs/security.md, "Slow clients".
+* A body the app did not read (a 413 over the route's limit, a 401/403 on an upload route,
+  answered before reading) is read on and discarded after the answer, within bounds
+  (`drain_unread`), before the connection closes: see there why.
 """
 
 from __future__ import annotations
@@ -202,6 +205,56 @@ async def read_ahead(receive: Any, limit: int, timeout: float) -> Any:
     return replay
 
 
+# How much of a body the app left unread is read and thrown away after the answer, at most.
+# A proxy (nginx) sends the whole buffered body before it reads the answer at LAN speed; a
+# client talking to learnplat directly may be slow or hostile, so a bounded amount and time.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+
+
+class _BodyTracker:
+    """A receive callable that notes whether the request body has been read to its end."""
+
+    __slots__ = ("done", "receive")
+
+    def __init__(self, receive: Any):
+        self.receive = receive
+        self.done = False
+
+    async def __call__(self) -> Any:
+        message = await self.receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            self.done = True  # the last chunk, or the client is gone: nothing left to read
+        return message
+
+
+async def drain_unread(receive: _BodyTracker, limit: int = DRAIN_BYTES,
+                       seconds: float = DRAIN_SECONDS) -> bool:
+    """Read and discard what is left of a request body the app answered without reading
+    (up to `limit` bytes within `seconds`); True when the body was read to its end.
+
+    A lingering close. Answering early and closing with the body still arriving leaves unread
+    bytes in the socket, so the kernel resets the connection (RST) instead of closing it:
+    nginx, still writing the body it buffered, gets ECONNRESET, drops the answer it had not
+    yet read and gives the client a 502 instead of our 413/401/403 (intermittent from about
+    2 MB, tests/deploy/test_nginx.py). Read to the end, the body is framed, the answer is read
+    by the proxy, and gunicorn may even keep the connection. Over the bounds (a client
+    dripping or sending gigabytes) the connection is closed as before."""
+    if receive.done:
+        return True
+    read = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            # The deadline is checked after each chunk too: on Python 3.11 the timeout's
+            # cancellation can be lost in gunicorn's receive() (see read_ahead).
+            while not receive.done and read <= limit and loop.time() < deadline:
+                message = await receive()
+                read += len(message.get("body", b""))
+    return receive.done
+
+
 async def _request_timeout(scope: dict[str, Any], send: Any) -> None:
     # Answered here, without the Falcon app: the same problem shape, request id included.
     headers, body = outside_the_app(408, "the request body did not arrive in time", scope)
@@ -252,7 +305,9 @@ def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = 
                 if receive.body is not None:  # the whole body is here: one thread hand-off
                     await buffered(scope, receive.body, send)
                     return
-            await http(scope, receive, send)
+            tracked = _BodyTracker(receive)
+            await http(scope, tracked, send)
+            await drain_unread(tracked)
         elif kind == "websocket":
             await serve_socket(sockets(scope, receive, send), send)
         elif kind == "lifespan":

@@ -27,7 +27,14 @@ import pytest
 from corehelpers import fresh_database
 
 from learnplat import db
-from learnplat.backup import BackupError, check_counts, count_pg_dump, verify_archive
+from learnplat.backup import (
+    BackupError,
+    _check_secret,
+    check_counts,
+    count_pg_dump,
+    secret_fingerprint,
+    verify_archive,
+)
 from learnplat.http.app import create_app
 from learnplat.migrate import migrate
 from learnplat.runtime import Runtime, create_runtime
@@ -181,9 +188,15 @@ def test_a_school_backed_up_and_restored_into_a_fresh_database_logs_in_and_reads
         wrong = learnplat({**env, "LEARNPLAT_APP_SECRET_KEY": "another-secret-of-this-site"},
                           "backup", "restore", str(archive), "--into", target.url)
         assert wrong.returncode == 1 and "app.secret_key differs" in wrong.stderr, wrong.stderr
-        r = learnplat(env, "backup", "restore", str(archive), "--into", target.url)
+        # Restored after a rotation: the backup's secret is now the second old one.
+        rotated = {**env, "LEARNPLAT_APP_SECRET_KEY": "the-new-secret-of-this-site",
+                   "LEARNPLAT_APP_OLD_SECRET_KEYS":
+                       f"an-older-secret-of-this-site,{env['LEARNPLAT_APP_SECRET_KEY']}"}
+        r = learnplat(rotated, "backup", "restore", str(archive), "--into", target.url)
         assert r.returncode == 0, r.stderr
         assert "every table's rows match the backup" in r.stdout
+        assert "app.old_secret_keys[1]" in r.stderr, r.stderr
+        assert "learnplat secrets reencrypt" in r.stderr, r.stderr
         again = learnplat(env, "backup", "restore", str(archive), "--into", target.url)
         assert again.returncode == 1 and "is not empty" in again.stderr, again.stderr
 
@@ -302,3 +315,23 @@ def test_a_damaged_archive_fails_verification(lp_runtime: Runtime, lp_tenant: Te
             out.addfile(info, io.BytesIO(data))
     with pytest.raises(BackupError, match=r"database\.\w+ is damaged"):
         verify_archive(damaged)
+
+
+def test_restore_accepts_the_backups_secret_among_the_old_ones(tmp_path: Path) -> None:
+    """The secret check of `backup restore`: the current secret, or one of app.old_secret_keys
+    (a backup from before a rotation; the note names it and asks for a re-encryption)."""
+    old, older = "the-secret-before-rotation", "the-secret-two-rotations-ago"
+    manifest = {"secret_fingerprint": secret_fingerprint(old.encode())}
+
+    def settings(current: str, *olds: str) -> Any:
+        return settings_for(tmp_path, "sqlite:///:memory:",
+                            app={"secret_key": current, "old_secret_keys": list(olds)})
+
+    assert _check_secret(manifest, settings(old), ignore=False) == []
+    notes = _check_secret(manifest, settings("the-secret-after-rotation", older, old),
+                          ignore=False)
+    assert len(notes) == 1 and "app.old_secret_keys[1]" in notes[0], notes
+    assert "learnplat secrets reencrypt" in notes[0]
+    with pytest.raises(BackupError, match=r"app\.old_secret_keys"):
+        _check_secret(manifest, settings("the-secret-after-rotation", older), ignore=False)
+    assert _check_secret(manifest, settings("the-secret-after-rotation"), ignore=True)

@@ -4,6 +4,7 @@ registered task with its plugin, scope and schedule, and an operator's way to ru
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from testnotes import Note
 from learnplat import db, hookimpl
 from learnplat.cli.task_commands import describe_periodic, parse_arg
 from learnplat.each_tenant import each_tenant
+from learnplat.logs import RepeatFilter
 from learnplat.registry import TaskSpec
 from learnplat.tenancy import current_tenant, tenant_context
 from learnplat.testing import CliInvoker, make_tenant, use_runtime
@@ -32,12 +34,19 @@ def add_everywhere(runtime: Any, title: str = "nightly") -> dict[str, int]:
     return each_tenant(runtime, add_note, title, plugin="testnotes").results
 
 
+def repeat_intervals(runtime: Any) -> list[float]:
+    """The intervals of the repeat filters on the root logger's handlers."""
+    return [f.interval for h in logging.getLogger().handlers for f in h.filters
+            if isinstance(f, RepeatFilter)]
+
+
 class TaskPlugin:
     @hookimpl
     def register_tasks(self) -> list[TaskSpec]:
         return [TaskSpec("tasktest.add_note", add_note),
                 TaskSpec("tasktest.everywhere", add_everywhere, tenant_scoped=False,
-                         periodic=crontab(minute="0", hour="3"))]
+                         periodic=crontab(minute="0", hour="3")),
+                TaskSpec("tasktest.repeat_intervals", repeat_intervals, tenant_scoped=False)]
 
 
 @pytest.fixture
@@ -109,6 +118,17 @@ def test_tasks_run_a_task_over_every_tenant(rt):
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout.split(": ", 1)[1]) == {a.slug: 1, b.slug: 1}
     assert notes_of(a) == notes_of(b) == ["nightly"]
+
+
+def test_tasks_run_summarises_repeats_per_the_setting(tmp_path, fresh_db):
+    """The task's log lines go through config/logging.toml's repeat filter with
+    logging.repeat_seconds, as in the worker, not the filter's 60 s default."""
+    runtime = build_runtime(tmp_path, fresh_db, logging={"repeat_seconds": 7},
+                            plugins=[("testnotes", testnotes), ("tasktest", TaskPlugin())])
+    with use_runtime(runtime):
+        r = CliInvoker(runtime)("tasks", "run", "tasktest.repeat_intervals")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "ran tasktest.repeat_intervals: [7.0]\n"
 
 
 @pytest.mark.parametrize(("args", "error"), [

@@ -2,8 +2,9 @@
 distribution (Debian 12: 1.22) in front of two real `learnplat serve` processes: `nginx -t`
 accepts it, HTTP redirects to HTTPS, TLS and HTTP/2 work, REST and the notifications WebSocket
 pass through, both processes get requests, learnplat sees each client's own address (not
-nginx's) in its rate limits and audit log. The docs show that file and no other nginx
-configuration (issue 34, item 4)."""
+nginx's) in its rate limits and audit log, a body refused before it is read gets the app's
+answer, not a 502. The docs show that file and no other nginx configuration (issue 34, item
+4); compose's proxy (config/docker/nginx.conf) keeps its upstream and proxy settings."""
 
 from __future__ import annotations
 
@@ -151,3 +152,60 @@ def test_through_nginx(deployment: Nginx, lp_users: Any, lp_tenant: Any) -> None
     # Round robin reached both processes.
     assert len({u for u in nginx.upstreams() if u != "-"}) == 2, nginx.upstreams()
 
+
+
+def test_refused_bodies_reach_the_client_through_nginx(deployment: Nginx, lp_tenant: Any
+                                                       ) -> None:
+    """A body refused before it is read (413 over app.max_body_bytes, 401 on an upload route)
+    gets the app's answer through nginx, not a 502. nginx sends the buffered body after the
+    head; learnplat used to answer and close at once, so the unread body made the kernel reset
+    the connection and nginx, still writing, answered 502 (intermittent at 2 MB and more: 20
+    tries made it fail every run)."""
+    web = client(deployment, lp_tenant.slug)
+    seen: list[tuple[int, str]] = []
+    for n in range(20):
+        size = (4 + n % 5) * 1024 * 1024  # 4-8 MiB, over the 1 MiB JSON limit
+        body = b'{"email": "' + b"a" * size + b'"}'
+        r = web.post(f"{deployment.https}/auth/login", data=body, timeout=30,
+                     headers={"Content-Type": "application/json"})
+        seen.append((r.status_code, r.headers.get("Content-Type", "")))
+    assert seen == [(413, "application/problem+json")] * 20, seen
+    refused = []
+    for n in range(10):
+        files = {"file": ("photo.jpg", b"\xff" * ((4 + n % 5) * 1024 * 1024), "image/jpeg")}
+        r = web.post(f"{deployment.https}/users/1/photo", files=files, timeout=30)
+        refused.append((r.status_code, r.headers.get("Content-Type", "")))
+    assert refused == [(401, "application/problem+json")] * 10, refused
+
+
+# What only the one-machine example has: TLS, its HTTPS redirect and certbot's challenges, its
+# own addresses and processes, its upload limit (the compose file's is its own).
+_EXAMPLE_ONLY = ("listen ", "ssl_", "server ", "server_name ", "root ", "return ",
+                 "add_header Strict-Transport-Security", "client_max_body_size ")
+
+
+def _directives(text: str) -> set[str]:
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return {re.sub(r"\s+", " ", line) for line in lines if line.endswith(";")}
+
+
+def test_the_compose_proxy_has_the_examples_settings_and_passes_nginx_t(tmp_path: Path
+                                                                         ) -> None:
+    """config/docker/nginx.conf (compose's proxy, HTTP only) keeps the example's upstream and
+    proxy settings (least_conn, keep-alive closed by nginx first, safe retries, slow-client
+    timeouts): it had drifted to plain round robin without keepalive_timeout."""
+    docker = (REPO / "config" / "docker" / "nginx.conf").read_text()
+    example = (REPO / "config" / "nginx" / "learnplat.conf").read_text()
+    missing = {d for d in _directives(example) - _directives(docker)
+               if not d.startswith(_EXAMPLE_ONLY)}
+    assert not missing, f"config/docker/nginx.conf lacks {sorted(missing)}"
+    # `api` resolves only inside compose; bench/scale_out_rehearsal.py substitutes the same two.
+    for old in ("server api:8000;", "listen 80 default_server;"):
+        assert old in docker, f"config/docker/nginx.conf no longer contains {old!r}"
+    site = docker.replace("server api:8000;", "server 127.0.0.1:18001;").replace(
+        "listen 80 default_server;", "listen 127.0.0.1:18080 default_server;")
+    nginx = write_nginx(tmp_path, (18001, 18002))
+    (nginx.prefix / "learnplat.conf").write_text(site)  # the file the main config includes
+    checked = nginx.check()
+    assert checked.returncode == 0, checked.stderr
+    assert "[warn]" not in checked.stderr and "[emerg]" not in checked.stderr, checked.stderr
