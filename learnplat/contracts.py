@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict
 
@@ -38,6 +38,28 @@ class ServiceKey(Generic[T]):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Sibling(Generic[T]):
+    """A service's attribute that is another plugin's service, ``courses = Sibling(COURSES)``
+    in the class body: typed as the key's Protocol and resolved through the instance's
+    ``runtime`` at each access (services are built one plugin after another, so a sibling may
+    not exist yet when this service is built)."""
+
+    def __init__(self, key: ServiceKey[T]):
+        self.key = key
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Sibling[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> Sibling[T] | T:
+        if obj is None:
+            return self
+        runtime: Any = getattr(obj, "runtime")  # noqa: B009  (any service holding a runtime)
+        service: T = runtime.service(self.key)
+        return service
 
 
 def protocol_members(protocol: type) -> dict[str, Any]:

@@ -152,7 +152,7 @@ def register_health_checks() -> list[HealthCheck]:
 @hookspec
 def register_encrypted_at_rest() -> list[EncryptedAtRest]:
     """What the plugin stores encrypted under ``app.secret_key``:
-    ``EncryptedAtRest(name, scan, reencrypt)`` from ``learnplat.secret_keys``, where
+    ``EncryptedAtRest(name, scan, reencrypt)`` from ``learnplat.plugin``, where
     ``scan(runtime)`` returns a ``SecretScan`` (items, items only an old secret decrypts,
     items no secret in force decrypts) and ``reencrypt(runtime)`` rewrites the items with the
     current secret and returns how many it rewrote. Both run once per tenant, in its context

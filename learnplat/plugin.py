@@ -35,7 +35,7 @@ from .cli.helpers import (
     tenant_command,
     with_tenant,
 )
-from .contracts import Action, Event, ServiceKey, Veto
+from .contracts import Action, Event, ServiceKey, Sibling, Veto
 from .each_tenant import EachTenantResult, each_tenant
 from .errors import (
     BadRequest,
@@ -54,12 +54,14 @@ from .events import EventMessage
 from .hookspecs import hookimpl, hookspec
 from .http.endpoint import MULTIPART, body_stream, endpoint, multipart_file, multipart_parts
 from .http.serving import send_object
+from .keyring import ActiveKey, TenantKeyRing
 from .kv import RedisScript
 from .models import JSONField, TenantModel, UTCDateTimeField, utcnow
 from .pagination import Page, PageQuery, paginate
 from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
 from .runtime import Runtime
 from .schema_doc import describe_strings, not_nullable
+from .secret_keys import EncryptedAtRest, SecretScan
 from .tenancy import TenantInfo, current_tenant, tenant_context
 from .timestamps import api_timestamp
 
@@ -168,7 +170,7 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     # hooks and what they return
     "hookimpl", "hookspec", "Route", "Permission", "TaskSpec", "EventHandler", "HealthCheck",
     # contracts between plugins
-    "ServiceKey", "Event", "EventMessage", "Action", "Veto",
+    "ServiceKey", "Sibling", "Event", "EventMessage", "Action", "Veto",
     # HTTP
     "endpoint", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal", "bump_generation",
     "computing", "valid_until", "RedisScript", "Page", "PageQuery", "paginate", "merge_extras",
@@ -177,6 +179,8 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     # data and tenancy
     "db", "TenantModel", "JSONField", "UTCDateTimeField", "utcnow", "api_timestamp",
     "TenantInfo", "current_tenant", "tenant_context", "Runtime",
+    # keys and secrets at rest: a per-tenant Ed25519 key ring, register_encrypted_at_rest
+    "TenantKeyRing", "ActiveKey", "EncryptedAtRest", "SecretScan",
     # commands and work across schools
     "tenant_command", "with_tenant", "json_option", "echo_json", "echo_pages", "echo_rows",
     "read_pages", "each_tenant", "EachTenantResult",

@@ -16,7 +16,7 @@ import itertools
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -503,6 +503,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_serving(base: str, proc: Any, output: Callable[[], str] = lambda: "",
+                       path: str = "/healthz", timeout: float = 60.0) -> None:
+    """Poll ``base + path`` until it answers 200: the test fails when `proc` (a Popen) exits
+    first, with the end of `output()` (its log or its pipe, read once it has exited), or
+    after `timeout` seconds."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the server exited ({proc.returncode}): {output()[-3000:]}")
+        try:
+            if requests.get(f"{base}{path}", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            # Not output(): a pipe of a process still running would block the read.
+            pytest.fail(f"{base}{path} did not answer 200 within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
 class ServerURL(str):
     """The base URL of a test server; `.pid` is its gunicorn master's process id."""
 
@@ -526,9 +550,7 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
     import socket
     import subprocess
     import sys
-    import time
 
-    import requests
 
     # The test binds the socket and hands it to gunicorn (fd://): a port picked free and then
     # bound by gunicorn could be taken meanwhile by another test run's server, whose answers
@@ -571,18 +593,7 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
         base = ServerURL(f"http://127.0.0.1:{port}")
         base.pid = proc.pid
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"gunicorn exited: {log_path.read_text()[-2000:]}")
-                try:
-                    if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("gunicorn did not answer /healthz within 30 s")
-                time.sleep(0.1)
+            wait_until_serving(base, proc, log_path.read_text, timeout=30)
             yield base
         finally:
             # A throwaway server with nothing in flight: kill the group at once (a graceful

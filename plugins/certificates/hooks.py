@@ -9,6 +9,7 @@ from learnplat_courses.api import cacheable_detail_extras
 from learnplat_progress.events import CourseCompleted
 
 from learnplat.plugin import (
+    EncryptedAtRest,
     Event,
     EventHandler,
     EventMessage,
@@ -19,7 +20,6 @@ from learnplat.plugin import (
     TaskSpec,
     hookimpl,
 )
-from learnplat.secret_keys import EncryptedAtRest
 
 from . import events as ev
 from . import resources as r
@@ -43,7 +43,7 @@ def register_models() -> list[type]:
 
 @hookimpl
 def register_encrypted_at_rest() -> list[EncryptedAtRest]:
-    # The private halves of the schools' credential-signing keys (CredentialKeys).
+    # The private halves of the schools' credential-signing keys (keys.credential_keys).
     return [EncryptedAtRest("credential-signing keys", lambda rt: service(rt).keys.scan(),
                             lambda rt: service(rt).keys.reencrypt())]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -293,13 +293,7 @@ class IssuerProfile(_Resource):
         gets a small page."""
         with issuer_tenant(self.service, slug):
             doc = self.service.issuer_profile()
-        resp.vary = ["Accept"]
-        resp.cache_control = ["public", "max-age=300"]
-        if wants_html(req):
-            resp.content_type = falcon.MEDIA_HTML
-            resp.text = issuer_page(doc)
-            return None
-        return doc
+        return json_or_page(req, resp, doc, issuer_page)
 
 
 class IssuerAchievement(_Resource):
@@ -315,13 +309,20 @@ class IssuerAchievement(_Resource):
             raise NotFound("no such achievement")
         with issuer_tenant(self.service, slug):
             doc = self.service.achievement(int(match.group(1)))
-        resp.vary = ["Accept"]
-        resp.cache_control = ["public", "max-age=300"]
-        if wants_html(req):
-            resp.content_type = falcon.MEDIA_HTML
-            resp.text = achievement_page(doc)
-            return None
-        return doc
+        return json_or_page(req, resp, doc, achievement_page)
+
+
+def json_or_page(req: falcon.Request, resp: falcon.Response, doc: dict[str, Any],
+                 page: Callable[[dict[str, Any]], str]) -> Any:
+    """A public document as JSON, or as `page(doc)` for a browser (Accept: text/html);
+    cacheable for five minutes either way."""
+    resp.vary = ["Accept"]
+    resp.cache_control = ["public", "max-age=300"]
+    if wants_html(req):
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = page(doc)
+        return None
+    return doc
 
 
 _PAGE_STYLE = ("body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;"

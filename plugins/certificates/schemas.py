@@ -5,19 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from learnplat.plugin import PageQuery, Schema
 
 Status = Literal["pending", "issued", "revoked"]
 HEX_COLOR = r"^#[0-9a-fA-F]{6}$"
-
-
-def _no_nul(v: Any) -> Any:
-    # PostgreSQL text cannot hold NUL: refuse it as invalid input instead of failing later.
-    if isinstance(v, str) and "\x00" in v:
-        raise ValueError("must not contain NUL characters")
-    return v
 
 
 class CertificateOut(BaseModel):
@@ -53,8 +46,6 @@ class CertificateQuery(PageQuery):
 
 class RevokeIn(Schema):
     reason: str = Field(min_length=1, max_length=500)
-
-    _nul = field_validator("reason")(classmethod(lambda cls, v: _no_nul(v)))
 
 
 class Party(BaseModel):
@@ -106,9 +97,6 @@ class TemplateIn(Schema):
     primary_color: str | None = Field(None, pattern=HEX_COLOR)
     accent_color: str | None = Field(None, pattern=HEX_COLOR)
     text_color: str | None = Field(None, pattern=HEX_COLOR)
-
-    _nul = field_validator("heading", "statement", "signature_label")(
-        classmethod(lambda cls, v: _no_nul(v)))
 
 
 class TemplateOut(BaseModel):

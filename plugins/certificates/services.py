@@ -52,7 +52,7 @@ from .credential import (
     subject_id,
 )
 from .events import CertificateIssued, CertificateRevoked
-from .keys import CredentialKeys
+from .keys import credential_keys
 from .models import Certificate, CertificateIndex, CertificateTemplate, RegenerationJob
 from .render import CertificateContent, Template, render_pdf
 from .settings import CertificatesSettings
@@ -112,7 +112,7 @@ _ROW = db.Prepared(lambda course_id, user_id: Certificate.select().where(
 class CertificatesService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
-        self.keys = CredentialKeys(runtime.secret_keys)
+        self.keys = credential_keys(runtime.secret_keys)
         self._images: dict[str, bytes] = {}
         # Download links are signed with app.secret_key and checked against it and each of
         # app.old_secret_keys, so links handed out before a rotation work until they expire.
@@ -496,10 +496,10 @@ class CertificatesService:
 
     def did_document(self) -> dict[str, Any]:
         issuer = self.issuer()
-        return did_document(issuer, self.keys.jwks(issuer)["keys"])
+        return did_document(issuer, self.keys.jwks(issuer.public_jwk)["keys"])
 
     def jwks(self) -> dict[str, Any]:
-        return self.keys.jwks(self.issuer())
+        return self.keys.jwks(self.issuer().public_jwk)
 
     def issuer_profile(self) -> dict[str, Any]:
         """The school's OB 3.0 Profile, served at the `issuer.url` credentials name."""
@@ -528,7 +528,8 @@ class CertificatesService:
             Certificate.status == "revoked").order_by(Certificate.id))
         highest = Certificate.select(peewee.fn.MAX(Certificate.id)).scalar() or 0
         issuer = self.issuer()
-        kid, key, since = self.keys.signing_key_since()
+        active = self.keys.active()
+        kid, key, since = active.kid, active.private_key, active.created_at
         # Grown in whole blocks, so the list changes length (and version) rarely.
         size = -(-(highest + 1) // STATUS_LIST_MIN_BITS) * STATUS_LIST_MIN_BITS
         moments = [since, *(r.revoked_at for r in revoked if r.revoked_at)]

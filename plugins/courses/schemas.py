@@ -18,22 +18,6 @@ _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
-def _no_nul(v: Any) -> Any:
-    # PostgreSQL text cannot hold NUL: refuse it as invalid input instead of failing later.
-    if isinstance(v, str) and "\x00" in v:
-        raise ValueError("must not contain NUL characters")
-    if isinstance(v, list):
-        for item in v:
-            _no_nul(item)
-    return v
-
-
-    @field_validator("*")
-    @classmethod
-    def no_nul(cls, v: Any) -> Any:
-        return _no_nul(v)
-
-
 # What _check_tags accepts (after the stripping every request string gets).
 _TAG_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 40, "not": {"pattern": ","}}
 
@@ -212,11 +196,6 @@ class CourseQuery(PageQuery):
     language: str | None = Field(None, max_length=16)
     instructor: int | None = Field(None, ge=1, le=2**31 - 1, description="Owner user id.")
     status: Status | None = None
-
-    @field_validator("q", "tag", "language")
-    @classmethod
-    def no_nul(cls, v: Any) -> Any:
-        return _no_nul(v)
 
 
 class TransitionOut(BaseModel):

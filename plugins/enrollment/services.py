@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import peewee
-from learnplat_courses.api import CATALOGUE_GENERATION, COURSES, LEARNER_GENERATION, CoursesAPI
-from learnplat_identity.api import IDENTITY, IdentityAPI
+from learnplat_courses.api import CATALOGUE_GENERATION, COURSES, LEARNER_GENERATION
+from learnplat_identity.api import IDENTITY
 from peewee import SQL, fn
 
 from learnplat import db
@@ -31,7 +31,7 @@ from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, PermissionDenied, Vetoed
 from learnplat.models import utcnow
 from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import api_timestamp, bump_generation, merge_extras, valid_until
+from learnplat.plugin import Sibling, api_timestamp, bump_generation, merge_extras, valid_until
 from learnplat.tenancy import current_tenant
 
 from . import events as ev
@@ -108,13 +108,8 @@ class EnrollmentService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
 
-    @property
-    def courses(self) -> CoursesAPI:
-        return self.runtime.service(COURSES)
-
-    @property
-    def identity(self) -> IdentityAPI:
-        return self.runtime.service(IDENTITY)
+    courses = Sibling(COURSES)
+    identity = Sibling(IDENTITY)
 
     # -- for other plugins (stable) --------------------------------------------------------
 

@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING, Any
 import click
 import falcon
 
-from learnplat.plugin import Action, Permission, Principal, Route, ServiceKey, hookimpl
-from learnplat.secret_keys import EncryptedAtRest
+from learnplat.plugin import (
+    Action,
+    EncryptedAtRest,
+    Permission,
+    Principal,
+    Route,
+    ServiceKey,
+    hookimpl,
+)
 
 from . import events as ev
 from . import resources as r
@@ -82,8 +89,8 @@ def register_routes(runtime: Runtime) -> list[Route]:
 
 @hookimpl
 def register_encrypted_at_rest() -> list[EncryptedAtRest]:
-    # The private halves of the schools' token-signing keys (KeyRing): a secret that cannot
-    # decrypt them makes every login of the school fail.
+    # The private halves of the schools' token-signing keys (keys.token_keys): a secret
+    # that cannot decrypt them makes every login of the school fail.
     return [EncryptedAtRest("token-signing keys", lambda rt: service(rt).keys.scan(),
                             lambda rt: service(rt).keys.reencrypt())]
 

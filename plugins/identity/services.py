@@ -35,7 +35,7 @@ from learnplat.tenancy import current_tenant
 from . import passwords
 from .api import UserInfo
 from .emails import check_email, email_problem, normalize_email
-from .keys import KeyRing
+from .keys import token_keys
 from .models import ROLES, AuditEntry, RefreshToken, User
 from .tokens import TokenCodec
 
@@ -115,7 +115,7 @@ class IdentityService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         auth = runtime.settings.auth
-        self.keys = KeyRing(runtime.secret_keys, auth.access_token_ttl)
+        self.keys = token_keys(runtime.secret_keys, auth.access_token_ttl)
         self.tokens = TokenCodec(self.keys, auth.issuer, auth.access_token_ttl)
         self.refresh_ttl = auth.refresh_token_ttl
 

@@ -14,9 +14,8 @@ from typing import Any
 import jwt
 
 from learnplat.errors import Unauthorized
+from learnplat.plugin import TenantKeyRing
 from learnplat.tenancy import TenantInfo
-
-from .keys import KeyRing
 
 ALGORITHM = "EdDSA"
 
@@ -39,7 +38,7 @@ _VERIFIED_MAX = 50_000
 
 
 class TokenCodec:
-    def __init__(self, keys: KeyRing, issuer: str, ttl: int):
+    def __init__(self, keys: TenantKeyRing, issuer: str, ttl: int):
         self.keys = keys
         self.issuer = issuer
         self.ttl = ttl

@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from learnplat_courses.api import COURSES, CoursesAPI
-from learnplat_enrollment.api import ENROLLMENT, EnrollmentAPI
+from learnplat_courses.api import COURSES
+from learnplat_enrollment.api import ENROLLMENT
 
 from learnplat.plugin import (
     NotFound,
     PermissionDenied,
     Principal,
+    Sibling,
     TenantInfo,
     current_tenant,
     db,
@@ -58,13 +59,8 @@ class MediaService:
 
     # -- collaborators -----------------------------------------------------------------------
 
-    @property
-    def courses(self) -> CoursesAPI:
-        return self.runtime.service(COURSES)
-
-    @property
-    def enrollment(self) -> EnrollmentAPI:
-        return self.runtime.service(ENROLLMENT)
+    courses = Sibling(COURSES)
+    enrollment = Sibling(ENROLLMENT)
 
     @property
     def settings(self) -> MediaSettings:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import peewee
 import redis
-from learnplat_courses.api import COURSES, LEARNER_GENERATION, CoursesAPI
-from learnplat_enrollment.api import ENROLLMENT, EnrollmentAPI
+from learnplat_courses.api import COURSES, LEARNER_GENERATION
+from learnplat_enrollment.api import ENROLLMENT
 from peewee import EXCLUDED, fn
 
 from learnplat import db
@@ -26,7 +26,7 @@ from learnplat.auth import Principal
 from learnplat.errors import Conflict, NotFound, ValidationFailed
 from learnplat.models import UTC, utcnow
 from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import api_timestamp, bump_generation, merge_extras
+from learnplat.plugin import Sibling, api_timestamp, bump_generation, merge_extras
 from learnplat.tenancy import tenant_context
 
 from . import events as ev
@@ -116,13 +116,8 @@ class ProgressService:
     def settings(self) -> ProgressSettings:
         return self.runtime.settings_of(ProgressSettings)
 
-    @property
-    def courses(self) -> CoursesAPI:
-        return self.runtime.service(COURSES)
-
-    @property
-    def enrollment(self) -> EnrollmentAPI:
-        return self.runtime.service(ENROLLMENT)
+    courses = Sibling(COURSES)
+    enrollment = Sibling(ENROLLMENT)
 
     @property
     def store(self) -> HeartbeatStore | None:

@@ -25,16 +25,6 @@ _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
-def _no_nul(v: Any) -> Any:
-    # PostgreSQL text cannot hold NUL: refuse it as invalid input instead of failing later.
-    if isinstance(v, str) and "\x00" in v:
-        raise ValueError("must not contain NUL characters")
-    if isinstance(v, list):
-        for item in v:
-            _no_nul(item)
-    return v
-
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -102,11 +92,6 @@ class QuestionIn(Schema):
     accept_regex: str | None = Field(None, max_length=200,
                                      description="short_text: a full match is accepted.")
     case_sensitive: bool = False
-
-    @field_validator("prompt", "options", "accept", "accept_regex")
-    @classmethod
-    def no_nul(cls, v: Any) -> Any:
-        return _no_nul(v)
 
     @field_validator("options", "accept")
     @classmethod
@@ -197,21 +182,11 @@ class _QuizFields(Schema):
     def check_results_at(cls, v: dt.datetime | None) -> dt.datetime | None:
         return _results_at(v)
 
-    @field_validator("description")
-    @classmethod
-    def no_nul(cls, v: Any) -> Any:
-        return _no_nul(v)
-
 
 class QuizIn(_QuizFields):
     title: str = Field(min_length=1, max_length=200)
     pass_mark: float = Field(ge=0, le=100, description="Percent of the points to pass.")
     questions: list[QuestionIn] = Field(min_length=1, max_length=1000)
-
-    @field_validator("title")
-    @classmethod
-    def no_nul_title(cls, v: Any) -> Any:
-        return _no_nul(v)
 
     @model_validator(mode="after")
     def check_policy(self) -> QuizIn:
@@ -244,11 +219,6 @@ class QuizPatch(Schema):
     @classmethod
     def check_results_at(cls, v: dt.datetime | None) -> dt.datetime | None:
         return _results_at(v)
-
-    @field_validator("title", "description")
-    @classmethod
-    def no_nul(cls, v: Any) -> Any:
-        return _no_nul(v)
 
     @field_validator("title", "pass_mark", "shuffle_questions", "shuffle_options", "counted",
                      "results", "questions", "description")
@@ -485,11 +455,6 @@ class GradeItem(Schema):
     points: float = Field(ge=0, le=1000)
     feedback: str = Field("", max_length=5000)
 
-    @field_validator("feedback")
-    @classmethod
-    def no_nul(cls, v: Any) -> Any:
-        return _no_nul(v)
-
 
 class GradeIn(Schema):
     """Grades of short_text answers by question id (again later: a regrade), and optional
@@ -498,8 +463,3 @@ class GradeIn(Schema):
 
     grades: dict[str, GradeItem] = Field(default_factory=dict, max_length=1000)
     feedback: str | None = Field(None, max_length=5000)
-
-    @field_validator("feedback")
-    @classmethod
-    def no_nul(cls, v: Any) -> Any:
-        return _no_nul(v)

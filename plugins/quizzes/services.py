@@ -16,14 +16,15 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import peewee
-from learnplat_courses.api import COURSES, CourseInfo, CoursesAPI
-from learnplat_enrollment.api import ENROLLMENT, EnrollmentAPI
+from learnplat_courses.api import COURSES, CourseInfo
+from learnplat_enrollment.api import ENROLLMENT
 from learnplat_progress.api import PROGRESS
 
 from learnplat.plugin import (
     Conflict,
     NotFound,
     Principal,
+    Sibling,
     ValidationFailed,
     api_timestamp,
     db,
@@ -60,13 +61,8 @@ class QuizzesService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime  # shared across requests: no per-request state
 
-    @property
-    def courses(self) -> CoursesAPI:
-        return self.runtime.service(COURSES)
-
-    @property
-    def enrollment(self) -> EnrollmentAPI:
-        return self.runtime.service(ENROLLMENT)
+    courses = Sibling(COURSES)
+    enrollment = Sibling(ENROLLMENT)
 
     @property
     def settings(self) -> QuizzesSettings:

@@ -32,7 +32,7 @@ import redis
 import requests
 
 from learnplat.logs import PeriodicTaskFilter, RepeatFilter, failure_kind
-from learnplat.testing import free_port
+from learnplat.testing import free_port, wait_until_serving
 
 LEARNPLAT = Path(sys.executable).with_name("learnplat")  # the console script
 PASSWORD = "correct horse battery"
@@ -111,16 +111,7 @@ def test_serve_logs_access_lines_and_an_outage_in_a_few_lines(tmp_path: Path) ->
     base = f"http://127.0.0.1:{port}"
     codes: Counter[int] = Counter()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer"
-            time.sleep(0.2)
+        wait_until_serving(base, proc, log.read_text)
         # The catalogue answers without Redis (rate limits not enforced: a warning); a login
         # cannot (503: a logged error). 25 of each over ~5 s: two summary intervals.
         for i in range(25):

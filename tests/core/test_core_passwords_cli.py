@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from learnplat.testing import free_port
+from learnplat.testing import free_port, wait_until_serving
 
 LEARNPLAT = Path(sys.executable).with_name("learnplat")  # the console script
 
@@ -151,16 +151,7 @@ def test_passwords_from_a_file_stdin_or_the_terminal_sign_in(tmp_path: Path) -> 
                                 stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer"
-            time.sleep(0.2)
+        wait_until_serving(base, proc, log.read_text)
         for email, password in (("boss@demo.example", admin_pw),
                                 ("rhea@demo.example", file_pw),
                                 ("ian@demo.example", stdin_pw),

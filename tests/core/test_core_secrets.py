@@ -23,6 +23,7 @@ from cryptography.fernet import InvalidToken
 
 from learnplat.secret_keys import SecretBox
 from learnplat.settings import ConfigError, load_settings
+from learnplat.testing import wait_until_serving
 
 SECRET_A = "secret-A-of-at-least-32-characters-aaaa"
 SECRET_B = "secret-B-of-at-least-32-characters-bbbb"
@@ -40,16 +41,7 @@ def served(env: dict[str, str]) -> Iterator[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.2)
+        wait_until_serving(base, proc, lambda: proc.stdout.read() if proc.stdout else "")
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -17,7 +17,7 @@ import pytest
 import requests
 from corehelpers import REPO, cli_env, free_port, run_cli
 
-from learnplat.testing import forget_redis_keys
+from learnplat.testing import forget_redis_keys, wait_until_serving
 
 
 def children(pid: int) -> dict[int, str]:
@@ -100,16 +100,7 @@ def test_serve_end_to_end(tmp_path, fresh_db):
     base = f"http://127.0.0.1:{port}"
     worker_pid = None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.2)
+        wait_until_serving(base, proc, proc.stdout.read)
         r = requests.get(f"{base}/readyz", timeout=5)
         assert r.status_code == 200, r.text
         assert set(r.json()["checks"].values()) == {"ok"}
