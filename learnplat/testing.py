@@ -503,6 +503,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def fresh_home_env(tmp: Path) -> dict[str, str]:
+    """The environment of a learnplat process run from a fresh home (`tmp/home`, made here)
+    with nothing configured, as an operator's first try: no LEARNPLAT_ or PYTHON variables of
+    the test process carried over."""
+    home = tmp / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LEARNPLAT_", "PYTHON"))}
+    env.update(HOME=str(tmp), LEARNPLAT_HOME=str(home))
+    return env
+
+
 def wait_until_serving(base: str, proc: Any, output: Callable[[], str] = lambda: "",
                        path: str = "/healthz", timeout: float = 60.0) -> None:
     """Poll ``base + path`` until it answers 200: the test fails when `proc` (a Popen) exits

@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,29 +31,12 @@ import redis
 import requests
 
 from learnplat.logs import PeriodicTaskFilter, RepeatFilter, failure_kind
-from learnplat.testing import free_port, wait_until_serving
+from learnplat.testing import free_port, fresh_home_env, wait_until_serving
 
 LEARNPLAT = Path(sys.executable).with_name("learnplat")  # the console script
 PASSWORD = "correct horse battery"
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
                   r"(\S+) ")
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound and released: refused, not a timeout)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def home_env(tmp: Path) -> dict[str, str]:
-    """A fresh home on SQLite with nothing configured, as an operator's first try."""
-    home = tmp / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LEARNPLAT_", "PYTHON"))}
-    env.update(HOME=str(tmp), LEARNPLAT_HOME=str(home))
-    return env
 
 
 def learnplat(env: dict[str, str], *args: str) -> str:
@@ -96,15 +78,16 @@ def kinds_with_traceback(out: str) -> Counter[str]:
 
 @pytest.mark.e2e
 def test_serve_logs_access_lines_and_an_outage_in_a_few_lines(tmp_path: Path) -> None:
-    env = home_env(tmp_path)
+    env = fresh_home_env(tmp_path)
     learnplat(env, "migrate")
     learnplat(env, "tenants", "create", "demo", "--name", "Demo School", "--domain",
               "demo.localhost", "--admin-email", "boss@demo.example", "--admin-password",
               PASSWORD)
     # Redis "down" from the start: the key-value store, the rate limits and the embedded
-    # worker's queue fail on every call. Summaries every 2 s instead of every 60.
+    # worker's queue fail on every call (a port bound and released: nothing listens, so
+    # refused, not a timeout). Summaries every 2 s instead of every 60.
     port = free_port()
-    env.update(LEARNPLAT_REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0",
+    env.update(LEARNPLAT_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
                LEARNPLAT_LOGGING_REPEAT_SECONDS="2")
     log = tmp_path / "serve.log"
     proc = start(env, log, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1")
@@ -165,7 +148,7 @@ def test_serve_logs_access_lines_and_an_outage_in_a_few_lines(tmp_path: Path) ->
 def test_an_idle_worker_is_quiet(tmp_path: Path) -> None:
     """Periodic housekeeping (five tasks a minute) wrote 15 INFO lines a minute; the consumer
     runs them at once at start, so a short run shows whether they are still announced."""
-    env = home_env(tmp_path)
+    env = fresh_home_env(tmp_path)
     learnplat(env, "migrate")
     log = tmp_path / "worker.log"
     proc = start(env, log, "worker", "--workers", "1")
@@ -208,7 +191,7 @@ def _redis_refused() -> redis.ConnectionError:
     from redis.retry import Retry
 
     try:  # no retries: redis-py's default backoff would take seconds per refusal
-        redis.Redis(port=closed_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+        redis.Redis(port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
                     ).ping()
     except redis.ConnectionError as exc:
         return exc
@@ -216,7 +199,7 @@ def _redis_refused() -> redis.ConnectionError:
 
 
 def _database_refused() -> peewee.OperationalError:
-    db = peewee.PostgresqlDatabase("x", host="127.0.0.1", port=closed_port(), user="x",
+    db = peewee.PostgresqlDatabase("x", host="127.0.0.1", port=free_port(), user="x",
                                    connect_timeout=1)
     try:
         db.connect()

@@ -19,18 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from learnplat.testing import free_port, wait_until_serving
+from learnplat.testing import free_port, fresh_home_env, wait_until_serving
 
 LEARNPLAT = Path(sys.executable).with_name("learnplat")  # the console script
-
-
-def home_env(tmp: Path) -> dict[str, str]:
-    home = tmp / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LEARNPLAT_", "PYTHON"))}
-    env.update(HOME=str(tmp), LEARNPLAT_HOME=str(home))
-    return env
 
 
 def learnplat(env: dict[str, str], *args: str, stdin: str | None = None
@@ -84,7 +75,7 @@ def signs_in(base: str, email: str, password: str) -> int:
 
 @pytest.mark.e2e
 def test_passwords_from_a_file_stdin_or_the_terminal_sign_in(tmp_path: Path) -> None:
-    env = home_env(tmp_path)
+    env = fresh_home_env(tmp_path)
     assert learnplat(env, "migrate").returncode == 0
     admin_pw, file_pw, stdin_pw, typed_pw = (
         "admin typed at the terminal", "from a file of its own", "piped by a script",
