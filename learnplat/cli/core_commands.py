@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+import peewee
 from pydantic import ValidationError
 
 from .. import db
@@ -283,6 +286,30 @@ def serve(app: AppContext, bind: str | None, workers: int | None, no_migrate: bo
     os.execv(sys.executable, args)
 
 
+# How long a starting worker waits for an unreachable database before it gives up (exit 1,
+# for the service manager to restart it): longer than a PostgreSQL restart or failover.
+DATABASE_WAIT_SECONDS = 120.0
+
+
+def _waiting_for_database(check: Callable[[], object], log: logging.Logger,
+                          limit: float = DATABASE_WAIT_SECONDS) -> None:
+    """Run `check`, again after a growing pause while the database cannot be reached
+    (OperationalError), until it answers or `limit` seconds have passed (then it raises)."""
+    deadline = time.monotonic() + limit
+    pause = 0.5
+    while True:
+        try:
+            check()
+            return
+        except peewee.OperationalError as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("database not reachable, retrying in %.1f s: %s", pause,
+                        " ".join(str(exc).split()))
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+
 @cli.command()
 @click.option("--workers", type=int, default=None, help="Consumer threads (queue.workers).")
 @pass_app
@@ -303,7 +330,9 @@ def worker(app: AppContext, workers: int | None) -> None:
     logging.getLogger(__name__).info("%s", describe_home(rt.settings))
     for warning in warnings:
         logging.getLogger(__name__).warning("%s", warning.removeprefix("warning: "))
-    require_decryptable(rt)  # tasks sign certificates: their keys must decrypt
+    # Tasks sign certificates: their keys must decrypt. A worker started while the database
+    # is down (a host booting, a restart) waits for it, as the consumer waits for Redis.
+    _waiting_for_database(lambda: require_decryptable(rt), logging.getLogger(__name__))
     # Events recorded while no worker ran are delivered now, not at the next sweep; and the
     # recovery sweeps (TaskSpec.at_start) find work whose task died with a killed worker.
     log = logging.getLogger(__name__)

@@ -198,3 +198,31 @@ def _ambiguous(stack: Stack, answers: list[Any]) -> int:
     enrolled = {u for (u,) in stack.sql(
         "SELECT user_id FROM enrollment_enrollment WHERE tenant_id = %s", stack.tenant.id)}
     return len((titles & tried) - ok_titles) + len((enrolled & tried_students) - ok_students)
+
+
+def test_a_worker_started_while_postgres_is_down_waits_for_it(stack: Stack,
+                                                              pg: PrivatePostgres) -> None:
+    """A host booting, or a restart: `learnplat worker` checks its keys against the database
+    at start; with the database unreachable it waits (logged) instead of exiting, and starts
+    its consumer once PostgreSQL is back."""
+    log = stack.tmp / "worker.log"
+    seen = log.stat().st_size if log.exists() else 0
+
+    def logged() -> str:
+        with log.open("rb") as f:
+            f.seek(seen)
+            return f.read().decode(errors="replace")
+
+    pg.stop("immediate")
+    down = True
+    try:
+        with queue_worker(stack, {}) as worker:
+            wait_for(lambda: "database not reachable" in logged(), 30)
+            assert worker.poll() is None, logged()
+            pg.start()
+            down = False
+            wait_for(lambda: "consumer started" in logged().lower(), 30)
+            assert worker.poll() is None, logged()
+    finally:
+        if down:
+            pg.start()
