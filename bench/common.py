@@ -1,5 +1,6 @@
-"""Helpers shared by the benchmarks: the bench database and Redis, a `learnplat serve` server,
-percentiles, free ports, the machine's description.
+"""Helpers shared by the benchmarks: the bench database and Redis, a `learnplat serve` server
+(started and stopped by learnplat.testing's launcher, as the tests start theirs),
+percentiles, the machine's description.
 
     LEARNPLAT_BENCH_DATABASE_URL  PostgreSQL admin URL (default postgresql://postgres@127.0.0.1:5432/postgres);
                                   a fresh database owned by a non-superuser role is made and dropped
@@ -10,13 +11,19 @@ from __future__ import annotations
 
 import os
 import platform
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from learnplat.testing import (
+    free_port,
+    learnplat_serve_argv,
+    start_server,
+    stop_server,
+    wait_for_server,
+)
+
+__all__ = ["free_port", "start_learnplat", "start_server", "stop", "wait_for_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -56,12 +63,6 @@ def flush_redis(url: str) -> None:
     redis.Redis.from_url(url).flushdb()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def pct(values: list[float], q: float) -> float:
     """The q-quantile (0..1) of `values` (nearest rank); 0.0 for none."""
     if not values:
@@ -70,28 +71,16 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def wait_healthy(base: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60,
-                 path: str = "/healthz") -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before answering {path}")
-        try:
-            if requests.get(f"{base}{path}", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{base}{path} did not answer within {timeout} s")
-        time.sleep(0.2)
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without any LEARNPLAT_* variable it set (configuration a bench
+    child must not inherit), plus `extra`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}, **extra}
 
 
 def server_env(database_url: str, redis: str, var_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a bench `learnplat serve`: the caller's, without any LEARNPLAT_*
     variable it set, plus the bench's settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEARNPLAT_")}
+    env = clean_env()
     env.update({
         "LEARNPLAT_HOME": str(ROOT),
         "LEARNPLAT_DATABASE_URL": database_url,
@@ -109,31 +98,13 @@ def start_learnplat(env: dict[str, str], port: int, workers: int = 2,
     """`learnplat serve --no-migrate` (gunicorn with the home's config/gunicorn.conf.py,
     --no-control-socket, plus the embedded queue worker unless the env turns it off) in its
     own process group; returns once /healthz answers."""
-    out = log.open("ab") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "learnplat"), "serve", "--no-migrate", "--bind",
-         f"127.0.0.1:{port}", "--workers", str(workers)],
-        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc)
-    except Exception:
-        stop(proc)
-        raise
-    return proc
+    return start_server(learnplat_serve_argv(f"127.0.0.1:{port}", workers),
+                        f"http://127.0.0.1:{port}", env, ROOT, log)
 
 
 def stop(proc: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
     """Stop a server started in its own session (SIGTERM to its group, SIGKILL if it lingers)."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+    stop_server(proc, grace=timeout)
 
 
 def close_pool() -> None:

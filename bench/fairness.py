@@ -9,20 +9,25 @@ its latency.
   request is sent at its scheduled time by a pool of threads, whatever the previous ones
   take), first alone, then while wrk floods the server with the flooding tenant's students.
 
-bench/run.py runs the server and wrk; this module holds the parts that are not wrk.
+`run` starts the scenario's server and drives the rounds (wrk from bench.wrk).
 """
 
 from __future__ import annotations
 
+import argparse
+import random
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench import common
+from bench.wrk import Item, run_wrk, write_lua
 
 
 @dataclass
@@ -35,17 +40,17 @@ class Caller:
 def callers(runtime: Any, tenant: Any, n: int) -> list[Caller]:
     """Access tokens for up to `n` enrolled students of a seeded tenant (bench.seed's
     TenantData), issued by the identity service in-process."""
-    from learnplat_identity.models import User
+    from learnplat_identity.api import IDENTITY
 
     from learnplat import db
     from learnplat.tenancy import tenant_context
 
-    ident = runtime.service("identity")
+    ident = runtime.service(IDENTITY)
     info = runtime.tenants.require(tenant.slug)
     out = []
     with db.connection(), tenant_context(info), db.transaction():
         for uid in [u for u in tenant.students if tenant.enrolled.get(u)][:n]:
-            token = ident.issue_pair(User.get_by_id(uid))["access_token"]
+            token = ident.issue_pair(ident.get_user(uid))["access_token"]
             out.append(Caller(tenant.slug, token, sorted(tenant.enrolled[uid])))
     return out
 
@@ -134,3 +139,119 @@ def paced(base: str, who: list[Caller], rate: float, seconds: float,
     if first_error:
         res["first_error"] = first_error[0]
     return res
+
+
+def run(wrk: str, runtime: Any, seeded: Any, env: dict[str, str], args: argparse.Namespace,
+        tmp: Path, servers: list[Any], limited: bool = True) -> dict[str, Any]:
+    """Issue 16's fairness: the flooding tenant (the last seeded one) gets `--flood-rate` /
+    `--flood-burst` as its tenant budget (settings.limits, before its own server starts); the
+    victim (the one before it) keeps the configuration's budgets. Each round: the victim's
+    paced client alone, then the same client while wrk floods the same endpoint with the
+    flooding tenant's students (tokens rotated: the tenant budget, not the per-user one,
+    stops it). Latencies of all rounds are pooled per phase; the factor is flooded p99 /
+    unloaded p99 (per round too). With `--limits off` (`limited` false) the same load runs
+    with nothing refused: what the limits buy the victim."""
+    flood_t, victim_t = seeded.tenants[-1], seeded.tenants[-2]
+    flood = callers(runtime, flood_t, max(20, args.tokens // 2))
+    victim = callers(runtime, victim_t, 20)
+    rng = random.Random(16)
+    items = [Item("GET", f"/courses/{rng.choice(c.courses)}", c.tenant, c.token)
+             for c in (flood[i % len(flood)] for i in range(2000))]
+    rng.shuffle(items)
+    script = tmp / "fairness.lua"
+    write_lua(items, script)
+    seconds = max(4.0, 2 * args.seconds)  # per phase: 10 s by default, 4 s with --quick
+    rounds = max(2, args.runs)
+    conns = args.connections
+    limits = {"tenant_rate": args.flood_rate, "tenant_burst": args.flood_burst}
+    out_rounds: list[dict[str, Any]] = []
+
+    def flood_run(box: dict[str, Any]) -> None:
+        try:
+            box["wrk"] = run_wrk(wrk, base, seconds, conns, script)
+        except Exception as exc:  # reported, not raised from the thread
+            box["error"] = str(exc)
+
+    with tenant_limits(runtime, flood_t.slug, **limits) as applied:
+        port = common.free_port()
+        print(f"starting learnplat serve for fairness ({flood_t.slug} limits "
+              f"{applied.get('limits')})", file=sys.stderr)
+        server = common.start_learnplat(env, port, args.workers, tmp / "fairness.log")
+        servers.append(server)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            paced(base, victim, args.victim_rate, 1.0)  # warm-up: pools, caches
+            run_wrk(wrk, base, 1, conns, script)
+            for _ in range(rounds):
+                time.sleep(max(1.0, args.flood_burst / args.flood_rate))  # budget whole again
+                alone = paced(base, victim, args.victim_rate, seconds - 1)
+                box: dict[str, Any] = {}
+                th = threading.Thread(target=flood_run, args=(box,))
+                th.start()
+                time.sleep(0.5)  # the victim's window lies within the flood's
+                flooded = paced(base, victim, args.victim_rate, seconds - 1)
+                th.join()
+                if "error" in box:
+                    return {"errors": 1, "error": box["error"]}
+                out_rounds.append({"alone": alone, "flooded": flooded, "flood": box["wrk"]})
+        finally:
+            common.stop(server)
+            servers.remove(server)
+
+    return summarize(out_rounds, args, victim_t.slug, len(victim), flood_t.slug, len(flood),
+                     seconds, limited)
+
+
+def summarize(out_rounds: list[dict[str, Any]], args: argparse.Namespace, victim_slug: str,
+              victims: int, flood_slug: str, floods: int, seconds: float, limited: bool
+              ) -> dict[str, Any]:
+    """The report of the rounds: latencies pooled per phase, the flood's statuses."""
+    conns, rounds = args.connections, len(out_rounds)
+    pool = {phase: [x for r in out_rounds for x in r[phase]["latencies_ms"]]
+            for phase in ("alone", "flooded")}
+
+    def pooled(phase: str, q: float) -> float:
+        return round(common.pct(pool[phase], q), 1)
+
+    for r in out_rounds:  # per-request latencies are pooled, not kept in the report
+        r["factor"] = round(r["flooded"]["p99_ms"] / r["alone"]["p99_ms"], 2)
+        for phase in ("alone", "flooded"):
+            r[phase].pop("latencies_ms")
+    status: dict[str, int] = {}
+    for r in out_rounds:
+        for code, n in r["flood"].get("status", {}).items():
+            status[code] = status.get(code, 0) + n
+    total = sum(status.values()) or 1
+    ok = sum(n for code, n in status.items() if code.startswith("2"))
+    other = {code: n for code, n in status.items() if code != "429" and not code.startswith("2")}
+    socket_errors = sum(r["flood"]["socket_errors"] for r in out_rounds)
+    victim_bad = sum(r[p]["non_2xx"] for r in out_rounds for p in ("alone", "flooded"))
+    unloaded_p99, flooded_p99 = pooled("alone", 0.99), pooled("flooded", 0.99)
+    return {
+        "what": (f"victim tenant: GET /courses/{{id}} paced at {args.victim_rate:g}/s alone, "
+                 f"then while wrk -c{conns} floods the same endpoint as another tenant whose "
+                 f"tenant budget is {args.flood_rate:g}/s (burst {args.flood_burst}); "
+                 f"{rounds} rounds of {seconds:g} s per phase, latencies pooled per phase"),
+        "factor": round(flooded_p99 / unloaded_p99, 2) if unloaded_p99 else None,
+        "factor_rounds": [r["factor"] for r in out_rounds],
+        "victim": {
+            "tenant": victim_slug, "callers": victims, "rate": args.victim_rate,
+            "unloaded_p50_ms": pooled("alone", 0.5), "unloaded_p99_ms": unloaded_p99,
+            "flooded_p50_ms": pooled("flooded", 0.5), "flooded_p99_ms": flooded_p99,
+            "requests": sum(r[p]["requests"] for r in out_rounds for p in ("alone", "flooded")),
+            "non_2xx": victim_bad},
+        "flood": {
+            "tenant": flood_slug, "callers": floods, "connections": conns,
+            "limited": limited,
+            "tenant_rate": args.flood_rate, "tenant_burst": args.flood_burst,
+            "rps": round(sum(r["flood"]["rps"] for r in out_rounds) / len(out_rounds), 1),
+            "requests": sum(status.values()), "status": status,
+            "share_429": round(status.get("429", 0) / total, 4),
+            "ok_per_second": round(ok / (seconds * len(out_rounds)), 1),
+            # the budget's rate plus one whole burst per flood (it refills between rounds)
+            "ok_allowed_per_second": (round(args.flood_rate + args.flood_burst / seconds, 1)
+                                      if limited else None),
+            "other": other, "socket_errors": socket_errors},
+        "errors": victim_bad + sum(other.values()) + socket_errors,
+        "rounds": out_rounds,
+    }

@@ -21,16 +21,14 @@ import json
 import multiprocessing as mp
 import os
 import random
-import signal
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import common
+
 QUESTIONS = 20
 
 
@@ -110,11 +108,7 @@ def _client_proc(base: str, tenant: str, path: str, tokens: list[str],
     out.put((submit_lat, start_lat, errors[0]))
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+_pct = common.pct
 
 
 def _ms(values: list[float]) -> dict[str, float]:
@@ -173,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         from learnplat.runtime import create_runtime
         from learnplat.tenancy import tenant_context
         from learnplat.tenants import TenantSpec
-        from learnplat.testing import free_port
 
         runtime = create_runtime()
         migrate(runtime)
@@ -190,19 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             teacher, admin = token("instructor"), token("admin")
             students = [token("student") for _ in range(args.students)]
 
-        port = free_port()
+        port = common.free_port()
         base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [str(ROOT / ".venv/bin/learnplat"), "serve", "--no-migrate", "--bind",
-             f"127.0.0.1:{port}", "--workers", str(args.workers)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-        for _ in range(150):
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+        server = common.start_learnplat(dict(os.environ), port, args.workers)
         h = {"X-Tenant": slug}
         t = {**h, "Authorization": f"Bearer {teacher}"}
         cid = requests.post(f"{base}/courses", json={"title": "Bench"}, headers=t).json()["id"]
@@ -263,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=20)
+        common.stop(server)
         from learnplat import db as _db
 
         if _db.database.obj is not None and hasattr(_db.database.obj, "close_all"):

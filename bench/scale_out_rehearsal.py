@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,16 +33,10 @@ import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from bench.common import wait_healthy
+from learnplat.testing import free_port, wait_for_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT, EMAIL, PASSWORD = "rehearsal", "admin@rehearsal.example", "change me please"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sql(url: str, statement: str) -> None:
@@ -58,7 +51,7 @@ def sql(url: str, statement: str) -> None:
 
 def wait_http(url: str, timeout: float = 60) -> None:
     parts = urlsplit(url)
-    wait_healthy(f"{parts.scheme}://{parts.netloc}", timeout=timeout, path=parts.path or "/")
+    wait_for_server(f"{parts.scheme}://{parts.netloc}", path=parts.path or "/", timeout=timeout)
 
 
 def install_image(tmp: Path) -> Path:

@@ -162,8 +162,7 @@ PARTS = (
      lambda s: not s.startswith("Thread._bootstrap")),
     ("thread hand-off (pool, futures)", lambda s: "App.__call__ (falcon/app.py" not in s),
     ("authentication + limits (token, one Redis round trip)",
-     lambda s: "RequestContextMiddleware.authenticate" in s
-     or "RequestContextMiddleware.charge" in s),
+     lambda s: "Passage.authenticate" in s or "Passage.charge" in s),
     ("SQL (peewee + psycopg2)", lambda s: "execute_sql" in s or "psycopg2" in s),
     ("Redis (the route's own)", lambda s: "redis/" in s or "RedisScript" in s),
     ("app (Falcon, middleware, validation, plugin code)", lambda s: True),

@@ -35,13 +35,13 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import db
 from .tenancy import current_tenant
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from .kv import KeyValueStore
 
 GENERATION_TTL = 86_400.0
 
@@ -57,7 +57,14 @@ def new_token() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def bump_generation(runtime: Runtime, name: str, *, user_id: Any = None,
+class HasGenerations(Protocol):
+    """What bump_generation needs of the runtime: its writer of generation bumps."""
+
+    @property
+    def generations(self) -> GenerationWriter: ...
+
+
+def bump_generation(runtime: HasGenerations, name: str, *, user_id: Any = None,
                     tenant_id: int | None = None) -> None:
     """Mark the tenant's `name` data as changed (with `user_id`: that user's caller
     generation `name`), once the transaction commits: bumped before, a request could read the
@@ -87,8 +94,8 @@ class GenerationWriter:
     it stop being served once the store is back). A request whose store call just failed does
     not wait out the store's timeout again for its bump."""
 
-    def __init__(self, runtime: Runtime, retry_seconds: float = 1.0):
-        self.runtime = runtime
+    def __init__(self, store: KeyValueStore, retry_seconds: float = 1.0):
+        self.store = store
         self.retry_seconds = retry_seconds
         self._pending: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -99,13 +106,13 @@ class GenerationWriter:
         return len(self._pending)
 
     def write(self, values: dict[str, str]) -> None:
-        if self.runtime.kv.failing():
+        if self.store.failing():
             self._defer(values)
             return
         with self._lock:
             batch = {**self._pending, **values}  # what waits goes first, with these
         try:
-            self.runtime.kv.set_many(batch, GENERATION_TTL)
+            self.store.set_many(batch, GENERATION_TTL)
         except Exception as exc:
             log.warning("generation bumps deferred, the key-value store failed: %s", exc)
             self._defer(values)
@@ -135,7 +142,7 @@ class GenerationWriter:
                     self._thread = None
                     return
             try:
-                self.runtime.kv.set_many(batch, GENERATION_TTL)
+                self.store.set_many(batch, GENERATION_TTL)
             except Exception:
                 continue  # still down: try again
             self._written(batch)

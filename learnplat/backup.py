@@ -381,9 +381,13 @@ def local_storage_root(settings: Settings) -> Path | None:
     """The directory of file: storage; None for an object store (backed up by its own means)."""
     if urlparse(settings.storage.url).scheme != "file":
         return None
+    from libcloud.storage.drivers.local import LocalStorageDriver
+
     from .storage import Storage
 
-    return Path(Storage(settings).driver.base_path)
+    driver = Storage(settings).driver
+    assert isinstance(driver, LocalStorageDriver)  # a file: URL's driver
+    return Path(driver.base_path)
 
 
 def _storage_files(root: Path) -> Iterator[tuple[str, Path]]:
@@ -434,7 +438,7 @@ def _add(tar: tarfile.TarFile, name: str, path: Path) -> dict[str, Any]:
     info.uname = info.gname = ""
     with path.open("rb") as fh:
         hashing = _Hashing(fh)
-        tar.addfile(info, hashing)  # type: ignore[arg-type]
+        tar.addfile(info, hashing)
     return {"sha256": hashing.digest.hexdigest(), "bytes": info.size}
 
 

@@ -3,6 +3,10 @@
 * The core (``learnplat``) never imports a plugin (``learnplat_<name>``).
 * A plugin imports another plugin only through that plugin's ``api`` or ``events`` module
   (``learnplat_courses.api``), never its models, services, resources, hooks or tasks.
+* A plugin imports the core only through its public face, ``learnplat.plugin`` (and its
+  sub-faces ``learnplat.plugin.cli``...): everything else under ``learnplat`` is internal.
+* No import circle inside a plugin's package: counting imports inside functions (the usual
+  way to hide one), not those under ``if TYPE_CHECKING:`` (never executed).
 
 Which package a file belongs to is read from the packaging, never guessed from directory names
 (a checkout cloned as ``learnplat/`` made every file under it look like the core): the nearest
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PUBLIC_MODULES = ("api", "events")
+CORE_FACE = "learnplat.plugin"
 PROJECT_FILES = ("setup.cfg", "pyproject.toml")
 
 
@@ -154,6 +159,23 @@ def owner_of(path: Path) -> str | None:
     return None
 
 
+def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node except what sits under ``if TYPE_CHECKING:`` (imports for annotations)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return ((isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+            or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
 def _imports(tree: ast.AST) -> Iterator[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -176,6 +198,13 @@ def _check_source(path: Path, owner: str) -> list[Violation]:
     out = []
     for line, name in _imports(tree):
         top, _, rest = name.partition(".")
+        if top == "learnplat" and owner != "learnplat":
+            if name != CORE_FACE and not name.startswith(CORE_FACE + "."):
+                out.append(Violation(
+                    path, line, name,
+                    f"a plugin imports the core only through {CORE_FACE} (the rest is "
+                    "internal)"))
+            continue
         if not top.startswith("learnplat_") or top == owner:
             continue
         if owner == "learnplat":
@@ -202,8 +231,85 @@ def _python_files(root: Path) -> Iterator[Path]:
             yield f
 
 
+def _module_name(path: Path, package: str, directory: Path) -> str:
+    parts = [package, *path.resolve().relative_to(directory).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _internal_edges(path: Path, module: str, package: str, modules: set[str]
+                    ) -> Iterator[tuple[str, int]]:
+    """The modules of `package` that `module` imports when it runs (TYPE_CHECKING excluded),
+    with the line: ``from . import x`` is an edge to the module ``x`` when there is one."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    except SyntaxError:
+        return  # reported by _check_source
+    is_package = path.name == "__init__.py"
+    for node in _runtime_nodes(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                here = module.split(".") if is_package else module.split(".")[:-1]
+                base_parts = here[:len(here) - (node.level - 1)]
+                base = ".".join([*base_parts, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                       for a in node.names]
+        else:
+            continue
+        for target in targets:
+            # `import pkg.a.b` runs pkg.a.b: the nearest known module is the edge
+            while target and target not in modules and "." in target:
+                target = target.rpartition(".")[0]
+            if target in modules and target != module and (
+                    target == package or target.startswith(package + ".")):
+                yield target, node.lineno
+
+
+def import_circles(files: dict[str, Path], package: str) -> list[list[str]]:
+    """The import circles among one package's modules (`files`: module name -> path), each
+    as the modules in it, sorted; found with Tarjan's strongly connected components."""
+    modules = set(files)
+    graph = {m: sorted({t for t, _ in _internal_edges(files[m], m, package, modules)})
+             for m in sorted(files)}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(m: str) -> None:
+        index[m] = low[m] = len(index)
+        stack.append(m)
+        on_stack.add(m)
+        for t in graph[m]:
+            if t not in index:
+                visit(t)
+                low[m] = min(low[m], low[t])
+            elif t in on_stack:
+                low[m] = min(low[m], index[t])
+        if low[m] == index[m]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == m:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for m in graph:
+        if m not in index:
+            visit(m)
+    return sorted(circles)
+
+
 def scan(paths: Iterable[Path]) -> Report:
     report = Report()
+    by_package: dict[str, dict[str, Path]] = {}
     for root in paths:
         for f in _python_files(root):
             owner = owner_of(f)
@@ -212,7 +318,24 @@ def scan(paths: Iterable[Path]) -> Report:
             report.files += 1
             report.packages.add(owner)
             report.violations += _check_source(f, owner)
+            if owner != "learnplat":
+                directory = _package_directory(f, owner)
+                if directory is not None:
+                    by_package.setdefault(owner, {})[_module_name(f, owner, directory)] = f
+    for package, files in sorted(by_package.items()):
+        for circle in import_circles(files, package):
+            first = files[circle[0]]
+            report.violations.append(Violation(
+                first, 0, " <-> ".join(circle),
+                "an import circle inside the plugin (move what both need to a third module, "
+                "or hand it over from the plugin object)"))
     return report
+
+
+def _package_directory(path: Path, package: str) -> Path | None:
+    root = _project_root(path.resolve())
+    packages = project_packages(root) if root is not None else installed_packages()
+    return packages.get(package)
 
 
 def check(paths: Iterable[Path]) -> list[Violation]:

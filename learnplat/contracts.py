@@ -34,7 +34,10 @@ class ServiceKey(Generic[T]):
     CoursesAPI)``. ``runtime.service(COURSES)`` is then typed ``CoursesAPI``."""
 
     name: str
-    protocol: type[T]
+    # A plain `type`, not `type[T]`: mypy refuses a Protocol where `type[T]` is expected
+    # (type-abstract, python/mypy#4717); T comes from the annotated constant
+    # (`COURSES: ServiceKey[CoursesAPI] = ServiceKey("courses", CoursesAPI)`).
+    protocol: type
 
     def __str__(self) -> str:
         return self.name
@@ -60,6 +63,51 @@ class Sibling(Generic[T]):
         runtime: Any = getattr(obj, "runtime")  # noqa: B009  (any service holding a runtime)
         service: T = runtime.service(self.key)
         return service
+
+
+class Plugin:
+    """A plugin's one object: its name and what it requires, its hooks as methods, and (once
+    the runtime is built) its services as attributes.
+
+    An entry point in the ``learnplat.plugins`` group names the class
+    (``enrollment = learnplat_enrollment.plugin:EnrollmentPlugin``); the loader makes one
+    instance per plugin manager, so each Runtime has its own. Hooks are methods marked
+    ``@hookimpl``, called with the arguments their spec names (``register_services(self,
+    runtime)``). `runtime` is set as the runtime is built, before any ``register_*`` hook
+    that builds it runs; the command line loads plugins for their commands without a runtime,
+    so ``register_commands`` must not use it.
+
+    ``runtime.plugin(EnrollmentPlugin)`` returns the object, typed: a plugin's tasks and
+    commands get their services from it. A module with ``@hookimpl`` functions still loads
+    (the older form), but has no object to hold services.
+    """
+
+    #: The names of the plugins this one needs (start-up fails naming the missing one).
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: A module or class of hookspecs this plugin publishes for others to implement.
+    hookspecs: ClassVar[Any] = None
+
+    #: The Runtime this object belongs to, set before register_services runs. A plain
+    #: attribute, not a property: pluggy reads every attribute of a plugin while registering it.
+    runtime: Any
+
+    def __init__(self) -> None:
+        self.name = ""  # the entry point's name, set by the loader
+
+    def __getattr__(self, attr: str) -> Any:
+        # Only called when `attr` is missing: say why `runtime` is not there yet.
+        if attr == "runtime":
+            raise AttributeError(
+                f"plugin {self.name or type(self).__name__!r} has no runtime yet: only hooks "
+                "from register_services on may use it")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
+
+    def bind(self, runtime: Any) -> None:
+        """Called by the core as the runtime is built, before any hook that takes it."""
+        self.runtime = runtime
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
 
 
 def protocol_members(protocol: type) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import peewee
@@ -35,7 +35,30 @@ def is_postgres(db: Any = None) -> bool:
     return isinstance(target, peewee.PostgresqlDatabase)
 
 
-class DeferredBegin:
+class _ConnectionState(Protocol):
+    """Database._state as DeferredBegin uses it (peewee's stub omits this private attribute).
+
+    peewee's per-thread connection state (its connection, whether closed, the transaction
+    stack) and the deferred BEGIN that DeferredBegin adds to it: pending_begin is unset until
+    the first begin(), hence the getattr(..., None) reads.
+    """
+
+    conn: Any
+    closed: bool
+    transactions: list[Any]
+    pending_begin: tuple[tuple[Any, ...], dict[str, Any]] | None
+    pending_tenant: int | bool | None  # False: no tenant to set
+
+
+if TYPE_CHECKING:
+    # A mixin of a peewee Database (SqliteDatabase, PooledPostgresqlDatabase): the checker
+    # sees the Database its super() calls reach; at run time it stays a plain mixin.
+    _DatabaseMixin = peewee.Database
+else:
+    _DatabaseMixin = object
+
+
+class DeferredBegin(_DatabaseMixin):
     """Open a transaction with its first statement, not at BEGIN.
 
     A request's unit of work is opened before anyone knows whether it will touch the database
@@ -46,19 +69,24 @@ class DeferredBegin:
     unit of work that ran no statement commits by doing nothing.
     """
 
+    if TYPE_CHECKING:
+        _state: _ConnectionState
+        # The (url, home) connect_database() built it for.
+        learnplat_url: tuple[str, str]
+
     def begin(self, *args: Any, **kwargs: Any) -> None:
-        self._state.pending_begin = (args, kwargs)  # type: ignore[attr-defined]
-        self._state.pending_tenant = False  # type: ignore[attr-defined]  # False: none to set
+        self._state.pending_begin = (args, kwargs)
+        self._state.pending_tenant = False  # False: none to set
 
     def defer_tenant(self, tenant_id: int | None) -> bool:
         """Fold the tenant's set_config into the pending BEGIN; False when none is pending."""
-        if getattr(self._state, "pending_begin", None) is None:  # type: ignore[attr-defined]
+        if getattr(self._state, "pending_begin", None) is None:
             return False
-        self._state.pending_tenant = tenant_id  # type: ignore[attr-defined]
+        self._state.pending_tenant = tenant_id
         return True
 
     def _take_pending(self) -> tuple[tuple[Any, ...], dict[str, Any], int | None] | None:
-        state = self._state  # type: ignore[attr-defined]
+        state = self._state
         pending = getattr(state, "pending_begin", None)
         if pending is None:
             return None
@@ -74,8 +102,8 @@ class DeferredBegin:
         if pending is not None:
             args, kwargs, tenant_id = pending
             sql = self._begin_sql(args, kwargs) + _set_tenant_sql(self, tenant_id)
-            with peewee.__exception_wrapper__:
-                super().cursor().execute(sql)  # type: ignore[misc]
+            with peewee.__exception_wrapper__:  # type: ignore[attr-defined]  # peewee's stub lacks __exception_wrapper__
+                super().cursor().execute(sql)
 
     def connect(self, reuse_if_open: bool = False) -> bool:
         """Open a connection, keeping a deferred transaction's place.
@@ -88,39 +116,41 @@ class DeferredBegin:
         the damage). Kept also when connecting fails (a database restart): the unit of work
         then ends as a clean rollback and the request answers 503, not 500.
         """
-        state = self._state  # type: ignore[attr-defined]
+        state = self._state
         keep = (list(state.transactions)
                 if state.closed and getattr(state, "pending_begin", None) is not None else None)
         try:
-            return super().connect(reuse_if_open)  # type: ignore[misc, no-any-return]
+            return super().connect(reuse_if_open)
         finally:
             if keep is not None:
                 state.transactions = keep
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        if getattr(self._state, "pending_begin", None) is not None:  # type: ignore[attr-defined]
+        if getattr(self._state, "pending_begin", None) is not None:
             self.connect(reuse_if_open=True)
             self.flush_begin()
-        return super().cursor(*args, **kwargs)  # type: ignore[misc]
+        return super().cursor(*args, **kwargs)
 
     def execute_sql(self, sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if getattr(self._state, "pending_begin", None) is not None and isinstance(  # type: ignore[attr-defined]
+        if getattr(self._state, "pending_begin", None) is not None and isinstance(
                 self, peewee.PostgresqlDatabase):
             self.connect(reuse_if_open=True)
-            begin_args, begin_kwargs, tenant_id = self._take_pending()  # type: ignore[misc]
+            pending = self._take_pending()
+            assert pending is not None  # pending_begin was set above, and connect() keeps it
+            begin_args, begin_kwargs, tenant_id = pending
             prefix = self._begin_sql(begin_args, begin_kwargs) + _set_tenant_sql(self, tenant_id)
             # psycopg2 interpolates client-side: a literal % in the prefix would need doubling;
             # it has none (the tenant id is an int).
             sql = f"{prefix}; {sql}"
-        return super().execute_sql(sql, params, *args, **kwargs)  # type: ignore[misc]
+        return super().execute_sql(sql, params, *args, **kwargs)
 
     def commit(self) -> None:
         if self._take_pending() is None:
-            super().commit()  # type: ignore[misc]
+            super().commit()
 
     def rollback(self) -> None:
         if self._take_pending() is None:
-            super().rollback()  # type: ignore[misc]
+            super().rollback()
 
 
 def _set_tenant_sql(db: Any, tenant_id: int | bool | None) -> str:
@@ -181,7 +211,8 @@ class PostgresqlDatabase(DeferredBegin, PooledPostgresqlDatabase):
             self._returned_at[id(conn)] = time.monotonic()
 
 
-def make_database(url: str, settings: Settings | None = None) -> peewee.Database:
+def make_database(
+        url: str, settings: Settings | None = None) -> SqliteDatabase | PostgresqlDatabase:
     """A peewee Database for a URL: sqlite:///path (relative to home) or postgresql://..."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -228,7 +259,7 @@ def connect_database(settings: Settings) -> peewee.Database:
             settings.database.url, settings.home):
         return current
     db = make_database(settings.database.url, settings)
-    db.learnplat_url = (settings.database.url, settings.home)  # type: ignore[attr-defined]
+    db.learnplat_url = (settings.database.url, settings.home)
     database.initialize(db)
     return db
 

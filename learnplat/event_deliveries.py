@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import peewee
 
 from . import db
-from .models import Event, EventDelivery, Tenant, utcnow
+from .models import EventDelivery, OutboxEvent, Tenant, utcnow
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -69,7 +69,7 @@ def effective_status(delivery_status: str, event_status: str) -> str:
 
 def _status_condition(status: str) -> Any:
     """The SQL of `effective_status(...) == status` over a delivery joined to its event."""
-    d, e = EventDelivery, Event
+    d, e = EventDelivery, OutboxEvent
     if status == "failed":
         return (d.status == "failed") | ((d.status == "pending") & (e.status == "failed"))
     if status == "pending":
@@ -104,7 +104,7 @@ def _slugs(tenant_ids: Iterable[int]) -> dict[int, str]:
     return {t.id: t.slug for t in Tenant.select(Tenant.id, Tenant.slug).where(Tenant.id.in_(ids))}
 
 
-def _info(d: EventDelivery, e: Event, slugs: dict[int, str]) -> DeliveryInfo:
+def _info(d: EventDelivery, e: OutboxEvent, slugs: dict[int, str]) -> DeliveryInfo:
     status = effective_status(d.status, e.status)
     return DeliveryInfo(
         id=d.id, event_id=e.id, event=e.name, handler=d.handler, tenant_id=e.tenant_id,
@@ -119,10 +119,11 @@ def _untried(runtime: Runtime, tenant_id: int | None, handlers: Sequence[str], l
     """Pending deliveries that have no row yet: the handlers of events not dispatched yet (an
     event's first attempt writes a row per handler it runs; a redelivered event is back at
     0 attempts with its rows)."""
-    query = Event.select().where((Event.status == "pending") & (Event.attempts == 0))
+    query = OutboxEvent.select().where(
+        (OutboxEvent.status == "pending") & (OutboxEvent.attempts == 0))
     if tenant_id is not None:
-        query = query.where(Event.tenant_id == tenant_id)
-    events = list(query.order_by(Event.id.desc()).limit(limit))
+        query = query.where(OutboxEvent.tenant_id == tenant_id)
+    events = list(query.order_by(OutboxEvent.id.desc()).limit(limit))
     slugs = _slugs(e.tenant_id for e in events)
     tried = {(d.event_id, d.handler) for d in EventDelivery.select(
         EventDelivery.event, EventDelivery.handler).where(
@@ -161,12 +162,12 @@ def list_deliveries(runtime: Runtime, *, tenant_id: int | None = None,
     where = conditions[0]
     for c in conditions[1:]:
         where = where | c
-    query = (EventDelivery.select(EventDelivery, Event).join(Event).where(where))
+    query = (EventDelivery.select(EventDelivery, OutboxEvent).join(OutboxEvent).where(where))
     if tenant_id is not None:
-        query = query.where(Event.tenant_id == tenant_id)
+        query = query.where(OutboxEvent.tenant_id == tenant_id)
     if handlers:
         query = query.where(_handler_condition(handlers))
-    pairs = [(d, d.event) for d in query.order_by(Event.id.desc(), EventDelivery.handler)
+    pairs = [(d, d.event) for d in query.order_by(OutboxEvent.id.desc(), EventDelivery.handler)
              .limit(limit)]
     slugs = _slugs(e.tenant_id for _, e in pairs)
     rows = [_info(d, e, slugs) for d, e in pairs]
@@ -195,31 +196,31 @@ def redeliver(runtime: Runtime, ids: Sequence[int] | None = None, *,
     requeued: list[DeliveryInfo] = []
     skipped: list[tuple[int, str]] = []
     with db.transaction():
-        query = EventDelivery.select(EventDelivery, Event).join(Event)
+        query = EventDelivery.select(EventDelivery, OutboxEvent).join(OutboxEvent)
         if ids is not None:
             query = query.where(EventDelivery.id.in_(list(ids)))
         else:
             query = query.where(_status_condition("failed"))
         if tenant_id is not None:
-            query = query.where(Event.tenant_id == tenant_id)
+            query = query.where(OutboxEvent.tenant_id == tenant_id)
         if handlers:
             query = query.where(_handler_condition(handlers))
-        candidates = list(query.order_by(Event.id, EventDelivery.handler))
+        candidates = list(query.order_by(OutboxEvent.id, EventDelivery.handler))
         if db.is_postgres() and candidates:
             # A dispatcher holding one of these events finishes first; then we re-read them.
             event_ids = sorted({d.event_id for d in candidates})
-            list(Event.select(Event.id).where(Event.id.in_(event_ids)).order_by(Event.id)
-                 .for_update())
-            candidates = list(EventDelivery.select(EventDelivery, Event).join(Event)
+            list(OutboxEvent.select(OutboxEvent.id).where(OutboxEvent.id.in_(event_ids))
+                 .order_by(OutboxEvent.id).for_update())
+            candidates = list(EventDelivery.select(EventDelivery, OutboxEvent).join(OutboxEvent)
                               .where(EventDelivery.id.in_([d.id for d in candidates]))
-                              .order_by(Event.id, EventDelivery.handler))
+                              .order_by(OutboxEvent.id, EventDelivery.handler))
         if ids is not None:
             found = {d.id for d in candidates}
             missing = "no such delivery" + (" matching the filters"
                                             if tenant_id is not None or handlers else "")
             skipped += [(i, missing) for i in dict.fromkeys(ids) if i not in found]
         slugs = _slugs(d.event.tenant_id for d in candidates)
-        chosen: list[tuple[EventDelivery, Event]] = []
+        chosen: list[tuple[EventDelivery, OutboxEvent]] = []
         for d in candidates:
             e = d.event
             status = effective_status(d.status, e.status)
@@ -235,8 +236,8 @@ def redeliver(runtime: Runtime, ids: Sequence[int] | None = None, *,
             now = utcnow()
             EventDelivery.update(status="pending", attempts=0).where(
                 EventDelivery.id.in_([d.id for d, _ in chosen])).execute()
-            Event.update(status="pending", attempts=0, next_attempt_at=now).where(
-                Event.id.in_(sorted({e.id for _, e in chosen}))).execute()
+            OutboxEvent.update(status="pending", attempts=0, next_attempt_at=now).where(
+                OutboxEvent.id.in_(sorted({e.id for _, e in chosen}))).execute()
             for d, e in chosen:
                 requeued.append(DeliveryInfo(
                     id=d.id, event_id=e.id, event=e.name, handler=d.handler,

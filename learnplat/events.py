@@ -13,17 +13,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import traceback
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from pydantic import ValidationError
 
 from . import db
-from .contracts import Event as EventPayload
-from .models import Event, EventDelivery, utcnow
-from .registry import TaskSpec
-from .tenancy import current_tenant, tenant_context
+from .contracts import Event
+from .models import EventDelivery, OutboxEvent, utcnow
+from .registry import EventHandler, Registry, TaskSpec
+from .tenancy import TenantInfo, current_tenant, tenant_context
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from .settings import EventSettings
+    from .tasks import TaskQueue
 
 log = logging.getLogger(__name__)
 P = TypeVar("P")
@@ -36,7 +40,9 @@ _BATCH = 100
 @dataclass(frozen=True)
 class EventMessage(Generic[P]):
     """What a handler receives: never a model object, only data. Annotate a handler's
-    argument ``EventMessage[CoursePublished]`` and ``event.data`` is typed."""
+    argument ``EventMessage[CoursePublished]`` and ``event.data`` is typed. A handler declared
+    with ``EventHandler(..., payload=Model)`` gets ``data`` as a ``Model`` (annotate
+    ``EventMessage[Model]``)."""
 
     id: int
     name: str
@@ -47,7 +53,42 @@ class EventMessage(Generic[P]):
     data: P = None  # type: ignore[assignment]  # the declared payload type, parsed
 
 
-def _dispatch_task(runtime: Runtime) -> int:
+class PayloadError(ValueError):
+    """An event's stored payload does not parse as the model its handler declared
+    (``EventHandler(payload=...)``): that handler's delivery fails, and is retried."""
+
+
+def handler_message(handler: EventHandler, message: EventMessage[Any]) -> EventMessage[Any]:
+    """The message `handler` receives: with a `payload` model declared, ``data`` is that
+    model parsed from the stored payload (extra fields ignored; PayloadError when it does not
+    parse); else `message` itself."""
+    model = handler.payload
+    if model is None:
+        return message
+    try:
+        data = model.model_validate(message.payload, extra="ignore")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(payload)'}: {e['msg']}" for e in exc.errors())
+        raise PayloadError(f"event {message.id} {message.name}: payload does not match "
+                           f"{model.__name__} of handler {handler.key} ({problems})") from None
+    return replace(message, data=data)
+
+
+class EventHost(Protocol):
+    """What the bus needs of the runtime it serves, which is finished after the bus: the
+    registry of declared events and their handlers. Handlers receive the host itself."""
+
+    @property
+    def registry(self) -> Registry: ...
+
+
+class _HasEvents(Protocol):
+    @property
+    def events(self) -> EventBus: ...
+
+
+def _dispatch_task(runtime: _HasEvents) -> int:
     return runtime.events.dispatch_pending()
 
 
@@ -63,27 +104,37 @@ def event_tasks() -> list[TaskSpec]:
 
 
 class EventBus:
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
-        self.settings = runtime.settings.events
+    """Records events in the outbox and delivers them (see the module doc).
 
-    def record(self, event: EventPayload) -> int:
+    `queue` sends the dispatcher after commit; `tenant_by_id` finds an event's tenant;
+    `host()` is the runtime once it is built: its registry names the events and handlers
+    (collected after the bus exists), and each handler receives it."""
+
+    def __init__(self, settings: EventSettings, queue: TaskQueue,
+                 tenant_by_id: Callable[[int], TenantInfo | None],
+                 host: Callable[[], EventHost]):
+        self.settings = settings
+        self.queue = queue
+        self.tenant_by_id = tenant_by_id
+        self.host = host
+
+    def record(self, event: Event) -> int:
         """Record `event` (an instance of a declared Event type) for the current tenant in the
         current transaction; returns its id. Delivery starts after the outermost transaction
         commits."""
-        decl = self.runtime.registry.events.get(getattr(event, "name", ""))
+        decl = self.host().registry.events.get(getattr(event, "name", ""))
         if decl is None or decl.type is not type(event):
             raise TypeError(f"{type(event).__name__} is not an event declared by a loaded "
                             "plugin (register_events)")
         uow = db.current_unit()
         if uow is None:
             raise RuntimeError("record() must run inside db.transaction()")
-        event = Event.create(tenant_id=current_tenant().id, name=decl.name,
-                             payload=event.model_dump(mode="json"))
+        row = OutboxEvent.create(tenant_id=current_tenant().id, name=decl.name,
+                                 payload=event.model_dump(mode="json"))
         if not uow.events_recorded:
             uow.events_recorded = True
             db.on_commit(self.notify)
-        return event.id
+        return row.id
 
     def notify(self) -> None:
         """Called after a commit that recorded events."""
@@ -92,8 +143,8 @@ class EventBus:
                 self.dispatch_pending()
             except Exception:
                 log.exception("inline event dispatch failed; the queue will retry")
-        if DISPATCH_TASK in self.runtime.queue.wrappers:
-            self.runtime.queue.enqueue(DISPATCH_TASK)
+        if DISPATCH_TASK in self.queue.wrappers:
+            self.queue.enqueue(DISPATCH_TASK)
 
     def dispatch_pending(self, limit: int = 1000) -> int:
         """Deliver due events; returns how many events were finished (done or failed)."""
@@ -102,9 +153,10 @@ class EventBus:
             while finished < limit:
                 ids = [
                     e.id
-                    for e in Event.select(Event.id)
-                    .where((Event.status == "pending") & (Event.next_attempt_at <= utcnow()))
-                    .order_by(Event.id)
+                    for e in OutboxEvent.select(OutboxEvent.id)
+                    .where((OutboxEvent.status == "pending")
+                           & (OutboxEvent.next_attempt_at <= utcnow()))
+                    .order_by(OutboxEvent.id)
                     .limit(_BATCH)
                 ]
                 if not ids:
@@ -119,8 +171,9 @@ class EventBus:
                     break
         return finished
 
-    def _lock_event(self, event_id: int) -> Event | None:
-        query = Event.select().where((Event.id == event_id) & (Event.status == "pending"))
+    def _lock_event(self, event_id: int) -> OutboxEvent | None:
+        query = OutboxEvent.select().where(
+            (OutboxEvent.id == event_id) & (OutboxEvent.status == "pending"))
         if db.is_postgres():
             # Another dispatcher holding this event skips it instead of delivering it twice.
             query = query.for_update("FOR UPDATE SKIP LOCKED")
@@ -134,11 +187,12 @@ class EventBus:
             event = self._lock_event(event_id)
             if event is None:
                 return None
-            handlers = self.runtime.registry.handlers_for(event.name)
-            if event.name not in self.runtime.registry.events and not any(
+            registry = self.host().registry
+            handlers = registry.handlers_for(event.name)
+            if event.name not in registry.events and not any(
                     h.event == event.name for h in handlers):
                 return self._unknown(event)
-            tenant = self.runtime.tenants.get_by_id(event.tenant_id)
+            tenant = self.tenant_by_id(event.tenant_id)
             done = {
                 d.handler: d
                 for d in EventDelivery.select().where(EventDelivery.event == event.id)
@@ -166,7 +220,7 @@ class EventBus:
             event.save()
             return event.status
 
-    def _unknown(self, event: Event) -> str:
+    def _unknown(self, event: OutboxEvent) -> str:
         """An event no plugin of this process declares or handles by name: recorded by a
         newer release's process while this older one still runs (a rolling upgrade), or by a
         plugin since removed.
@@ -186,8 +240,8 @@ class EventBus:
         event.save()
         return event.status
 
-    def _message(self, event: Event) -> EventMessage[Any]:
-        decl = self.runtime.registry.events.get(event.name)
+    def _message(self, event: OutboxEvent) -> EventMessage[Any]:
+        decl = self.host().registry.events.get(event.name)
         data = None
         if decl is not None:
             try:
@@ -198,8 +252,8 @@ class EventBus:
         return EventMessage(event.id, event.name, event.tenant_id, event.payload,
                             event.created_at, event.attempts + 1, data)
 
-    def _deliver(self, handler: Any, message: EventMessage, tenant: Any,
-                 delivery: EventDelivery | None) -> bool:
+    def _deliver(self, handler: EventHandler, message: EventMessage[Any],
+                 tenant: TenantInfo | None, delivery: EventDelivery | None) -> bool:
         if delivery is None:
             delivery = EventDelivery(event=message.id, handler=handler.key)
         delivery.attempts += 1
@@ -210,7 +264,7 @@ class EventBus:
                 if tenant is None:
                     raise LookupError(f"tenant {message.tenant_id} no longer exists")
                 with tenant_context(tenant):
-                    handler.fn(self.runtime, message)
+                    handler.fn(self.host(), handler_message(handler, message))
         except Exception as exc:
             log.warning("event %s %s: handler %s failed (attempt %d): %r", message.id,
                         message.name, handler.key, delivery.attempts, exc, exc_info=True)

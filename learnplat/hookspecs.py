@@ -27,10 +27,10 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
-    import falcon
 
     from .auth import Principal
     from .contracts import Action, Event, ServiceKey, Veto
+    from .gate import Credentials, RoundTrip
     from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
     from .runtime import Runtime
     from .secret_keys import EncryptedAtRest
@@ -190,18 +190,27 @@ def extend_openapi(document: dict[str, Any]) -> None:
 
 
 @hookspec(firstresult=True)
-def authenticate(runtime: Runtime, req: falcon.Request, tenant: TenantInfo) -> Principal | None:
-    """Turn the request's credentials into a Principal for ``tenant``.
+def authenticate(
+    runtime: Runtime, credentials: Credentials, tenant: TenantInfo, round_trip: RoundTrip
+) -> Principal | None:
+    """Turn the caller's credentials into a Principal for ``tenant``.
 
-    Called only when the request carries an ``Authorization`` header. Return None when the
-    scheme is not yours; raise ``learnplat.errors.Unauthorized`` for a bad credential (a token
-    of another tenant included). The first non-None answer wins. Since 0.1.
+    Called by the gate (learnplat.gate) for every transport alike (an HTTP request, a
+    WebSocket handshake), inside the tenant and its unit of work, only when the caller presents
+    credentials: ``credentials.authorization`` (``credentials.bearer`` is its bearer token) or
+    ``credentials.cookies``. Return None when they are not yours; raise
+    ``learnplat.errors.Unauthorized`` for a bad credential (a token of another tenant
+    included). The first non-None answer wins; no answer to an authorization is a 401, no
+    answer to cookies alone a visitor. Since 0.1.
 
     A plugin that reads the key-value store to authenticate (revocation lists, cached user
-    state) reads it with ``req.context.round_trip(keys, user_id)``: the values of `keys`, read
-    in the same round trip that charges the request's rate limits to `user_id` (it raises
+    state) reads it with ``round_trip(keys, user_id)``: the values of `keys`, read in the same
+    round trip that charges the caller's rate limits to `user_id` (it raises
     ``learnplat.kv.StoreUnavailable`` when the store is down: answer from the database then).
     Without it the core charges the limits in a round trip of its own. Since 0.2.
+
+    Changed in 0.2 (issue 25): takes the transport-neutral ``credentials`` and ``round_trip``
+    instead of a ``falcon.Request`` (``req``) and its ``req.context.round_trip``.
     """
 
 

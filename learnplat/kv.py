@@ -14,12 +14,11 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import redis
 
-if TYPE_CHECKING:
-    from .ratelimit import Check, Decision
+from .gcra import ROUND_TRIP_SCRIPT, Check, Decision, gcra, script_arguments, script_decisions
 
 
 class StoreUnavailable(Exception):
@@ -39,49 +38,6 @@ class KeyValueStore(Protocol):
     def add(self, key: str, value: str, ttl: float) -> bool: ...
     def round_trip(self, reads: Sequence[str], checks: Sequence[Check]
                    ) -> tuple[list[str | None], list[Decision]]: ...
-
-
-# Reads KEYS[1..n] and charges the GCRA budgets in the remaining keys, all or nothing, at
-# Redis's own clock (microseconds). ARGV: n, then per budget: interval, tolerance, cost. Per
-# budget it answers allowed (1/0), remaining units, reset and retry-after in microseconds.
-_ROUND_TRIP = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = tonumber(ARGV[1])
-local out = {}
-for i = 1, n do out[i] = redis.call('GET', KEYS[i]) end
-local ok = true
-local news = {}
-for j = n + 1, #KEYS do
-  local a = 2 + (j - n - 1) * 3
-  local interval, tolerance, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local tat = tonumber(redis.call('GET', KEYS[j])) or now
-  if tat < now then tat = now end
-  local new = tat + interval * cost
-  local ahead = new - now
-  if ahead <= tolerance then
-    news[j] = new
-    out[#out + 1] = 1
-    out[#out + 1] = math.floor((tolerance - ahead) / interval)
-    out[#out + 1] = ahead
-    out[#out + 1] = 0
-  else
-    ok = false
-    local left = math.floor((tolerance - (tat - now)) / interval)
-    if left < 0 then left = 0 end
-    out[#out + 1] = 0
-    out[#out + 1] = left
-    out[#out + 1] = tat - now
-    out[#out + 1] = ahead - tolerance
-  end
-end
-if ok then
-  for j = n + 1, #KEYS do
-    redis.call('SET', KEYS[j], news[j], 'PX', math.floor((news[j] - now) / 1000) + 1000)
-  end
-end
-return out
-"""
 
 
 # Sets KEYS[1..n] to ARGV[1] with a time to live of ARGV[2] ms (generation bumps, after commit).
@@ -142,7 +98,7 @@ class RedisStore:
     def __init__(self, client: redis.Redis, prefix: str = "learnplat:"):
         self.client = client
         self.prefix = prefix
-        self._script = RedisScript(client, _ROUND_TRIP)
+        self._script = RedisScript(client, ROUND_TRIP_SCRIPT)
         self._set_all = RedisScript(client, _SET_ALL)
         # When a call last found Redis down or hung: writes that can wait (generation bumps,
         # learnplat.answers) are then queued, not each made to wait out the timeout again.
@@ -210,27 +166,16 @@ class RedisStore:
 
     def round_trip(self, reads: Sequence[str], checks: Sequence[Check]
                    ) -> tuple[list[str | None], list[Decision]]:
-        from .ratelimit import Decision
-
-        args: list[Any] = [len(reads)]
-        for c in checks:
-            interval = 1_000_000 / c.rate.per_second
-            args += [interval, interval * c.rate.burst, c.cost]
         keys = [self.prefix + k for k in (*reads, *(c.key for c in checks))]
         try:
-            out = self._script(keys, args)
+            out = self._script(keys, script_arguments(len(reads), checks))
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise self._unavailable(exc) from exc
         if self.failed_at != -math.inf:
             self.failed_at = -math.inf  # back
         n = len(reads)
         values = [v.decode() if isinstance(v, bytes) else v for v in out[:n]]
-        decisions = []
-        for i, c in enumerate(checks):
-            allowed, remaining, reset, retry = out[n + 4 * i: n + 4 * i + 4]
-            decisions.append(Decision(c.policy, bool(allowed), c.rate, int(remaining),
-                                      int(reset) / 1e6, int(retry) / 1e6))
-        return values, decisions
+        return values, script_decisions(out, n, checks)
 
 
 class EmbeddedStore:
@@ -327,8 +272,6 @@ class EmbeddedStore:
 
     def round_trip(self, reads: Sequence[str], checks: Sequence[Check]
                    ) -> tuple[list[str | None], list[Decision]]:
-        from .ratelimit import gcra
-
         conn = self._conn()
         if not checks:
             return self.get_many(reads), []

@@ -3,7 +3,7 @@ default, the same for `learnplat serve` (gunicorn's master and workers), `learnp
 the other commands (docs/deployment.md, "Logs").
 
 Every log line written while a request is handled carries its X-Request-Id, the client's
-address (through trusted proxies, see learnplat/http/client_address.py) and the school, so a
+address (through trusted proxies, see learnplat/client_address.py) and the school, so a
 500 answer's ``request_id`` finds the traceback in the log. Two filters keep the log readable:
 an outage of Redis or PostgreSQL is logged once per failure kind and interval (RepeatFilter),
 and huey's lines for periodic housekeeping tasks are DEBUG (PeriodicTaskFilter).

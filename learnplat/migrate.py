@@ -210,7 +210,9 @@ def generate(runtime: Runtime, plugin: str, name: str) -> str | None:
     with db.connection():
         runner = PluginRunner(db.database.obj, directory, plugin)
         if not runner.migrations():
-            diff = SchemaDiff(peewee.sort_models(models), [], [], [], [])
+            diff = SchemaDiff(
+                peewee.sort_models(models),  # type: ignore[attr-defined]  # peewee's stub lacks sort_models
+                [], [], [], [])
             name = name or "initial"
         else:
             diff = diff_models(db.database.obj, models)

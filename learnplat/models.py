@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import peewee
@@ -101,7 +101,7 @@ class TenantModel(BaseModel):
         return current_tenant().id
 
     @classmethod
-    def select(cls, *fields: Any) -> peewee.ModelSelect:
+    def select(cls, *fields: Any) -> peewee.ModelSelect[Self]:
         return super().select(*fields).where(cls.tenant == cls._tenant_id())
 
     @classmethod
@@ -139,13 +139,14 @@ class TenantModel(BaseModel):
         return out
 
     @classmethod
-    def unscoped(cls) -> peewee.ModelSelect:
+    def unscoped(cls) -> peewee.ModelSelect[Self]:
         """All tenants' rows. Only for operator code; RLS still applies on PostgreSQL."""
         return super().select()
 
 
-class Event(BaseModel):
-    """The outbox: an event is written in the transaction of the change it describes."""
+class OutboxEvent(BaseModel):
+    """The outbox: an event is written in the transaction of the change it describes (one
+    row per recorded learnplat.contracts.Event, the payload type plugins declare)."""
 
     id = peewee.BigAutoField()
     tenant_id = peewee.IntegerField(index=True)
@@ -163,7 +164,7 @@ class Event(BaseModel):
 class EventDelivery(BaseModel):
     """One handler's delivery of one event: makes retries skip handlers that succeeded."""
 
-    event = peewee.ForeignKeyField(Event, on_delete="CASCADE", lazy_load=False)
+    event = peewee.ForeignKeyField(OutboxEvent, on_delete="CASCADE", lazy_load=False)
     handler = peewee.CharField(max_length=200)
     status = peewee.CharField(max_length=10, default="pending")  # pending|done|failed
     attempts = peewee.IntegerField(default=0)
@@ -175,4 +176,4 @@ class EventDelivery(BaseModel):
         indexes = ((("event", "handler"), True),)
 
 
-CORE_MODELS: tuple[type[BaseModel], ...] = (Tenant, TenantDomain, Event, EventDelivery)
+CORE_MODELS: tuple[type[BaseModel], ...] = (Tenant, TenantDomain, OutboxEvent, EventDelivery)

@@ -112,7 +112,7 @@ def _normalize(order: Sequence[OrderItem]) -> list[tuple[peewee.Field, bool]]:
 
 
 def paginate(
-    query: peewee.ModelSelect,
+    query: peewee.ModelSelect[Any],
     order: Sequence[OrderItem],
     page: PageQuery,
     serialize: Callable[[Any], Any] = lambda row: row,

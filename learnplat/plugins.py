@@ -14,6 +14,7 @@ import pluggy
 from pydantic import ValidationError
 
 from . import hookspecs
+from .contracts import Plugin
 from .registry import Registry, StartupError
 from .settings import ConfigError, Settings
 
@@ -43,8 +44,23 @@ def _load_entry_points() -> list[tuple[str, Any, str]]:
         except Exception as exc:
             raise StartupError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc!r}") from exc
         version = ep.dist.version if ep.dist else "0"
-        found.append((ep.name, obj, version))
+        found.append((ep.name, instantiate(ep.name, obj), version))
     return found
+
+
+def instantiate(name: str, obj: Any) -> Any:
+    """What pluggy registers: a Plugin subclass becomes its one object for this plugin
+    manager (so each Runtime has its own); a module or an object is registered as it is."""
+    if isinstance(obj, type) and issubclass(obj, Plugin):
+        try:
+            instance = obj()
+        except Exception as exc:
+            raise StartupError(f"plugin {name!r}: {obj.__name__}() failed: {exc!r}") from exc
+        instance.name = name
+        return instance
+    if isinstance(obj, Plugin):
+        obj.name = obj.name or name
+    return obj
 
 
 def _info(name: str, obj: Any, version: str) -> PluginInfo:
@@ -68,7 +84,7 @@ def build_plugin_manager(
     candidates = _load_entry_points() if entry_points else []
     from . import __version__
 
-    candidates += [(name, obj, __version__) for name, obj in (extra or [])]
+    candidates += [(name, instantiate(name, obj), __version__) for name, obj in (extra or [])]
     infos: dict[str, PluginInfo] = {}
     for name, obj, version in candidates:
         if name in infos:

@@ -20,12 +20,12 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .http.client_address import rate_limit_key
+from .client_address import rate_limit_key
+from .gcra import Check, Decision, Rate
 
 if TYPE_CHECKING:
     from .kv import KeyValueStore
@@ -36,53 +36,6 @@ log = logging.getLogger(__name__)
 
 Budget = Literal["api", "heartbeat"]
 BUDGETS: tuple[str, ...] = ("api", "heartbeat")
-
-
-@dataclass(frozen=True)
-class Rate:
-    per_second: float
-    burst: int
-
-    @property
-    def window(self) -> int:
-        """Seconds an empty budget takes to refill: the quota's window in the headers."""
-        return max(1, math.ceil(self.burst / self.per_second))
-
-
-@dataclass(frozen=True)
-class Check:
-    """Charge `cost` units to the budget stored under `key`."""
-
-    key: str
-    policy: str  # the name clients see in the RateLimit headers
-    rate: Rate
-    cost: int
-
-
-@dataclass(frozen=True)
-class Decision:
-    policy: str
-    allowed: bool
-    rate: Rate
-    remaining: int  # whole units left after this request
-    reset: float  # seconds until the budget is full again
-    retry_after: float  # seconds until this request would be allowed (0 when allowed)
-
-
-def gcra(tat: float | None, now: float, check: Check) -> tuple[Decision, float]:
-    """One GCRA step in seconds: the decision and the new theoretical arrival time. The Redis
-    script (learnplat.kv) does the same arithmetic in microseconds."""
-    interval = 1.0 / check.rate.per_second
-    tolerance = interval * check.rate.burst
-    tat = max(tat or now, now)
-    new = tat + interval * check.cost
-    ahead = new - now
-    if ahead <= tolerance:
-        remaining = int((tolerance - ahead) / interval + 1e-9)
-        return Decision(check.policy, True, check.rate, remaining, ahead, 0.0), new
-    remaining = max(0, int((tolerance - (tat - now)) / interval + 1e-9))
-    return Decision(check.policy, False, check.rate, remaining, tat - now,
-                    ahead - tolerance), tat
 
 
 class Overrides(BaseModel):
@@ -156,21 +109,6 @@ class Limiter:
         """Read `reads` and charge `checks` in one step. Raises the store's error when it is
         unreachable: the caller decides (limits fail open; see `fail_open`)."""
         return self.store.round_trip(reads, checks)
-
-    def charge(self, tenant: TenantInfo | None, user_id: Any, address: str | None,
-               budget: str = "api", cost: int = 1) -> Decision | None:
-        """Charge one request outside the HTTP middleware (a WebSocket handshake): the
-        refused budget, or None when allowed (or when the store is unreachable: fail open)."""
-        from .kv import StoreUnavailable
-
-        checks = self.checks(tenant, user_id, address, budget, cost)
-        if not checks:
-            return None
-        try:
-            _, decisions = self.round_trip([], checks)
-        except StoreUnavailable as exc:
-            decisions = self.fail_open(exc)
-        return refused(decisions)
 
     def fail_open(self, exc: Exception) -> list[Decision]:
         now = time.monotonic()

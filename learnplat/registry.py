@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from .contracts import Action, Event, EventDecl, ServiceKey, Veto, conformance_problems, event_name
 
 ROLES = ("admin", "instructor", "student")
@@ -55,15 +57,30 @@ class TaskSpec:
 @dataclass
 class EventHandler:
     """``EventHandler(CoursePublished, "notify", fn)``: `event` is a declared Event type (or
-    its versioned name, for an event of a plugin you do not import; "*" for every event)."""
+    its versioned name, for an event of a plugin you do not import; "*" for every event).
+
+    An event given by name may come with `payload`: a pydantic model the handler declares
+    with the fields it reads (the publisher's events module may not be importable). The bus
+    then hands the handler ``event.data`` as an instance of it, parsed from the stored payload
+    (extra fields ignored); a payload it cannot parse is a failed delivery, like a raising
+    handler. Without `payload` a handler of a name gets ``event.data`` of the declared type
+    when its publisher is loaded (else None) and reads ``event.payload``."""
 
     event: str | type[Event]
     name: str
     fn: Callable[..., Any]
     plugin: str = ""
     optional: bool = False  # the publisher is an optional plugin: no warning when absent
+    payload: type[BaseModel] | None = None  # the consumer's model of a named event's payload
 
     def __post_init__(self) -> None:
+        if self.payload is not None:
+            if not (isinstance(self.event, str) and self.event != "*"):
+                raise TypeError(f"event handler {self.name!r}: `payload` is for an event "
+                                f"given by name; {self.event!r} brings its own type")
+            if not (isinstance(self.payload, type) and issubclass(self.payload, BaseModel)):
+                raise TypeError(f"event handler {self.name!r}: payload {self.payload!r} is "
+                                "not a pydantic model class")
         self.event = event_name(self.event)
 
     @property
@@ -100,7 +117,7 @@ class Registry:
     actions: dict[str, Action] = field(default_factory=dict)
     vetoes: dict[str, list[Veto]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    settings_models: dict[str, type] = field(default_factory=dict)
+    settings_models: dict[str, type[BaseModel]] = field(default_factory=dict)
     # register_encrypted_at_rest: what learnplat.secret_keys checks and re-encrypts.
     encrypted_at_rest: list[Any] = field(default_factory=list)
     _owners: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -176,14 +193,24 @@ class Registry:
         self._seen("event").pop(name, None)
 
     def check_wiring(self) -> list[str]:
-        """Handlers of events and vetoes of actions that no loaded plugin declares. Warnings,
-        not errors: a plugin may react to an optional plugin's events (notifications to
-        quizzes) and must still start without it. `learnplat events list` shows them too."""
+        """Handlers of events and vetoes of actions that no loaded plugin declares, and
+        handlers whose `payload` model requires a field the loaded publisher's event lacks.
+        Warnings, not errors: a plugin may react to an optional plugin's events (notifications
+        to quizzes) and must still start without it. `learnplat events list` shows them too."""
         out = []
         for h in self.handlers:
             if h.event != "*" and h.event not in self.events and not h.optional:
                 out.append(f"plugin {h.plugin!r} handles {h.event!r}, which no loaded plugin "
                            "declares (register_events)")
+            decl = self.events.get(event_name(h.event))
+            if h.payload is not None and decl is not None:
+                # The consumer's model reads a field the publisher's event does not have.
+                missing = [n for n, f in h.payload.model_fields.items()
+                           if f.is_required() and n not in decl.type.model_fields]
+                if missing:
+                    out.append(f"plugin {h.plugin!r} reads {', '.join(missing)} of "
+                               f"{h.event!r} ({h.payload.__name__}), which plugin "
+                               f"{decl.plugin!r} does not declare in {decl.type.__name__}")
         for action, vetoes in self.vetoes.items():
             if action not in self.actions:
                 for v in vetoes:
@@ -192,7 +219,7 @@ class Registry:
         self.warnings = out
         return out
 
-    def add_settings_model(self, section: str, model: type, plugin: str) -> None:
+    def add_settings_model(self, section: str, model: type[BaseModel], plugin: str) -> None:
         _claim(self._seen("settings"), "settings section", section, plugin)
         self.settings_models[section] = model
 

@@ -7,16 +7,18 @@ The web app, the worker and the CLI all start from a Runtime; nothing is built a
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 import peewee
 import pluggy
 import redis
+from pydantic import BaseModel
 
 from . import core_plugin, db
 from .answers import AnswerCache, GenerationWriter
 from .auth import Principal
-from .contracts import Action, ServiceKey
+from .contracts import Action, Plugin, ServiceKey
 from .errors import Vetoed
 from .events import EventBus
 from .kv import KeyValueStore, make_store
@@ -32,29 +34,35 @@ from .tenants import TenantService
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-S = TypeVar("S")
+S = TypeVar("S", bound=BaseModel)  # a plugin's settings model
+P = TypeVar("P", bound=Plugin)
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class Runtime:
+    """What one process shares, built by `create_runtime()` from finished parts, each built
+    with only what it uses. The registry and the plugins' settings come last: plugins build
+    their services and routes with the runtime (learnplat.plugins.collect fills them)."""
+
     settings: Settings
     pm: pluggy.PluginManager
     plugins: dict[str, PluginInfo]
-    registry: Registry
+    secret_key: bytes
+    # app.secret_key first, then app.old_secret_keys: the current one encrypts and signs, all
+    # of them decrypt and verify (an overlap while the secret is rotated).
+    secret_keys: tuple[bytes, ...]
+    database: peewee.Database  # what learnplat.db.database points at while this runtime runs
     redis: redis.Redis | None
     kv: KeyValueStore
     limits: Limiter
     answers: AnswerCache
     generations: GenerationWriter
+    tenants: TenantService
+    storage: Storage
     queue: TaskQueue
     events: EventBus
-    storage: Storage
-    tenants: TenantService
-    plugin_settings: dict[str, Any]
-    database: peewee.Database  # what learnplat.db.database points at while this runtime runs
-    secret_key: bytes
-    # app.secret_key first, then app.old_secret_keys: the current one encrypts and signs, all
-    # of them decrypt and verify (an overlap while the secret is rotated).
-    secret_keys: tuple[bytes, ...]
+    registry: Registry = field(default_factory=Registry)
+    plugin_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def hook(self) -> Any:
@@ -74,6 +82,34 @@ class Runtime:
             return self.registry.services[str(key)]
         except KeyError:
             raise KeyError(f"no plugin provides the service {str(key)!r}") from None
+
+    @overload
+    def plugin(self, kind: type[P]) -> P: ...
+    @overload
+    def plugin(self, kind: str) -> Any: ...
+
+    def plugin(self, kind: type[P] | str) -> P | Any:
+        """A loaded plugin's object, by its class (typed: ``runtime.plugin(EnrollmentPlugin)``
+        is an ``EnrollmentPlugin``) or by its name. KeyError when it is not loaded."""
+        if isinstance(kind, str):
+            found = self.pm.get_plugin(kind)
+            if found is None:
+                raise KeyError(f"no plugin named {kind!r} is loaded")
+            return found
+        for obj in self.pm.get_plugins():
+            if isinstance(obj, kind):
+                return obj
+        raise KeyError(f"no loaded plugin is a {kind.__name__}")
+
+    def plugin_of(self, module: str) -> Any:
+        """The plugin object whose package holds `module` (``plugin_of(__name__)`` in a
+        plugin's command or task module): how the core hands a command its plugin without
+        the module importing the plugin's class (which imports it: a circle)."""
+        package = module.partition(".")[0]
+        for obj in self.pm.get_plugins():
+            if isinstance(obj, Plugin) and type(obj).__module__.partition(".")[0] == package:
+                return obj
+        raise KeyError(f"no loaded plugin object in the package {package!r}")
 
     def has_service(self, key: ServiceKey[Any] | str) -> bool:
         return str(key) in self.registry.services
@@ -120,25 +156,39 @@ def create_runtime(
     pm, infos = build_plugin_manager(
         [("core", core_plugin), *(plugins or [])], entry_points=entry_points
     )
-    rt = Runtime()
-    rt.settings, rt.pm, rt.plugins = settings, pm, infos
-    rt.secret_key = _secret_key(settings)
-    rt.secret_keys = secrets_in_force(rt.secret_key, settings.app.old_secret_keys)
-    rt.database = db.connect_database(settings)
-    rt.redis = redis_client(settings)
-    rt.kv = make_store(rt.redis, settings.var_path, settings.redis.prefix)
-    rt.limits = Limiter(settings.limits, rt.kv)
-    rt.answers = AnswerCache(settings.server.answer_cache_entries,
-                             settings.server.answer_cache_seconds)
-    rt.generations = GenerationWriter(rt)
-    rt.tenants = TenantService(settings.tenancy.cache_seconds)
-    rt.storage = Storage(settings)
-    rt.events = EventBus(rt)
-    rt.queue = TaskQueue(rt, build_huey(rt))
-    rt.registry = collect(pm, rt)
-    rt.queue.install(rt.registry.tasks)
-    pm.hook.startup(runtime=rt)
-    return rt
+    secret_key = _secret_key(settings)
+    secret_keys = secrets_in_force(secret_key, settings.app.old_secret_keys)
+    database = db.connect_database(settings)
+    client = redis_client(settings)
+    kv = make_store(client, settings.var_path, settings.redis.prefix)
+    tenants = TenantService(settings.tenancy.cache_seconds)
+    storage = Storage(settings)
+    queue = TaskQueue(build_huey(settings), tenants.get_by_id)
+    runtime: Runtime | None = None
+
+    def finished() -> Runtime:
+        # The event bus is built before the runtime it belongs to and asks for it only when
+        # it records or delivers (after start-up): its handlers take the runtime, and the
+        # registry that names them is collected once the runtime exists.
+        assert runtime is not None, "the runtime is still being built"
+        return runtime
+
+    runtime = Runtime(
+        settings=settings, pm=pm, plugins=infos, secret_key=secret_key,
+        secret_keys=secret_keys, database=database, redis=client, kv=kv,
+        limits=Limiter(settings.limits, kv),
+        answers=AnswerCache(settings.server.answer_cache_entries,
+                            settings.server.answer_cache_seconds),
+        generations=GenerationWriter(kv), tenants=tenants, storage=storage, queue=queue,
+        events=EventBus(settings.events, queue, tenants.get_by_id, finished),
+    )
+    for obj in pm.get_plugins():  # each plugin object belongs to this runtime
+        if isinstance(obj, Plugin):
+            obj.bind(runtime)
+    runtime.registry = collect(pm, runtime)
+    queue.install(runtime.registry.tasks, runtime)
+    pm.hook.startup(runtime=runtime)
+    return runtime
 
 
 def redis_client(settings: Settings) -> redis.Redis | None:

@@ -108,7 +108,8 @@ def role_flags(url: str, timeout: int) -> tuple[str, bool, bool] | str:
     import psycopg2
 
     parsed = urlparse(url)
-    opts = dict(parse_qsl(parsed.query))
+    # libpq's keywords from the URL's query: psycopg2.connect takes them as **kwargs (Any).
+    opts: dict[str, Any] = dict(parse_qsl(parsed.query))
     opts.setdefault("connect_timeout", str(timeout))
     try:
         conn = psycopg2.connect(

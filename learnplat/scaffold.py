@@ -1,9 +1,12 @@
 """`learnplat plugins new NAME`: a third-party plugin package to start from.
 
-The generated package is what docs/plugins.md walks through: a setup file with the entry
-point, `api.py` (the service contract), `events.py` (the event it records), one model with its
-migration, one permission, routes to create and list, a tenant task, a CLI command, a handler
-for the courses plugin's CoursePublished event, and tests on the shipped fixtures. The model is
+The generated package is what docs/plugins.md walks through: a setup file whose entry point
+names the plugin's class, `api.py` (the service contract), `events.py` (the event it records),
+one model with its migration, its service, routes to create and list, a tenant task
+(`tasks.py`), a CLI command (`cli.py`), and `plugin.py`, the plugin object: one permission, a
+handler for the courses plugin's CoursePublished event, every hook as a method and the service
+as an attribute. It imports the core only through ``learnplat.plugin`` and has no import circle
+(``python -m learnplat.boundaries`` passes on it); tests on the shipped fixtures. The model is
 named by the author (``--model Bookmark``; ``Item`` by default) so that its class, table,
 migration, event, routes and task agree from the start instead of after a rename. A test in
 this repository generates one, installs it with pip and runs its tests.
@@ -41,7 +44,7 @@ learnplat_$name = migrations/*.py
 
 [options.entry_points]
 learnplat.plugins =
-    $name = learnplat_$name.hooks
+    $name = learnplat_$name.plugin:${camel}Plugin
 """,
     "README.md": """\
 # learnplat-$name
@@ -94,36 +97,33 @@ class ${Model}Created(Event):
     ${model}_id: int
     title: str
 ''',
-    "learnplat_$name/hooks.py": '''\
-"""The $name plugin: ${models_words} per school, added by hand or when a course is published."""
+    "learnplat_$name/models.py": '''\
+"""The $name plugin's tables."""
 
-import logging
-from typing import Any
-
-import click
 import peewee
-from learnplat_courses.events import CoursePublished
 
 import learnplat.plugin as lp
-
-from .api import ${upper}, ${Model}Info
-from .events import ${Model}Created
-
-requires = ("courses",)
-log = logging.getLogger(__name__)  # learnplat_$name.hooks: docs/plugins.md, "Logging"
 
 
 class ${Model}(lp.TenantModel):  # table ${name}_${model}; every query is scoped to the school
     title = peewee.CharField(max_length=200)
     created_at = lp.UTCDateTimeField(default=lp.utcnow)
+''',
+    "learnplat_$name/services.py": '''\
+"""The $name plugin's service: what its routes, command and task do, and what other plugins
+get from ``runtime.service(${upper})``."""
+
+from __future__ import annotations
+
+import learnplat.plugin as lp
+
+from .api import ${Model}Info
+from .events import ${Model}Created
+from .models import ${Model}
 
 
-class ${Model}In(lp.Schema):  # unknown fields are a 422
-    title: str = lp.Field(min_length=1, max_length=200)
-
-
-class ${camel}Service:  # what other plugins get from runtime.service(${upper})
-    def __init__(self, runtime: Any):
+class ${camel}Service:
+    def __init__(self, runtime: lp.Runtime):
         self.runtime = runtime
 
     def create(self, title: str) -> ${Model}Info:
@@ -133,11 +133,25 @@ class ${camel}Service:  # what other plugins get from runtime.service(${upper})
 
     def count(self) -> int:
         return ${Model}.select().count()
+''',
+    "learnplat_$name/resources.py": '''\
+"""The $name plugin's routes: GET and POST /$name/${models_path}."""
+
+from typing import Any
+
+import learnplat.plugin as lp
+
+from .models import ${Model}
+from .services import ${camel}Service
+
+
+class ${Model}In(lp.Schema):  # unknown fields are a 422
+    title: str = lp.Field(min_length=1, max_length=200)
 
 
 class ${Models}:
-    def __init__(self, runtime: Any):
-        self.runtime = runtime
+    def __init__(self, service: ${camel}Service):
+        self.service = service
 
     @lp.endpoint(permission=lp.AUTHENTICATED, query=lp.PageQuery)
     def on_get(self, req: Any, resp: Any, *, query: lp.PageQuery) -> Any:
@@ -148,69 +162,129 @@ class ${Models}:
     @lp.endpoint(permission="$name.create", body=${Model}In, status=201)
     def on_post(self, req: Any, resp: Any, *, body: ${Model}In) -> Any:
         """Add ${a_model}."""
-        row = self.runtime.service(${upper}).create(body.title)
+        row = self.service.create(body.title)
         return {"id": row.id, "title": row.title}
+''',
+    "learnplat_$name/tasks.py": '''\
+"""The $name plugin's tasks. A task gets its plugin's object with ``runtime.plugin_of(__name__)``:
+importing the plugin's class here would be an import circle (plugin.py imports this module)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from learnplat.plugin import Runtime
+
+    from .plugin import ${camel}Plugin
+
+log = logging.getLogger(__name__)  # learnplat_$name.tasks: docs/plugins.md, "Logging"
 
 
-def count_${models}(runtime: Any) -> int:
+def count_${models}(runtime: Runtime) -> int:
     """A tenant task: runs in the tenant's context and in a transaction."""
-    count = runtime.service(${upper}).count()
+    plugin: ${camel}Plugin = runtime.plugin_of(__name__)
+    count = plugin.${name}.count()
     log.info("%d ${models_words} in this school", count)  # `learnplat tasks run` shows it
     return count
+''',
+    "learnplat_$name/cli.py": '''\
+"""`learnplat $name-count --tenant SLUG`. With ``plugin=True`` a command receives its plugin's
+object (importing the plugin's class here would be an import circle: plugin.py imports this
+module)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from learnplat.plugin.cli import with_tenant
+
+if TYPE_CHECKING:
+    from learnplat.plugin import TenantInfo
+
+    from .plugin import ${camel}Plugin
 
 
-def on_course_published(runtime: Any, event: lp.EventMessage[CoursePublished]) -> None:
-    runtime.service(${upper}).create(f"New course: {event.data.title}")
+@click.command("$name-count")
+@with_tenant(write=False, plugin=True)
+def count(plugin: ${camel}Plugin, tenant: TenantInfo) -> None:
+    """How many ${models_words} a school has."""
+    click.echo(plugin.${name}.count())
+''',
+    "learnplat_$name/plugin.py": '''\
+"""The $name plugin's object: its hooks, and its service once the runtime is built (the class
+its entry point names)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from learnplat_courses.events import CoursePublished
+
+import learnplat.plugin as lp
+
+from .api import ${upper}
+from .cli import count
+from .events import ${Model}Created
+from .models import ${Model}
+from .resources import ${Models}
+from .services import ${camel}Service
+from .tasks import count_${models}
 
 
-@lp.hookimpl
-def register_models() -> list[type]:
-    return [${Model}]
+class ${camel}Plugin(lp.Plugin):
+    """${Models_words} per school, added by hand or when a course is published."""
 
+    requires = ("courses",)  # start-up names it when it is missing
+    ${name}: ${camel}Service  # built by register_services
 
-@lp.hookimpl
-def register_events() -> list[type[lp.Event]]:
-    return [${Model}Created]
+    @lp.hookimpl
+    def register_models(self) -> list[type]:
+        return [${Model}]
 
+    @lp.hookimpl
+    def register_events(self) -> list[type[lp.Event]]:
+        return [${Model}Created]
 
-@lp.hookimpl
-def register_permissions() -> list[lp.Permission]:
-    return [lp.Permission("$name.create", "Add ${models_words}",
-                          {"admin": "any", "instructor": "any"})]
+    @lp.hookimpl
+    def register_permissions(self) -> list[lp.Permission]:
+        return [lp.Permission("$name.create", "Add ${models_words}",
+                              {"admin": "any", "instructor": "any"})]
 
+    @lp.hookimpl
+    def register_services(self, runtime: lp.Runtime) -> dict[lp.ServiceKey[Any], Any]:
+        self.${name} = ${camel}Service(runtime)
+        return {${upper}: self.${name}}
 
-@lp.hookimpl
-def register_services(runtime: Any) -> dict[lp.ServiceKey[Any], Any]:
-    return {${upper}: ${camel}Service(runtime)}
+    @lp.hookimpl
+    def register_routes(self, runtime: lp.Runtime) -> list[lp.Route]:
+        return [lp.Route("/$name/${models_path}", ${Models}(self.${name}))]
 
+    @lp.hookimpl
+    def register_tasks(self) -> list[lp.TaskSpec]:
+        return [lp.TaskSpec("$name.count_${models}", count_${models})]
 
-@lp.hookimpl
-def register_routes(runtime: Any) -> list[lp.Route]:
-    return [lp.Route("/$name/${models_path}", ${Models}(runtime))]
+    @lp.hookimpl
+    def register_event_handlers(self) -> list[lp.EventHandler]:
+        return [lp.EventHandler(CoursePublished, "announce", self.on_course_published)]
 
+    @lp.hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        cli.add_command(count)
 
-@lp.hookimpl
-def register_tasks() -> list[lp.TaskSpec]:
-    return [lp.TaskSpec("$name.count_${models}", count_${models})]
-
-
-@lp.hookimpl
-def register_event_handlers() -> list[lp.EventHandler]:
-    return [lp.EventHandler(CoursePublished, "announce", on_course_published)]
-
-
-@lp.hookimpl
-def register_commands(cli: click.Group) -> None:
-    @lp.tenant_command(cli, "$name-count")
-    def count(runtime: Any, tenant: Any) -> None:
-        """How many ${models_words} a school has."""
-        click.echo(runtime.service(${upper}).count())
+    def on_course_published(self, runtime: lp.Runtime,
+                            event: lp.EventMessage[CoursePublished]) -> None:
+        self.${name}.create(f"New course: {event.data.title}")
 ''',
     "learnplat_$name/migrations/__init__.py": "",
     "learnplat_$name/migrations/0001_initial.py": '''\
 """$name: the ${model} table."""
 from peewee import *
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):
@@ -232,7 +306,7 @@ def up(migrator, db):
 """The $name plugin, through learnplat's shipped pytest fixtures."""
 
 from learnplat_courses.events import CoursePublished
-from learnplat_$name.api import ${upper}
+from learnplat_$name.plugin import ${camel}Plugin
 
 from learnplat.plugin import db, tenant_context
 
@@ -265,7 +339,7 @@ def test_a_published_course_adds_${a_model_}(lp_runtime, lp_tenant, event_record
             from_status="pending_review"))
     lp_runtime.events.dispatch_pending()
     with db.connection(), tenant_context(lp_tenant), db.transaction():
-        assert lp_runtime.service(${upper}).count() == 1
+        assert lp_runtime.plugin(${camel}Plugin).${name}.count() == 1
     assert "$name.${model}_created.v1" in event_recorder.names()
 ''',
 }
@@ -276,8 +350,19 @@ class ScaffoldError(ValueError):
 
 
 MODEL_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,39}$")
-# Names the generated hooks.py (or peewee's Model in the migration) already uses.
+# Names the generated modules (or peewee's Model in the migration) already use.
 TAKEN = {"Any", "CoursePublished", "Model", "Tenant"}
+
+
+def _plugin_attributes() -> set[str]:
+    """Names the generated plugin class already has (its service attribute is the plugin's
+    name): Plugin's own, the hooks, and the handler it defines."""
+    from . import hookspecs
+    from .contracts import Plugin
+
+    return ({n for n in dir(Plugin) if not n.startswith("_")} | {"name", "runtime"}
+            | {n for n in vars(hookspecs) if hasattr(getattr(hookspecs, n), "learnplat_spec")}
+            | {"on_course_published"})
 
 
 def snake(camel: str) -> str:
@@ -303,8 +388,11 @@ def template_values(name: str, model: str = "Item") -> dict[str, str]:
     if not MODEL_RE.match(model) or model in TAKEN:
         raise ScaffoldError(f"model name {model!r}: use a CamelCase class name (1-40 letters or "
                             f"digits, starting with a capital), not one of {sorted(TAKEN)}")
+    if name in _plugin_attributes():
+        raise ScaffoldError(f"plugin name {name!r}: the plugin object keeps its service under "
+                            "that name, which its class already uses")
     camel = "".join(p.capitalize() for p in name.split("_"))
-    if model in (f"{camel}Service", f"{camel}API"):
+    if model in (f"{camel}Service", f"{camel}API", f"{camel}Plugin"):
         raise ScaffoldError(f"model name {model!r} is taken by the plugin's own classes")
     model_snake = snake(model)
     models = plural(model_snake)
@@ -316,7 +404,8 @@ def template_values(name: str, model: str = "Item") -> dict[str, str]:
             "models_path": models.replace("_", "-"),  # /shelf/shelf-boxes
             "model_words": words, "a_model": f"{article} {words}",
             "A_model": f"{article.capitalize()} {words}", "a_model_": f"{article}_{model_snake}",
-            "models_words": models.replace("_", " ")}
+            "models_words": models.replace("_", " "),
+            "Models_words": models.replace("_", " ").capitalize()}
 
 
 def render(name: str, model: str = "Item") -> dict[str, str]:

@@ -32,10 +32,11 @@ def stripped_pattern(min_length: int, max_length: int | None) -> str:
     return f"^{space}{edge}[^\\u0000]{{{min_length - 2},{upper}}}{edge}{space}$"
 
 
-def describe_strings(schema: dict[str, Any]) -> None:
+def describe_strings(schema: object) -> None:
     """Add the stripping and NUL rules to every plain string of a request model's schema
     (properties, array items, anyOf branches; nested models describe themselves), and the
-    64-bit range to integers that state no bound (larger ones are refused)."""
+    64-bit range to integers that state no bound (larger ones are refused). Any other JSON
+    value (``additionalProperties: true``, an absent key's None) is left as it is."""
     if not isinstance(schema, dict):
         return
     if schema.get("type") == "integer":
@@ -57,7 +58,7 @@ def describe_strings(schema: dict[str, Any]) -> None:
         for sub in (schema.get(key) or {}).values():
             describe_strings(sub)
     for key in ("items", "additionalProperties"):
-        describe_strings(schema.get(key))  # type: ignore[arg-type]
+        describe_strings(schema.get(key))
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
         for sub in schema.get(key) or ():
             describe_strings(sub)

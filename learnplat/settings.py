@@ -129,7 +129,7 @@ class ServerSettings(_Section):
     worker_class: Literal["asgi", "gthread"] = "asgi"
     connections: int = Field(2000, gt=0)
     # Reverse proxies whose forwarded header is believed (addresses, networks or "unix"); empty:
-    # none is, and the client is whoever holds the connection (learnplat/http/client_address.py).
+    # none is, and the client is whoever holds the connection (learnplat/client_address.py).
     trusted_proxies: tuple[str, ...] = ()
     # The one header those proxies append the client to. Only one is read: a proxy that writes
     # X-Forwarded-For passes a client's forged Forwarded header through untouched.
@@ -138,6 +138,11 @@ class ServerSettings(_Section):
     # caller's course pages (a few KB each). max_age bounds staleness if a bump is ever lost.
     answer_cache_entries: int = Field(8192, gt=0)
     answer_cache_seconds: float = Field(300, gt=0)
+    # Check every JSON answer against the model its @endpoint declares (learnplat.http.endpoint
+    # check_response: strict types, no missing or undeclared key); a mismatch is a 500. On in
+    # learnplat.testing's settings, so the suite proves the OpenAPI document true; off in
+    # production, where it would only cost time (one attribute lookup per request when off).
+    check_responses: bool = False
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -150,7 +155,7 @@ class ServerSettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from .http.client_address import parse_trusted
+        from .client_address import parse_trusted
 
         parse_trusted(value)  # raises ValueError naming the bad entry
         return value

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
 
-from libcloud.common.aws import UnsignedPayloadSentinel
+from libcloud.common.aws import AWSRequestSignerAlgorithmV4, UnsignedPayloadSentinel
 from libcloud.common.types import LibcloudError
 from libcloud.storage.base import Container, StorageDriver
-from libcloud.storage.drivers.s3 import S3StorageDriver
+from libcloud.storage.drivers.s3 import S3SignatureV4Connection, S3StorageDriver
 from libcloud.storage.providers import Provider, get_driver
 from libcloud.storage.types import (
     ContainerAlreadyExistsError,
@@ -119,6 +119,8 @@ class S3CompatibleDriver(S3StorageDriver):
     """
 
     name = "S3-compatible"
+    # S3StorageDriver's connectionCls (libcloud's BaseDriver declares a plain Connection).
+    connection: S3SignatureV4Connection
 
     def presigned_url(self, container: str, key: str, seconds: int, method: str = "GET",
                       extra: dict[str, str] | None = None) -> str:
@@ -137,7 +139,10 @@ class S3CompatibleDriver(S3StorageDriver):
             "X-Amz-SignedHeaders": "host",
             **(extra or {}),
         }
-        params["X-Amz-Signature"] = self.connection.signer._get_signature(
+        signer = self.connection.signer
+        # SignedAWSConnection picks its signer by signature_version: "4" for S3's connection.
+        assert isinstance(signer, AWSRequestSignerAlgorithmV4)
+        params["X-Amz-Signature"] = signer._get_signature(
             params=params, headers={"host": host_header}, dt=now, method=method, path=path,
             data=UnsignedPayloadSentinel)
         scheme = "https" if self.secure else "http"
@@ -190,6 +195,7 @@ def _driver_for(url: str, settings: Settings) -> tuple[StorageDriver, str, bool]
         key, secret = unquote(parsed.username or ""), unquote(parsed.password or "")
         secure = opts.pop("secure", "true").lower() not in ("0", "false", "no")
         region = opts.get("region", "us-east-1")
+        driver: StorageDriver
         if parsed.hostname:
             # Any S3-compatible endpoint (MinIO, Ceph, moto...): libcloud's S3 driver pointed at
             # the host, with presigned URLs fixed to sign "host:port" (see S3CompatibleDriver).
@@ -360,7 +366,8 @@ class Storage:
             if self.is_local:
                 return None
             obj = self._object(key)
-            return str(self.driver.get_object_cdn_url(obj, ex_expiry=(seconds or self.ttl) / 3600))
+            return str(self.driver.get_object_cdn_url(  # type: ignore[call-arg]  # the base StorageDriver lacks S3's and Azure's ex_expiry
+                obj, ex_expiry=(seconds or self.ttl) / 3600))
         extra = {"response-content-disposition":
                  f"attachment; filename*=UTF-8''{quote(download_name, safe='')}"
                  } if download_name else None

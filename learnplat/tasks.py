@@ -21,7 +21,8 @@ from .registry import TaskSpec
 from .tenancy import tenant_context
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from .settings import Settings
+    from .tenancy import TenantInfo
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,7 @@ log = logging.getLogger(__name__)
 TASK_MODULE = "learnplat.task"
 
 
-def build_huey(runtime: Runtime) -> Huey:
-    settings = runtime.settings
+def build_huey(settings: Settings) -> Huey:
     if settings.queue.immediate:
         return MemoryHuey("learnplat", immediate=True, utc=True)
     if settings.redis.url:
@@ -47,16 +47,19 @@ def build_huey(runtime: Runtime) -> Huey:
 
 
 class TaskQueue:
-    """The registered tasks of a runtime, enqueued by name."""
+    """The registered tasks of a runtime, enqueued by name. `tenant_by_id` finds the tenant a
+    tenant-scoped task was queued for."""
 
-    def __init__(self, runtime: Runtime, huey: Huey):
-        self.runtime = runtime
+    def __init__(self, huey: Huey, tenant_by_id: Callable[[int], TenantInfo | None]):
         self.huey = huey
+        self.tenant_by_id = tenant_by_id
         self.wrappers: dict[str, TaskWrapper] = {}
 
-    def install(self, specs: dict[str, TaskSpec]) -> None:
+    def install(self, specs: dict[str, TaskSpec], runtime: Any) -> None:
+        """Register `specs` on the Huey instance; each task function is called with `runtime`
+        (the finished runtime, whose registry declared them) before its own arguments."""
         for spec in specs.values():
-            fn = self._wrap(spec)
+            fn = self._wrap(spec, runtime)
             options = {"retries": spec.retries, "retry_delay": spec.retry_delay,
                        "name": spec.name}
             if spec.periodic is not None:
@@ -64,15 +67,15 @@ class TaskQueue:
             else:
                 self.wrappers[spec.name] = self.huey.task(**options)(fn)
 
-    def _wrap(self, spec: TaskSpec) -> Callable[..., Any]:
-        runtime = self.runtime
+    def _wrap(self, spec: TaskSpec, runtime: Any) -> Callable[..., Any]:
+        tenant_by_id = self.tenant_by_id
 
         def run(*args: Any, **kwargs: Any) -> Any:
             with db.connection():
                 if not spec.tenant_scoped:
                     return spec.fn(runtime, *args, **kwargs)
                 tenant_id, *rest = args
-                tenant = runtime.tenants.get_by_id(tenant_id)
+                tenant = tenant_by_id(tenant_id)
                 if tenant is None:
                     log.warning("task %s: tenant %s is gone; dropping", spec.name, tenant_id)
                     return None

@@ -122,6 +122,9 @@ def test_settings(tmp: Path, database_url: str, redis_url: str = "", **overrides
         # API rate limits off: a test sends many requests from one address in an instant.
         # Tests of the limits turn them on: test_settings(..., limits={"enabled": True}).
         "limits": {"enabled": False},
+        # Every answer of every test request is checked against its declared Out model
+        # (learnplat.http.endpoint.check_response): the OpenAPI document stays true.
+        "server": {"check_responses": True},
     }
     for section, values in overrides.items():
         sections.setdefault(section, {}).update(values)
@@ -515,19 +518,24 @@ def fresh_home_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def wait_until_serving(base: str, proc: Any, output: Callable[[], str] = lambda: "",
-                       path: str = "/healthz", timeout: float = 60.0) -> None:
-    """Poll ``base + path`` until it answers 200: the test fails when `proc` (a Popen) exits
-    first, with the end of `output()` (its log or its pipe, read once it has exited), or
-    after `timeout` seconds."""
+class ServerDidNotStart(RuntimeError):
+    """A server process exited, or did not answer 200, before it was serving."""
+
+
+def wait_for_server(base: str, proc: Any = None, output: Callable[[], str] = lambda: "",
+                    path: str = "/healthz", timeout: float = 60.0) -> None:
+    """Poll ``base + path`` until it answers 200. ServerDidNotStart when `proc` (a Popen, or
+    None) exits first, with the end of `output()` (its log or its pipe, read once it has
+    exited), or after `timeout` seconds. Outside pytest (the benchmarks) as inside."""
     import time
 
     import requests
 
     deadline = time.monotonic() + timeout
     while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited ({proc.returncode}): {output()[-3000:]}")
+        if proc is not None and proc.poll() is not None:
+            raise ServerDidNotStart(f"the server exited ({proc.returncode}): "
+                                    f"{output()[-3000:]}")
         try:
             if requests.get(f"{base}{path}", timeout=5).status_code == 200:
                 return
@@ -535,14 +543,85 @@ def wait_until_serving(base: str, proc: Any, output: Callable[[], str] = lambda:
             pass
         if time.monotonic() > deadline:
             # Not output(): a pipe of a process still running would block the read.
-            pytest.fail(f"{base}{path} did not answer 200 within {timeout:.0f} s")
+            raise ServerDidNotStart(f"{base}{path} did not answer 200 within {timeout:.0f} s")
         time.sleep(0.1)
+
+
+def wait_until_serving(base: str, proc: Any, output: Callable[[], str] = lambda: "",
+                       path: str = "/healthz", timeout: float = 60.0) -> None:
+    """As wait_for_server, but the test fails (pytest.fail) instead of raising."""
+    try:
+        wait_for_server(base, proc, output, path, timeout)
+    except ServerDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 class ServerURL(str):
     """The base URL of a test server; `.pid` is its gunicorn master's process id."""
 
     pid: int
+
+
+def start_server(argv: list[str], base: str, env: dict[str, str], cwd: Path | str,
+                 log: Path | None = None, pass_fds: tuple[int, ...] = (),
+                 path: str = "/healthz", timeout: float = 60.0) -> Any:
+    """Start a server process (`argv`) in its own session, its output appended to `log`
+    (discarded without one), `pass_fds` handed to it (and closed here: a listening socket
+    bound by the caller, so no other process can take its port); return its Popen once
+    ``base + path`` answers 200. ServerDidNotStart (the server stopped) if it exits first or
+    does not answer in time. Stop it with stop_server. `learnplat serve`, bare gunicorn and
+    the benchmark's baseline app are all started this way."""
+    import subprocess
+
+    out: Any = log.open("ab") if log is not None else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, pass_fds=pass_fds)
+    finally:
+        if log is not None:
+            out.close()  # the child holds its own copy
+        for fd in pass_fds:  # handed over: the child holds its own copies
+            os.close(fd)
+    try:
+        wait_for_server(base, proc, (lambda: log.read_text(errors="replace")) if log else
+                        (lambda: ""), path, timeout)
+    except BaseException:
+        stop_server(proc, grace=0)
+        raise
+    return proc
+
+
+def stop_server(proc: Any, grace: float = 20.0) -> None:
+    """Stop a process started in its own session (start_server): SIGTERM to its group and
+    up to `grace` seconds to finish, then SIGKILL (at once with `grace` 0, for a throwaway
+    server with nothing in flight: a graceful stop costs gunicorn seconds)."""
+    import signal
+    import subprocess
+
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        if grace > 0:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(10)
+
+
+def learnplat_serve_argv(bind: str, workers: int = 2, *args: str) -> list[str]:
+    """`learnplat serve --no-migrate` of this environment, as a deployment starts it
+    (gunicorn with the home's config/gunicorn.conf.py, the embedded queue worker unless the
+    settings turn it off)."""
+    import sys
+
+    return [str(Path(sys.executable).parent / "learnplat"), "serve", "--no-migrate",
+            "--bind", bind, "--workers", str(workers), *args]
 
 
 @contextmanager
@@ -558,11 +637,8 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
     visible to it because it shares the test database. `env` adds settings
     (``{"LEARNPLAT_SERVER_TRUSTED_PROXIES": "127.0.0.1"}``), `args` gunicorn options.
     """
-    import signal
     import socket
-    import subprocess
     import sys
-
 
     # The test binds the socket and hands it to gunicorn (fd://): a port picked free and then
     # bound by gunicorn could be taken meanwhile by another test run's server, whose answers
@@ -594,24 +670,21 @@ def serve_with_gunicorn(runtime: Runtime, database: TestDatabase, tmp: Path, wor
         kind = ["-k", "asgi", "learnplat.http.asgi:get_asgi_app()"]
     else:
         kind = ["-k", "gthread", "--threads", str(threads), "learnplat.http.app:get_app()"]
-    log_path = tmp / "gunicorn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
+    base = ServerURL(f"http://127.0.0.1:{port}")
+    fd = listener.detach()  # start_server closes it once gunicorn holds its own copy
+    try:
+        proc = start_server(
             [str(Path(sys.executable).parent / "gunicorn"), "--no-control-socket",
-             "-w", str(workers), "-b", f"fd://{listener.fileno()}", *args, *kind],
-            cwd=settings.home, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, pass_fds=(listener.fileno(),))
-        listener.close()  # gunicorn holds its own copy
-        base = ServerURL(f"http://127.0.0.1:{port}")
-        base.pid = proc.pid
-        try:
-            wait_until_serving(base, proc, log_path.read_text, timeout=30)
-            yield base
-        finally:
-            # A throwaway server with nothing in flight: kill the group at once (a graceful
-            # stop costs gunicorn seconds).
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+             "-w", str(workers), "-b", f"fd://{fd}", *args, *kind],
+            base, env, settings.home, tmp / "gunicorn.log", pass_fds=(fd,), timeout=30)
+    except ServerDidNotStart as exc:
+        pytest.fail(str(exc))
+    base.pid = proc.pid
+    try:
+        yield base
+    finally:
+        # A throwaway server with nothing in flight: kill the group at once.
+        stop_server(proc, grace=0)
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ def receive(storage: Any, key: str, stream: Any, *, limit: int, allowed: Collect
     if not head:
         raise ValidationFailed.field("file", f"{what} is empty", "empty")
     content_type = refine(sniff(head), filename)
-    if content_type not in allowed:
+    if content_type is None or content_type not in allowed:
         raise UnsupportedMediaType(
             f"{what} is {content_type or 'of an unknown type'}; accepted: "
             f"{', '.join(sorted(allowed))}", code="unsupported_type", allowed=sorted(allowed))

@@ -43,18 +43,21 @@ def find_tenant(runtime: Runtime, slug: str, *, allow_disabled: bool = False) ->
     return tenant
 
 
-def with_tenant(fn: F | None = None, *, write: bool = True, allow_disabled: bool = False
-                ) -> Any:
+def with_tenant(fn: F | None = None, *, write: bool = True, allow_disabled: bool = False,
+                plugin: bool = False) -> Any:
     """Give a click command `--tenant SLUG` and run it in that tenant.
 
-    The function is called as ``fn(runtime, tenant, **options)`` inside a connection, the
+    The function is called as ``fn(runtime, tenant, **options)`` (with ``plugin=True``,
+    ``fn(plugin_object, tenant, **options)``: the object of the plugin whose package defines
+    the command, so that its commands need not import the plugin's class) inside a connection, the
     tenant's context and one transaction (read-only on SQLite with ``write=False``): anything
     it raises rolls everything back and prints one error line (exit 1). An unknown tenant, or
     a disabled one unless ``allow_disabled=True``, is that error line. Returning a non-zero int
     exits with it *after* the commit (e.g. 1 when some rows were rejected but the valid ones
     are kept); ``raise SystemExit`` inside would roll the work back.
     """
-    def decorate(func: F) -> F:
+    # The command click sees takes --tenant instead of the function's first two arguments.
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
         def command(*args: Any, tenant_slug: str, **options: Any) -> Any:
             ctx = click.get_current_context()
@@ -62,23 +65,25 @@ def with_tenant(fn: F | None = None, *, write: bool = True, allow_disabled: bool
             with db.connection():
                 tenant = find_tenant(runtime, tenant_slug, allow_disabled=allow_disabled)
                 with tenant_context(tenant), db.transaction(write=write):
-                    result = func(runtime, tenant, *args, **options)
+                    first = runtime.plugin_of(func.__module__) if plugin else runtime
+                    result = func(first, tenant, *args, **options)
             if isinstance(result, int) and not isinstance(result, bool) and result:
                 ctx.exit(result)
             return result
 
-        return tenant_option(command)  # type: ignore[return-value]
+        return tenant_option(command)
 
     return decorate(fn) if fn is not None else decorate
 
 
 def tenant_command(group: click.Group, name: str | None = None, *, write: bool = True,
-                   allow_disabled: bool = False, **command_kwargs: Any
+                   allow_disabled: bool = False, plugin: bool = False, **command_kwargs: Any
                    ) -> Callable[[Callable[..., Any]], click.Command]:
     """``group.command(name)`` plus `with_tenant`: a command of `group` with ``--tenant SLUG``
-    that runs ``fn(runtime, tenant, **options)`` in that tenant and one transaction."""
+    that runs ``fn(runtime, tenant, **options)`` in that tenant and one transaction
+    (``fn(plugin_object, tenant, **options)`` with ``plugin=True``)."""
     def decorate(fn: Callable[..., Any]) -> click.Command:
-        wrapped = with_tenant(fn, write=write, allow_disabled=allow_disabled)
+        wrapped = with_tenant(fn, write=write, allow_disabled=allow_disabled, plugin=plugin)
         return group.command(name, **command_kwargs)(wrapped)
 
     return decorate

@@ -16,15 +16,16 @@ from .helpers import json_option, with_tenant
 from .main import AppContext, cli, echo_json, pass_app
 
 
-def key_command(group: click.Group, name: str, **command_kwargs: Any
+def key_command(group: click.Group, name: str, *, plugin: bool = False, **command_kwargs: Any
                 ) -> Callable[[Callable[..., Any]], click.Command]:
     """`tenant_command` (``--tenant SLUG``, disabled schools allowed) for a command that makes
     or replaces keys encrypted under app.secret_key: it first checks that the secrets in force
     decrypt every key at rest in every school, and refuses (exit 1, naming the settings) when
     they do not. A key made with a wrong secret would be unreadable by the running deployment:
-    that school's logins (or certificates) would fail from the next key cache refresh."""
+    that school's logins (or certificates) would fail from the next key cache refresh.
+    ``plugin=True`` hands the command its plugin object, as `tenant_command` does."""
     def decorate(fn: Callable[..., Any]) -> click.Command:
-        inner = with_tenant(fn, allow_disabled=True)
+        inner = with_tenant(fn, allow_disabled=True, plugin=plugin)
 
         @functools.wraps(inner)
         def command(*args: Any, **options: Any) -> Any:

@@ -5,8 +5,9 @@ gunicorn's `asgi` worker): one address for the REST API and WebSockets.
   `server.threads` threads by a2wsgi: the request path, its middleware, transactions and
   plugins are unchanged (decision 0011 measures what this costs).
 * WebSocket scopes go to a falcon.asgi app holding the routes whose resource has an async
-  ``on_websocket`` responder (e.g. the notifications plugin's /notifications/ws). Those
-  resources authenticate and pick their tenant themselves: the WSGI middleware does not run.
+  ``on_websocket`` responder (e.g. the notifications plugin's /notifications/ws). The WSGI
+  middleware does not run for them: each handshake goes through the same gate
+  (learnplat.gate: school, credentials, rate limits, unit of work) with `Gate.admit`.
 * Lifespan: answered here (start-up work happens when the app is built).
 * Stopping (SIGTERM: a rolling restart, a scale-in): open WebSockets are closed at once with
   1001 "going away", so that clients reconnect through the load balancer to a process that
@@ -28,7 +29,7 @@ import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import falcon.asgi
 from a2wsgi import WSGIMiddleware
@@ -40,6 +41,9 @@ from .app import create_app, is_websocket_route
 from .bridge import BufferedBridge
 from .middleware import CLIENT_ADDR_ENV, TENANT_ENV
 from .problems import outside_the_app
+
+if TYPE_CHECKING:
+    from gunicorn.glogging import _AtomsDict
 
 # The access log's %({learnplat.client_addr}e)s and %({learnplat.tenant}e)s: under the asgi
 # worker gunicorn logs from an environ of its own, not the WSGI environ the middleware wrote the
@@ -71,18 +75,21 @@ class AccessLogger(Logger):
         settings = load_settings()
         configure_gunicorn_logging(settings.home, settings.logging.repeat_seconds)
 
-    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> _AtomsDict:
         atoms = super().atoms(resp, req, environ, request_time)
-        rid = atoms.get("{x-request-id}o")
+        # The same dict, with the "{name}i|o|e" keys gunicorn adds and its stub's TypedDict
+        # leaves out.
+        every = cast(dict[str, Any], atoms)
+        rid = every.get("{x-request-id}o")
         if isinstance(rid, bytes):
             rid = rid.decode("latin-1")
         if rid:
             with _client_lock:
                 known = _client_by_request.pop(rid, None)
             if known:
-                atoms[f"{{{CLIENT_ADDR_ENV}}}e"] = known[0]
+                every[f"{{{CLIENT_ADDR_ENV}}}e"] = known[0]
                 if known[1]:
-                    atoms[f"{{{TENANT_ENV}}}e"] = known[1]
+                    every[f"{{{TENANT_ENV}}}e"] = known[1]
         return atoms
 
 
@@ -166,7 +173,22 @@ def _content_length(scope: dict[str, Any]) -> int | None:
     return None
 
 
-async def read_ahead(receive: Any, limit: int, timeout: float) -> Any:
+class _Replay:
+    """A receive callable that replays the messages read ahead, then reads on; `body` is the
+    whole body when it came complete within the limit, else None."""
+
+    __slots__ = ("body", "messages", "receive")
+
+    def __init__(self, receive: Any, messages: list[dict[str, Any]], body: bytes | None):
+        self.receive = receive
+        self.messages = messages
+        self.body = body
+
+    async def __call__(self) -> Any:
+        return self.messages.pop(0) if self.messages else await self.receive()
+
+
+async def read_ahead(receive: Any, limit: int, timeout: float) -> _Replay | None:
     """Receive the request body in the event loop until it is complete or more than `limit`
     bytes have come; a receive callable that replays those messages, then reads on. Its
     `body` attribute is the whole body when it came complete within `limit`, else None. None
@@ -194,15 +216,11 @@ async def read_ahead(receive: Any, limit: int, timeout: float) -> Any:
     except TimeoutError:
         return None
 
-    async def replay() -> Any:
-        return messages.pop(0) if messages else await receive()
-
     last = messages[-1] if messages else {}
     complete = last.get("type") == "http.request" and not last.get("more_body") \
         and size <= limit
     body = b"".join(m.get("body", b"") for m in messages) if complete else None
-    replay.body = body  # type: ignore[attr-defined]
-    return replay
+    return _Replay(receive, messages, body)
 
 
 # How much of a body the app left unread is read and thrown away after the answer, at most.
@@ -282,7 +300,10 @@ def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = 
 
     # Requests whose body came whole (every JSON body) run through `buffered`, in one thread
     # hand-off; streamed uploads through a2wsgi; both in the same `server.threads` threads.
-    http = WSGIMiddleware(terminated, workers=runtime.settings.server.threads)
+    # a2wsgi types the environ and the scope as its own TypedDicts, which no plain dict (the
+    # standard WSGI environ, falcon's ASGI scope) matches: hence the two ignores naming it.
+    threads = runtime.settings.server.threads
+    http = WSGIMiddleware(terminated, workers=threads)  # type: ignore[arg-type]  # a2wsgi
     buffered = BufferedBridge(terminated, http.executor)
     sockets = falcon.asgi.App()
     sockets.req_options.strip_url_path_trailing_slash = True
@@ -306,7 +327,7 @@ def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = 
                     await buffered(scope, receive.body, send)
                     return
             tracked = _BodyTracker(receive)
-            await http(scope, tracked, send)
+            await http(scope, tracked, send)  # type: ignore[arg-type]  # a2wsgi's TypedDict
             await drain_unread(tracked)
         elif kind == "websocket":
             await serve_socket(sockets(scope, receive, send), send)
@@ -319,8 +340,7 @@ def create_asgi_app(runtime: Runtime | None = None, settings: Settings | None = 
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    app.runtime = runtime  # type: ignore[attr-defined]
-    app.wsgi = wsgi  # type: ignore[attr-defined]
+    vars(app).update(runtime=runtime, wsgi=wsgi)  # for tests and tools: app.runtime, app.wsgi
     return app
 
 

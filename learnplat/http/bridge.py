@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import io
 import logging
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from a2wsgi.wsgi import build_environ
+from a2wsgi.wsgi_typing import Environ
 
 from .problems import outside_the_app
 
@@ -55,10 +57,12 @@ class BufferedBridge:
 
     async def __call__(self, scope: dict[str, Any], body: bytes, send: Any) -> None:
         loop = asyncio.get_running_loop()
-        environ = build_environ(scope, io.BytesIO(body))  # type: ignore[arg-type]
+        # a2wsgi annotates its own TypedDict scope and Body class: any such dict and file do.
+        environ = build_environ(scope, io.BytesIO(body))  # type: ignore[arg-type]  # a2wsgi
         context = contextvars.copy_context()
         try:
-            answer = await loop.run_in_executor(self.executor, context.run, self._run, environ)
+            answer = await loop.run_in_executor(
+                self.executor, functools.partial(context.run, self._run, environ))
         except Exception:
             # The app let an error out (Falcon turns its own into problem+json): nothing has
             # been sent yet, so the client gets a 500 rather than a dropped connection.
@@ -74,7 +78,7 @@ class BufferedBridge:
             return
         await self._stream(loop, context, answer, send)
 
-    def _run(self, environ: dict[str, Any]) -> _Answer:
+    def _run(self, environ: Environ) -> _Answer:
         answer = _Answer()
 
         def start_response(status: str, headers: list[tuple[str, str]],
@@ -110,12 +114,12 @@ class BufferedBridge:
             for chunk in answer.chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             while True:
-                chunk = await loop.run_in_executor(self.executor, context.run, next,
-                                                   answer.rest, None)
-                if chunk is None:
+                more = await loop.run_in_executor(
+                    self.executor, functools.partial(context.run, next, answer.rest, None))
+                if more is None:
                     break
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk,
+                if more:
+                    await send({"type": "http.response.body", "body": more,
                                 "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:

@@ -177,15 +177,87 @@ def endpoint(
             if result is not None:
                 resp.data = dump(result)
                 resp.content_type = JSON
+            if checking_responses(req):
+                check_response(spec, resp, fn.__qualname__)
 
-        responder.__learnplat_endpoint__ = spec  # type: ignore[attr-defined]
+        vars(responder)[_SPEC_ATTR] = spec  # a function's attribute: what spec_of reads
         return responder
 
     return decorate
 
 
+_SPEC_ATTR = "__learnplat_endpoint__"
+
+
 def spec_of(responder: Any) -> EndpointSpec | None:
-    return getattr(responder, "__learnplat_endpoint__", None)
+    return getattr(responder, _SPEC_ATTR, None)
+
+
+class ResponseMismatch(RuntimeError):
+    """A responder answered with a body that is not the shape its `@endpoint` declares
+    (`server.check_responses`): a defect, answered as a 500 and logged, never a 422."""
+
+
+def checking_responses(req: falcon.Request) -> bool:
+    """Whether this request's app checks answers (`server.check_responses`: on in
+    learnplat.testing's settings, off in production, where this lookup is all it costs)."""
+    passage = getattr(req.context, "passage", None)
+    return passage is not None and passage.gate.runtime.settings.server.check_responses
+
+
+def declared_model(spec: EndpointSpec, status: int) -> type[pydantic.BaseModel] | None:
+    """The pydantic model the OpenAPI document gives the body of a success `status`."""
+    if status != spec.status and status not in spec.also:
+        return None
+    model = spec.response_for.get(status, spec.response)
+    if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+        return model
+    return None
+
+
+def check_response(spec: EndpointSpec, resp: falcon.Response, where: str = "") -> None:
+    """Raise ResponseMismatch unless the JSON body `resp` sends is the declared model of its
+    status: strictly valid (no field missing, no value of another type: a "3" for an integer,
+    a float for an integer) and with no key the model does not know (documentation drift),
+    at any depth. What is checked is the bytes on the wire, whoever wrote them (a returned
+    value, or `resp.data` set by the responder, a cached answer included)."""
+    model = declared_model(spec, resp.status_code)
+    if model is None or not (resp.content_type or JSON).startswith(JSON):
+        return
+    if resp.data is not None:
+        raw = resp.data
+    elif resp.media is not None:
+        raw = dump(resp.media)
+    else:
+        return
+    if isinstance(raw, str):
+        raw = raw.encode()
+    try:
+        validated = model.model_validate_json(raw, strict=True)
+    except pydantic.ValidationError as exc:
+        raise ResponseMismatch(f"{where or 'a responder'}: the {resp.status_code} answer is "
+                               f"not a {model.__name__}: {exc}") from None
+    known = validated.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    extra = _extra_keys(orjson.loads(raw), known, "")
+    if extra:
+        raise ResponseMismatch(f"{where or 'a responder'}: the {resp.status_code} answer has "
+                               f"keys {model.__name__} does not declare: {', '.join(extra[:20])}")
+
+
+def _extra_keys(wire: Any, known: Any, path: str) -> list[str]:
+    """Paths of the object keys in `wire` that the validated dump `known` lacks."""
+    out: list[str] = []
+    if isinstance(wire, dict) and isinstance(known, dict):
+        for key, value in wire.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in known:
+                out.append(where)
+            else:
+                out.extend(_extra_keys(value, known[key], where))
+    elif isinstance(wire, list) and isinstance(known, list):
+        for i, (w, k) in enumerate(zip(wire, known, strict=False)):
+            out.extend(_extra_keys(w, k, f"{path}[{i}]"))
+    return out
 
 
 def anonymous_allowed(spec: EndpointSpec, req: falcon.Request) -> bool:
@@ -257,6 +329,7 @@ def multipart_parts(req: falcon.Request, limit: int | None = None
     timeout) then answers 400 instead of storing what came before the cut."""
     limit = limit or getattr(req.context, "body_limit", None) or req.context.max_body
     handler = req.options.media_handlers[falcon.MEDIA_MULTIPART]
+    assert isinstance(handler, falcon.media.MultipartFormHandler)  # falcon's, never replaced
     length = req.content_length if req.content_length is not None else limit + 1
     parts = iter(handler.deserialize(body_stream(req, limit), req.content_type, length))
 
@@ -284,7 +357,7 @@ def multipart_file(req: falcon.Request, name: str = "file", missing: str = "",
                 out.close()
                 raise
             out.seek(0)
-            return out  # type: ignore[return-value]
+            return out
     raise ValidationFailed.field(
         name, missing or f"send the file in a multipart part named {name!r}", "missing")
 
@@ -358,8 +431,11 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
         seen: set[str] = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise BadRequest(f"malformed JSON: the key {dup[:100]!r} appears twice in one object")
+        for key, _ in pairs:
+            if key in seen:
+                raise BadRequest(
+                    f"malformed JSON: the key {key[:100]!r} appears twice in one object")
+            seen.add(key)
     return out
 
 

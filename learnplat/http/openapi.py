@@ -135,9 +135,9 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
         schema = {"type": "integer"} if converter == "int" else {"type": "string"}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     if spec.query is not None:
-        schema = spec.query.model_json_schema(ref_template=REF)
-        required = set(schema.get("required", []))
-        for name, prop in schema.get("properties", {}).items():
+        query = spec.query.model_json_schema(ref_template=REF)
+        required = set(query.get("required", []))
+        for name, prop in query.get("properties", {}).items():
             params.append({"name": name, "in": "query", "required": name in required,
                            "schema": prop, **({"description": prop["description"]}
                                               if "description" in prop else {})})
@@ -208,9 +208,9 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
             "description": _ERROR_TEXT.get(code, "Error"),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-    for code, response in responses.items() if spec.rate_limited else ():
+    for status_key, response in responses.items() if spec.rate_limited else ():
         response["headers"] = {**response.get("headers", {}), **_LIMIT_HEADERS}
-        if code == "429":
+        if status_key == "429":
             response["headers"]["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
     op["responses"] = responses
     op["x-rate-limit"] = ({"budget": spec.budget, "cost": spec.cost} if spec.rate_limited

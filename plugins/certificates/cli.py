@@ -3,11 +3,13 @@ rotate the credential-signing key."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from learnplat_courses.api import COURSES
+from learnplat_identity.api import IDENTITY
+from learnplat_progress.api import PROGRESS
 
-from learnplat.cli.secret_commands import key_command
 from learnplat.plugin import (
     LearnplatError,
     Runtime,
@@ -17,9 +19,13 @@ from learnplat.plugin import (
     json_option,
     tenant_command,
 )
+from learnplat.plugin.cli import key_command
 
 from .models import Certificate
 from .services import CertificatesService
+
+if TYPE_CHECKING:
+    from .plugin import CertificatesPlugin
 
 ID = click.IntRange(min=1, max=2_147_483_647)
 
@@ -29,15 +35,7 @@ def certificates() -> None:
     """Issue, revoke, list and regenerate certificates."""
 
 
-def _service(runtime: Runtime) -> CertificatesService:
-    from .hooks import service
-
-    return service(runtime)
-
-
 def _user_id(runtime: Runtime, who: str) -> int:
-    from learnplat_identity.api import IDENTITY
-
     if who.isdigit():
         return int(who)
     found = runtime.service(IDENTITY).users_by_email([who.lower()])
@@ -56,19 +54,16 @@ def _row_out(svc: CertificatesService, row: Certificate) -> dict[str, Any]:
 
 # Every command takes allow_disabled=True: operators settle a school's certificates whether or
 # not it is enabled.
-@tenant_command(certificates, "issue", allow_disabled=True)
+@tenant_command(certificates, "issue", allow_disabled=True, plugin=True)
 @click.option("--course", "course_id", required=True, type=ID, metavar="ID")
 @click.option("--user", "who", required=True, metavar="EMAIL|ID", help="The learner.")
 @click.option("--force", is_flag=True, help="Issue even if the course is not completed.")
 @json_option
-def issue(runtime: Runtime, tenant: TenantInfo, course_id: int, who: str, force: bool,
-          as_json: bool) -> None:
+def issue(plugin: CertificatesPlugin, tenant: TenantInfo, course_id: int, who: str,
+          force: bool, as_json: bool) -> None:
     """Issue a learner's certificate for a course now (in this process), or show the one
     that exists. Without --force the learner must have completed the course."""
-    from learnplat_courses.api import COURSES
-    from learnplat_progress.api import PROGRESS
-
-    svc = _service(runtime)
+    runtime, svc = plugin.runtime, plugin.certificates
     user_id = _user_id(runtime, who)
     if runtime.service(COURSES).get_course(course_id) is None:
         raise LearnplatError(f"no course with id {course_id} in {tenant.slug}")
@@ -85,26 +80,27 @@ def issue(runtime: Runtime, tenant: TenantInfo, course_id: int, who: str, force:
         click.echo(f"{out['id']}\t{outcome}\t{out['verify_url']}")
 
 
-@tenant_command(certificates, "revoke", allow_disabled=True)
+@tenant_command(certificates, "revoke", allow_disabled=True, plugin=True)
 @click.argument("certificate_id")
 @click.option("--reason", required=True, help="Why (kept with the certificate).")
-def revoke(runtime: Runtime, tenant: TenantInfo, certificate_id: str, reason: str) -> None:
+def revoke(plugin: CertificatesPlugin, tenant: TenantInfo, certificate_id: str,
+           reason: str) -> None:
     """Revoke certificate CERTIFICATE_ID (its public id)."""
     reason = reason.strip()
     if not reason or len(reason) > 500:
         raise LearnplatError("--reason: give 1 to 500 characters")
-    row = _service(runtime).revoke(certificate_id.strip().lower(), reason, None)
+    row = plugin.certificates.revoke(certificate_id.strip().lower(), reason, None)
     click.echo(f"{row.public_id}\trevoked")
 
 
-@tenant_command(certificates, "list", write=False, allow_disabled=True)
+@tenant_command(certificates, "list", write=False, allow_disabled=True, plugin=True)
 @click.option("--course", "course_id", type=ID, default=None, metavar="ID")
 @click.option("--status", type=click.Choice(["pending", "issued", "revoked"]), default=None)
 @json_option
-def list_(runtime: Runtime, tenant: TenantInfo, course_id: int | None, status: str | None,
-          as_json: bool) -> None:
+def list_(plugin: CertificatesPlugin, tenant: TenantInfo, course_id: int | None,
+          status: str | None, as_json: bool) -> None:
     """List the school's certificates, newest first."""
-    svc = _service(runtime)
+    svc = plugin.certificates
     q = Certificate.select().order_by(Certificate.id.desc())
     if course_id is not None:
         q = q.where(Certificate.course_id == course_id)
@@ -115,15 +111,15 @@ def list_(runtime: Runtime, tenant: TenantInfo, course_id: int | None, status: s
                          r["issued_at"] or "-", r["learner_name"]), as_json=as_json)
 
 
-@tenant_command(certificates, "regenerate", allow_disabled=True)
+@tenant_command(certificates, "regenerate", allow_disabled=True, plugin=True)
 @click.option("--course", "course_id", required=True, type=ID, metavar="ID")
-def regenerate(runtime: Runtime, tenant: TenantInfo, course_id: int) -> None:
+def regenerate(plugin: CertificatesPlugin, tenant: TenantInfo, course_id: int) -> None:
     """Queue the re-rendering of every issued certificate of a course (same ids)."""
-    job = _service(runtime).start_regeneration(course_id, None)
+    job = plugin.certificates.start_regeneration(course_id, None)
     click.echo(f"job {job.id}: {job.total} certificates queued for regeneration")
 
 
-@key_command(certificates, "rotate-key")
-def rotate_key(runtime: Runtime, tenant: TenantInfo) -> None:
+@key_command(certificates, "rotate-key", plugin=True)
+def rotate_key(plugin: CertificatesPlugin, tenant: TenantInfo) -> None:
     """Sign new credentials with a fresh Ed25519 key; old credentials stay verifiable."""
-    click.echo(_service(runtime).keys.rotate())
+    click.echo(plugin.certificates.keys.rotate())

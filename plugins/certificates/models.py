@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import peewee
 
-from learnplat.models import BaseModel  # not in learnplat.plugin: see CertificateIndex
 from learnplat.plugin import JSONField, TenantModel, UTCDateTimeField, utcnow
+from learnplat.plugin import (
+    SharedModel as BaseModel,  # not in learnplat.plugin: see CertificateIndex
+)
 
 
 class Certificate(TenantModel):

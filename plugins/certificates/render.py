@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.barcode.qrencoder import QRCode
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.utils import ImageReader
@@ -136,7 +137,7 @@ def draw_qr(c: canvas.Canvas, value: str, x: float, y: float, size: float) -> No
     rendering; the same runs are drawn here as one filled path instead.
     """
     widget = QrCodeWidget(value, barLevel="M")
-    qr = widget.qr
+    qr: QRCode = widget.qr  # type: ignore[attr-defined]  # reportlab's stub lacks QrCodeWidget.qr
     qr.make()
     count = qr.getModuleCount()
     border = widget.barBorder

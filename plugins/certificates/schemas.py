@@ -129,6 +129,16 @@ class CriteriaOut(BaseModel):
     narrative: str
 
 
+class EmbeddedProfileOut(BaseModel):
+    """The school's Profile as another document embeds it (an Achievement's `creator`): the
+    IssuerProfileOut without an `@context` of its own (the embedding document's applies)."""
+
+    id: str = Field(description="The school's did:web, the credentials' issuer.id and iss.")
+    type: list[str]
+    name: str
+    url: str = Field(description="The issuer profile's address.")
+
+
 class AchievementOut(BaseModel):
     """The Open Badges 3.0 Achievement of completing a course (what a credential's
     `credentialSubject.achievement` embeds), with the issuer as its creator."""
@@ -140,4 +150,4 @@ class AchievementOut(BaseModel):
     name: str
     description: str
     criteria: CriteriaOut
-    creator: IssuerProfileOut
+    creator: EmbeddedProfileOut

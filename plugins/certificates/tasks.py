@@ -9,21 +9,21 @@ from huey import crontab
 
 from learnplat.plugin import TaskSpec, each_tenant
 
-from .services import ISSUE_TASK, REGENERATE_TASK, REQUEUE_TASK
+from .services import ISSUE_TASK, REGENERATE_TASK, REQUEUE_TASK, PublicUrlNotSet
 
 if TYPE_CHECKING:
     from learnplat.plugin import Runtime
+
+    from .plugin import CertificatesPlugin
 
 log = logging.getLogger(__name__)
 
 
 def issue_certificate(runtime: Runtime, certificate_id: int) -> str:
     """Render, store and sign one certificate (in its tenant's transaction); idempotent."""
-    from .hooks import service
-    from .services import PublicUrlNotSet
-
+    plugin: CertificatesPlugin = runtime.plugin_of(__name__)
     try:
-        return service(runtime).issue(certificate_id)
+        return plugin.certificates.issue(certificate_id)
     except PublicUrlNotSet as exc:
         # Not a failure to retry at once: the row stays pending, and the recovery sweep
         # queues it again every pending_retry_seconds, so it is issued once the URL is set.
@@ -33,17 +33,15 @@ def issue_certificate(runtime: Runtime, certificate_id: int) -> str:
 
 def regenerate_course(runtime: Runtime, tenant_id: int, job_id: int) -> None:
     """Re-render every issued certificate of a course, in batches of their own transactions."""
-    from .hooks import service
-
+    plugin: CertificatesPlugin = runtime.plugin_of(__name__)
     tenant = runtime.tenants.get_by_id(tenant_id)
     if tenant is not None:
-        service(runtime).run_regeneration(tenant, job_id)
+        plugin.certificates.run_regeneration(tenant, job_id)
 
 
 def _requeue(runtime: Runtime) -> int:
-    from .hooks import service
-
-    return int(service(runtime).requeue_stale())
+    plugin: CertificatesPlugin = runtime.plugin_of(__name__)
+    return int(plugin.certificates.requeue_stale())
 
 
 def requeue_pending(runtime: Runtime) -> dict[str, int]:

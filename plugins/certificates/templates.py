@@ -120,7 +120,7 @@ class Templates:
         with db.transaction():
             row = self._row()
             old = getattr(row, f"{which}_key") if row else ""
-            if not old:
+            if row is None or not old:
                 raise NotFound(f"the template has no {which}")
             setattr(row, f"{which}_key", "")
             row.save()

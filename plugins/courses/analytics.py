@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import peewee
 
-from learnplat.auth import Principal
-from learnplat.plugin import merge_extras
+from learnplat.plugin import Principal, merge_extras
 
 from .models import FeedbackThread
 

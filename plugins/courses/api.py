@@ -33,7 +33,7 @@ def cacheable_detail_extras(hook: _Hook) -> _Hook:
     declares while it runs (``valid_until``). When every implementation is so marked, the
     course page is kept per caller and served without a query until then; one unmarked
     implementation (an older plugin) makes every page computed afresh. Since 0.2."""
-    hook.learnplat_cacheable = True  # type: ignore[attr-defined]
+    hook.learnplat_cacheable = True  # type: ignore[attr-defined]  # a mark on the function: Callable declares no attributes
     return hook
 
 

@@ -7,11 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import peewee
 
-from learnplat import db
-from learnplat.auth import Principal
-from learnplat.errors import NotFound
-from learnplat.models import utcnow
-from learnplat.tenancy import current_tenant
+from learnplat.plugin import NotFound, Principal, current_tenant, db, utcnow
 
 from . import events as ev
 from .models import Course, FeedbackMessage, FeedbackThread
@@ -48,7 +44,8 @@ class FeedbackService:
                                 subject=subject)
         return thread, message
 
-    def threads(self, principal: Principal, course_id: int) -> peewee.ModelSelect:
+    def threads(self, principal: Principal, course_id: int
+                ) -> peewee.ModelSelect[FeedbackThread]:
         """The caller's threads on the course; the instructor and admins see all of them."""
         course = self.courses._visible(course_id, principal)
         query = FeedbackThread.select().where(FeedbackThread.course == course.id)

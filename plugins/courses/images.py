@@ -12,12 +12,16 @@ from typing import IO, TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
-from learnplat import db, uploads
-from learnplat.auth import Principal
-from learnplat.errors import NotFound
-from learnplat.plugin import bump_generation
-from learnplat.registry import TaskSpec
-from learnplat.tenancy import current_tenant, tenant_context
+from learnplat.plugin import (
+    NotFound,
+    Principal,
+    TaskSpec,
+    bump_generation,
+    current_tenant,
+    db,
+    tenant_context,
+    uploads,
+)
 
 from . import events as ev
 from .api import CATALOGUE_GENERATION
@@ -25,7 +29,7 @@ from .models import Course
 from .settings import CoursesSettings
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
+    from learnplat.plugin import Runtime
 
     from .services import CoursesService
 
@@ -137,8 +141,8 @@ def make_thumbnail(runtime: Runtime, course_id: int, image_key: str) -> str | No
         for chunk in storage.open(image_key):
             src.write(chunk)
         src.seek(0)
-        with Image.open(src) as im:
-            im = ImageOps.exif_transpose(im)
+        with Image.open(src) as opened:
+            im: Image.Image = ImageOps.exif_transpose(opened)
             im.thumbnail((settings.thumbnail_width, settings.thumbnail_height))
             alpha = im.mode in ("RGBA", "LA", "P") and (
                 im.mode != "P" or "transparency" in im.info)

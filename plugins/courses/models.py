@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from learnplat.models import TenantModel, UTCDateTimeField, utcnow
+from learnplat.plugin import TenantModel, UTCDateTimeField, utcnow
 
 STATUSES = ("draft", "pending_review", "published", "rejected", "archived")
 LEVELS = ("beginner", "intermediate", "advanced")

@@ -7,11 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import peewee
 
-from learnplat import db
-from learnplat.auth import Principal
-from learnplat.errors import NotFound, PermissionDenied
-from learnplat.models import utcnow
-from learnplat.tenancy import current_tenant
+from learnplat.plugin import NotFound, PermissionDenied, Principal, current_tenant, db, utcnow
 
 from . import events as ev
 from .models import Course, Rating
@@ -68,7 +64,8 @@ class RatingService:
                 continue  # the same student's concurrent first rating won: replace it
         raise RuntimeError("rating upsert did not settle")  # pragma: no cover
 
-    def page_query(self, principal: Principal | None, course_id: int) -> peewee.ModelSelect:
+    def page_query(self, principal: Principal | None, course_id: int
+                   ) -> peewee.ModelSelect[Rating]:
         course = self.courses._visible(course_id, principal)
         return Rating.select().where(Rating.course == course.id)
 

@@ -9,11 +9,20 @@ from typing import Any
 import falcon
 import orjson
 
-from learnplat.errors import NotFound
-from learnplat.http.endpoint import JSON, MULTIPART, dump, endpoint
-from learnplat.http.serving import send_object
-from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import computing, merge_extras, multipart_file, valid_until
+from learnplat.plugin import (
+    JSON,
+    MULTIPART,
+    NotFound,
+    PageQuery,
+    computing,
+    dump,
+    endpoint,
+    merge_extras,
+    multipart_file,
+    paginate,
+    send_object,
+    valid_until,
+)
 
 from .analytics import AnalyticsService
 from .api import CATALOGUE_GENERATION, LEARNER_GENERATION

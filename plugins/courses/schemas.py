@@ -6,9 +6,9 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import JsonDict
 
-from learnplat.pagination import PageQuery
-from learnplat.plugin import Schema
+from learnplat.plugin import PageQuery, Schema
 
 Level = Literal["beginner", "intermediate", "advanced"]
 Status = Literal["draft", "pending_review", "published", "rejected", "archived"]
@@ -19,7 +19,7 @@ _LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 # What _check_tags accepts (after the stripping every request string gets).
-_TAG_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 40, "not": {"pattern": ","}}
+_TAG_SCHEMA: JsonDict = {"type": "string", "minLength": 1, "maxLength": 40, "not": {"pattern": ","}}
 
 
 def _check_tags(tags: list[str] | None) -> list[str] | None:

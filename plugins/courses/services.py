@@ -10,19 +10,24 @@ from typing import TYPE_CHECKING, Any
 
 import peewee
 
-from learnplat import db
-from learnplat.auth import Principal
-from learnplat.errors import Conflict, NotFound, ValidationFailed
-from learnplat.models import utcnow
-from learnplat.plugin import bump_generation
-from learnplat.tenancy import TenantInfo, current_tenant
+from learnplat.plugin import (
+    Conflict,
+    NotFound,
+    Principal,
+    TenantInfo,
+    ValidationFailed,
+    bump_generation,
+    current_tenant,
+    db,
+    utcnow,
+)
 
 from . import events as ev
 from .api import CATALOGUE_GENERATION, MODULE_KINDS, CourseInfo, ModuleInfo
 from .models import Course, CourseTag, CourseTransition, Module
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
+    from learnplat.plugin import Runtime
 
 # status -> {action: new status}. "restore" goes back to published only when the course was
 # published before it was archived (see _restore_target); otherwise to draft, through review.
@@ -175,7 +180,7 @@ class CoursesService:
         principal.require(permission, owner_id=course.owner_id)
         return course
 
-    def catalogue(self, principal: Principal | None) -> peewee.ModelSelect:
+    def catalogue(self, principal: Principal | None) -> peewee.ModelSelect[Course]:
         """Courses the caller may list: published, plus own (instructors), all (admins)."""
         query = Course.select()
         if principal is not None and principal.grants.get("course.update") == "any":
@@ -185,7 +190,8 @@ class CoursesService:
             visible |= Course.owner_id == principal.user_id
         return query.where(visible)
 
-    def search(self, query: peewee.ModelSelect, text: str) -> peewee.ModelSelect:
+    def search(self, query: peewee.ModelSelect[Course], text: str
+               ) -> peewee.ModelSelect[Course]:
         """Title and description search: PostgreSQL full-text (GIN-indexed), else substring."""
         text = text.strip()
         if not text:
@@ -200,7 +206,7 @@ class CoursesService:
     def filtered(self, principal: Principal | None, q: str | None = None,
                  tag: str | None = None, level: str | None = None,
                  language: str | None = None, instructor: int | None = None,
-                 status: str | None = None) -> peewee.ModelSelect:
+                 status: str | None = None) -> peewee.ModelSelect[Course]:
         query = self.catalogue(principal)
         if q:
             query = self.search(query, q)
@@ -279,7 +285,7 @@ class CoursesService:
                 tenant = current_tenant()
 
                 def remove() -> None:
-                    from learnplat.tenancy import tenant_context
+                    from learnplat.plugin import tenant_context
 
                     with tenant_context(tenant):
                         for key in keys:
@@ -337,7 +343,7 @@ class CoursesService:
         self._event(event, course, principal, action=action, from_status=previous,
                     reason=reason)
 
-    def history(self) -> peewee.ModelSelect:
+    def history(self) -> peewee.ModelSelect[CourseTransition]:
         return CourseTransition.select()
 
     # -- modules -----------------------------------------------------------------------------

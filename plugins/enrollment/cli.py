@@ -11,15 +11,15 @@ import click
 from email_validator import EmailNotValidError, validate_email
 from learnplat_courses.api import COURSES
 
-from learnplat.cli.helpers import echo_json, echo_pages, json_option, tenant_command
-from learnplat.cli.main import read_text_file
-from learnplat.errors import LearnplatError
+from learnplat.plugin import LearnplatError
+from learnplat.plugin.cli import echo_json, echo_pages, json_option, read_text_file, tenant_command
 
-from .services import BulkEntry, EnrollmentService
+from .services import BulkEntry
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
-    from learnplat.tenancy import TenantInfo
+    from learnplat.plugin import TenantInfo
+
+    from .plugin import EnrollmentPlugin
 
 COURSE = click.option("--course", "course_id", required=True,
                       type=click.IntRange(min=1, max=2_147_483_647),
@@ -64,19 +64,13 @@ def read_csv(path: Path) -> list[BulkEntry]:
     return entries
 
 
-def _service(runtime: Runtime) -> EnrollmentService:
-    from .hooks import service
-
-    return service(runtime)
-
-
 # allow_disabled=True: operators enroll a school's learners before enabling it.
-@tenant_command(enrollments, "import", allow_disabled=True)
+@tenant_command(enrollments, "import", allow_disabled=True, plugin=True)
 @COURSE
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Report what would happen; change nothing.")
 @json_option
-def enrollments_import(runtime: Runtime, tenant: TenantInfo, course_id: int, file: Path,
+def enrollments_import(plugin: EnrollmentPlugin, tenant: TenantInfo, course_id: int, file: Path,
                        dry_run: bool, as_json: bool) -> int:
     """Enroll the students listed in FILE.csv (one email per line) in course ID.
 
@@ -89,7 +83,7 @@ def enrollments_import(runtime: Runtime, tenant: TenantInfo, course_id: int, fil
     entries = read_csv(file)
     if not entries:
         raise LearnplatError(f"{file}: no rows to import")
-    report = _service(runtime).bulk_enroll(None, course_id, entries, dry_run=dry_run)
+    report = plugin.enrollment.bulk_enroll(None, course_id, entries, dry_run=dry_run)
     if as_json:
         echo_json(report.as_dict())
     else:
@@ -108,16 +102,16 @@ def enrollments_import(runtime: Runtime, tenant: TenantInfo, course_id: int, fil
     return 1 if report.count("rejected") else 0
 
 
-@tenant_command(enrollments, "list", write=False, allow_disabled=True)
+@tenant_command(enrollments, "list", write=False, allow_disabled=True, plugin=True)
 @COURSE
 @click.option("--status", type=click.Choice(["active", "dropped"]), default=None)
 @json_option
-def enrollments_list(runtime: Runtime, tenant: TenantInfo, course_id: int, status: str | None,
-                     as_json: bool) -> None:
+def enrollments_list(plugin: EnrollmentPlugin, tenant: TenantInfo, course_id: int,
+                     status: str | None, as_json: bool) -> None:
     """List a course's learners, newest first."""
-    if runtime.service(COURSES).get_course(course_id) is None:
+    if plugin.runtime.service(COURSES).get_course(course_id) is None:
         raise LearnplatError(f"no course with id {course_id} in {tenant.slug}")
-    echo_pages(lambda page: _service(runtime).roster(course_id, page, status),
+    echo_pages(lambda page: plugin.enrollment.roster(course_id, page, status),
                lambda e: (e["id"], (e["user"] or {}).get("email", e["user_id"]), e["status"],
                           e["source"], e["created_at"]),
                as_json=as_json)

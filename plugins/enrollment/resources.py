@@ -6,7 +6,7 @@ from typing import Any
 
 import falcon
 
-from learnplat.http.endpoint import endpoint
+from learnplat.plugin import endpoint
 
 from .schemas import (
     BulkIn,

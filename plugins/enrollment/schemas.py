@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from learnplat.pagination import PageQuery
-from learnplat.plugin import Schema
+from learnplat.plugin import PageQuery, Schema
 
 Status = Literal["active", "dropped"]
 Outcome = Literal["created", "existing", "reactivated", "rejected"]

@@ -26,20 +26,32 @@ from learnplat_courses.api import CATALOGUE_GENERATION, COURSES, LEARNER_GENERAT
 from learnplat_identity.api import IDENTITY
 from peewee import SQL, fn
 
-from learnplat import db
-from learnplat.auth import Principal
-from learnplat.errors import Conflict, NotFound, PermissionDenied, Vetoed
-from learnplat.models import utcnow
-from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import Sibling, api_timestamp, bump_generation, merge_extras, valid_until
-from learnplat.tenancy import current_tenant
+from learnplat.plugin import (
+    Conflict,
+    NotFound,
+    PageQuery,
+    PermissionDenied,
+    Principal,
+    Sibling,
+    Vetoed,
+    api_timestamp,
+    bump_generation,
+    current_tenant,
+    db,
+    merge_extras,
+    paginate,
+    utcnow,
+    valid_until,
+)
 
 from . import events as ev
 from .api import EnrollmentInfo
 from .models import Enrollment, EnrollmentRules
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
+    from learnplat_courses.api import CourseInfo
+
+    from learnplat.plugin import Runtime
 
 _CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-variable limit
 
@@ -174,7 +186,9 @@ class EnrollmentService:
                                                    source="self")
             except peewee.IntegrityError:
                 # Another request enrolled the same learner first: answer with that one.
-                return self._find(course_id, user_id), "existing"
+                winner = self._find(course_id, user_id)
+                assert winner is not None  # the (course, user) row this insert collided with
+                return winner, "existing"
             self._created_event(enrollment, principal, reactivated=False)
             return enrollment, "created"
 
@@ -370,6 +384,7 @@ class EnrollmentService:
         input order). The enrollment window does not apply: staff enroll on purpose.
         All writes happen in one transaction; `dry_run` reports without writing.
         """
+        course: CourseInfo | None
         if principal is not None:
             course = self.courses.visible_course(course_id, principal)
             principal.require("enrollment.manage", owner_id=course.owner_id, hide=False)
@@ -431,7 +446,7 @@ class EnrollmentService:
             if entry.email:
                 user = by_email.get(entry.email.strip().lower())
             else:
-                user = by_id.get(entry.user_id)
+                user = by_id.get(entry.user_id) if entry.user_id is not None else None
             if user is None:
                 row.reason = ("no account with this email" if entry.email
                               else "no user with this id")

@@ -10,33 +10,26 @@ from typing import TYPE_CHECKING
 
 import click
 
-from learnplat.cli.helpers import echo_pages, json_option, tenant_command
-from learnplat.cli.main import read_text_file
-from learnplat.cli.passwords import password_options
-from learnplat.cli.secret_commands import key_command
-from learnplat.errors import LearnplatError
+from learnplat.plugin import LearnplatError
+from learnplat.plugin.cli import (
+    echo_pages,
+    json_option,
+    key_command,
+    password_options,
+    read_text_file,
+    tenant_command,
+)
 
 from .models import ROLES
-from .services import IdentityService, ImportRow, normalize_email
+from .services import ImportRow, normalize_email
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
-    from learnplat.tenancy import TenantInfo
+    from learnplat.plugin import TenantInfo
+
+    from .plugin import IdentityPlugin
 
 # Every command here takes allow_disabled=True: operators prepare a school's accounts before
 # enabling it, and read its audit log after disabling it.
-
-
-def _service(runtime: Runtime) -> IdentityService:
-    from .hooks import service
-
-    return service(runtime)
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(users)
-    cli.add_command(audit)
-    cli.add_command(keys)
 
 
 @click.group()
@@ -44,26 +37,27 @@ def users() -> None:
     """Create and manage a school's user accounts."""
 
 
-@tenant_command(users, "create", allow_disabled=True)
+@tenant_command(users, "create", allow_disabled=True, plugin=True)
 @click.option("--email", required=True)
 @password_options("password", "the user", account="email")
 @click.option("--name", default="", help="Display name (default: the email's local part).")
 @click.option("--role", type=click.Choice(ROLES), default="student", show_default=True)
-def users_create(runtime: Runtime, tenant: TenantInfo, email: str, password: str, name: str,
-                 role: str) -> None:
+def users_create(plugin: IdentityPlugin, tenant: TenantInfo, email: str, password: str,
+                 name: str, role: str) -> None:
     """Create a user with a password (asked for at the terminal, or read with --password-file
     FILE, - for standard input)."""
-    user = _service(runtime).create_user(email, password, name or email.split("@")[0],
-                                         role=role)
+    user = plugin.identity.create_user(email, password, name or email.split("@")[0],
+                                       role=role)
     click.echo(f"created {role} {user.email} (id {user.id})")
 
 
-@tenant_command(users, "list", write=False, allow_disabled=True)
+@tenant_command(users, "list", write=False, allow_disabled=True, plugin=True)
 @click.option("--role", type=click.Choice(ROLES), default=None)
 @json_option
-def users_list(runtime: Runtime, tenant: TenantInfo, role: str | None, as_json: bool) -> None:
+def users_list(plugin: IdentityPlugin, tenant: TenantInfo, role: str | None,
+               as_json: bool) -> None:
     """List the school's users."""
-    echo_pages(lambda page: _service(runtime).list_users(page, role=role),
+    echo_pages(lambda page: plugin.identity.list_users(page, role=role),
                lambda u: (u["id"], u["email"], u["role"],
                           "active" if u["active"] else "deactivated", u["name"]),
                as_json=as_json)
@@ -93,11 +87,12 @@ def read_csv(path: Path) -> list[ImportRow]:
     return rows
 
 
-@tenant_command(users, "import", allow_disabled=True)
+@tenant_command(users, "import", allow_disabled=True, plugin=True)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--valid-only", is_flag=True,
               help="Import the valid rows even when some are rejected (default: all or nothing).")
-def users_import(runtime: Runtime, tenant: TenantInfo, file: Path, valid_only: bool) -> int:
+def users_import(plugin: IdentityPlugin, tenant: TenantInfo, file: Path,
+                 valid_only: bool) -> int:
     """Bulk-create users from FILE.csv: email,name,role[,password] per line.
 
     All or nothing by default: when any row is rejected, each rejected line is reported with its
@@ -109,7 +104,7 @@ def users_import(runtime: Runtime, tenant: TenantInfo, file: Path, valid_only: b
     rows = read_csv(file)
     if not rows:
         raise LearnplatError(f"{file}: no rows to import")
-    report = _service(runtime).import_users(rows, valid_only=valid_only)
+    report = plugin.identity.import_users(rows, valid_only=valid_only)
     for line, reason in report.rejected:
         click.echo(f"{file}:{line}: rejected: {reason}", err=True)
     for line, email, user_id in report.created:
@@ -122,34 +117,34 @@ def users_import(runtime: Runtime, tenant: TenantInfo, file: Path, valid_only: b
     return 1 if report.rejected else 0
 
 
-@tenant_command(users, "set-role", allow_disabled=True)
+@tenant_command(users, "set-role", allow_disabled=True, plugin=True)
 @click.argument("email")
 @click.argument("role", type=click.Choice(ROLES))
-def users_set_role(runtime: Runtime, tenant: TenantInfo, email: str, role: str) -> None:
+def users_set_role(plugin: IdentityPlugin, tenant: TenantInfo, email: str, role: str) -> None:
     """Give EMAIL's account ROLE.
 
     Their access tokens stop working at once; the next token they get (a refresh or a new
     login) carries the new role.
     """
-    svc = _service(runtime)
+    svc = plugin.identity
     user = svc.set_role(svc.get_user_by_email(email).id, role)
     click.echo(f"{user.email} is now {user.role}")
 
 
-@tenant_command(users, "deactivate", allow_disabled=True)
+@tenant_command(users, "deactivate", allow_disabled=True, plugin=True)
 @click.argument("email")
-def users_deactivate(runtime: Runtime, tenant: TenantInfo, email: str) -> None:
+def users_deactivate(plugin: IdentityPlugin, tenant: TenantInfo, email: str) -> None:
     """Deactivate EMAIL's account: no more logins, its tokens stop working at once."""
-    svc = _service(runtime)
+    svc = plugin.identity
     user = svc.deactivate(svc.get_user_by_email(email).id)
     click.echo(f"deactivated {user.email}")
 
 
-@tenant_command(users, "unlock", allow_disabled=True)
+@tenant_command(users, "unlock", allow_disabled=True, plugin=True)
 @click.argument("email")
-def users_unlock(runtime: Runtime, tenant: TenantInfo, email: str) -> None:
+def users_unlock(plugin: IdentityPlugin, tenant: TenantInfo, email: str) -> None:
     """Lift the lock that repeated failed logins put on EMAIL."""
-    svc = _service(runtime)
+    svc = plugin.identity
     user = svc.unlock(svc.get_user_by_email(email).id)
     click.echo(f"unlocked {user.email}")
 
@@ -159,14 +154,14 @@ def audit() -> None:
     """Read a school's audit log."""
 
 
-@tenant_command(audit, "list", write=False, allow_disabled=True)
+@tenant_command(audit, "list", write=False, allow_disabled=True, plugin=True)
 @click.option("--action", default=None, help="Only this action, e.g. login.failed.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @json_option
-def audit_list(runtime: Runtime, tenant: TenantInfo, action: str | None, limit: int,
+def audit_list(plugin: IdentityPlugin, tenant: TenantInfo, action: str | None, limit: int,
                as_json: bool) -> None:
     """The newest audit entries first."""
-    echo_pages(lambda page: _service(runtime).list_audit(page, action=action),
+    echo_pages(lambda page: plugin.identity.list_audit(page, action=action),
                lambda e: (e["created_at"], e["action"], f"actor={e['actor_id']}",
                           f"subject={e['subject_id']}", str(e["ip"]), str(e["detail"])),
                as_json=as_json, limit=limit)
@@ -177,7 +172,7 @@ def keys() -> None:
     """Manage a school's token-signing keys."""
 
 
-@key_command(keys, "rotate")
-def keys_rotate(runtime: Runtime, tenant: TenantInfo) -> None:
+@key_command(keys, "rotate", plugin=True)
+def keys_rotate(plugin: IdentityPlugin, tenant: TenantInfo) -> None:
     """Sign new tokens with a new key; tokens signed by the old key stay valid until they expire."""
-    click.echo(f"new signing key {_service(runtime).keys.rotate()}")
+    click.echo(f"new signing key {plugin.identity.keys.rotate()}")

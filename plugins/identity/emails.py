@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 
-from learnplat.errors import ValidationFailed
+from learnplat.plugin import ValidationFailed
 
 MAX_LENGTH = 254  # RFC 5321's limit on a forward path
 

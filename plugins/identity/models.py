@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from learnplat.models import JSONField, TenantModel, UTCDateTimeField, utcnow
+from learnplat.plugin import JSONField, TenantModel, UTCDateTimeField, utcnow
 
 ROLES = ("admin", "instructor", "student")
 
@@ -35,6 +35,12 @@ class User(TenantModel):
     @property
     def is_active(self) -> bool:
         return bool(self.active)
+
+    @property
+    def username(self) -> str:
+        # The account's name in social-auth-core's eyes (its UserProtocol) is the e-mail
+        # address, as UserSocialAuth.get_username says.
+        return str(self.email)
 
 
 class RefreshToken(TenantModel):

@@ -40,18 +40,19 @@ from social_core.exceptions import (
     SocialAuthBaseException,
 )
 
-from learnplat import db
-from learnplat.errors import (
+from learnplat.plugin import (
     BadRequest,
     Conflict,
     LearnplatError,
     NotFound,
     PermissionDenied,
     ServiceUnavailable,
+    TenantInfo,
     Unauthorized,
+    current_tenant,
+    db,
+    rate_limit_key,
 )
-from learnplat.http.client_address import rate_limit_key
-from learnplat.tenancy import TenantInfo, current_tenant
 
 from .emails import email_problem, normalize_email
 from .models import User
@@ -102,7 +103,7 @@ class LearnplatOIDC(OpenIdConnectAuth):
     name = "oidc"
     DEFAULT_USE_PKCE = True
     PKCE_DEFAULT_CODE_CHALLENGE_METHOD = "S256"
-    EXTRA_DATA = [*OpenIdConnectAuth.EXTRA_DATA, "email_verified"]  # type: ignore[list-item]
+    EXTRA_DATA = [*OpenIdConnectAuth.EXTRA_DATA, "email_verified"]
 
     def oidc_endpoint(self) -> str:
         endpoint = self.setting("OIDC_ENDPOINT")

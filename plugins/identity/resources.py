@@ -6,9 +6,7 @@ from typing import Any
 
 import falcon
 
-from learnplat.auth import AUTHENTICATED, PUBLIC
-from learnplat.http.endpoint import endpoint
-from learnplat.registry import ROLES
+from learnplat.plugin import AUTHENTICATED, PUBLIC, ROLES, endpoint
 
 from .events import REGISTER
 from .oauth import OAuthFlow

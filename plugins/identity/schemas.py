@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, HttpUrl, TypeAdapter
 
-from learnplat.pagination import PageQuery
-from learnplat.plugin import Schema
+from learnplat.plugin import PageQuery, Schema
 
 from .emails import MAX_LENGTH as EMAIL_MAX_LENGTH
 from .emails import email_problem, normalize_email

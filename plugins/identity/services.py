@@ -16,21 +16,22 @@ from typing import TYPE_CHECKING, Any
 from peewee import fn
 from pydantic import BaseModel, ConfigDict, Field
 
-from learnplat import db
-from learnplat.auth import Principal
-from learnplat.errors import (
+from learnplat.plugin import (
     Conflict,
     NotFound,
+    PageQuery,
     PermissionDenied,
+    Principal,
     RateLimited,
+    StoreUnavailable,
     Unauthorized,
     ValidationFailed,
+    current_tenant,
+    db,
+    paginate,
+    rate_limit_key,
+    utcnow,
 )
-from learnplat.http.client_address import rate_limit_key
-from learnplat.kv import StoreUnavailable
-from learnplat.models import utcnow
-from learnplat.pagination import PageQuery, paginate
-from learnplat.tenancy import current_tenant
 
 from . import passwords
 from .api import UserInfo
@@ -40,7 +41,7 @@ from .models import ROLES, AuditEntry, RefreshToken, User
 from .tokens import TokenCodec
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
+    from learnplat.plugin import Runtime
 
 
 # The user's role, active flag and token version, cached in the key-value store so that

@@ -9,7 +9,8 @@ schools. Modelled on social_core's own test models (core 7 API); the PyPI peewee
 predates ``consume``/``migrate_social_auth`` and does not fit.
 
 Mixins declare ``get``/``delete`` with their own meanings, shadowing peewee's: those classes
-override them explicitly and never rely on ``delete_instance()``.
+override them explicitly and never rely on ``delete_instance()`` (mypy sees the clash with
+peewee's ``Model.get``/``delete``: their override ignores say "social_core's, see top").
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from social_core.storage import (
     UserMixin,
 )
 
-from learnplat.models import JSONField, TenantModel, UTCDateTimeField, utcnow
-from learnplat.tenancy import current_tenant
+from learnplat.plugin import JSONField, TenantModel, UTCDateTimeField, current_tenant, utcnow
 
 from .models import User
 
@@ -179,11 +179,11 @@ class Nonce(TenantModel, NonceMixin):
             return None  # already used: the caller picks another value
 
     @classmethod
-    def get(cls, server_url: str, salt: str) -> Any:  # type: ignore[override]
+    def get(cls, server_url: str, salt: str) -> Any:
         return cls.select().where(cls.server_url == server_url, cls.salt == salt).first()
 
     @classmethod
-    def delete(cls, nonce: Any) -> None:  # type: ignore[override]
+    def delete(cls, nonce: Any) -> None:  # type: ignore[override]  # social_core's, see top
         _scoped_delete(cls).where(cls.id == nonce.id).execute()
 
     @classmethod
@@ -229,7 +229,7 @@ class Association(TenantModel, AssociationMixin):
         row.save()
 
     @classmethod
-    def get(cls, server_url: str | None = None,  # type: ignore[override]
+    def get(cls, server_url: str | None = None,  # type: ignore[override]  # social_core's, see top
             handle: str | None = None) -> list[Any]:
         query = cls.select()
         if server_url is not None:

@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from learnplat import db
-from learnplat.tenancy import TenantInfo, tenant_context
+from learnplat.plugin import TenantInfo, db, tenant_context
 
-from .hooks import service
+from .plugin import IdentityPlugin
 
 _n = itertools.count()
 PASSWORD = "correct horse battery staple"
@@ -45,7 +44,7 @@ class UserFactory:
              tenant: TenantInfo | None = None) -> TestUser:
         tenant = tenant or self.tenant
         email = email or f"{role}{next(_n)}-{uuid.uuid4().hex[:6]}@example.org"
-        svc = service(self.runtime)
+        svc = self.runtime.plugin(IdentityPlugin).identity
         with db.connection(), tenant_context(tenant), db.transaction():
             user = svc.create_user(email, PASSWORD, name or email.split("@")[0], role=role)
             pair = svc.issue_pair(user)

@@ -13,9 +13,7 @@ from typing import Any
 
 import jwt
 
-from learnplat.errors import Unauthorized
-from learnplat.plugin import TenantKeyRing
-from learnplat.tenancy import TenantInfo
+from learnplat.plugin import TenantInfo, TenantKeyRing, Unauthorized
 
 ALGORITHM = "EdDSA"
 

@@ -87,9 +87,9 @@ class AvatarService:
 def _reencode(fp: Any, size: int) -> bytes:
     """A fresh JPEG of the image: orientation applied, scaled down to fit size x size, no
     metadata copied (Pillow writes EXIF only when asked to)."""
-    with Image.open(fp) as im:
-        im.seek(0)  # the first frame of an animated GIF or WebP
-        im = ImageOps.exif_transpose(im)
+    with Image.open(fp) as opened:
+        opened.seek(0)  # the first frame of an animated GIF or WebP
+        im: Image.Image = ImageOps.exif_transpose(opened)
         im.thumbnail((size, size))
         if im.mode in ("RGBA", "LA", "P"):
             rgba = im.convert("RGBA")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import click
 
-from learnplat.cli.main import AppContext, echo_json, pass_app
-from learnplat.plugin import db, tenant_context
+from learnplat.plugin.cli import echo_json, tenant_command
 
 from .sweep import sweep
+
+if TYPE_CHECKING:
+    from learnplat.plugin import TenantInfo
+
+    from .plugin import MediaPlugin
 
 
 @click.group()
@@ -17,9 +22,8 @@ def media() -> None:
     """Media storage housekeeping."""
 
 
-@media.command("check")
-@click.option("--tenant", "tenant_slug", required=True, metavar="SLUG",
-              help="The school (tenant) to check.")
+# allow_disabled=True: a disabled school's storage is checked (and cleaned) all the same.
+@tenant_command(media, "check", write=False, allow_disabled=True, plugin=True)
 @click.option("--delete-orphans", is_flag=True,
               help="Also delete stored objects that no media row names (older than --min-age).")
 @click.option("--min-age", "min_age_hours", type=click.IntRange(min=0), default=48,
@@ -27,17 +31,12 @@ def media() -> None:
               help="Never delete orphans younger than this: uploads in progress, direct "
                    "uploads not confirmed yet.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@pass_app
-def media_check(app: AppContext, tenant_slug: str, delete_orphans: bool, min_age_hours: int,
-                as_json: bool) -> None:
+def media_check(plugin: MediaPlugin, tenant: TenantInfo, delete_orphans: bool,
+                min_age_hours: int, as_json: bool) -> int:
     """Find stored objects with no metadata, and metadata with no stored object.
 
     Exit status 0 when storage and metadata agree, 1 when something is out of place."""
-    rt = app.runtime
-    with db.connection():
-        tenant = rt.tenants.require(tenant_slug)
-        with tenant_context(tenant), db.transaction(write=False):
-            report = sweep(rt, delete_orphans, dt.timedelta(hours=min_age_hours))
+    report = sweep(plugin.runtime, delete_orphans, dt.timedelta(hours=min_age_hours))
     if as_json:
         echo_json(report.as_dict())
     else:
@@ -49,5 +48,4 @@ def media_check(app: AppContext, tenant_slug: str, delete_orphans: bool, min_age
         for media_id in report.missing_objects:
             click.echo(f"missing object for media {media_id}")
     remaining = set(report.orphan_objects) - set(report.deleted)
-    if remaining or report.missing_objects:
-        raise SystemExit(1)
+    return 1 if remaining or report.missing_objects else 0

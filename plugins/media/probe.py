@@ -4,13 +4,13 @@ MP4/QuickTime keep it in moov/mvhd, found by walking box headers with a few smal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 Reader = Callable[[int, int], bytes]  # the bytes [start, end) of the object
 _MAX_BOXES = 256
 
 
-def _boxes(read: Reader, start: int, end: int):  # type: ignore[no-untyped-def]
+def _boxes(read: Reader, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     pos, seen = start, 0
     while pos + 8 <= end and seen < _MAX_BOXES:
         seen += 1

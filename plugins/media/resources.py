@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import falcon
+from falcon.media import MultipartFormHandler
 
 from learnplat.plugin import (
     MULTIPART,
@@ -74,6 +75,7 @@ class _Resource:
         # Parse from the core's bounded body stream rather than req.get_media(): it also reads
         # chunked uploads (no Content-Length), and stops any body at the limit.
         handler = req.options.media_handlers[falcon.MEDIA_MULTIPART]
+        assert isinstance(handler, MultipartFormHandler)  # falcon's (and ours): a form of parts
         most = limit + _FRAMING
         length = req.content_length if req.content_length is not None else most + 1
         parts = iter(handler.deserialize(body_stream(req, most), req.content_type, length))

@@ -33,7 +33,7 @@ from learnplat.plugin import (
 
 from . import events as ev
 from . import signing
-from .api import MEDIA, MediaInfo
+from .api import MediaInfo
 from .models import Assignment, MediaObject, Submission
 from .probe import mp4_duration
 from .settings import MediaSettings
@@ -296,20 +296,3 @@ class MediaService:
         if tenant is None or not tenant.enabled or not tenant.plugin_enabled("media"):
             return None
         return tenant
-
-
-def delete_objects(runtime: Runtime, keys: list[str]) -> int:
-    """The task: delete stored objects whose rows are gone (idempotent: a missing object is
-    already deleted)."""
-    storage = runtime.storage
-    for key in keys:
-        storage.delete(key)
-    return len(keys)
-
-
-def service(runtime: Any) -> MediaService:
-    svc = runtime.service(MEDIA)
-    assert isinstance(svc, MediaService)
-    return svc
-
-

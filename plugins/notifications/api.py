@@ -22,11 +22,6 @@ class NotificationInfo:
     read_at: dt.datetime | None
     created_at: dt.datetime
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "user_id": self.user_id, "kind": self.kind, "title": self.title,
-                "body": self.body, "data": self.data, "read": self.read_at is not None,
-                "read_at": self.read_at, "created_at": self.created_at}
-
 
 class NotificationsAPI(Protocol):
     def notify(self, user_ids: Iterable[int], kind: str, title: str, body: str = "",

@@ -7,6 +7,8 @@ import peewee
 
 from learnplat.plugin import JSONField, TenantModel, UTCDateTimeField, utcnow
 
+from .api import NotificationInfo
+
 
 class Notification(TenantModel):
     """One notification of one user. `source` names what caused it ("event:<id>",
@@ -85,3 +87,11 @@ class Email(TenantModel):
 
 
 MODELS = (Notification, Broadcast, Preference, Email)
+
+
+def info(row: Notification) -> NotificationInfo:
+    """A notification row as the contract's NotificationInfo (what the centre, the WebSocket
+    and the published messages show)."""
+    return NotificationInfo(id=row.id, user_id=row.user_id, kind=row.kind, title=row.title,
+                            body=row.body, data=row.data or {}, read_at=row.read_at,
+                            created_at=row.created_at)

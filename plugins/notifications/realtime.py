@@ -29,6 +29,7 @@ import orjson
 from learnplat.plugin import db, tenant_context
 
 from .api import NotificationInfo
+from .schemas import NotificationOut
 
 if TYPE_CHECKING:
     from learnplat.plugin import Runtime
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 def message_of(n: NotificationInfo) -> dict[str, Any]:
     """The WebSocket message of a notification (the API contract: at least id, kind, title,
     created_at)."""
-    doc = n.as_dict()
+    doc = NotificationOut.of(n).model_dump()  # times stay datetimes: dumps() writes them
     doc["type"] = "notification"
     return doc
 
@@ -227,8 +228,7 @@ class Hub:
                 self.deliver(tenant_id, items)
 
     def _fetch(self, tenant_id: int, users: list[int], after: int) -> list[dict[str, Any]]:
-        from .models import Notification
-        from .services import info
+        from .models import Notification, info
 
         tenant = self.runtime.tenants.get_by_id(tenant_id)
         if tenant is None:

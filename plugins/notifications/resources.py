@@ -96,7 +96,7 @@ class ReadAllResource:
     @endpoint(permission=AUTHENTICATED, response=ReadAllOut, tags=TAGS,
               summary="Mark all the caller's notifications read")
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> Any:
-        return {"updated": self.service.mark_all_read(req.context.principal)}
+        return ReadAllOut(updated=self.service.mark_all_read(req.context.principal))
 
 
 class UnreadCountResource:
@@ -106,7 +106,7 @@ class UnreadCountResource:
     @endpoint(permission=AUTHENTICATED, response=UnreadOut, tags=TAGS,
               summary="How many unread notifications the caller has")
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> Any:
-        return {"unread": self.service.unread_count(req.context.principal.user_id)}
+        return UnreadOut(unread=self.service.unread_count(req.context.principal.user_id))
 
 
 class BroadcastResource:

@@ -6,13 +6,21 @@ import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import JsonDict
 
 from learnplat.plugin import Schema
 
+from .api import NotificationInfo
 from .settings import Channel
 from .templates import KINDS
 
-Kind = Literal[KINDS]  # type: ignore[valid-type]
+Kind = Literal[KINDS]  # type: ignore[valid-type]  # computed kinds: pydantic checks, mypy cannot
+# Each audience field: (name, its schema when it is the one chosen, its schema otherwise).
+_AUDIENCES: tuple[tuple[str, JsonDict, JsonDict], ...] = (
+    ("user_id", {"type": "integer", "minimum": 1}, {"type": "null"}),
+    ("course_id", {"type": "integer", "minimum": 1}, {"type": "null"}),
+    ("role", {"enum": ["admin", "instructor", "student"]}, {"type": "null"}),
+    ("everyone", {"const": True}, {"const": False}))
 
 
 class NotificationOut(BaseModel):
@@ -25,6 +33,13 @@ class NotificationOut(BaseModel):
     read: bool
     read_at: dt.datetime | None
     created_at: dt.datetime
+
+    @classmethod
+    def of(cls, n: NotificationInfo) -> NotificationOut:
+        """The one shape of a notification: REST answers and WebSocket messages alike."""
+        return cls(id=n.id, user_id=n.user_id, kind=n.kind, title=n.title, body=n.body,
+                   data=n.data, read=n.read_at is not None, read_at=n.read_at,
+                   created_at=n.created_at)
 
 
 class NotificationPage(BaseModel):
@@ -54,12 +69,7 @@ class NotifyIn(Schema):
 
     model_config = ConfigDict(json_schema_extra={"oneOf": [
         {"required": [chosen], "properties": {
-            name: (value if name == chosen else none)
-            for name, value, none in (
-                ("user_id", {"type": "integer", "minimum": 1}, {"type": "null"}),
-                ("course_id", {"type": "integer", "minimum": 1}, {"type": "null"}),
-                ("role", {"enum": ["admin", "instructor", "student"]}, {"type": "null"}),
-                ("everyone", {"const": True}, {"const": False}))}}
+            name: (value if name == chosen else none) for name, value, none in _AUDIENCES}}
         for chosen in ("user_id", "course_id", "role", "everyone")]})
 
     title: str = Field(min_length=1, max_length=200)
@@ -101,4 +111,4 @@ class PreferencesOut(BaseModel):
 
 
 class PreferencesIn(Schema):
-    channels: dict[Kind, Channel] = Field(min_length=1)  # type: ignore[valid-type]
+    channels: dict[Kind, Channel] = Field(min_length=1)

@@ -25,11 +25,11 @@ from learnplat.plugin import (
 )
 
 from . import templates
-from .api import NotificationInfo
 from .events import BroadcastSent
 from .mail import DIGEST_TASK, SEND_TASK, Mailer
-from .models import Broadcast, Email, Notification, Preference
+from .models import Broadcast, Email, Notification, Preference, info
 from .realtime import Publisher, message_of
+from .schemas import NotificationOut, NotificationPage
 from .settings import NotificationsSettings
 
 if TYPE_CHECKING:
@@ -46,12 +46,6 @@ def _aware(value: dt.datetime) -> dt.datetime:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def info(row: Notification) -> NotificationInfo:
-    return NotificationInfo(id=row.id, user_id=row.user_id, kind=row.kind, title=row.title,
-                            body=row.body, data=row.data or {}, read_at=row.read_at,
-                            created_at=row.created_at)
 
 
 def _chunks(ids: list[int], size: int = BATCH) -> Iterator[list[int]]:
@@ -136,6 +130,25 @@ class NotificationsService:
         title, body = templates.render(current_tenant(), kind, values)
         return self.notify(user_ids, kind, title, body, data, source)
 
+    def announce_module(self, course_id: int, module_id: int, module_title: str,
+                        module_kind: str, course_title: str, source: str) -> None:
+        """Notify every active student of the course of a module (or quiz) now released, a
+        page at a time (a retried delivery skips those already notified: `source` is unique
+        per student)."""
+        kind = "quiz_published" if module_kind == "quiz" else "module_published"
+        values = {"course_title": course_title, "module_title": module_title,
+                  "course_id": course_id}
+        data = {"course_id": course_id, "module_id": module_id}
+        after = 0
+        while True:
+            ids = self.runtime.service(ENROLLMENT).active_user_ids(course_id, after_id=after,
+                                                                   limit=BATCH)
+            if ids:
+                self.notify_kind(ids, kind, values, data, source)
+            if len(ids) < BATCH:
+                return
+            after = max(ids)
+
     # -- the notification centre -----------------------------------------------------------
 
     def _own(self, principal: Principal, notification_id: int) -> Notification:
@@ -146,30 +159,31 @@ class NotificationsService:
         return row
 
     def page(self, principal: Principal, page: PageQuery, unread: bool | None
-             ) -> dict[str, Any]:
+             ) -> NotificationPage:
         query = Notification.select().where(Notification.user_id == principal.user_id)
         if unread is True:
             query = query.where(Notification.read_at.is_null())
         elif unread is False:
             query = query.where(Notification.read_at.is_null(False))
-        return paginate(query, [Notification.id.desc()], page, lambda n: info(n).as_dict())
+        return NotificationPage(**paginate(query, [Notification.id.desc()], page,
+                                           lambda n: NotificationOut.of(info(n))))
 
-    def get(self, principal: Principal, notification_id: int) -> dict[str, Any]:
-        return info(self._own(principal, notification_id)).as_dict()
+    def get(self, principal: Principal, notification_id: int) -> NotificationOut:
+        return NotificationOut.of(info(self._own(principal, notification_id)))
 
     def unread_count(self, user_id: int) -> int:
         return (Notification.select().where(Notification.user_id == user_id,
                                             Notification.read_at.is_null()).count())
 
     def mark_read(self, principal: Principal, notification_id: int, read: bool = True
-                  ) -> dict[str, Any]:
+                  ) -> NotificationOut:
         row = self._own(principal, notification_id)
         if read and row.read_at is None:
             row.read_at = utcnow()
         elif not read:
             row.read_at = None
         Notification.update(read_at=row.read_at).where(Notification.id == row.id).execute()
-        return info(row).as_dict()
+        return NotificationOut.of(info(row))
 
     def mark_all_read(self, principal: Principal) -> int:
         return (Notification.update(read_at=utcnow())
@@ -187,7 +201,7 @@ class NotificationsService:
     def broadcast(self, principal: Principal, title: str, body: str, kind: str,
                   data: dict[str, Any], user_id: int | None = None,
                   course_id: int | None = None, role: str | None = None,
-                  everyone: bool = False) -> tuple[str, dict[str, Any]]:
+                  everyone: bool = False) -> tuple[str, NotificationOut | dict[str, Any]]:
         """One user: created now ("notification", the notification). An audience: a
         Broadcast row and the fan-out task ("broadcast", its status)."""
         principal.require("notifications.broadcast", hide=False)
@@ -205,7 +219,7 @@ class NotificationsService:
             bc.save()
             if row is None:  # the user turned this kind off: nothing to show, but accepted
                 return "broadcast", self.broadcast_doc(bc)
-            return "notification", info(row).as_dict()
+            return "notification", NotificationOut.of(info(row))
         if course_id is not None:
             if self.runtime.service(COURSES).get_course(course_id) is None:
                 raise ValidationFailed.field("course_id", "no such course in this school",

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from huey import crontab
+from learnplat_courses.api import COURSES
 
-from learnplat.plugin import TaskSpec, each_tenant, tenant_context, utcnow
+from learnplat.plugin import NotFound, TaskSpec, each_tenant, tenant_context, utcnow
 
 from .mail import DIGEST_TASK, SEND_TASK, Mailer
 from .services import FANOUT_TASK
@@ -15,6 +16,8 @@ from .settings import NotificationsSettings
 
 if TYPE_CHECKING:
     from learnplat.plugin import Runtime
+
+    from .plugin import NotificationsPlugin
 
 SCHEDULE_DIGESTS_TASK = "notifications.schedule_digests"
 RELEASE_TASK = "notifications.module_released"
@@ -25,12 +28,7 @@ def module_released(runtime: Runtime, course_id: int, module_id: int, event_id: 
     """Announce a drip-released module when its release time comes (queued by the
     course.module_added.v1 handler), unless it was deleted, moved later or its course is no
     longer published."""
-    from learnplat_courses.api import COURSES
-
-    from learnplat.plugin import NotFound
-
-    from .hooks import announce_module
-
+    plugin: NotificationsPlugin = runtime.plugin_of(__name__)
     courses = runtime.service(COURSES)
     course = courses.get_course(course_id)
     try:
@@ -46,15 +44,14 @@ def module_released(runtime: Runtime, course_id: int, module_id: int, event_id: 
             RELEASE_TASK, course_id, module_id, event_id,
             delay=(module.release_at - utcnow()).total_seconds())
         return
-    announce_module(runtime, course_id, module_id, module.title, module.kind, course.title,
-                    f"event:{event_id}")
+    plugin.notifications.announce_module(course_id, module_id, module.title, module.kind,
+                                         course.title, f"event:{event_id}")
 
 
 def fan_out(runtime: Runtime, broadcast_id: int, after: int = 0) -> int:
     """Notify one page of a broadcast's audience (users above `after`); queues the next."""
-    from .hooks import service
-
-    return service(runtime).fan_out(broadcast_id, after)
+    plugin: NotificationsPlugin = runtime.plugin_of(__name__)
+    return plugin.notifications.fan_out(broadcast_id, after)
 
 
 def _in_tenant(runtime: Runtime, tenant_id: int, fn: Any) -> Any:
@@ -77,9 +74,8 @@ def send_digests(runtime: Runtime, tenant_id: int) -> dict[str, int] | None:
 
 
 def _recover(runtime: Runtime) -> dict[str, int]:
-    from .hooks import service
-
-    return service(runtime).recover()
+    plugin: NotificationsPlugin = runtime.plugin_of(__name__)
+    return plugin.notifications.recover()
 
 
 def recover(runtime: Runtime) -> dict[str, Any]:

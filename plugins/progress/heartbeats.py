@@ -81,6 +81,12 @@ def member(tenant_id: int, course_id: int, user_id: int, module_id: int) -> str:
     return f"{tenant_id}:{course_id}:{user_id}:{module_id}"
 
 
+def _text(reply: bytes | str) -> str:
+    """A Redis reply as text. redis-py types its replies bytes | str (str with
+    decode_responses); this store's client answers bytes."""
+    return reply if isinstance(reply, str) else reply.decode()
+
+
 def _playback(raw: dict[bytes, bytes]) -> Playback:
     def num(name: str) -> float:
         return float(raw.get(name.encode(), b"0") or 0)
@@ -182,7 +188,7 @@ class HeartbeatStore:
         self.redis.hincrby(self.stats_key, field, amount)
 
     def stats(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.redis.hgetall(self.stats_key).items()}
+        return {_text(k): int(v) for k, v in self.redis.hgetall(self.stats_key).items()}
 
     # -- the flush task ------------------------------------------------------------------------
 
@@ -205,7 +211,9 @@ class HeartbeatStore:
             popped = self.redis.spop(self.dirty, _BATCH)
             if not popped:
                 break
-            members = [p.decode() for p in popped]
+            # With a count SPOP answers the members (a list), never one member.
+            assert not isinstance(popped, bytes | str)
+            members = [_text(p) for p in popped]
             pipe = self.redis.pipeline(transaction=False)
             for m in members:
                 pipe.hgetall(self.state_key(m))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from learnplat import hookspec
+from learnplat.plugin import hookspec
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
+    from learnplat.plugin import Runtime
 
 
 @hookspec

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import peewee
 
-from learnplat.models import TenantModel, UTCDateTimeField, utcnow
+from learnplat.plugin import TenantModel, UTCDateTimeField, utcnow
 
 
 class CourseProgress(TenantModel):

@@ -6,8 +6,7 @@ from typing import Any
 
 import falcon
 
-from learnplat.http.endpoint import endpoint
-from learnplat.pagination import PageQuery
+from learnplat.plugin import PageQuery, endpoint
 
 from .schemas import ProgressIn, ProgressOut, ProgressPostOut, StudentPage, StudentsQuery
 from .services import ProgressService

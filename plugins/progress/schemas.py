@@ -62,7 +62,9 @@ class ModuleState(BaseModel):
     required: bool
     completed: bool
     completed_at: dt.datetime | None
-    completed_source: Literal["manual", "video", "quiz"] | None
+    completed_source: Literal["manual", "video", "quiz", "assignment"] | None = Field(
+        description="What completed it: the student (manual), watching the video, passing "
+                    "the quiz, or a graded assignment (media plugin).")
     locked: bool
     locked_reason: Literal["not_released", "prerequisite"] | None
     video_percent: float | None = Field(description="Share of the video watched, 0..100 "

@@ -21,13 +21,22 @@ from learnplat_courses.api import COURSES, LEARNER_GENERATION
 from learnplat_enrollment.api import ENROLLMENT
 from peewee import EXCLUDED, fn
 
-from learnplat import db
-from learnplat.auth import Principal
-from learnplat.errors import Conflict, NotFound, ValidationFailed
-from learnplat.models import UTC, utcnow
-from learnplat.pagination import PageQuery, paginate
-from learnplat.plugin import Sibling, api_timestamp, bump_generation, merge_extras
-from learnplat.tenancy import tenant_context
+from learnplat.plugin import (
+    UTC,
+    Conflict,
+    NotFound,
+    PageQuery,
+    Principal,
+    Sibling,
+    ValidationFailed,
+    api_timestamp,
+    bump_generation,
+    db,
+    merge_extras,
+    paginate,
+    tenant_context,
+    utcnow,
+)
 
 from . import events as ev
 from .api import ProgressSummary
@@ -37,7 +46,7 @@ from .playback import Playback, advance
 from .settings import ProgressSettings
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
+    from learnplat.plugin import Runtime
 
 log = logging.getLogger(__name__)
 # What a Redis that stopped answering raises (redis.connect_timeout / socket_timeout bound it).
@@ -540,6 +549,7 @@ class ProgressService:
         elif not completed and mp is not None and mp.completed_at is not None:
             mp.completed_at, mp.completed_source, changed = None, None, True
         if changed:
+            assert mp is not None  # set by whichever branch changed it
             mp.updated_at = now
             mp.save()
             event = ev.ModuleCompleted if completed else ev.ModuleReset

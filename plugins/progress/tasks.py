@@ -6,19 +6,20 @@ from typing import TYPE_CHECKING, Any
 
 from huey import crontab
 
-from learnplat.registry import TaskSpec
+from learnplat.plugin import TaskSpec
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
+    from learnplat.plugin import Runtime
+
+    from .plugin import ProgressPlugin
 
 FLUSH_TASK = "progress.flush_heartbeats"
 
 
 def flush_heartbeats(runtime: Runtime) -> dict[str, Any]:
     """Write Redis-held playback state to the database (every heartbeat_flush_seconds)."""
-    from .hooks import service
-
-    svc = service(runtime)
+    plugin: ProgressPlugin = runtime.plugin_of(__name__)
+    svc = plugin.progress
     if svc.store is None or not svc.store.due():
         return {}
     return svc.flush_heartbeats()

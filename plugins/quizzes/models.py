@@ -121,6 +121,7 @@ class StudentQuiz(TenantModel):
     passed = peewee.BooleanField(null=True)
     passed_at = UTCDateTimeField(null=True)  # first pass: quiz.passed.v1 is recorded once
     updated_at = UTCDateTimeField(default=utcnow)
+    quiz_row: Quiz  # set by a join with attr="quiz_row" (QuizzesService.scores)
 
     class Meta:
         table_name = "quizzes_student"

@@ -38,7 +38,7 @@ class _Resource:
     def __init__(self, service: QuizzesService):
         self.service = service
 
-    def _author(self, quiz: Quiz) -> dict[str, Any]:
+    def _author(self, quiz: Quiz) -> QuizOut:
         return v.author_quiz(quiz, self.service.questions(quiz))
 
 
@@ -107,7 +107,7 @@ class QuestionOrder(_Resource):
     def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int, quiz_id: int, *, body: QuestionOrderIn) -> Any:
         def reorder(qs: list[QuestionIn]) -> list[QuestionIn]:
-            by_id = {q.id: q for q in qs}
+            by_id = {q.id: q for q in qs if q.id is not None}  # stored: each has its id
             if sorted(body.question_ids) != sorted(by_id):
                 raise ValidationFailed.field("question_ids",
                                              "must list every question of the quiz once",
@@ -158,8 +158,8 @@ class AttemptCollection(_Resource):
               summary="The caller's attempts of a quiz")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int, quiz_id: int) -> Any:
-        return {"items": self.service.attempts(req.context.principal, course_id, module_id,
-                                               quiz_id)}
+        return AttemptList(items=self.service.attempts(req.context.principal, course_id,
+                                                       module_id, quiz_id))
 
     @endpoint(permission="quiz.take", response=AttemptOut, status=201, also=(200,),
               errors=(403, 404, 409),
@@ -201,7 +201,7 @@ class AttemptAnswers(_Resource):
         409 `time_up` past the time limit and its grace, `already_submitted` after submit."""
         a = self.service.save(req.context.principal, course_id, module_id, quiz_id,
                               attempt_id, body.answers)
-        return {"attempt_id": a.id, "answers": a.answers, "saved_at": a.saved_at}
+        return SavedOut(attempt_id=a.id, answers=a.answers, saved_at=a.saved_at)
 
 
 class Submit(_Resource):

@@ -11,7 +11,16 @@ import datetime as dt
 from typing import Any, ClassVar, Literal
 
 import re2
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from learnplat.plugin import Schema
 
@@ -20,6 +29,8 @@ from . import grading as g
 QuestionType = Literal["single_choice", "multiple_choice", "true_false", "short_text",
                        "numeric"]
 Counted = Literal["best", "last"]
+AttemptStatus = Literal["in_progress", "submitted", "graded"]
+Release = Literal["none", "score", "full"]
 ResultsPolicy = Literal["immediate", "score_only", "after_review", "after_date"]
 _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
@@ -235,8 +246,13 @@ class QuestionOrderIn(Schema):
                                     description="Every question id of the quiz, in order.")
 
 
+_SETTINGS = ("scoring", "tolerance", "accept", "accept_regex", "case_sensitive")
+
+
 class QuestionOut(BaseModel):
-    """A question as its authors see it."""
+    """A question as its authors see it: the settings of its type only (`scoring` for
+    multiple_choice, `tolerance` for numeric, `accept`, `accept_regex` and `case_sensitive`
+    for short_text)."""
 
     id: int
     position: int
@@ -251,6 +267,14 @@ class QuestionOut(BaseModel):
     accept_regex: str | None = None
     case_sensitive: bool | None = None
 
+    @model_serializer(mode="wrap")
+    def _own_settings(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        for name in _SETTINGS:
+            if name not in self.model_fields_set:
+                out.pop(name, None)
+        return out
+
 
 class QuizOut(BaseModel):
     """A quiz as its authors see it (with answers)."""
@@ -263,14 +287,14 @@ class QuizOut(BaseModel):
     pass_mark: float
     time_limit_seconds: int | None
     max_attempts: int | None
-    shuffle_questions: bool
-    shuffle_options: bool
     counted: Counted
     results: ResultsPolicy
     results_at: dt.datetime | None
-    version: int = Field(description="Bumped by an edit once an attempt used the previous one.")
     question_count: int
     total_points: float
+    shuffle_questions: bool
+    shuffle_options: bool
+    version: int = Field(description="Bumped by an edit once an attempt used the previous one.")
     questions: list[QuestionOut]
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -311,8 +335,8 @@ class StudentQuestionOut(BaseModel):
     id: int
     type: QuestionType
     prompt: str
-    options: list[OptionOut]
     points: float
+    options: list[OptionOut]
 
 
 class AttemptOut(BaseModel):
@@ -321,7 +345,7 @@ class AttemptOut(BaseModel):
     id: int
     quiz_id: int
     number: int
-    status: Literal["in_progress", "submitted", "graded"]
+    status: AttemptStatus
     started_at: dt.datetime
     deadline: dt.datetime | None = Field(description="Submit before this (plus a short grace).")
     server_time: dt.datetime
@@ -365,11 +389,11 @@ class QuestionResultOut(BaseModel):
 class AttemptResultOut(BaseModel):
     id: int
     number: int
-    status: Literal["in_progress", "submitted", "graded"]
+    status: AttemptStatus
     started_at: dt.datetime
     submitted_at: dt.datetime | None
     late: bool
-    released: Literal["none", "score", "full"] = Field(
+    released: Release = Field(
         description="What the results policy shows of this attempt now.")
     percent: float | None
     points: float | None
@@ -392,7 +416,7 @@ class ResultOut(BaseModel):
 class AttemptSummaryOut(BaseModel):
     id: int
     number: int
-    status: Literal["in_progress", "submitted", "graded"]
+    status: AttemptStatus
     started_at: dt.datetime
     submitted_at: dt.datetime | None
     late: bool
@@ -431,7 +455,7 @@ class SubmissionOut(BaseModel):
     version: int
     user_id: int
     number: int
-    status: Literal["in_progress", "submitted", "graded"]
+    status: AttemptStatus
     started_at: dt.datetime
     submitted_at: dt.datetime | None
     late: bool

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import peewee
 from learnplat_courses.api import COURSES, CourseInfo
@@ -36,12 +36,22 @@ from . import grading as g
 from . import views as v
 from .api import QuizInfo, QuizScore
 from .models import Attempt, Question, Quiz, QuizVersion, StudentQuiz
-from .schemas import QuestionIn, QuizIn, QuizPatch
+from .schemas import (
+    AttemptSummaryOut,
+    Counted,
+    QuestionIn,
+    QuizIn,
+    QuizOut,
+    QuizPatch,
+    QuizStudentOut,
+    ResultOut,
+)
 from .settings import QuizzesSettings
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
+    from learnplat.plugin import Runtime
 
+M = TypeVar("M", bound=peewee.Model)
 MAX_ID = 2**31 - 1
 AUTHOR, TAKE, REVIEW = "quiz.author", "quiz.take", "quiz.review"
 QUIZ_FIELDS = ("title", "description", "pass_mark", "time_limit_seconds", "max_attempts",
@@ -53,7 +63,7 @@ def valid_id(value: Any) -> bool:
     return isinstance(value, int) and 0 < value <= MAX_ID
 
 
-def _for_update(query: peewee.ModelSelect) -> peewee.ModelSelect:
+def _for_update(query: peewee.ModelSelect[M]) -> peewee.ModelSelect[M]:
     return query.for_update() if db.is_postgres() else query
 
 
@@ -281,7 +291,7 @@ class QuizzesService:
     # -- reading ---------------------------------------------------------------------------------
 
     def view(self, principal: Principal, course_id: int, module_id: int,
-             quiz_id: int | None) -> dict[str, Any]:
+             quiz_id: int | None) -> QuizOut | QuizStudentOut:
         """The quiz for its authors (with answers); its summary for an enrolled student."""
         course = self.courses.visible_course(course_id, principal)
         quiz = self._quiz(course.id, module_id, quiz_id)
@@ -403,7 +413,7 @@ class QuizzesService:
         return attempt, self._version_of(attempt).questions
 
     def attempts(self, principal: Principal, course_id: int, module_id: int, quiz_id: int
-                 ) -> list[dict[str, Any]]:
+                 ) -> list[AttemptSummaryOut]:
         quiz = self._taking(principal, course_id, module_id, quiz_id)
         now = utcnow()
         rows = Attempt.select().where((Attempt.quiz == quiz.id)
@@ -442,7 +452,7 @@ class QuizzesService:
             return attempt
 
     def submit(self, principal: Principal, course_id: int, module_id: int, quiz_id: int,
-               answers: dict[str, Any], attempt_id: int | None) -> dict[str, Any]:
+               answers: dict[str, Any], attempt_id: int | None) -> ResultOut:
         """Submit an attempt and grade what can be graded at once; answers the result the
         policy allows. A second submit of one attempt is a 409, never a second grading."""
         with db.transaction():
@@ -546,12 +556,12 @@ class QuizzesService:
             StudentQuiz.id == sq.id).execute()
 
     def result(self, principal: Principal, course_id: int, module_id: int, quiz_id: int
-               ) -> dict[str, Any]:
+               ) -> ResultOut:
         """The caller's standing and latest submitted attempt, as far as the policy allows."""
         quiz = self._taking(principal, course_id, module_id, quiz_id)
         return self._result(quiz, principal.user_id)
 
-    def _result(self, quiz: Quiz, user_id: int) -> dict[str, Any]:
+    def _result(self, quiz: Quiz, user_id: int) -> ResultOut:
         now = utcnow()
         sq = StudentQuiz.get_or_none((StudentQuiz.quiz == quiz.id)
                                      & (StudentQuiz.user_id == user_id))
@@ -571,11 +581,11 @@ class QuizzesService:
             questions = (self._version_of(latest).questions if release == v.RELEASE_FULL
                          else [])
             attempt = v.attempt_result(latest, questions, release)
-        return {"quiz_id": quiz.id, "attempts_used": used,
-                "attempts_left": (max(0, quiz.max_attempts - used)
-                                  if quiz.max_attempts is not None else None),
-                "counted": quiz.counted, "score": score, "passed": passed,
-                "attempt": attempt}
+        return ResultOut(quiz_id=quiz.id, attempts_used=used,
+                         attempts_left=(max(0, quiz.max_attempts - used)
+                                        if quiz.max_attempts is not None else None),
+                         counted=cast(Counted, quiz.counted), score=score, passed=passed,
+                         attempt=attempt)
 
     def close_expired(self, limit: int = 500) -> int:
         """Close attempts left open past their time limit and grace (the student never

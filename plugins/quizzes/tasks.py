@@ -9,7 +9,9 @@ from huey import crontab
 from learnplat.plugin import TaskSpec, db, tenant_context
 
 if TYPE_CHECKING:
-    from learnplat.runtime import Runtime
+    from learnplat.plugin import Runtime
+
+    from .plugin import QuizzesPlugin
 
 CLOSE_TASK = "quizzes.close_expired"
 
@@ -17,9 +19,8 @@ CLOSE_TASK = "quizzes.close_expired"
 def close_expired(runtime: Runtime) -> dict[str, int]:
     """Every minute: in each enabled tenant, close the attempts left open past their time
     limit and grace (graded late with what they saved). Returns {tenant slug: closed}."""
-    from .hooks import service
-
-    svc = service(runtime)
+    plugin: QuizzesPlugin = runtime.plugin_of(__name__)
+    svc = plugin.quizzes
     closed: dict[str, int] = {}
     with db.connection():
         tenants = runtime.tenants.list()

@@ -16,6 +16,6 @@ def school(lp_client, lp_users, lp_runtime, lp_tenant) -> School:
 
 @pytest.fixture
 def certs(lp_runtime) -> Any:
-    from learnplat_certificates.hooks import service
+    from learnplat_certificates.plugin import CertificatesPlugin
 
-    return service(lp_runtime)
+    return lp_runtime.plugin(CertificatesPlugin).certificates

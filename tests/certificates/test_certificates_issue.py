@@ -51,11 +51,12 @@ def test_completion_issues_certificate_with_pdf(school):
 
 
 def _issued_events(school):
-    from learnplat.models import Event
+    from learnplat.models import OutboxEvent
 
     with school.in_tenant():
-        return [e.payload for e in Event.select().where(
-            (Event.tenant_id == school.tenant.id) & (Event.name == "certificate.issued.v1"))]
+        return [e.payload for e in OutboxEvent.select().where(
+            (OutboxEvent.tenant_id == school.tenant.id)
+            & (OutboxEvent.name == "certificate.issued.v1"))]
 
 
 def _rows(school, user_id):
@@ -119,23 +120,23 @@ def test_pending_certificate_202_until_the_task_runs(school, lp_runtime, monkeyp
 
 
 def test_duplicate_event_delivery_issues_once(school, lp_runtime):
-    from learnplat_certificates.hooks import _on_course_completed
+    from learnplat_certificates.plugin import CertificatesPlugin
     from learnplat_progress.events import CourseCompleted
 
     from learnplat.events import EventMessage
-    from learnplat.models import Event
+    from learnplat.models import OutboxEvent
 
     student = school.learner()
     school.complete(student)
     lp_runtime.events.dispatch_pending()
     with school.in_tenant():
-        event = Event.select().where((Event.tenant_id == school.tenant.id)
-                                     & (Event.name == "course.completed.v1")).get()
+        event = OutboxEvent.select().where((OutboxEvent.tenant_id == school.tenant.id)
+                                           & (OutboxEvent.name == "course.completed.v1")).get()
     message = EventMessage(event.id, event.name, school.tenant.id, event.payload,
                            event.created_at, 2, CourseCompleted.model_validate(event.payload))
     for _ in range(2):  # redelivered twice more, after the first delivery issued it
         with school.in_tenant():
-            _on_course_completed(lp_runtime, message)
+            lp_runtime.plugin(CertificatesPlugin).on_course_completed(lp_runtime, message)
     rows, _ = _rows(school, student.id)
     assert len(rows) == 1 and rows[0].status == "issued" and rows[0].revision == 1
     assert len(_issued_events(school)) == 1

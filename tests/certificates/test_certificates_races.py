@@ -15,7 +15,7 @@ def test_concurrent_posts_make_one_certificate(school, lp_runtime, lp_live_serve
                                                monkeypatch):
     from learnplat_certificates.models import Certificate
 
-    from learnplat.models import Event
+    from learnplat.models import OutboxEvent
 
     # The completion events stay in the outbox: only the racing POSTs can create the rows.
     monkeypatch.setattr(lp_runtime.events, "notify", lambda: None)
@@ -54,6 +54,7 @@ def test_concurrent_posts_make_one_certificate(school, lp_runtime, lp_live_serve
         for student in learners:
             rows = list(Certificate.select().where(Certificate.user_id == student.id))
             assert len(rows) == 1 and rows[0].status == "issued" and rows[0].revision == 1
-        issued = [e.payload["user_id"] for e in Event.select().where(
-            (Event.tenant_id == school.tenant.id) & (Event.name == "certificate.issued.v1"))]
+        issued = [e.payload["user_id"] for e in OutboxEvent.select().where(
+            (OutboxEvent.tenant_id == school.tenant.id)
+            & (OutboxEvent.name == "certificate.issued.v1"))]
     assert sorted(issued) == sorted(s.id for s in learners)

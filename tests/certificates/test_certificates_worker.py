@@ -26,7 +26,7 @@ def test_real_worker_issues_once(school, lp_runtime, lp_database, tmp_path):
     from learnplat_progress.events import CourseCompleted
 
     from learnplat.http.app import create_app
-    from learnplat.models import Event
+    from learnplat.models import OutboxEvent
     from learnplat.runtime import create_runtime
     from learnplat.testing import Client, use_runtime
 
@@ -81,10 +81,10 @@ def test_real_worker_issues_once(school, lp_runtime, lp_database, tmp_path):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 with db.connection():
-                    pending = Event.select().where(
-                        (Event.tenant_id == school.tenant.id)
-                        & (Event.name == "course.completed.v1")
-                        & (Event.status == "pending")).count()
+                    pending = OutboxEvent.select().where(
+                        (OutboxEvent.tenant_id == school.tenant.id)
+                        & (OutboxEvent.name == "course.completed.v1")
+                        & (OutboxEvent.status == "pending")).count()
                 if not pending and runtime.queue.huey.pending_count() == 0:
                     break
                 time.sleep(0.2)
@@ -97,11 +97,12 @@ def test_real_worker_issues_once(school, lp_runtime, lp_database, tmp_path):
                 proc.kill()
         with db.connection(), tenant_context(school.tenant), db.transaction(write=False):
             rows = list(Certificate.select().where(Certificate.user_id == student.id))
-            issued = Event.select().where((Event.tenant_id == school.tenant.id)
-                                          & (Event.name == "certificate.issued.v1")).count()
-            done = Event.select().where((Event.tenant_id == school.tenant.id)
-                                        & (Event.name == "course.completed.v1")
-                                        & (Event.status == "done")).count()
+            issued = OutboxEvent.select().where(
+                (OutboxEvent.tenant_id == school.tenant.id)
+                & (OutboxEvent.name == "certificate.issued.v1")).count()
+            done = OutboxEvent.select().where((OutboxEvent.tenant_id == school.tenant.id)
+                                              & (OutboxEvent.name == "course.completed.v1")
+                                              & (OutboxEvent.status == "done")).count()
         assert done == 2
         assert len(rows) == 1 and rows[0].revision == 1 and issued == 1
         parsed = urlparse(doc["pdf_url"])

@@ -10,7 +10,7 @@ from huey.api import PeriodicTask
 
 from learnplat import db
 from learnplat.http.app import create_app
-from learnplat.models import Event
+from learnplat.models import OutboxEvent
 from learnplat.runtime import create_runtime
 from learnplat.testing import Client, make_tenant
 
@@ -32,7 +32,7 @@ def main() -> None:
     facts["other_tenant_list"] = Client(app, other).get("/sample/bookmarks").json
     facts["disabled_tenant_status"] = Client(app, off).get("/sample/bookmarks").status_code
     with db.connection():
-        ids = [e.id for e in Event.select().where(Event.tenant_id == tenant.id)]
+        ids = [e.id for e in OutboxEvent.select().where(OutboxEvent.tenant_id == tenant.id)]
         facts["events"] = [rt.kv.get(f"sample:event:{i}") for i in ids]
     facts["task_count"] = rt.kv.get(f"sample:count:{tenant.id}")
     heartbeat = rt.queue.wrappers["sample.heartbeat"]

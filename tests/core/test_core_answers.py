@@ -44,6 +44,7 @@ class CountingStore:
 def kv(lp_runtime, monkeypatch):
     counting = CountingStore(lp_runtime.kv)
     monkeypatch.setattr(lp_runtime, "kv", counting)
+    monkeypatch.setattr(lp_runtime.generations, "store", counting)  # the bumps' writer
     return counting
 
 
@@ -99,10 +100,9 @@ class DownStore:
         self.taken.update(values)
 
 
-def test_a_bump_the_store_refuses_is_written_once_it_is_back(lp_runtime, monkeypatch):
+def test_a_bump_the_store_refuses_is_written_once_it_is_back():
     store = DownStore()
-    monkeypatch.setattr(lp_runtime, "kv", store)
-    writer = GenerationWriter(lp_runtime, retry_seconds=0.05)
+    writer = GenerationWriter(store, retry_seconds=0.05)
     writer.write({"gen:1:a": "t1"})
     assert store.tries == 1 and writer.pending == 1
     writer.write({"gen:1:b": "t2"})  # the store just failed: not tried again by the request

@@ -1,4 +1,5 @@
-"""bin/bench's smoke run: seeds a tiny data set, serves learnplat and the baseline, drives the
+"""bin/bench's smoke run: seeds a tiny data set (bench/seed.py: the plugins' services and
+models), serves learnplat and the baseline with learnplat.testing's launcher, drives the
 anonymous catalogue and the authenticated floor with wrk, samples the served processes with
 py-spy (--spy) and writes its JSON report (PostgreSQL + Redis only, needs wrk)."""
 
@@ -35,7 +36,13 @@ def test_bench_quick_catalogue(tmp_path: Path) -> None:
     result = report["results"]["catalogue_anon"]
     assert result["errors"] == 0
     assert result["rps"] > 0 and result["baseline_rps"] > 0 and result["ratio"] > 0
-    assert report["data"]["rows"]["enrollments"] > 0
+    rows = report["data"]["rows"]
+    plan = report["data"]["plan"]
+    assert {k: rows[k] for k in plan} == plan  # every tenant, user, course, module, enrollment
+    for table in ("course_tags", "quizzes", "quiz_questions", "course_progress",
+                  "module_progress", "quiz_attempts", "student_quizzes", "notifications"):
+        assert rows[table] > 0, table
+    assert rows["quizzes"] == plan["courses"] and rows["course_progress"] == plan["enrollments"]
     assert "| catalogue_anon |" in proc.stdout
     floor = report["results"]["floor_auth"]
     assert floor["errors"] == 0 and floor["rps"] > 0 and floor["status"] == {

@@ -105,7 +105,7 @@ RUNS: dict[str, list[Run]] = {
     "tasks list": [run("main", "--json", out=r'"name": "shelf\.count_books"')],
     # The task's own log line (issue 24, item 12) on stderr, its result on stdout.
     "tasks run": [run("main", "shelf.count_books", *T, out=r"^ran shelf\.count_books in demo: 0$",
-                      err=r"^\S+ \S+ INFO learnplat_shelf\.hooks \[- - demo\] 0 books in this "
+                      err=r"^\S+ \S+ INFO learnplat_shelf\.tasks \[- - demo\] 0 books in this "
                           r"school$")],
     "makemigrations": [run("main", "shelf",
                            out=r"^models match the database; nothing to write$")],
@@ -272,7 +272,8 @@ def install_scaffold(session: Session) -> None:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: learnplat-shelf\n"
                                    "Version: 0.1\n")
-    (info / "entry_points.txt").write_text("[learnplat.plugins]\nshelf = learnplat_shelf.hooks\n")
+    (info / "entry_points.txt").write_text(
+        "[learnplat.plugins]\nshelf = learnplat_shelf.plugin:ShelfPlugin\n")
     session.env["PYTHONPATH"] = str(src)
 
 

@@ -1,5 +1,5 @@
 """The client's address: forwarded headers believed only through trusted proxies
-(learnplat/http/client_address.py), the setting that names them, and the one value the
+(learnplat/client_address.py), the setting that names them, and the one value the
 middleware keeps for rate limits, the audit log and the logs."""
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from corehelpers import build_runtime
 
 from learnplat import hookimpl
 from learnplat.auth import PUBLIC
-from learnplat.http.app import create_app
-from learnplat.http.client_address import (
+from learnplat.client_address import (
     MAX_HOPS,
     TrustedProxies,
     client_address,
@@ -23,6 +22,7 @@ from learnplat.http.client_address import (
     parse_trusted,
     rate_limit_key,
 )
+from learnplat.http.app import create_app
 from learnplat.http.endpoint import endpoint
 from learnplat.logs import RequestIdFilter
 from learnplat.registry import Route

@@ -1,5 +1,6 @@
-"""The "Commands and periodic work" example of docs/plugins.md runs as written: its plugin module
-is loaded as a plugin, and every command of the shell session after it succeeds."""
+"""The "Commands and periodic work" example of docs/plugins.md runs as written: its plugin class
+is loaded as the plugin (the object an entry point would name), and every command of the shell
+session after it succeeds."""
 
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ DOC = (REPO / "docs" / "plugins.md").read_text()
 
 
 def example_module() -> str:
-    match = re.search(r"```python\n(# learnplat_reminders/hooks\.py\n.*?)```", DOC, re.S)
+    match = re.search(r"```python\n(# learnplat_reminders/plugin\.py\n.*?)```", DOC, re.S)
     assert match, "the reminders example is missing from docs/plugins.md"
     return match.group(1)
 
 
 def example_session() -> list[list[str]]:
-    after = DOC[DOC.index("# learnplat_reminders/hooks.py"):]
+    after = DOC[DOC.index("# learnplat_reminders/plugin.py"):]
     match = re.search(r"```sh\n(.*?)```", after, re.S)
     assert match
     return [shlex.split(line, comments=True) for line in match.group(1).splitlines()
@@ -40,10 +41,10 @@ def reminders(tmp_path: Path):
     pkg = tmp_path / "site" / "learnplat_reminders"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
-    (pkg / "hooks.py").write_text(example_module())
+    (pkg / "plugin.py").write_text(example_module())
     sys.path.insert(0, str(pkg.parent))
     try:
-        yield importlib.import_module("learnplat_reminders.hooks")
+        yield importlib.import_module("learnplat_reminders.plugin")
     finally:
         sys.path.remove(str(pkg.parent))
         for name in [n for n in sys.modules if n.startswith("learnplat_reminders")]:
@@ -51,7 +52,9 @@ def reminders(tmp_path: Path):
 
 
 def test_the_reminders_example_runs_as_documented(tmp_path, fresh_db, reminders):
-    rt = build_runtime(tmp_path, fresh_db, plugins=[("reminders", reminders)], do_migrate=False)
+    rt = build_runtime(tmp_path, fresh_db, plugins=[("reminders", reminders.RemindersPlugin)],
+                       do_migrate=False)
+    assert isinstance(rt.plugin(reminders.RemindersPlugin), reminders.RemindersPlugin)
     cli = CliInvoker(rt)
     outputs = {}
     with use_runtime(rt):

@@ -11,7 +11,7 @@ import pytest
 from corehelpers import REPO
 
 BLOCK = re.compile(r"(?:^(<!-- file: \S+ -->)\n)?^```python\n(.*?)^```", re.S | re.M)
-TESTED_ELSEWHERE = ("# learnplat_reminders/hooks.py",)
+TESTED_ELSEWHERE = ("# learnplat_reminders/plugin.py",)
 
 
 def samples() -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from learnplat import db
 from learnplat.cli import core_commands  # noqa: F401  (registers the core commands)
 from learnplat.cli.main import AppContext, cli
 from learnplat.event_deliveries import list_deliveries, redeliver
-from learnplat.models import Event
+from learnplat.models import OutboxEvent
 from learnplat.registry import EventHandler
 from learnplat.runtime import Runtime
 from learnplat.tenancy import TenantInfo, tenant_context
@@ -58,8 +58,8 @@ def record(runtime: Runtime, tenant: TenantInfo, name: str) -> int:
 def make_due() -> None:
     # The backoff is 10 s and more: skip it rather than wait.
     with db.connection():
-        Event.update(next_attempt_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).where(
-            Event.status == "pending").execute()
+        OutboxEvent.update(next_attempt_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).where(
+            OutboxEvent.status == "pending").execute()
 
 
 class Flaky:
@@ -137,8 +137,8 @@ def test_a_failed_delivery_is_listed_redelivered_and_done_after_the_fix(bus_runt
     assert {(r["tenant"], r["status"]) for r in listed(rt, "--handler", flaky_key)} == {
         (a.slug, "done"), (b.slug, "failed")}
     with db.connection():
-        assert Event.get_by_id(ev_a).status == "done"
-        assert Event.get_by_id(ev_b).status == "failed"
+        assert OutboxEvent.get_by_id(ev_a).status == "done"
+        assert OutboxEvent.get_by_id(ev_b).status == "failed"
 
     # By id: b's failed delivery is re-queued; a's done one is refused (exit 1, after commit).
     done_id = failed[1]["id"]
@@ -170,7 +170,7 @@ def test_redeliver_gives_a_fresh_budget_and_keeps_other_failures(bus_runtime):
     with db.connection():
         result = redeliver(rt, tenant_id=tenant.id, handlers=[f"tests.one{tag}"])
         assert [d.handler for d in result.requeued] == [f"tests.one{tag}"]
-        event = Event.get_by_id(event_id)
+        event = OutboxEvent.get_by_id(event_id)
         assert (event.status, event.attempts) == ("pending", 0)
     rt.events.dispatch_pending()
     assert one.handled == [event_id] and two.handled == []

@@ -13,7 +13,7 @@ import pytest
 from corehelpers import CLI, REPO, build_runtime, cli_env, fake_distribution, run_cli
 
 from learnplat import db
-from learnplat.models import Event, EventDelivery
+from learnplat.models import EventDelivery, OutboxEvent
 from learnplat.registry import EventHandler
 from learnplat.tenancy import tenant_context
 from learnplat.testing import (
@@ -56,8 +56,8 @@ def record(rt, tenant, name, payload=None, fail=False):
 
 def make_due(event_id):
     with db.connection():
-        Event.update(next_attempt_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).where(
-            Event.id == event_id).execute()
+        OutboxEvent.update(next_attempt_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).where(
+            OutboxEvent.id == event_id).execute()
 
 
 def test_rolled_back_event_is_never_delivered(bus_runtime):
@@ -68,7 +68,7 @@ def test_rolled_back_event_is_never_delivered(bus_runtime):
     bus_runtime.events.dispatch_pending()
     assert got == []
     with db.connection():
-        assert Event.get_or_none(Event.id == event_id) is None
+        assert OutboxEvent.get_or_none(OutboxEvent.id == event_id) is None
     ok_id = record(bus_runtime, tenant, "t.rollback.v1", {"n": 1})
     bus_runtime.events.dispatch_pending()
     assert [(e.id, e.payload, e.tenant_id) for e in got] == [(ok_id, {"n": 1}, tenant.id)]
@@ -91,7 +91,7 @@ def test_handlers_are_isolated_retried_with_backoff_and_finally_failed(bus_runti
     bus_runtime.events.dispatch_pending()
     assert good == [event_id]  # the raising handler did not stop the other
     with db.connection():
-        ev = Event.get_by_id(event_id)
+        ev = OutboxEvent.get_by_id(event_id)
         assert ev.status == "pending" and ev.attempts == 1
         delay = (ev.next_attempt_at - before).total_seconds()
         assert 9 <= delay <= 12  # backoff_seconds * 2**0
@@ -101,7 +101,7 @@ def test_handlers_are_isolated_retried_with_backoff_and_finally_failed(bus_runti
     make_due(event_id)
     bus_runtime.events.dispatch_pending()
     with db.connection():
-        ev = Event.get_by_id(event_id)
+        ev = OutboxEvent.get_by_id(event_id)
         delay = (ev.next_attempt_at - dt.datetime.now(dt.UTC)).total_seconds()
         assert 18 <= delay <= 21  # doubled
     make_due(event_id)
@@ -110,7 +110,7 @@ def test_handlers_are_isolated_retried_with_backoff_and_finally_failed(bus_runti
     assert good == [event_id]  # delivered once, never again on retries
     assert bad_calls == [(event_id, 1), (event_id, 2), (event_id, 3)]  # stable id
     with db.connection():
-        ev = Event.get_by_id(event_id)
+        ev = OutboxEvent.get_by_id(event_id)
         assert ev.status == "failed" and ev.attempts == 3
         deliveries = {d.handler: d for d in EventDelivery.select().where(
             EventDelivery.event == event_id)}
@@ -146,7 +146,7 @@ def test_handler_writes_roll_back_with_its_failure_and_retry_sees_same_event(bus
     assert seen == [event_id, event_id]
     with db.connection(), tenant_context(tenant), db.transaction():
         assert [n.title for n in Note.select()] == [f"from event {event_id} attempt 2"]
-        assert Event.get_by_id(event_id).status == "done"
+        assert OutboxEvent.get_by_id(event_id).status == "done"
 
 
 def test_a_failed_handler_leaves_no_after_commit_work_behind(bus_runtime):
@@ -186,7 +186,7 @@ def test_an_event_no_plugin_declares_is_left_for_a_worker_that_knows_it(bus_runt
     declaration = bus_runtime.registry.events.pop("t.newer.v1")
     bus_runtime.events.dispatch_pending()
     with db.connection():
-        assert Event.get_by_id(event_id).status == "pending"
+        assert OutboxEvent.get_by_id(event_id).status == "pending"
     # A worker of the newer release knows it and delivers it.
     bus_runtime.registry.events["t.newer.v1"] = declaration
     add_handler(bus_runtime, "t.newer.v1", "newer", lambda rt, e: newer_handled.append(e.id))
@@ -194,7 +194,7 @@ def test_an_event_no_plugin_declares_is_left_for_a_worker_that_knows_it(bus_runt
     bus_runtime.events.dispatch_pending()
     assert newer_handled == [event_id]
     with db.connection():
-        assert Event.get_by_id(event_id).status == "done"
+        assert OutboxEvent.get_by_id(event_id).status == "done"
     # With nobody who knows it, it fails after max_attempts (3 here), not silently done.
     orphan = declare_event(bus_runtime, "t.orphan.v1")
     with db.connection(), tenant_context(tenant), db.transaction():
@@ -204,7 +204,7 @@ def test_an_event_no_plugin_declares_is_left_for_a_worker_that_knows_it(bus_runt
         make_due(orphan_id)
         bus_runtime.events.dispatch_pending()
     with db.connection():
-        assert Event.get_by_id(orphan_id).status == "failed"
+        assert OutboxEvent.get_by_id(orphan_id).status == "failed"
 
 
 def test_handler_of_a_plugin_disabled_in_the_tenant_is_skipped(bus_runtime):
@@ -278,7 +278,8 @@ def test_events_recorded_without_a_worker_are_delivered_when_one_starts(tmp_path
         tenant = make_tenant(rt)
         ids = [record(rt, tenant, "e2e.ping.v1", {"i": i}) for i in range(3)]
         with db.connection():
-            assert Event.select().where(Event.id.in_(ids), Event.status == "pending").count() == 3
+            assert OutboxEvent.select().where(OutboxEvent.id.in_(ids),
+                                              OutboxEvent.status == "pending").count() == 3
 
         proc = subprocess.Popen([*CLI, "worker"], env=env, cwd=REPO, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
@@ -296,8 +297,8 @@ def test_events_recorded_without_a_worker_are_delivered_when_one_starts(tmp_path
             assert lines == sorted(f"{i} e2e.ping.v1 {tenant.id}" for i in ids)
             with db.connection():
                 for _ in range(50):
-                    done = Event.select().where(Event.id.in_(ids), Event.status == "done"
-                                                ).count()
+                    done = OutboxEvent.select().where(OutboxEvent.id.in_(ids),
+                                                      OutboxEvent.status == "done").count()
                     if done == 3:
                         break
                     time.sleep(0.1)

@@ -99,7 +99,7 @@ def test_generated_migrations_run_as_written(tmp_path, fresh_db, pkg):
         assert second.name == "0002_times.py"
         text = second.read_text()
         assert " at 0x" not in text and "<function" not in text and "<lambda>" not in text
-        assert "default=learnplat.models.utcnow" in text and "\nimport learnplat.models\n" in text
+        assert "default=learnplat.plugin.utcnow" in text and "\nimport learnplat.plugin\n" in text
         assert "# NOTE: existing rows of gen_widget.seen_at stay NULL" in text
         assert "gen:0002_times" in migrate(rt2)
         with db.connection(), tenant_context(tenant), db.transaction():

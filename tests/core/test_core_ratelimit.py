@@ -11,8 +11,9 @@ import falcon.testing
 import pytest
 
 from learnplat import db
+from learnplat.gcra import Check, Rate, gcra
 from learnplat.kv import EmbeddedStore, StoreUnavailable, make_store
-from learnplat.ratelimit import Check, Limiter, Rate, gcra, headers
+from learnplat.ratelimit import Limiter, headers
 from learnplat.settings import LimitSettings
 from learnplat.tenancy import tenant_context
 from learnplat.testing import make_tenant

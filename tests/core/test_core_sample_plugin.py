@@ -46,7 +46,7 @@ def test_sample_plugin_installs_only_its_own_package(installed: Path):
     names = top_level_names(records[0].read_text().splitlines())
     assert names == {"learnplat_sample", records[0].parent.name}
     eps = (records[0].parent / "entry_points.txt").read_text()
-    assert "[learnplat.plugins]" in eps and "sample = learnplat_sample.hooks" in eps
+    assert "[learnplat.plugins]" in eps and "sample = learnplat_sample.plugin:SamplePlugin" in eps
     assert (installed / "learnplat_sample" / "migrations" / "0001_initial.py").exists()
 
 
@@ -105,7 +105,7 @@ def test_every_hook_of_the_sample_plugin_works_through_its_entry_point(installed
     facts = json.loads(r.stdout.strip().splitlines()[-1])
     forget_redis_keys(fresh_db.redis_url, env["LEARNPLAT_REDIS_PREFIX"])
 
-    assert facts["plugin"]["module"] == "learnplat_sample.hooks"
+    assert facts["plugin"]["module"] == "learnplat_sample.plugin"
     status, body = facts["create"]  # register_routes, register_models, register_permissions
     assert status == 201 and body["url"] == "https://ok.example/a"
     assert facts["veto"][:2] == [409, "vetoed"] and "blocked.example" in facts["veto"][2]

@@ -1,6 +1,8 @@
 """`learnplat plugins new [--model CLASS]`: the scaffolded package installs like a third
 party's, its own tests pass on the current backend, its migration matches its model whatever
-the model is named; bad names are one clear error."""
+the model is named, and it has the shape of a plugin (one Plugin object the entry point names,
+the core imported only through learnplat.plugin, no import circle); bad names are one clear
+error."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 from corehelpers import cli_env, run_cli
 
 from learnplat import boundaries
-from learnplat.scaffold import ScaffoldError, render
+from learnplat.scaffold import ScaffoldError, render, write
 
 
 @pytest.mark.e2e
@@ -57,11 +59,49 @@ def test_the_model_name_runs_through_every_file():
     files = render("shelf", "ShelfBox")
     text = "\n".join(files.values())
     assert "Item" not in text.replace('["items"]', "")
-    assert "class ShelfBox(lp.TenantModel):" in files["learnplat_shelf/hooks.py"]
+    assert "class ShelfBox(lp.TenantModel):" in files["learnplat_shelf/models.py"]
     assert "table_name = 'shelf_shelf_box'" in files["learnplat_shelf/migrations/0001_initial.py"]
     assert 'name: ClassVar[str] = "shelf.shelf_box_created.v1"' in files[
         "learnplat_shelf/events.py"]
-    assert "Add an item." in render("shelf")["learnplat_shelf/hooks.py"]
+    assert 'lp.TaskSpec("shelf.count_shelf_boxes", count_shelf_boxes)' in files[
+        "learnplat_shelf/plugin.py"]
+    assert "Add an item." in render("shelf")["learnplat_shelf/resources.py"]
+
+
+def test_the_scaffold_has_the_shape_of_a_plugin(tmp_path):
+    """One object, named by the entry point, holding the service; commands and tasks get it
+    from the core (no import of the class at run time); the core only through its face."""
+    files = render("shelf")
+    assert "hooks.py" not in " ".join(files)
+    assert "    shelf = learnplat_shelf.plugin:ShelfPlugin\n" in files["setup.cfg"]
+    plugin = files["learnplat_shelf/plugin.py"]
+    assert "class ShelfPlugin(lp.Plugin):" in plugin
+    assert "        self.shelf = ShelfService(runtime)\n" in plugin
+    assert "@with_tenant(write=False, plugin=True)" in files["learnplat_shelf/cli.py"]
+    assert "runtime.plugin_of(__name__)" in files["learnplat_shelf/tasks.py"]
+    for module in ("cli", "tasks"):  # the class only under TYPE_CHECKING: no circle
+        text = files[f"learnplat_shelf/{module}.py"]
+        assert text.index("    from .plugin import ShelfPlugin") > text.index(
+            "if TYPE_CHECKING:")
+    for path, text in files.items():  # the migration too: `learnplat.models` is internal
+        if path.endswith(".py"):
+            assert "learnplat.models" not in text, path
+
+    # `python -m learnplat.boundaries` on the written package, as its author would run it:
+    # imports of the core and of other plugins, and import circles inside the plugin.
+    src = tmp_path / "learnplat-shelf"
+    write("shelf", src, "ShelfBox")
+    r = subprocess.run([sys.executable, "-m", "learnplat.boundaries", str(src)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    modules = [p for p in files if p.startswith("learnplat_shelf/") and p.endswith(".py")]
+    assert r.stdout == f"boundaries: {len(modules)} files in 1 package checked, 0 violations\n"
+    # And it would see a circle, were a task to import the plugin's class at run time.
+    tasks = src / "learnplat_shelf" / "tasks.py"
+    tasks.write_text(tasks.read_text() + "\nfrom .plugin import ShelfPlugin  # noqa\n")
+    r = subprocess.run([sys.executable, "-m", "learnplat.boundaries", str(src)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "import circle" in r.stderr, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("bad", ["item", "Shelf Box", "Any", "Model", "ShelfService", "1X"])
@@ -74,6 +114,19 @@ def test_bad_model_names_are_refused(bad):
 def test_bad_plugin_names_are_refused(bad):
     with pytest.raises(ScaffoldError, match="use 2-31 lower-case letters"):
         render(bad)
+
+
+@pytest.mark.parametrize("taken", ["name", "runtime", "requires", "bind", "startup",
+                                   "register_models", "on_course_published"])
+def test_a_plugin_name_the_plugin_object_already_uses_is_refused(taken):
+    # The object keeps its service under the plugin's name (`self.shelf`).
+    with pytest.raises(ScaffoldError, match="which its class already uses"):
+        render(taken)
+
+
+def test_a_model_named_like_the_plugin_class_is_refused():
+    with pytest.raises(ScaffoldError, match="taken by the plugin's own classes"):
+        render("shelf", "ShelfPlugin")
 
 
 def test_an_existing_directory_is_not_overwritten(tmp_path):

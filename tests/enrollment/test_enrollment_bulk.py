@@ -8,7 +8,7 @@ import json
 from enrollhelpers import in_tenant, make_users, publish_course
 from learnplat_enrollment.models import Enrollment
 
-from learnplat.models import Event
+from learnplat.models import OutboxEvent
 
 
 def _outcomes(body: dict) -> list[tuple[str, str]]:
@@ -96,8 +96,8 @@ def test_bulk_dry_run_writes_nothing(lp_client, lp_users, lp_tenant, published):
     assert out["dry_run"] is True and out["created"] == 2
     with in_tenant(lp_tenant):
         assert Enrollment.select().count() == 0
-        assert Event.select().where(Event.tenant_id == lp_tenant.id).where(
-            Event.name.startswith("enrollment.")).count() == 0
+        assert OutboxEvent.select().where(OutboxEvent.tenant_id == lp_tenant.id).where(
+            OutboxEvent.name.startswith("enrollment.")).count() == 0
 
 
 def test_bulk_refusals(lp_client, lp_users, lp_tenant, lp_other_tenant, published):

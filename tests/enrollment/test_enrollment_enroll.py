@@ -11,7 +11,7 @@ from learnplat_enrollment.events import ENROLL
 from learnplat_enrollment.models import Enrollment
 
 from learnplat.errors import Vetoed
-from learnplat.models import Event
+from learnplat.models import OutboxEvent
 from learnplat.plugin import Veto
 
 
@@ -171,5 +171,6 @@ def test_a_veto_refuses_with_409_and_nothing_is_written(lp_client, lp_users, pub
     assert veto.seen == [{"course_id": published.id, "user_id": student.id, "source": "self"}]
     with in_tenant(lp_tenant):
         assert Enrollment.select().count() == 0
-        assert Event.select().where((Event.tenant_id == lp_tenant.id)
-                                    & Event.name.startswith("enrollment.")).count() == 0
+        assert OutboxEvent.select().where((OutboxEvent.tenant_id == lp_tenant.id)
+                                          & OutboxEvent.name.startswith("enrollment.")
+                                          ).count() == 0

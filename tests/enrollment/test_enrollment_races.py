@@ -9,7 +9,7 @@ import requests
 from enrollhelpers import in_tenant, make_users, publish_course, race
 from learnplat_enrollment.models import Enrollment
 
-from learnplat.models import Event
+from learnplat.models import OutboxEvent
 
 
 def _post(base: str, path: str, token: str, tenant: str, **kw: object) -> requests.Response:
@@ -18,7 +18,8 @@ def _post(base: str, path: str, token: str, tenant: str, **kw: object) -> reques
 
 
 def _events(tenant, course_id: int, name: str) -> int:
-    rows = Event.select().where((Event.tenant_id == tenant.id) & (Event.name == name))
+    rows = OutboxEvent.select().where((OutboxEvent.tenant_id == tenant.id)
+                                      & (OutboxEvent.name == name))
     return sum(1 for e in rows if e.payload["course_id"] == course_id)
 
 
@@ -96,8 +97,8 @@ def dropping_and_reenrolling_at_once_stays_one_row(live_server, lp_client, lp_us
     with in_tenant(lp_tenant):
         assert Enrollment.select().where(Enrollment.course_id == course.id).count() == 1
         # One reactivation, not twelve.
-        created = Event.select().where((Event.tenant_id == lp_tenant.id)
-                                       & (Event.name == "enrollment.created.v1"))
+        created = OutboxEvent.select().where((OutboxEvent.tenant_id == lp_tenant.id)
+                                             & (OutboxEvent.name == "enrollment.created.v1"))
         assert sum(1 for e in created if e.payload.get("reactivated")) == 1
 
 

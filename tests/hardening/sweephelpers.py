@@ -180,11 +180,12 @@ def populate(runtime: Any, app_client: Any, user_factory: Any, tenant: TenantInf
 
 def fresh_token(runtime: Any, tenant: TenantInfo, user_id: int) -> str:
     """A new access token of an existing user (no password hashing: cheap)."""
-    from learnplat_identity.hooks import service
     from learnplat_identity.models import User
+    from learnplat_identity.plugin import IdentityPlugin
 
     with db.connection(), tenant_context(tenant), db.transaction():
-        return service(runtime).issue_pair(User.get_by_id(user_id))["access_token"]
+        return runtime.plugin(IdentityPlugin).identity.issue_pair(
+            User.get_by_id(user_id))["access_token"]
 
 
 def settle(runtime: Any) -> None:

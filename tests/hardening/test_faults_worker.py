@@ -48,7 +48,7 @@ def test_worker_killed_mid_batch_loses_and_repeats_nothing(lp_runtime, lp_databa
     from learnplat_progress.events import CourseCompleted
 
     from learnplat.http.app import create_app
-    from learnplat.models import Event, EventDelivery
+    from learnplat.models import EventDelivery, OutboxEvent
     from learnplat.runtime import create_runtime
 
     prefix = f"{lp_runtime.settings.redis.prefix}-wk{uuid.uuid4().hex[:8]}"
@@ -152,8 +152,8 @@ def test_worker_killed_mid_batch_loses_and_repeats_nothing(lp_runtime, lp_databa
             assert kills[2]["at_kill"]["emails_in_flight"] >= 1, kills[2]  # mid-conversation
 
         def facts() -> dict:
-            events = list(Event.select().where((Event.tenant_id == tenant.id)
-                                               & (Event.id > first_event)))
+            events = list(OutboxEvent.select().where((OutboxEvent.tenant_id == tenant.id)
+                                                     & (OutboxEvent.id > first_event)))
             deliveries = Counter((d.event_id, d.handler, d.status) for d in
                                  EventDelivery.select().where(
                                      EventDelivery.event.in_([e.id for e in events])))
@@ -210,17 +210,17 @@ def test_worker_killed_mid_batch_loses_and_repeats_nothing(lp_runtime, lp_databa
 
 
 def _max_event_id() -> int:
-    from learnplat.models import Event
+    from learnplat.models import OutboxEvent
 
     with db.connection():
-        return Event.select(Event.id).order_by(Event.id.desc()).scalar() or 0
+        return OutboxEvent.select(OutboxEvent.id).order_by(OutboxEvent.id.desc()).scalar() or 0
 
 
 def _state(tenant, first_event: int, broadcast_id: int, inbox) -> dict:
     from learnplat_certificates.models import Certificate
     from learnplat_notifications.models import Broadcast, Email, Notification
 
-    from learnplat.models import Event
+    from learnplat.models import OutboxEvent
 
     def read() -> dict:
         return {
@@ -228,12 +228,13 @@ def _state(tenant, first_event: int, broadcast_id: int, inbox) -> dict:
                 Certificate.status == "issued").count(),
             "certificates_pending": Certificate.select().where(
                 Certificate.status == "pending").count(),
-            "events_pending": Event.select().where(
-                (Event.tenant_id == tenant.id) & (Event.id > first_event)
-                & (Event.status == "pending")).count(),
-            "completed_pending": Event.select().where(
-                (Event.tenant_id == tenant.id) & (Event.id > first_event)
-                & (Event.name == "course.completed.v1") & (Event.status == "pending")).count(),
+            "events_pending": OutboxEvent.select().where(
+                (OutboxEvent.tenant_id == tenant.id) & (OutboxEvent.id > first_event)
+                & (OutboxEvent.status == "pending")).count(),
+            "completed_pending": OutboxEvent.select().where(
+                (OutboxEvent.tenant_id == tenant.id) & (OutboxEvent.id > first_event)
+                & (OutboxEvent.name == "course.completed.v1")
+                & (OutboxEvent.status == "pending")).count(),
             "notifications": Notification.select().count(),
             "emails_sent": Email.select().where(Email.status == "sent").count(),
             "emails_in_flight": Email.select().where(Email.status == "sending").count(),
@@ -260,8 +261,8 @@ def test_worker_start_runs_the_recovery_sweeps(lp_runtime):
 
 def test_a_certificate_whose_task_died_is_issued_by_the_sweep(lp_runtime, lp_client, lp_users,
                                                               lp_tenant):
-    from learnplat_certificates.hooks import service
     from learnplat_certificates.models import Certificate, CertificateIndex
+    from learnplat_certificates.plugin import CertificatesPlugin
     from learnplat_certificates.services import new_public_id
 
     from learnplat.plugin import utcnow
@@ -278,19 +279,21 @@ def test_a_certificate_whose_task_died_is_issued_by_the_sweep(lp_runtime, lp_cli
             CertificateIndex.create(public_id=row.public_id, tenant_id=lp_tenant.id)
             rows.append(row.id)
     with db.connection(), tenant_context(lp_tenant), db.transaction():
-        assert service(lp_runtime).requeue_stale() == 1  # the fresh one is left to its task
+        # the fresh one is left to its task
+        assert lp_runtime.plugin(CertificatesPlugin).certificates.requeue_stale() == 1
     with db.connection(), tenant_context(lp_tenant), db.transaction(write=False):
         lost, fresh = (Certificate.get_by_id(i) for i in rows)
     assert (lost.status, lost.revision) == ("issued", 1)
     assert fresh.status == "pending"
     with db.connection(), tenant_context(lp_tenant), db.transaction():
-        assert service(lp_runtime).requeue_stale() == 0  # bumped: not again at once
+        # bumped: not again at once
+        assert lp_runtime.plugin(CertificatesPlugin).certificates.requeue_stale() == 0
 
 
 def test_a_broadcast_left_half_sent_is_resumed_once(lp_runtime, lp_users, lp_tenant,
                                                     event_recorder):
-    from learnplat_notifications.hooks import service
     from learnplat_notifications.models import Broadcast, Notification
+    from learnplat_notifications.plugin import NotificationsPlugin
 
     from learnplat.plugin import utcnow
 
@@ -307,7 +310,7 @@ def test_a_broadcast_left_half_sent_is_resumed_once(lp_runtime, lp_users, lp_ten
         fresh = Broadcast.create(audience="role", target="student", title="Now",
                                  created_by=admin.id, status="sending")
     with db.connection(), tenant_context(lp_tenant), db.transaction():
-        out = service(lp_runtime).recover()
+        out = lp_runtime.plugin(NotificationsPlugin).notifications.recover()
     assert out["broadcasts"] == 1  # a fan-out still young is left alone
     with db.connection(), tenant_context(lp_tenant), db.transaction(write=False):
         got = Counter(n.user_id for n in Notification.select().where(
@@ -324,8 +327,8 @@ def test_a_broadcast_left_half_sent_is_resumed_once(lp_runtime, lp_users, lp_ten
 
 def test_an_email_a_dead_sender_held_is_sent_again_once(lp_runtime, lp_tenant):
     from learnplat_identity.models import User
-    from learnplat_notifications.hooks import service
     from learnplat_notifications.models import Email, Notification
+    from learnplat_notifications.plugin import NotificationsPlugin
     from workerfaults import SmtpServer
 
     from learnplat.plugin import utcnow
@@ -353,7 +356,7 @@ def test_an_email_a_dead_sender_held_is_sent_again_once(lp_runtime, lp_tenant):
                                         mode="immediate", status=status, sent_at=sent_at,
                                         created_at=old).id)
         with db.connection(), tenant_context(tenant), db.transaction():
-            out = service(lp_runtime).recover()
+            out = lp_runtime.plugin(NotificationsPlugin).notifications.recover()
         assert out["emails"] == 1 and out["senders"] == 1
         with db.connection(), tenant_context(tenant), db.transaction(write=False):
             rows = {e.id: e for e in Email.select()}
@@ -397,8 +400,8 @@ def test_an_unreachable_smtp_server_costs_one_attempt_per_run(lp_runtime, lp_ten
 
 def test_a_regeneration_whose_worker_died_resumes_where_it_was(lp_runtime, lp_client,
                                                                lp_users, lp_tenant):
-    from learnplat_certificates.hooks import service
     from learnplat_certificates.models import Certificate, CertificateIndex, RegenerationJob
+    from learnplat_certificates.plugin import CertificatesPlugin
     from learnplat_certificates.services import new_public_id
 
     from learnplat.plugin import utcnow
@@ -407,7 +410,7 @@ def test_a_regeneration_whose_worker_died_resumes_where_it_was(lp_runtime, lp_cl
     course_id = lp_client.as_(teacher.token).post("/courses", json={"title": "Acoustics"}
                                                   ).json["id"]
     learners = make_students(lp_runtime, lp_tenant, 3)
-    svc = service(lp_runtime)
+    svc = lp_runtime.plugin(CertificatesPlugin).certificates
     started = utcnow() - OLD
     with db.connection(), tenant_context(lp_tenant), db.transaction():
         ids = []

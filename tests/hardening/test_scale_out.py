@@ -188,7 +188,7 @@ def test_a_socket_on_b_gets_what_is_caused_through_a(stack, school, users):
 def test_events_from_both_servers_are_delivered_once_by_two_workers(stack, school, users):
     from learnplat_notifications.models import Notification
 
-    from learnplat.models import Event, EventDelivery
+    from learnplat.models import EventDelivery, OutboxEvent
     from learnplat.tenancy import tenant_context
 
     teacher, admin = users.make("instructor"), users.make("admin")
@@ -207,8 +207,9 @@ def test_events_from_both_servers_are_delivered_once_by_two_workers(stack, schoo
 
     def enrollment_events() -> list:
         with db.connection():
-            return list(Event.select().where((Event.tenant_id == school.id)
-                                             & (Event.name == "enrollment.created.v1")))
+            return list(OutboxEvent.select().where(
+                (OutboxEvent.tenant_id == school.id)
+                & (OutboxEvent.name == "enrollment.created.v1")))
 
     def all_done() -> list | None:
         stack.check_alive()

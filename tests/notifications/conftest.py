@@ -74,9 +74,9 @@ def in_tenant_ctx(lp_runtime, lp_tenant):
 
 @pytest.fixture
 def svc(lp_runtime):
-    from learnplat_notifications.hooks import service
+    from learnplat_notifications.plugin import NotificationsPlugin
 
-    return service(lp_runtime)
+    return lp_runtime.plugin(NotificationsPlugin).notifications
 
 
 @pytest.fixture

@@ -130,7 +130,7 @@ def test_gradings_and_certificates_of_other_plugins(published_course, lp_runtime
 def test_a_redelivered_event_notifies_once(published_course, lp_runtime, lp_tenant,
                                            in_tenant_ctx):
     from learnplat_enrollment.events import EnrollmentCreated
-    from learnplat_notifications import hooks
+    from learnplat_notifications.plugin import NotificationsPlugin
 
     course = published_course(students=2)
     student = course.students[0]
@@ -164,7 +164,7 @@ def test_a_redelivered_event_notifies_once(published_course, lp_runtime, lp_tena
             mod.fn(lp_runtime, msg)
     for s in course.students:
         assert kinds(s.client).count("quiz_published") == 1
-    assert hooks.service(lp_runtime) is not None
+    assert lp_runtime.plugin(NotificationsPlugin).notifications is not None
 
 
 def test_tenant_templates_override_the_texts(lp_runtime, lp_users, lp_client, person, admin):

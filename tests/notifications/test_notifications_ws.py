@@ -157,9 +157,11 @@ def test_a_socket_that_falls_behind_is_dropped(lp_runtime):
     and is closed with 1013, while another socket of the same user gets every message."""
     import asyncio
 
-    from learnplat_notifications.hooks import service
+    from learnplat_notifications.api import NOTIFICATIONS
     from learnplat_notifications.realtime import Connection, Hub
     from learnplat_notifications.ws import NotificationSocket
+
+    from learnplat.gate import Arrival, Credentials
 
     class FakeSocket:
         def __init__(self, stuck):
@@ -177,14 +179,15 @@ def test_a_socket_that_falls_behind_is_dropped(lp_runtime):
             self.closed = code
 
     async def scenario():
-        resource = NotificationSocket(lp_runtime, service(lp_runtime))
+        resource = NotificationSocket(lp_runtime, lp_runtime.service(NOTIFICATIONS))
         hub = Hub(lp_runtime, resource.service.settings)
         hub.add = lambda conn: hub.conns[(conn.tenant_id, conn.user_id)].add(conn)
         slow, fast = FakeSocket(True), FakeSocket(False)
         conns = [Connection(1, 7, 0, 5, max_lag=0), Connection(1, 7, 0, 5, max_lag=0)]
         for c in conns:
             hub.add(c)
-        tasks = [asyncio.create_task(resource._serve(ws, c, "t", "s", None))
+        arrival = Arrival(Credentials.bearer_token("t"), "", None, "s")
+        tasks = [asyncio.create_task(resource._serve(ws, c, arrival))
                  for ws, c in zip((slow, fast), conns, strict=True)]
         for i in range(1, 21):
             hub.deliver(1, [{"id": i, "user_id": 7, "title": f"N{i}"}])
@@ -201,28 +204,37 @@ def test_a_socket_that_falls_behind_is_dropped(lp_runtime):
 
 def test_socket_authentication_rules(lp_runtime, person, lp_tenant, lp_other_tenant):
     """Who may open the socket (checked in-process; the real server is tested above)."""
-    from learnplat_notifications.hooks import service
+    from learnplat_notifications.api import NOTIFICATIONS
     from learnplat_notifications.ws import NotificationSocket
 
     from learnplat import db
+    from learnplat.errors import NotFound, Unauthorized
+    from learnplat.gate import Arrival, Credentials
     from learnplat.tenants import TenantSpec
     from learnplat.testing import make_tenant
 
-    resource = NotificationSocket(lp_runtime, service(lp_runtime))
+    resource = NotificationSocket(lp_runtime, lp_runtime.service(NOTIFICATIONS))
+
+    def knock(token, slug, host=None):
+        return resource.authenticate(Arrival(Credentials.bearer_token(token), "", host, slug))
+
     student = person("student")
-    tenant, principal, _newest, unread = resource.authenticate(student.token, lp_tenant.slug,
-                                                              None)
+    tenant, principal, _newest, unread = knock(student.token, lp_tenant.slug)
     assert (tenant.id, principal.user_id, unread) == (lp_tenant.id, student.id, 0)
-    assert resource.authenticate(student.token, lp_other_tenant.slug, None) is None
-    assert resource.authenticate("", lp_tenant.slug, None) is None
-    assert resource.authenticate(student.token, None, "unknown.example") is None
+    with pytest.raises(Unauthorized):  # a token of another school
+        knock(student.token, lp_other_tenant.slug)
+    with pytest.raises(Unauthorized):  # no token
+        knock("", lp_tenant.slug)
+    with pytest.raises(NotFound):
+        knock(student.token, None, "unknown.example")
     # A school with the plugin switched off has no socket (its REST routes answer 404).
     off = make_tenant(lp_runtime)
     with db.connection():
         lp_runtime.tenants.apply(TenantSpec(slug=off.slug, name=off.name,
                                             disabled_plugins=["notifications"]))
     there = person("student", tenant=off)
-    assert resource.authenticate(there.token, off.slug, None) is None
+    with pytest.raises(NotFound):
+        knock(there.token, off.slug)
     assert there.client.get("/notifications").status_code == 404
 
 

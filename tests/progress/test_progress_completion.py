@@ -165,7 +165,7 @@ def test_concurrent_transactions_in_service(course_factory, svc, lp_runtime, lp_
     """The same race below HTTP: threads each with its own connection and transaction."""
     from learnplat_progress.models import CourseProgress
 
-    from learnplat.models import Event
+    from learnplat.models import OutboxEvent
 
     course = course_factory([{}, {}, {}])
     student = course.enroll()
@@ -191,9 +191,9 @@ def test_concurrent_transactions_in_service(course_factory, svc, lp_runtime, lp_
         cp = CourseProgress.get((CourseProgress.course_id == course.id)
                                 & (CourseProgress.user_id == student.id))
         assert cp.percent == 100 and cp.milestone_50_at and cp.milestone_100_at
-        names = [e.name for e in Event.select().where(
-            (Event.tenant_id == lp_tenant.id)
-            & Event.name.in_(["progress.milestone.v1", "course.completed.v1"]))
+        names = [e.name for e in OutboxEvent.select().where(
+            (OutboxEvent.tenant_id == lp_tenant.id)
+            & OutboxEvent.name.in_(["progress.milestone.v1", "course.completed.v1"]))
             if e.payload["user_id"] == student.id]
     assert sorted(names) == ["course.completed.v1", "progress.milestone.v1"]
 
@@ -219,7 +219,7 @@ def quiz_passed_declared(lp_runtime):
 
 def test_quiz_passed_event_completes_once(course_factory, lp_runtime, lp_tenant, svc,
                                           quiz_passed_declared):
-    from learnplat_progress.hooks import _on_quiz_passed
+    from learnplat_progress.plugin import ProgressPlugin
 
     from learnplat.events import EventMessage
 
@@ -239,15 +239,15 @@ def test_quiz_passed_event_completes_once(course_factory, lp_runtime, lp_tenant,
     message = EventMessage(events[0].id, "quiz.passed.v1", lp_tenant.id, events[0].payload,
                            events[0].created_at, 2)
     with db.connection(), tenant_context(lp_tenant), db.transaction():
-        _on_quiz_passed(lp_runtime, message)
+        lp_runtime.plugin(ProgressPlugin).on_quiz_passed(lp_runtime, message)
     assert s.client.get(f"/progress/{course.id}").json["modules"][0]["completed"] is False
 
 
 def _all_events(tenant):
-    from learnplat.models import Event
+    from learnplat.models import OutboxEvent
 
     with db.connection(), tenant_context(tenant), db.transaction():
-        return list(Event.select().where(Event.tenant_id == tenant.id))
+        return list(OutboxEvent.select().where(OutboxEvent.tenant_id == tenant.id))
 
 
 def test_marking_a_module_runs_constant_statements_and_answers_the_document(course_factory):

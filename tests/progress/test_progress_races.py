@@ -11,7 +11,7 @@ import requests
 from learnplat_progress.models import CourseProgress
 
 from learnplat import db
-from learnplat.models import Event
+from learnplat.models import OutboxEvent
 from learnplat.tenancy import tenant_context
 
 
@@ -43,9 +43,9 @@ def test_completing_every_module_at_once_against_gunicorn(live_server, course_fa
         getattr(r, "text", r) for r in results]
     with db.connection(), tenant_context(lp_tenant), db.transaction():
         events = Counter(
-            (e.name, e.payload["user_id"]) for e in Event.select().where(
-                (Event.tenant_id == lp_tenant.id)
-                & Event.name.in_(["progress.milestone.v1", "course.completed.v1"])))
+            (e.name, e.payload["user_id"]) for e in OutboxEvent.select().where(
+                (OutboxEvent.tenant_id == lp_tenant.id)
+                & OutboxEvent.name.in_(["progress.milestone.v1", "course.completed.v1"])))
         rows = list(CourseProgress.select().where(CourseProgress.course_id == course.id))
     for s in students:
         assert events[("progress.milestone.v1", s.id)] == 1, events

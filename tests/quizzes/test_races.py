@@ -11,7 +11,7 @@ from learnplat_quizzes.models import Attempt, StudentQuiz
 from quizhelpers import CORRECT
 
 from learnplat import db
-from learnplat.models import Event
+from learnplat.models import OutboxEvent
 from learnplat.tenancy import tenant_context
 
 
@@ -36,8 +36,8 @@ def _race(n: int, fn) -> list[object]:
 
 def _graded_events(tenant, user_id: int) -> Counter:
     with db.connection(), tenant_context(tenant), db.transaction():
-        return Counter(e.name for e in Event.select().where(
-            (Event.tenant_id == tenant.id) & Event.name.startswith("quiz."))
+        return Counter(e.name for e in OutboxEvent.select().where(
+            (OutboxEvent.tenant_id == tenant.id) & OutboxEvent.name.startswith("quiz."))
             if e.payload["user_id"] == user_id)
 
 

@@ -3,7 +3,7 @@
 import datetime as dt
 
 from learnplat_courses.events import CoursePublished
-from learnplat_notes.hooks import Note
+from learnplat_notes.plugin import Note
 
 from learnplat.plugin import api_timestamp, db, tenant_context
 

@@ -1,8 +1,8 @@
 """Certificates tables: certificates, the public-id index, credential keys, regeneration
 jobs and templates."""
 from peewee import *
-from learnplat.models import JSONField
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import JSONField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):

@@ -1,6 +1,6 @@
 """Courses tables: courses, tags, modules, transitions, ratings, feedback; catalogue search."""
 from peewee import *
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import UTCDateTimeField
 
 # The catalogue's full-text search (PostgreSQL only; SQLite searches with instr()).
 # Not an expression index on courses_course: under row-level security PostgreSQL will not use

@@ -1,6 +1,6 @@
 """Enrollment tables: enrollments and per-course enrollment rules."""
 from peewee import *
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):

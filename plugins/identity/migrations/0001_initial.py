@@ -1,7 +1,7 @@
 """Identity tables: users, refresh tokens, signing keys, audit log."""
 from peewee import *
-from learnplat.models import JSONField
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import JSONField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):

@@ -1,8 +1,8 @@
 """Identity: social-auth-core tables for OAuth sign-in (links, state nonces, associations,
 codes, partial pipelines), unique per tenant. Timestamps get their defaults from the models."""
 from peewee import *
-from learnplat.models import JSONField
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import JSONField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):

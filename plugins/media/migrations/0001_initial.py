@@ -1,7 +1,7 @@
 """Media tables: stored objects (videos, attached files, submissions, profile photos),
 assignments and submissions."""
 from peewee import *
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):

@@ -1,8 +1,8 @@
 """Notifications tables: notifications (unique per source and user), broadcasts, per-kind
 preferences, the email outbox. (created_at defaults are the models' utcnow.)"""
 from peewee import *
-from learnplat.models import JSONField
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import JSONField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):

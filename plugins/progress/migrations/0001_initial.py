@@ -1,6 +1,6 @@
 """Progress tables: course progress per enrollment, module progress, handled events."""
 from peewee import *
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):

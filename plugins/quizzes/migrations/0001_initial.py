@@ -1,7 +1,7 @@
 """Quizzes tables: quizzes, questions, frozen versions, attempts, per-student standing."""
 from peewee import *
-from learnplat.models import JSONField
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import JSONField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):

@@ -134,9 +134,9 @@ def register_event_handlers() -> list[EventHandler]:
 
 
 @hookimpl
-def authenticate(runtime: Any, req: falcon.Request, tenant: Any) -> Principal | None:
-    scheme, _, token = (req.auth or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.startswith("note:"):
+def authenticate(runtime: Any, credentials: Any, tenant: Any) -> Principal | None:
+    token = credentials.bearer or ""
+    if not token.startswith("note:"):
         return None
     try:
         _, tenant_id, role, user = token.split(":")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from learnplat import hookspec
+from learnplat.plugin import hookspec
 
 
 @hookspec

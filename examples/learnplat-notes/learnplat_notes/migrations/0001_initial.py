@@ -1,6 +1,6 @@
 """notes: the note table (written by `learnplat makemigrations notes`)."""
 from peewee import *
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):

@@ -1,6 +1,6 @@
 """sample: the bookmark table."""
 from peewee import *
-from learnplat.models import UTCDateTimeField
+from learnplat.plugin import UTCDateTimeField
 
 
 def up(migrator, db):

@@ -1,8 +1,11 @@
 """The public face of the core for plugin authors: ``from learnplat.plugin import ...``.
 
-Everything a plugin needs is re-exported here and listed in ``__all__``; these names follow
-semantic versioning. Anything else under ``learnplat`` is internal and may change between
-releases. docs/plugins.md documents each name.
+Everything a plugin needs is re-exported here and listed in ``__all__``, with two sub-faces
+where they read better: ``learnplat.plugin.cli`` (click commands) and
+``learnplat.plugin.testing`` (pytest fixtures and servers for a plugin's tests). These names
+follow semantic versioning; anything else under ``learnplat`` is internal and may change
+between releases, and ``python -m learnplat.boundaries`` refuses a plugin that imports it.
+docs/plugins.md documents each name.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import math
 import types
 import typing
+from collections.abc import Set
 from typing import Any, ClassVar
 
 from pydantic import (
@@ -23,10 +27,10 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from . import db, uploads
-from .answers import bump_generation, computing, valid_until
-from .auth import AUTHENTICATED, PUBLIC, Principal
-from .cli.helpers import (
+from .. import db, uploads
+from ..answers import bump_generation, computing, valid_until
+from ..auth import AUTHENTICATED, PUBLIC, Principal
+from ..cli.helpers import (
     echo_json,
     echo_pages,
     echo_rows,
@@ -35,9 +39,10 @@ from .cli.helpers import (
     tenant_command,
     with_tenant,
 )
-from .contracts import Action, Event, ServiceKey, Sibling, Veto
-from .each_tenant import EachTenantResult, each_tenant
-from .errors import (
+from ..client_address import rate_limit_key
+from ..contracts import Action, Event, Plugin, ServiceKey, Sibling, Veto
+from ..each_tenant import EachTenantResult, each_tenant
+from ..errors import (
     BadRequest,
     Conflict,
     LearnplatError,
@@ -45,25 +50,35 @@ from .errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
     Vetoed,
 )
-from .events import EventMessage
-from .hookspecs import hookimpl, hookspec
-from .http.endpoint import MULTIPART, body_stream, endpoint, multipart_file, multipart_parts
-from .http.serving import send_object
-from .keyring import ActiveKey, TenantKeyRing
-from .kv import RedisScript
-from .models import JSONField, TenantModel, UTCDateTimeField, utcnow
-from .pagination import Page, PageQuery, paginate
-from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
-from .runtime import Runtime
-from .schema_doc import describe_strings, not_nullable
-from .secret_keys import EncryptedAtRest, SecretScan
-from .tenancy import TenantInfo, current_tenant, tenant_context
-from .timestamps import api_timestamp
+from ..events import EventMessage
+from ..hookspecs import hookimpl, hookspec
+from ..http.endpoint import (
+    JSON,
+    MULTIPART,
+    body_stream,
+    dump,
+    endpoint,
+    multipart_file,
+    multipart_parts,
+)
+from ..http.serving import send_object
+from ..keyring import ActiveKey, TenantKeyRing
+from ..kv import RedisScript, StoreUnavailable
+from ..models import UTC, JSONField, TenantModel, UTCDateTimeField, utcnow
+from ..models import BaseModel as SharedModel
+from ..pagination import Page, PageQuery, paginate
+from ..registry import ROLES, EventHandler, HealthCheck, Permission, Route, TaskSpec
+from ..runtime import Runtime
+from ..schema_doc import describe_strings, not_nullable
+from ..secret_keys import EncryptedAtRest, SecretScan
+from ..tenancy import TenantInfo, current_tenant, tenant_context
+from ..timestamps import api_timestamp
 
 
 class Schema(BaseModel):
@@ -149,7 +164,7 @@ def _has_nul(value: Any) -> bool:
 
 
 def merge_extras(answers: list[dict[str, Any] | None], into: dict[str, Any] | None = None,
-                 protected: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+                 protected: Set[str] = frozenset()) -> dict[str, Any]:
     """The one rule for merging what several plugins' "extras" hooks return (course detail,
     analytics, progress, enrollment summaries): answers are merged in plugin order; nested
     dicts merge key by key, other values replace; keys in `protected` (the document's own
@@ -167,17 +182,20 @@ def merge_extras(answers: list[dict[str, Any] | None], into: dict[str, Any] | No
 
 
 __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
-    # hooks and what they return
-    "hookimpl", "hookspec", "Route", "Permission", "TaskSpec", "EventHandler", "HealthCheck",
+    # the plugin object, hooks and what they return
+    "Plugin", "hookimpl", "hookspec", "Route", "Permission", "ROLES", "TaskSpec",
+    "EventHandler", "HealthCheck",
     # contracts between plugins
     "ServiceKey", "Sibling", "Event", "EventMessage", "Action", "Veto",
     # HTTP
-    "endpoint", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal", "bump_generation",
+    "endpoint", "JSON", "dump", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal",
+    "rate_limit_key", "StoreUnavailable", "bump_generation",
     "computing", "valid_until", "RedisScript", "Page", "PageQuery", "paginate", "merge_extras",
     # files: receiving uploads (type by content, limits, sha256) and sending stored objects
     "MULTIPART", "body_stream", "multipart_parts", "multipart_file", "uploads", "send_object",
     # data and tenancy
-    "db", "TenantModel", "JSONField", "UTCDateTimeField", "utcnow", "api_timestamp",
+    "db", "TenantModel", "SharedModel", "JSONField", "UTCDateTimeField", "utcnow", "UTC",
+    "api_timestamp",
     "TenantInfo", "current_tenant", "tenant_context", "Runtime",
     # keys and secrets at rest: a per-tenant Ed25519 key ring, register_encrypted_at_rest
     "TenantKeyRing", "ActiveKey", "EncryptedAtRest", "SecretScan",
@@ -187,4 +205,5 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     # errors (problem+json with the right status)
     "LearnplatError", "BadRequest", "Unauthorized", "PermissionDenied", "NotFound", "Conflict",
     "Vetoed", "PayloadTooLarge", "UnsupportedMediaType", "ValidationFailed", "RateLimited",
+    "ServiceUnavailable",
 ]

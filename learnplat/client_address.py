@@ -1,9 +1,10 @@
 """Who is on the other end: the client's address, believed from forwarded headers only as far
 as they were written by reverse proxies we were told to trust.
 
-Pure functions (no Falcon): the middleware calls `client_address()` once per request and keeps
-the answer on ``req.context.client_addr``; rate limits, the audit log and the request logs all
-read that one value. `rate_limit_key()` turns it into the key a per-address limit counts under.
+Pure functions, for every transport: the gate (learnplat.gate) calls `client_address()` once
+per caller (an HTTP request, a WebSocket handshake) and the HTTP middleware keeps the answer on
+``req.context.client_addr``; rate limits, the audit log and the request logs all read that one
+value. `rate_limit_key()` turns it into the key a per-address limit counts under.
 """
 
 from __future__ import annotations

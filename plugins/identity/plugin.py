@@ -1,0 +1,115 @@
+"""The identity plugin's object: its hooks, and its service once the runtime is built
+(the class its entry point names)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from learnplat.plugin import (
+    Action,
+    EncryptedAtRest,
+    Permission,
+    Plugin,
+    Principal,
+    Route,
+    ServiceKey,
+    hookimpl,
+)
+
+from . import authn
+from . import events as ev
+from . import resources as r
+from .api import IDENTITY
+from .cli import audit, keys, users
+from .models import MODELS
+from .oauth import OAuthFlow
+from .services import IdentityService, IdentitySettings
+from .social_storage import SOCIAL_MODELS
+
+if TYPE_CHECKING:
+    from learnplat.plugin import Runtime, TenantInfo
+    from learnplat.plugin.gate import Credentials, RoundTrip
+
+
+class IdentityPlugin(Plugin):
+    """Accounts, tokens, roles and permissions, OAuth sign-in and the audit log: the plugin
+    that answers the core's `authenticate` hook."""
+
+    identity: IdentityService  # built by register_services
+
+    @hookimpl
+    def register_models(self) -> list[type]:
+        return [*MODELS, *SOCIAL_MODELS]
+
+    @hookimpl
+    def register_permissions(self) -> list[Permission]:
+        return [
+            Permission("user.read", "See a user's profile",
+                       {"admin": "any", "instructor": "own", "student": "own"}),
+            Permission("user.update", "Edit a user's profile",
+                       {"admin": "any", "instructor": "own", "student": "own"}),
+            Permission("user.manage", "List users, change roles, deactivate, unlock",
+                       {"admin": "any"}),
+            Permission("audit.read", "Read the school's audit log", {"admin": "any"}),
+        ]
+
+    @hookimpl
+    def register_actions(self) -> list[Action]:
+        return ev.ACTIONS
+
+    @hookimpl
+    def register_services(self, runtime: Runtime) -> dict[ServiceKey[Any], Any]:
+        self.identity = IdentityService(runtime)
+        return {IDENTITY: self.identity}
+
+    @hookimpl
+    def register_routes(self, runtime: Runtime) -> list[Route]:
+        svc = self.identity
+        flow = OAuthFlow(svc)
+        return [
+            Route("/auth/register", r.RegisterResource(svc)),
+            Route("/auth/login", r.LoginResource(svc)),
+            Route("/auth/refresh", r.RefreshResource(svc)),
+            Route("/auth/logout", r.LogoutResource(svc)),
+            Route("/auth/profile", r.ProfileResource(svc)),
+            Route("/auth/roles", r.RolesResource(svc)),
+            Route("/.well-known/jwks.json", r.JWKSResource(svc)),
+            Route("/users", r.UserCollection(svc)),
+            Route(f"/users/{r.USER_ID}", r.UserItem(svc)),
+            Route(f"/users/{r.USER_ID}/role", r.UserRole(svc)),
+            Route(f"/users/{r.USER_ID}/unlock", r.UserUnlock(svc)),
+            Route("/audit", r.AuditCollection(svc)),
+            Route("/auth/oauth/{provider}/login", r.OAuthLogin(flow)),
+            Route("/auth/oauth/{provider}/callback", r.OAuthCallback(flow)),
+            Route("/auth/oauth/exchange", r.OAuthExchange(flow)),
+        ]
+
+    @hookimpl
+    def register_encrypted_at_rest(self) -> list[EncryptedAtRest]:
+        # The private halves of the schools' token-signing keys (keys.token_keys): a secret
+        # that cannot decrypt them makes every login of the school fail.
+        return [EncryptedAtRest("token-signing keys", lambda rt: self.identity.keys.scan(),
+                                lambda rt: self.identity.keys.reencrypt())]
+
+    @hookimpl
+    def register_settings(self) -> dict[str, type]:
+        return {"identity": IdentitySettings}
+
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        cli.add_command(users)
+        cli.add_command(audit)
+        cli.add_command(keys)
+
+    @hookimpl
+    def authenticate(self, runtime: Runtime, credentials: Credentials,
+                     round_trip: RoundTrip) -> Principal | None:
+        return authn.authenticate(self.identity, credentials, round_trip)
+
+    @hookimpl
+    def provision_tenant_admin(self, runtime: Runtime, tenant: TenantInfo, email: str,
+                               password: str) -> Any:
+        return self.identity.create_user(email, password, name="Administrator",
+                                         role="admin").id
