@@ -346,7 +346,7 @@ def bench_fanout(args: argparse.Namespace) -> dict[str, Any]:
                                          "announcement", {}, everyone=True)
         seconds = time.perf_counter() - start
         with db.connection(), tenant_context(tenant), db.transaction():
-            created = notes.get_broadcast(admin, doc["id"])["recipients"]
+            created = notes.get_broadcast(admin, doc.id).recipients
     return {"students": args.students, "notifications": created,
             "fan_out_seconds": round(seconds, 2),
             "notifications_per_second": round(created / seconds),

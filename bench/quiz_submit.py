@@ -27,39 +27,11 @@ import time
 import uuid
 from typing import Any
 
+from learnplat_quizzes.seed import sample_answers, sample_quiz
+
 from bench import common
 
 QUESTIONS = 20
-
-
-def quiz_body() -> dict[str, Any]:
-    """20 questions of every type (4 each); the short_text ones auto-accept."""
-    qs: list[dict[str, Any]] = []
-    for i in range(4):
-        qs += [
-            {"type": "single_choice", "prompt": f"S{i}", "options": ["a", "b", "c", "d"],
-             "answer": i % 4, "points": 1},
-            {"type": "multiple_choice", "prompt": f"M{i}", "options": ["a", "b", "c", "d"],
-             "answer": [0, 2], "points": 2, "scoring": "partial"},
-            {"type": "true_false", "prompt": f"T{i}", "answer": i % 2 == 0},
-            {"type": "numeric", "prompt": f"N{i}", "answer": 3.14, "tolerance": 0.01},
-            {"type": "short_text", "prompt": f"X{i}", "accept": ["paris"],
-             "accept_regex": "par[iy]s?"},
-        ]
-    return {"title": "Bench quiz", "pass_mark": 60, "questions": qs}
-
-
-def answers_for(questions: list[dict[str, Any]], rng: random.Random) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for q in questions:
-        t = q["type"]
-        out[str(q["id"])] = (rng.randrange(4) if t == "single_choice"
-                             else rng.sample(range(4), rng.randint(1, 3))
-                             if t == "multiple_choice"
-                             else rng.random() < 0.5 if t == "true_false"
-                             else round(3.14 + rng.uniform(-0.02, 0.02), 3) if t == "numeric"
-                             else rng.choice(["Paris", "pary", "London"]))
-    return out
 
 
 def _client_proc(base: str, tenant: str, path: str, tokens: list[str],
@@ -91,7 +63,7 @@ def _client_proc(base: str, tenant: str, path: str, tokens: list[str],
                 continue
             starts.append(t1 - t0)
             r = session.post(f"{base}{path}/submit", json={
-                "attempt_id": r.json()["id"], "answers": answers_for(questions, rng)})
+                "attempt_id": r.json()["id"], "answers": sample_answers(questions, rng)})
             subs.append(time.perf_counter() - t1)
             if r.status_code != 200:
                 bad += 1
@@ -122,7 +94,7 @@ def grading_throughput(questions: list[dict[str, Any]], seconds: float = 3.0) ->
 
     frozen = [g.Question.from_dict(q) for q in questions]
     rng = random.Random(1)
-    samples = [answers_for(questions, rng) for _ in range(200)]
+    samples = [sample_answers(questions, rng) for _ in range(200)]
     n, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         for answers in samples:
@@ -192,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         mid = requests.post(f"{base}/courses/{cid}/modules", headers=t,
                             json={"title": "Quiz"}).json()["id"]
         r = requests.post(f"{base}/courses/{cid}/modules/{mid}/quiz", headers=t,
-                          json=quiz_body())
+                          json=sample_quiz())
         r.raise_for_status()
         quiz = r.json()
         path = f"/courses/{cid}/modules/{mid}/quiz/{quiz['id']}"

@@ -165,9 +165,9 @@ def unique_scenarios(world: World, rng: random.Random) -> dict[str, Scenario]:
 
 
 def _answers(questions: list[dict[str, Any]], rng: random.Random) -> dict[str, Any]:
-    from bench.quiz_submit import answers_for
+    from learnplat_quizzes.seed import sample_answers
 
-    return answers_for(questions, rng)
+    return sample_answers(questions, rng)
 
 
 def make_world(runtime: Any, seeded: Any, n_tokens: int, n_tenants: int) -> World:

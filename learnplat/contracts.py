@@ -43,6 +43,16 @@ class ServiceKey(Generic[T]):
         return self.name
 
 
+class Record(BaseModel):
+    """Plain frozen data that crosses a plugin boundary (what an ``api.py`` service returns:
+    ``CourseInfo``), and the base of the response model that shows it: ``class
+    CourseOut(CourseInfo)`` in ``schemas.py`` adds only what the HTTP answer shows beyond it,
+    so each field is declared once. Immutable and hashable like a frozen dataclass; values are
+    validated when one is made."""
+
+    model_config = ConfigDict(frozen=True)
+
+
 class Sibling(Generic[T]):
     """A service's attribute that is another plugin's service, ``courses = Sibling(COURSES)``
     in the class body: typed as the key's Protocol and resolved through the instance's

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
     from .runtime import Runtime
     from .secret_keys import EncryptedAtRest
+    from .seeding import Seed
     from .tenancy import TenantInfo
 
 hookspec = pluggy.HookspecMarker("learnplat")
@@ -222,4 +223,22 @@ def provision_tenant_admin(
 
     Runs inside the tenant-creating transaction and tenant context; return the new user's id.
     Since 0.1.
+    """
+
+
+# -- data sets -----------------------------------------------------------------------------------
+
+
+@hookspec
+def seed_tenant(runtime: Runtime, seed: Seed) -> None:
+    """Write this plugin's part of a generated data set into ``seed.tenant``, a new school (the
+    benchmark's data set, ``learnplat tenants seed``'s demo school).
+
+    Called once per school, after the plugins this one requires, inside the school's context
+    and its one transaction (a part that raises leaves no part written). Read the sizes asked
+    for with ``seed.size(name, default)`` and what earlier plugins made from ``seed.made``
+    (each plugin documents its keys there); write with ``seed.bulk``/``seed.bulk_ids`` (the
+    model's INSERT, many rows at once) or the plugin's services; draw every random choice
+    from ``seed.rng`` (a run is deterministic); leave in ``seed.made`` what later plugins
+    need, under keys prefixed with the plugin's name. Since 0.2.
     """

@@ -59,14 +59,12 @@ and `LEARNPLAT_TEST_REDIS_URL` for PostgreSQL + Redis).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-from learnplat.plugin import ServiceKey
+from learnplat.plugin import Record, ServiceKey
 
 
-@dataclass(frozen=True)
-class ${Model}Info:
+class ${Model}Info(Record):  # frozen data; also the routes' answer (resources.py)
     id: int
     title: str
 
@@ -129,10 +127,14 @@ class ${camel}Service:
     def create(self, title: str) -> ${Model}Info:
         row = ${Model}.create(title=title)
         self.runtime.events.record(${Model}Created(${model}_id=row.id, title=title))
-        return ${Model}Info(row.id, row.title)
+        return ${model}_info(row)
 
     def count(self) -> int:
         return ${Model}.select().count()
+
+
+def ${model}_info(row: ${Model}) -> ${Model}Info:
+    return ${Model}Info(id=row.id, title=row.title)
 ''',
     "learnplat_$name/resources.py": '''\
 """The $name plugin's routes: GET and POST /$name/${models_path}."""
@@ -141,29 +143,33 @@ from typing import Any
 
 import learnplat.plugin as lp
 
+from .api import ${Model}Info
 from .models import ${Model}
-from .services import ${camel}Service
+from .services import ${camel}Service, ${model}_info
 
 
 class ${Model}In(lp.Schema):  # unknown fields are a 422
     title: str = lp.Field(min_length=1, max_length=200)
 
 
+class ${Model}Page(lp.Page[${Model}Info]):  # a page's one shape: returned, and in /openapi.json
+    pass
+
+
 class ${Models}:
     def __init__(self, service: ${camel}Service):
         self.service = service
 
-    @lp.endpoint(permission=lp.AUTHENTICATED, query=lp.PageQuery)
-    def on_get(self, req: Any, resp: Any, *, query: lp.PageQuery) -> Any:
+    @lp.endpoint(permission=lp.AUTHENTICATED, query=lp.PageQuery, response=${Model}Page)
+    def on_get(self, req: Any, resp: Any, *, query: lp.PageQuery) -> ${Model}Page:
         """The school's ${models_words}, newest first."""
-        return lp.paginate(${Model}.select(), [${Model}.id.desc()], query,
-                           lambda row: {"id": row.id, "title": row.title})
+        return ${Model}Page(**lp.paginate(${Model}.select(), [${Model}.id.desc()], query,
+                                          ${model}_info))
 
-    @lp.endpoint(permission="$name.create", body=${Model}In, status=201)
-    def on_post(self, req: Any, resp: Any, *, body: ${Model}In) -> Any:
+    @lp.endpoint(permission="$name.create", body=${Model}In, status=201, response=${Model}Info)
+    def on_post(self, req: Any, resp: Any, *, body: ${Model}In) -> ${Model}Info:
         """Add ${a_model}."""
-        row = self.service.create(body.title)
-        return {"id": row.id, "title": row.title}
+        return self.service.create(body.title)
 ''',
     "learnplat_$name/tasks.py": '''\
 """The $name plugin's tasks. A task gets its plugin's object with ``runtime.plugin_of(__name__)``:

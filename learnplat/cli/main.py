@@ -154,9 +154,23 @@ def read_text_file(path: Any) -> str:
 
 
 def echo_json(data: Any) -> None:
+    """`data` (JSON values, dataclasses, pydantic models: what a service returns) as indented
+    JSON, its times written as the API writes them."""
     import orjson
+    import pydantic
+    import pydantic_core
 
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode())
+    from ..timestamps import JSON_OPTIONS
+
+    def jsonable(value: Any) -> Any:  # what orjson does not know (models' times: orjson's)
+        if isinstance(value, pydantic.BaseModel):
+            return value.__pydantic_serializer__.to_python(value, by_alias=True)
+        return pydantic_core.to_jsonable_python(value, by_alias=True)
+
+    if isinstance(data, pydantic.BaseModel):
+        data = data.__pydantic_serializer__.to_python(data, by_alias=True)
+    click.echo(orjson.dumps(data, default=jsonable,
+                            option=orjson.OPT_INDENT_2 | JSON_OPTIONS).decode())
 
 
 def in_transaction(fn: Callable[..., Any]) -> Callable[..., Any]:

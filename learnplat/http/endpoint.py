@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import tempfile
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 import falcon
 import orjson
 import pydantic
+import pydantic_core
 
 from ..auth import AUTHENTICATED, PUBLIC, Principal
 from ..errors import (
@@ -174,10 +176,13 @@ def endpoint(
                 check_upload(req, spec, req.context.max_body)
             resp.status = spec.status
             result = fn(self, req, resp, **params, **kwargs)
+            checking = checking_responses(req)
+            if checking:
+                check_returned(spec, resp.status_code, result, fn.__qualname__)
             if result is not None:
                 resp.data = dump(result)
                 resp.content_type = JSON
-            if checking_responses(req):
+            if checking:
                 check_response(spec, resp, fn.__qualname__)
 
         vars(responder)[_SPEC_ATTR] = spec  # a function's attribute: what spec_of reads
@@ -213,6 +218,33 @@ def declared_model(spec: EndpointSpec, status: int) -> type[pydantic.BaseModel] 
     if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
         return model
     return None
+
+
+def returnable(model: type[pydantic.BaseModel]) -> tuple[type, ...]:
+    """What a responder may return for `model`: the model, or for a RootModel of a union
+    (``QuizView(RootModel[QuizOut | QuizStudentOut])``) any member."""
+    root = model.model_fields.get("root") if issubclass(model, pydantic.RootModel) else None
+    if root is None:
+        return (model,)
+    members = typing.get_args(root.annotation) or (root.annotation,)
+    return (model, *(m for m in members if isinstance(m, type)))
+
+
+def check_returned(spec: EndpointSpec, status: int, result: Any, where: str = "") -> None:
+    """Raise ResponseMismatch when a responder returns something other than the model its
+    `@endpoint` declares for `status` (a dict of the right keys included): the declared
+    model is the one shape of the answer, the one the OpenAPI document shows and the one the
+    code builds, so a field added to the answer is added to the model. A responder that
+    writes ``resp.data`` itself (a cached answer) returns None; its bytes are checked by
+    check_response."""
+    model = declared_model(spec, status)
+    if model is None or result is None:
+        return
+    allowed = returnable(model)
+    if not isinstance(result, allowed):
+        names = " or ".join(m.__name__ for m in allowed)
+        raise ResponseMismatch(f"{where or 'a responder'}: returned a {type(result).__name__} "
+                               f"for its {status} answer, not the declared {names}")
 
 
 def check_response(spec: EndpointSpec, resp: falcon.Response, where: str = "") -> None:
@@ -277,16 +309,23 @@ def check_permission(permission: str, principal: Principal | None) -> None:
 
 
 def dump(value: Any) -> bytes:
+    """A response body's JSON. Every body goes through orjson with JSON_OPTIONS (the timestamp
+    format learnplat.plugin.api_timestamp also writes), a pydantic model too: pydantic's own
+    JSON would write a naive datetime without its zone, so the same time would read
+    differently in a body built from a model and one built from a dict."""
     if isinstance(value, pydantic.BaseModel):
-        return value.__pydantic_serializer__.to_json(value)
-    # JSON_OPTIONS: the timestamp format learnplat.plugin.api_timestamp also writes.
+        # by alias, as the OpenAPI document shows a field ("50", "@context")
+        value = value.__pydantic_serializer__.to_python(value, by_alias=True)
     return orjson.dumps(value, default=_default, option=JSON_OPTIONS)
 
 
 def _default(value: Any) -> Any:
+    """What orjson does not know: a model in a list or a dict as Python values (whose times
+    orjson then writes with JSON_OPTIONS, as at the top); a set, a Decimal, a URL... as
+    pydantic writes it in JSON."""
     if isinstance(value, pydantic.BaseModel):
-        return value.model_dump(mode="json")
-    raise TypeError(f"cannot serialize {type(value).__name__}")
+        return value.__pydantic_serializer__.to_python(value, by_alias=True)
+    return pydantic_core.to_jsonable_python(value, by_alias=True)
 
 
 def parse_query(model: type[pydantic.BaseModel], req: falcon.Request) -> pydantic.BaseModel:

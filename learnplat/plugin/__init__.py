@@ -40,7 +40,7 @@ from ..cli.helpers import (
     with_tenant,
 )
 from ..client_address import rate_limit_key
-from ..contracts import Action, Event, Plugin, ServiceKey, Sibling, Veto
+from ..contracts import Action, Event, Plugin, Record, ServiceKey, Sibling, Veto
 from ..each_tenant import EachTenantResult, each_tenant
 from ..errors import (
     BadRequest,
@@ -77,6 +77,7 @@ from ..registry import ROLES, EventHandler, HealthCheck, Permission, Route, Task
 from ..runtime import Runtime
 from ..schema_doc import describe_strings, not_nullable
 from ..secret_keys import EncryptedAtRest, SecretScan
+from ..seeding import Seed
 from ..tenancy import TenantInfo, current_tenant, tenant_context
 from ..timestamps import api_timestamp
 
@@ -186,7 +187,7 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     "Plugin", "hookimpl", "hookspec", "Route", "Permission", "ROLES", "TaskSpec",
     "EventHandler", "HealthCheck",
     # contracts between plugins
-    "ServiceKey", "Sibling", "Event", "EventMessage", "Action", "Veto",
+    "ServiceKey", "Sibling", "Record", "Event", "EventMessage", "Action", "Veto",
     # HTTP
     "endpoint", "JSON", "dump", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal",
     "rate_limit_key", "StoreUnavailable", "bump_generation",
@@ -202,6 +203,8 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     # commands and work across schools
     "tenant_command", "with_tenant", "json_option", "echo_json", "echo_pages", "echo_rows",
     "read_pages", "each_tenant", "EachTenantResult",
+    # generated data sets: the seed_tenant hook's argument
+    "Seed",
     # errors (problem+json with the right status)
     "LearnplatError", "BadRequest", "Unauthorized", "PermissionDenied", "NotFound", "Conflict",
     "Vetoed", "PayloadTooLarge", "UnsupportedMediaType", "ValidationFailed", "RateLimited",

@@ -5,21 +5,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
-from learnplat.plugin import ServiceKey
+from pydantic import Field
+
+from learnplat.plugin import Record, ServiceKey
+
+CertificateStatus = Literal["pending", "issued", "revoked"]
 
 
-@dataclass(frozen=True)
-class CertificateInfo:
-    id: str  # the stable public id (printed on the PDF, in the verification URL)
+class CertificateInfo(Record):
+    id: str = Field(description="The stable public id (printed on the PDF, in verify_url).")
     course_id: int
     user_id: int
-    status: str  # pending | issued | revoked
+    status: CertificateStatus
     issued_at: dt.datetime | None
-    revoked_at: dt.datetime | None
     verify_url: str
+    revoked_at: dt.datetime | None = None
 
 
 class CertificatesAPI(Protocol):

@@ -13,7 +13,7 @@ import html
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import falcon
 from learnplat_courses.api import COURSES
@@ -41,6 +41,7 @@ from .schemas import (
     CertificateQuery,
     IssuerProfileOut,
     JobOut,
+    JobStatus,
     JWKSOut,
     RevokeIn,
     TemplateIn,
@@ -54,8 +55,8 @@ JWT_MEDIA_TYPE = "application/vc+jwt"
 MULTIPART = "multipart/form-data"
 
 
-def certificate_out(svc: CertificatesService, row: Certificate, req: falcon.Request
-                    ) -> dict[str, Any]:
+def _certificate_fields(svc: CertificatesService, row: Certificate, req: falcon.Request
+                        ) -> dict[str, Any]:
     """Every URL absolute, on the certificates' public base URL (the request's own address
     only when none is known: then nothing can be issued, PublicUrlNotSet)."""
     return {"id": row.public_id, "course_id": row.course_id, "user_id": row.user_id,
@@ -66,17 +67,22 @@ def certificate_out(svc: CertificatesService, row: Certificate, req: falcon.Requ
             "revoked_at": row.revoked_at}
 
 
+def certificate_out(svc: CertificatesService, row: Certificate, req: falcon.Request
+                    ) -> CertificateOut:
+    return CertificateOut(**_certificate_fields(svc, row, req))
+
+
 def admin_out(svc: CertificatesService, row: Certificate, req: falcon.Request
-              ) -> dict[str, Any]:
-    out = certificate_out(svc, row, req)
-    out.update(learner_name=row.learner_name, course_title=row.course_title,
-               revoked_reason=row.revoked_reason)
-    return out
+              ) -> AdminCertificateOut:
+    return AdminCertificateOut(**_certificate_fields(svc, row, req),
+                               learner_name=row.learner_name, course_title=row.course_title,
+                               revoked_reason=row.revoked_reason)
 
 
-def job_out(job: RegenerationJob) -> dict[str, Any]:
-    return {"id": job.id, "course_id": job.course_id, "status": job.status, "total": job.total,
-            "done": job.done, "created_at": job.created_at, "finished_at": job.finished_at}
+def job_out(job: RegenerationJob) -> JobOut:
+    return JobOut(id=job.id, course_id=job.course_id, status=cast(JobStatus, job.status),
+                  total=job.total, done=job.done, created_at=job.created_at,
+                  finished_at=job.finished_at)
 
 
 class _Resource:
@@ -91,7 +97,8 @@ class CourseCertificate(_Resource):
     @endpoint(permission="certificate.own", response=CertificateOut, errors=(409,),
               also=(202,), status=200,
               summary="Ask for one's certificate: 200 it exists, 202 queued, 409 not completed")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int
+                ) -> CertificateOut:
         """Completing a course queues the certificate by itself; this asks again (idempotent:
         never a second certificate). 409 `course_not_completed` says how far the caller is."""
         outcome, row = self.service.request(req.context.principal, course_id)
@@ -100,7 +107,8 @@ class CourseCertificate(_Resource):
 
     @endpoint(permission="certificate.own", response=CertificateOut,
               summary="One's certificate for a course: {id, issued_at, pdf_url, verify_url}")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int
+               ) -> CertificateOut:
         """`status` is pending until the background task has made it (pdf_url null then);
         404 when there is none (yet)."""
         principal = req.context.principal
@@ -141,7 +149,8 @@ def wants_html(req: falcon.Request) -> bool:
 class Verify(_Resource):
     @endpoint(permission=PUBLIC, response=VerificationOut, errors=(404,),
               summary="Whether a certificate is genuine (JSON, or an HTML page for browsers)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, public_id: str) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, public_id: str
+               ) -> VerificationOut | None:
         """Public and tenant-free: the QR code on the PDF leads here. Names the issuing
         school; a revoked certificate says so (`valid: false`, `status: revoked`). Unknown or
         malformed ids, and certificates not issued yet: 404. Content negotiation: a browser's
@@ -166,30 +175,30 @@ class Verify(_Resource):
         return doc
 
 
-def verification_page(doc: dict[str, Any]) -> str:
+def verification_page(doc: VerificationOut) -> str:
     e = html.escape
-    issued_on = doc["issued_at"].strftime("%d %B %Y") if doc["issued_at"] else ""
-    if doc["valid"]:
+    issued_on = doc.issued_at.strftime("%d %B %Y") if doc.issued_at else ""
+    if doc.valid:
         verdict = '<p class="ok">&#10004; Genuine certificate</p>'
     else:
-        when = doc["revoked_at"].strftime("%d %B %Y") if doc["revoked_at"] else ""
+        when = doc.revoked_at.strftime("%d %B %Y") if doc.revoked_at else ""
         verdict = f'<p class="bad">&#10008; This certificate was revoked on {e(when)}.</p>'
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Certificate {e(doc["id"])}: {e(doc["issuer"]["name"])}</title>
+<title>Certificate {e(doc.id)}: {e(doc.issuer.name)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;
 color:#222}}.ok{{color:#11703a;font-weight:bold;font-size:1.3rem}}.bad{{color:#a4161a;
 font-weight:bold;font-size:1.3rem}}dt{{color:#666;margin-top:.8rem}}dd{{margin:0;
 font-size:1.1rem}}code{{font-size:.9rem}}</style></head>
 <body><h1>Certificate verification</h1>{verdict}
-<dl><dt>Awarded to</dt><dd>{e(doc["learner"]["name"])}</dd>
-<dt>Course</dt><dd>{e(doc["course"]["title"])}</dd>
-<dt>Instructor</dt><dd>{e(doc["instructor"]["name"])}</dd>
-<dt>Issued by</dt><dd>{e(doc["issuer"]["name"])}</dd>
+<dl><dt>Awarded to</dt><dd>{e(doc.learner.name)}</dd>
+<dt>Course</dt><dd>{e(doc.course.title)}</dd>
+<dt>Instructor</dt><dd>{e(doc.instructor.name)}</dd>
+<dt>Issued by</dt><dd>{e(doc.issuer.name)}</dd>
 <dt>Date of issue</dt><dd>{e(issued_on)}</dd>
-<dt>Certificate id</dt><dd><code>{e(doc["id"])}</code></dd></dl>
-<p><small>Issuer: <code>{e(doc["issuer"]["id"])}</code></small></p></body></html>
+<dt>Certificate id</dt><dd><code>{e(doc.id)}</code></dd></dl>
+<p><small>Issuer: <code>{e(doc.issuer.id)}</code></small></p></body></html>
 """
 
 
@@ -288,7 +297,8 @@ class IssuerProfile(_Resource):
     @endpoint(permission=PUBLIC, response=IssuerProfileOut, errors=(404,),
               summary="The school as an Open Badges 3.0 issuer Profile (the credentials' "
                       "issuer.url; an HTML page for browsers)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str
+               ) -> IssuerProfileOut | None:
         """Public and tenant-free, like the DID document. A browser's `Accept: text/html`
         gets a small page."""
         with issuer_tenant(self.service, slug):
@@ -301,7 +311,7 @@ class IssuerAchievement(_Resource):
               summary="A course's Open Badges 3.0 Achievement (the credentials' "
                       "achievement.id; an HTML page for browsers)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str,
-               achievement_id: str) -> Any:
+               achievement_id: str) -> AchievementOut | None:
         """`achievement_id` is `course-{courseId}`. 404 unless the school has issued a
         certificate of that course (a course nobody completed keeps its title private)."""
         match = ACHIEVEMENT_ID.match(achievement_id)
@@ -312,8 +322,11 @@ class IssuerAchievement(_Resource):
         return json_or_page(req, resp, doc, achievement_page)
 
 
-def json_or_page(req: falcon.Request, resp: falcon.Response, doc: dict[str, Any],
-                 page: Callable[[dict[str, Any]], str]) -> Any:
+Doc = TypeVar("Doc", IssuerProfileOut, AchievementOut)
+
+
+def json_or_page(req: falcon.Request, resp: falcon.Response, doc: Doc,
+                 page: Callable[[Doc], str]) -> Doc | None:
     """A public document as JSON, or as `page(doc)` for a browser (Accept: text/html);
     cacheable for five minutes either way."""
     resp.vary = ["Accept"]
@@ -339,22 +352,22 @@ def _page(title: str, body: str) -> str:
 """
 
 
-def issuer_page(doc: dict[str, Any]) -> str:
+def issuer_page(doc: IssuerProfileOut) -> str:
     e = html.escape
-    return _page(doc["name"], f"""<h1>{e(doc["name"])}</h1>
+    return _page(doc.name, f"""<h1>{e(doc.name)}</h1>
 <p>Issues certificates of completion as Open Badges 3.0 credentials.</p>
-<dl><dt>Issuer id (did:web)</dt><dd><code>{e(doc["id"])}</code></dd>
-<dt>Published keys and revocations</dt><dd><a href="{e(doc["url"])}/did.json">DID document</a>,
-<a href="{e(doc["url"])}/jwks.json">JWKS</a>,
-<a href="{e(doc["url"])}/status/revocation">revocation list</a></dd></dl>""")
+<dl><dt>Issuer id (did:web)</dt><dd><code>{e(doc.id)}</code></dd>
+<dt>Published keys and revocations</dt><dd><a href="{e(doc.url)}/did.json">DID document</a>,
+<a href="{e(doc.url)}/jwks.json">JWKS</a>,
+<a href="{e(doc.url)}/status/revocation">revocation list</a></dd></dl>""")
 
 
-def achievement_page(doc: dict[str, Any]) -> str:
+def achievement_page(doc: AchievementOut) -> str:
     e = html.escape
-    return _page(f"{doc['name']}: {doc['creator']['name']}", f"""<h1>{e(doc["name"])}</h1>
-<p>{e(doc["description"])}</p>
-<dl><dt>Criteria</dt><dd>{e(doc["criteria"]["narrative"])}</dd>
-<dt>Issued by</dt><dd><a href="{e(doc["creator"]["url"])}">{e(doc["creator"]["name"])}</a>
+    return _page(f"{doc.name}: {doc.creator.name}", f"""<h1>{e(doc.name)}</h1>
+<p>{e(doc.description)}</p>
+<dl><dt>Criteria</dt><dd>{e(doc.criteria.narrative)}</dd>
+<dt>Issued by</dt><dd><a href="{e(doc.creator.url)}">{e(doc.creator.name)}</a>
 </dd></dl>""")
 
 
@@ -371,11 +384,11 @@ class IssuerDid(_Resource):
 class IssuerJwks(_Resource):
     @endpoint(permission=PUBLIC, response=JWKSOut, errors=(404,),
               summary="The school's credential-signing public keys (JWKS), retired ones too")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str) -> JWKSOut:
         with issuer_tenant(self.service, slug):
             keys = self.service.jwks()
         resp.cache_control = ["public", "max-age=300"]
-        return keys
+        return JWKSOut(keys=keys["keys"])
 
 
 class IssuerStatusList(_Resource):
@@ -412,7 +425,7 @@ class CertificateCollection(_Resource):
     @endpoint(permission="certificate.manage", query=CertificateQuery, response=CertificatePage,
               summary="The school's certificates, newest first (admin)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, *,
-               query: CertificateQuery) -> Any:
+               query: CertificateQuery) -> CertificatePage:
         q = Certificate.select()
         if query.course_id is not None:
             q = q.where(Certificate.course_id == query.course_id)
@@ -420,16 +433,16 @@ class CertificateCollection(_Resource):
             q = q.where(Certificate.user_id == query.user_id)
         if query.status is not None:
             q = q.where(Certificate.status == query.status)
-        return paginate(q, [Certificate.id.desc()], PageQuery(limit=query.limit,
-                                                              cursor=query.cursor),
-                        lambda row: admin_out(self.service, row, req))
+        page = PageQuery(limit=query.limit, cursor=query.cursor)
+        return CertificatePage(**paginate(q, [Certificate.id.desc()], page,
+                                          lambda row: admin_out(self.service, row, req)))
 
 
 class RevokeResource(_Resource):
     @endpoint(permission="certificate.manage", body=RevokeIn, response=AdminCertificateOut,
               errors=(409,), summary="Revoke a certificate with a reason (admin)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, public_id: str, *,
-                body: RevokeIn) -> Any:
+                body: RevokeIn) -> AdminCertificateOut:
         """Verification then says revoked, and the status list has its bit set. 409 when it
         is already revoked or not issued yet."""
         row = self.service.revoke(public_id, body.reason, req.context.principal.user_id)
@@ -439,7 +452,7 @@ class RevokeResource(_Resource):
 class RegenerateResource(_Resource):
     @endpoint(permission="certificate.manage", response=JobOut, status=202,
               summary="Re-render a course's issued certificates (same ids) in the background")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> JobOut:
         """After a template change. Follow the job at /certificates/jobs/{id}."""
         if self.service.runtime.service(COURSES).get_course(course_id) is None:
             raise NotFound("no such course")
@@ -450,7 +463,7 @@ class RegenerateResource(_Resource):
 class JobResource(_Resource):
     @endpoint(permission="certificate.manage", response=JobOut,
               summary="A regeneration job's progress (admin)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> JobOut:
         job = RegenerationJob.get_or_none(RegenerationJob.id == job_id) \
             if 0 < job_id < 2**31 else None
         if job is None:
@@ -465,12 +478,13 @@ class TemplateResource:
 
     @endpoint(permission="certificate.manage", response=TemplateOut,
               summary="The school's certificate template (admin)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> TemplateOut:
         return self.templates.describe()
 
     @endpoint(permission="certificate.manage", body=TemplateIn, response=TemplateOut,
               summary="Change the template's layout, wording or colours (admin)")
-    def on_put(self, req: falcon.Request, resp: falcon.Response, *, body: TemplateIn) -> Any:
+    def on_put(self, req: falcon.Request, resp: falcon.Response, *, body: TemplateIn
+               ) -> TemplateOut:
         """Absent fields stay. Certificates already issued keep their PDF until a course's
         certificates are regenerated (POST /courses/{id}/certificates/regenerate)."""
         return self.templates.update(body.model_dump(exclude_none=True))
@@ -486,7 +500,7 @@ class TemplateImage:
               multipart_fields={"file": "file: image/png, image/jpeg, image/webp"},
               response=TemplateOut, status=201, errors=(413, 415, 422),
               summary="Upload the template's logo or signature image: multipart, part `file`")
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> TemplateOut:
         """PNG, JPEG or WebP, at most 2 MB and 4000 pixels a side; anything else that is not
         such an image: 422."""
         # The whole body first: one cut before its closing boundary must not replace the image.

@@ -5,26 +5,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from learnplat.plugin import PageQuery, Schema
 
-Status = Literal["pending", "issued", "revoked"]
+from .api import CertificateInfo, CertificateStatus
+
 HEX_COLOR = r"^#[0-9a-fA-F]{6}$"
+VerifiedStatus = Literal["issued", "revoked"]  # what verification shows (pending is a 404)
+JobStatus = Literal["queued", "running", "done"]
 
 
-class CertificateOut(BaseModel):
-    id: str = Field(description="The stable public id (printed on the PDF, in verify_url).")
-    course_id: int
-    user_id: int
-    status: Status
-    issued_at: dt.datetime | None
+# The CertificateInfo with its download links (every URL absolute: resources.certificate_out).
+# No docstring: it would become the OpenAPI component's description.
+class CertificateOut(CertificateInfo):
     pdf_url: str | None = Field(description="Works without a header until it expires; null "
                                             "while pending.")
     credential_url: str | None = Field(description="The Open Badges 3.0 credential "
                                                    "(VC-JWT); null while pending.")
-    verify_url: str
-    revoked_at: dt.datetime | None = None
 
 
 class AdminCertificateOut(CertificateOut):
@@ -41,7 +39,7 @@ class CertificatePage(BaseModel):
 class CertificateQuery(PageQuery):
     course_id: int | None = Field(None, ge=1, le=2**31 - 1)
     user_id: int | None = Field(None, ge=1, le=2**31 - 1)
-    status: Status | None = None
+    status: CertificateStatus | None = None
 
 
 class RevokeIn(Schema):
@@ -67,7 +65,7 @@ class IssuerOut(BaseModel):
 class VerificationOut(BaseModel):
     id: str
     valid: bool = Field(description="Issued and not revoked.")
-    status: Literal["issued", "revoked"]
+    status: VerifiedStatus
     learner: Party
     course: CourseRef
     instructor: Party
@@ -82,7 +80,7 @@ class VerificationOut(BaseModel):
 class JobOut(BaseModel):
     id: int
     course_id: int
-    status: Literal["queued", "running", "done"]
+    status: JobStatus
     total: int
     done: int
     created_at: dt.datetime
@@ -118,6 +116,9 @@ class JWKSOut(BaseModel):
 class IssuerProfileOut(BaseModel):
     """The Open Badges 3.0 Profile of a school (what a credential's `issuer` embeds)."""
 
+    # Made from the document (model_validate: its "@context" key) and written with that key.
+    model_config = ConfigDict(serialize_by_alias=True)
+
     context: list[str] = Field(alias="@context")
     id: str = Field(description="The school's did:web, the credentials' issuer.id and iss.")
     type: list[str]
@@ -142,6 +143,9 @@ class EmbeddedProfileOut(BaseModel):
 class AchievementOut(BaseModel):
     """The Open Badges 3.0 Achievement of completing a course (what a credential's
     `credentialSubject.achievement` embeds), with the issuer as its creator."""
+
+    # Made from the document (model_validate: its "@context" key) and written with that key.
+    model_config = ConfigDict(serialize_by_alias=True)
 
     context: list[str] = Field(alias="@context")
     id: str = Field(description="This document's own address.")

@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import peewee
 from cryptography.hazmat.primitives import hashes
@@ -35,7 +35,7 @@ from learnplat.plugin import (
     utcnow,
 )
 
-from .api import CertificateInfo
+from .api import CertificateInfo, CertificateStatus
 from .credential import (
     OB_CONTEXT,
     STATUS_LIST_MIN_BITS,
@@ -55,6 +55,15 @@ from .events import CertificateIssued, CertificateRevoked
 from .keys import credential_keys
 from .models import Certificate, CertificateIndex, CertificateTemplate, RegenerationJob
 from .render import CertificateContent, Template, render_pdf
+from .schemas import (
+    AchievementOut,
+    CourseRef,
+    IssuerOut,
+    IssuerProfileOut,
+    Party,
+    VerificationOut,
+    VerifiedStatus,
+)
 from .settings import CertificatesSettings
 
 if TYPE_CHECKING:
@@ -150,9 +159,11 @@ class CertificatesService:
     def info(self, row: Certificate) -> CertificateInfo:
         # No request to take an address from: a path when no public URL is known (then
         # nothing can be issued anyway, PublicUrlNotSet).
-        return CertificateInfo(row.public_id, row.course_id, row.user_id, row.status,
-                               row.issued_at, row.revoked_at,
-                               self.verify_url(row.public_id, fallback=""))
+        return CertificateInfo(id=row.public_id, course_id=row.course_id,
+                               user_id=row.user_id,
+                               status=cast(CertificateStatus, row.status),
+                               issued_at=row.issued_at, revoked_at=row.revoked_at,
+                               verify_url=self.verify_url(row.public_id, fallback=""))
 
     # -- addresses ----------------------------------------------------------------------------
 
@@ -473,24 +484,25 @@ class CertificatesService:
             return None
         return tenant
 
-    def verification(self, row: Certificate) -> dict[str, Any]:
+    def verification(self, row: Certificate) -> VerificationOut:
+        """What GET /certificates/{id}/verify answers of an issued (or revoked) certificate."""
         tenant = current_tenant()
         issuer = self.issuer(tenant)
-        return {
-            "id": row.public_id,
-            "valid": row.status == "issued",
-            "status": row.status,
-            "learner": {"name": row.learner_name},
-            "course": {"id": row.course_id, "title": row.course_title},
-            "instructor": {"name": row.instructor_name},
-            "issuer": {"name": tenant.name, "slug": tenant.slug, "id": issuer.did,
-                       "url": issuer.url},
-            "issued_at": row.issued_at,
-            "revoked_at": row.revoked_at,
-            "verify_url": self.verify_url(row.public_id),
-            "status_list": issuer.status_list_url,
-            "jwks_url": f"{issuer.url}/jwks.json",
-        }
+        return VerificationOut(
+            id=row.public_id,
+            valid=row.status == "issued",
+            status=cast(VerifiedStatus, row.status),  # never pending: issued() is a 404
+            learner=Party(name=row.learner_name),
+            course=CourseRef(id=row.course_id, title=row.course_title),
+            instructor=Party(name=row.instructor_name),
+            issuer=IssuerOut(name=tenant.name, slug=tenant.slug, id=issuer.did,
+                             url=issuer.url),
+            issued_at=row.issued_at,
+            revoked_at=row.revoked_at,
+            verify_url=self.verify_url(row.public_id),
+            status_list=issuer.status_list_url,
+            jwks_url=f"{issuer.url}/jwks.json",
+        )
 
     # -- keys and the status list -----------------------------------------------------------------
 
@@ -501,11 +513,12 @@ class CertificatesService:
     def jwks(self) -> dict[str, Any]:
         return self.keys.jwks(self.issuer().public_jwk)
 
-    def issuer_profile(self) -> dict[str, Any]:
+    def issuer_profile(self) -> IssuerProfileOut:
         """The school's OB 3.0 Profile, served at the `issuer.url` credentials name."""
-        return {"@context": [VC_CONTEXT, OB_CONTEXT], **issuer_profile(self.issuer())}
+        return IssuerProfileOut.model_validate(
+            {"@context": [VC_CONTEXT, OB_CONTEXT], **issuer_profile(self.issuer())})
 
-    def achievement(self, course_id: int) -> dict[str, Any]:
+    def achievement(self, course_id: int) -> AchievementOut:
         """The Achievement served at the `achievement.id` credentials name. Only for a course
         this school has issued a certificate of (a draft course's title stays private), and
         named as the newest certificate printed it."""
@@ -515,9 +528,10 @@ class CertificatesService:
         if row is None:
             raise NotFound("no such achievement")
         issuer = self.issuer()
-        return {"@context": [VC_CONTEXT, OB_CONTEXT],
-                **achievement(issuer, course_id, row.course_title),
-                "creator": issuer_profile(issuer)}
+        return AchievementOut.model_validate(
+            {"@context": [VC_CONTEXT, OB_CONTEXT],
+             **achievement(issuer, course_id, row.course_title),
+             "creator": issuer_profile(issuer)})
 
     def status_list(self) -> StatusList:
         """The BitstringStatusListCredential and the same signed as a VC-JWT. Nothing in it

@@ -24,6 +24,7 @@ from learnplat.plugin import (
 
 from .models import CertificateTemplate
 from .render import Template
+from .schemas import TemplateOut
 
 IMAGE_MAX_BYTES = 2 * 1024 * 1024
 IMAGE_MAX_SIDE = 4000
@@ -79,16 +80,19 @@ class Templates:
             row = CertificateTemplate.create(settings={})
         return row
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> TemplateOut:
         raw: dict[str, Any] = dict(current_tenant().setting("certificates.template", {}) or {})
         row = self._row()
         if row is not None:
             raw.update(row.settings or {})
         tpl = Template.from_settings(raw)
-        return {**{name: getattr(tpl, name) for name in Template.__dataclass_fields__},
-                "logo": bool(row and row.logo_key), "signature": bool(row and row.signature_key)}
+        return TemplateOut(orientation=tpl.orientation, heading=tpl.heading,
+                           statement=tpl.statement, signature_label=tpl.signature_label,
+                           primary_color=tpl.primary_color, accent_color=tpl.accent_color,
+                           text_color=tpl.text_color, logo=bool(row and row.logo_key),
+                           signature=bool(row and row.signature_key))
 
-    def update(self, fields: dict[str, Any]) -> dict[str, Any]:
+    def update(self, fields: dict[str, Any]) -> TemplateOut:
         with db.transaction():
             row = self._row(create=True)
             assert row is not None
@@ -97,7 +101,7 @@ class Templates:
             row.save()
         return self.describe()
 
-    def set_image(self, which: str, stream: Any) -> dict[str, Any]:
+    def set_image(self, which: str, stream: Any) -> TemplateOut:
         png = normalized_png(read_upload(stream))
         key = f"certificates/template/{which}-{secrets.token_hex(8)}.png"
         storage = self.runtime.storage

@@ -15,6 +15,7 @@ import peewee
 from learnplat.plugin import Principal, merge_extras
 
 from .models import FeedbackThread
+from .schemas import AnalyticsOut
 
 if TYPE_CHECKING:
     from .ratings import RatingService
@@ -40,7 +41,9 @@ class AnalyticsService:
         self.ratings = ratings
         self.runtime = courses.runtime
 
-    def for_course(self, principal: Principal, course_id: int) -> dict[str, Any]:
+    def for_course(self, principal: Principal, course_id: int) -> AnalyticsOut:
+        """The answer of GET /courses/{id}/analytics: built as a document (plugins' sections
+        merge into it key by key), then made the declared model once."""
         course = self.courses.owned(course_id, principal, "course.analytics", lock=False)
         out: dict[str, Any] = {"course_id": course.id, "status": course.status, **defaults()}
         modules = self.courses.list_modules(course.id)
@@ -58,4 +61,4 @@ class AnalyticsService:
                 merge_extras([extra], out, protected={"course_id", "status"})
             elif extra is not None:
                 log.warning("course_analytics answered %r; expected a dict", type(extra))
-        return out
+        return AnalyticsOut.model_validate(out)

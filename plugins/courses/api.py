@@ -1,18 +1,20 @@
 """The courses plugin's contract with other plugins: ``runtime.service(COURSES)`` is a
-``CoursesAPI``; what crosses the boundary is plain frozen data, never a model object. Every
-call acts in the current tenant and transaction. Events: ``learnplat_courses.events``.
+``CoursesAPI``; what crosses the boundary is plain frozen data (a Record), never a database
+row. Every call acts in the current tenant and transaction. Events:
+``learnplat_courses.events``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, get_args
 
-from learnplat.plugin import Principal, ServiceKey
+from learnplat.plugin import Principal, Record, ServiceKey
 
-MODULE_KINDS = ("video", "text", "quiz", "assignment", "other")
+Status = Literal["draft", "pending_review", "published", "rejected", "archived"]
+Kind = Literal["video", "text", "quiz", "assignment", "other"]
+MODULE_KINDS: tuple[Kind, ...] = get_args(Kind)
 
 # Generations (learnplat.answers) of what GET /courses and GET /courses/{id} show.
 # CATALOGUE_GENERATION: the tenant's courses, their modules, tags, images and ratings; the
@@ -37,27 +39,25 @@ def cacheable_detail_extras(hook: _Hook) -> _Hook:
     return hook
 
 
-@dataclass(frozen=True)
-class CourseInfo:
+class CourseInfo(Record):
     id: int
     owner_id: int
     title: str
-    status: str  # draft | pending_review | published | rejected | archived
+    status: Status
 
 
-@dataclass(frozen=True)
-class ModuleInfo:
+class ModuleInfo(Record):
     id: int
     course_id: int
     title: str
     position: int
-    kind: str  # one of MODULE_KINDS
+    kind: Kind
     required: bool
     prerequisite_id: int | None
     release_at: dt.datetime | None
-    estimated_minutes: int = 0
+    estimated_minutes: int
 
-    def released(self, now: dt.datetime | None = None) -> bool:
+    def is_released(self, now: dt.datetime | None = None) -> bool:
         """Whether drip release has made the module available (always, with no release_at)."""
         return self.release_at is None or self.release_at <= (now or dt.datetime.now(dt.UTC))
 

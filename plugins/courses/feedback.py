@@ -3,7 +3,7 @@ the instructor and admins reply. Nobody else sees the thread (404, not 403)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -82,20 +82,3 @@ class FeedbackService:
                                 thread_id=thread.id, message_id=message.id,
                                 student_id=thread.student_id)
         return message
-
-
-def thread_out(t: FeedbackThread, messages: list[FeedbackMessage] | None = None
-               ) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": t.id, "course_id": t.course_id, "student_id": t.student_id, "subject": t.subject,
-        "message_count": t.message_count, "created_at": t.created_at,
-        "last_message_at": t.last_message_at,
-    }
-    if messages is not None:
-        out["messages"] = [message_out(m) for m in messages]
-    return out
-
-
-def message_out(m: FeedbackMessage) -> dict[str, Any]:
-    return {"id": m.id, "thread_id": m.thread_id, "author_id": m.author_id, "body": m.body,
-            "created_at": m.created_at}

@@ -19,6 +19,7 @@ from learnplat.plugin import (
 from . import events as ev
 from . import hookspecs
 from . import resources as r
+from . import seed as generated
 from .analytics import AnalyticsService
 from .api import COURSES
 from .feedback import FeedbackService
@@ -30,7 +31,7 @@ from .services import CoursesService
 from .settings import CoursesSettings
 
 if TYPE_CHECKING:
-    from learnplat.plugin import Runtime
+    from learnplat.plugin import Runtime, Seed
 
 OWNER_OR_ADMIN = {"admin": "any", "instructor": "own"}
 EVERYONE = {"admin": "any", "instructor": "any", "student": "any"}
@@ -132,3 +133,8 @@ class CoursesPlugin(Plugin):
                   r.FeedbackMessages(svc, feedback)),
             Route(f"{c}/analytics", r.AnalyticsResource(svc, self.analytics)),
         ]
+
+    @hookimpl
+    def seed_tenant(self, seed: Seed) -> None:
+        """This plugin's part of a generated data set (seed.py)."""
+        generated.seed_tenant(seed)

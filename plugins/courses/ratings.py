@@ -95,13 +95,3 @@ class RatingService:
         total = sum(int(s) * n for s, n in dist.items())
         return {"count": count, "average": round(total / count, 2) if count else None,
                 "distribution": dist}
-
-
-def rating_out(r: Rating) -> dict[str, Any]:
-    return {
-        "id": r.id, "course_id": r.course_id, "user_id": r.user_id, "stars": r.stars,
-        "comment": r.comment,
-        "reply": ({"body": r.reply, "author_id": r.reply_by, "created_at": r.replied_at}
-                  if r.reply else None),
-        "created_at": r.created_at, "updated_at": r.updated_at,
-    }

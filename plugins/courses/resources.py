@@ -26,10 +26,10 @@ from learnplat.plugin import (
 
 from .analytics import AnalyticsService
 from .api import CATALOGUE_GENERATION, LEARNER_GENERATION
-from .feedback import FeedbackService, message_out, thread_out
+from .feedback import FeedbackService
 from .images import ImageService
 from .models import Course, CourseTransition, FeedbackThread, Rating
-from .ratings import RatingService, rating_out
+from .ratings import RatingService
 from .schemas import (
     AnalyticsOut,
     CourseDetail,
@@ -52,11 +52,10 @@ from .schemas import (
     ReplyIn,
     ThreadDetail,
     ThreadIn,
+    ThreadOut,
     ThreadPage,
+    TransitionOut,
     TransitionPage,
-    course_out,
-    module_out,
-    transition_out,
 )
 from .services import CoursesService, catalogue_is_public
 from .settings import UPLOAD_CEILING
@@ -72,15 +71,15 @@ class _Resource:
     def __init__(self, service: CoursesService):
         self.service = service
 
-    def _course(self, course: Course) -> dict[str, Any]:
-        return course_out(course, self.service.tags_of([course.id])[course.id])
+    def _course(self, course: Course) -> CourseOut:
+        return CourseOut.of(course, self.service.tags_of([course.id])[course.id])
 
 
 class CourseCollection(_Resource):
     @endpoint(permission="course.read", query=CourseQuery, response=CoursePage,
               anonymous=open_catalogue, generation=CATALOGUE_GENERATION,
               summary="The catalogue: published courses (instructors also their own, admins all)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: CourseQuery) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: CourseQuery) -> None:
         """Cursor-paginated, newest first; filters combine. Answers in a constant number of
         queries whatever the page size."""
         ctx = req.context
@@ -99,15 +98,16 @@ class CourseCollection(_Resource):
                          status=query.status)
         page = paginate(q, [Course.id.desc()], query)
         tags = svc.tags_of([c.id for c in page["items"]])
-        page["items"] = [course_out(c, tags[c.id]) for c in page["items"]]
-        resp.data, resp.content_type = dump(page), JSON
+        answer = CoursePage(items=[CourseOut.of(c, tags[c.id]) for c in page["items"]],
+                            next_cursor=page["next_cursor"])
+        resp.data, resp.content_type = dump(answer), JSON
         if key is not None:
             answers.put(key, resp.data)
         return None
 
     @endpoint(permission="course.create", body=CourseIn, response=CourseOut, status=201,
               summary="Create a course (as a draft)")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: CourseIn) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: CourseIn) -> CourseOut:
         return self._course(self.service.create(req.context.principal, body.model_dump()))
 
 
@@ -115,7 +115,7 @@ class CourseItem(_Resource):
     @endpoint(permission="course.read", response=CourseDetail, anonymous=open_catalogue,
               generation=CATALOGUE_GENERATION, caller_generation=LEARNER_GENERATION,
               summary="A course with its modules in order (and plugins' extras)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
         """Enrolled students keep access to an archived course. Plugins add keys through the
         course_detail_extras hook (the progress plugin: the caller's progress)."""
         ctx = req.context
@@ -163,9 +163,9 @@ class CourseItem(_Resource):
         cached = svc.runtime.answers.get(key) if key is not None else None
         if cached is None:
             course = svc._visible(course_id, principal)
-            doc = course_out(course, svc.tags_of([course.id])[course.id])
             modules = svc._modules(course.id)
-            doc["modules"] = [module_out(m) for m in modules]
+            doc = CourseDetail.of(course, svc.tags_of([course.id])[course.id],
+                                  modules=[ModuleOut.of(m) for m in modules])
             releases = tuple(m.release_at.timestamp() if m.release_at else None
                              for m in modules)
             cached = (course.status, dump(doc), releases)
@@ -186,13 +186,14 @@ class CourseItem(_Resource):
     @endpoint(permission="course.update", body=CoursePatch, response=CourseOut,
               summary="Edit a course (owner or admin); a published course stays published")
     def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-               body: CoursePatch) -> Any:
+               body: CoursePatch) -> CourseOut:
         return self._course(self.service.update(req.context.principal, course_id,
                                                 body.model_dump(exclude_unset=True)))
 
     @endpoint(permission="course.delete", status=204, also=(200,), response=CourseOut,
               summary="Delete a course: 204; one with enrollments is archived instead: 200")
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int
+                  ) -> CourseOut | None:
         outcome, course = self.service.delete(req.context.principal, course_id)
         if outcome == "archived":
             resp.status = 200
@@ -207,7 +208,7 @@ class TransitionResource(_Resource):
         super().__init__(service)
         self.action = action
 
-    def _act(self, req: falcon.Request, course_id: int, reason: str = "") -> Any:
+    def _act(self, req: falcon.Request, course_id: int, reason: str = "") -> CourseOut:
         return self._course(self.service.act(req.context.principal, course_id, self.action,
                                              reason))
 
@@ -215,21 +216,21 @@ class TransitionResource(_Resource):
 class SubmitResource(TransitionResource):
     @endpoint(permission="course.submit", response=CourseOut, errors=(409,),
               summary="Submit a draft or rejected course for review (owner)")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> CourseOut:
         return self._act(req, course_id)
 
 
 class WithdrawResource(TransitionResource):
     @endpoint(permission="course.submit", response=CourseOut, errors=(409,),
               summary="Withdraw a course from review, back to draft (owner)")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> CourseOut:
         return self._act(req, course_id)
 
 
 class ApproveResource(TransitionResource):
     @endpoint(permission="course.review", response=CourseOut, errors=(409,),
               summary="Publish a course pending review (admin)")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> CourseOut:
         return self._act(req, course_id)
 
 
@@ -237,21 +238,21 @@ class RejectResource(TransitionResource):
     @endpoint(permission="course.review", body=RejectIn, response=CourseOut, errors=(409,),
               summary="Send a course back to its instructor with a reason (admin)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-                body: RejectIn) -> Any:
+                body: RejectIn) -> CourseOut:
         return self._act(req, course_id, body.reason)
 
 
 class ArchiveResource(TransitionResource):
     @endpoint(permission="course.archive", response=CourseOut, errors=(409,),
               summary="Archive (deactivate) a course (owner or admin)")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> CourseOut:
         return self._act(req, course_id)
 
 
 class RestoreResource(TransitionResource):
     @endpoint(permission="course.restore", response=CourseOut, errors=(409,),
               summary="Restore an archived course (admin, or the owner who archived it)")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> CourseOut:
         """Back to published when it was published before archiving, else to draft."""
         return self._act(req, course_id)
 
@@ -260,54 +261,54 @@ class HistoryResource(_Resource):
     @endpoint(permission="course.history", query=PageQuery, response=TransitionPage,
               summary="Every status transition of a course, oldest first (owner or admin)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-               query: PageQuery) -> Any:
+               query: PageQuery) -> TransitionPage:
         course = self.service.owned(course_id, req.context.principal, "course.history",
                                     lock=False)
         q = CourseTransition.select().where(CourseTransition.course == course.id)
-        return paginate(q, [CourseTransition.id], query, transition_out)
+        return TransitionPage(**paginate(q, [CourseTransition.id], query, TransitionOut.of))
 
 
 class ModuleCollection(_Resource):
     @endpoint(permission="course.read", response=ModuleList, anonymous=open_catalogue,
               summary="The modules of a course, in order")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> ModuleList:
         course = self.service._visible(course_id, req.context.principal)
-        return {"items": [module_out(m) for m in self.service._modules(course.id)]}
+        return ModuleList(items=[ModuleOut.of(m) for m in self.service._modules(course.id)])
 
     @endpoint(permission="course.update", body=ModuleIn, response=ModuleOut, status=201,
               summary="Add a module (at `position`, default last; later modules move down)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-                body: ModuleIn) -> Any:
-        return module_out(self.service.add_module(req.context.principal, course_id,
-                                                  body.model_dump()))
+                body: ModuleIn) -> ModuleOut:
+        return ModuleOut.of(self.service.add_module(req.context.principal, course_id,
+                                                    body.model_dump()))
 
 
 class ModuleOrder(_Resource):
     @endpoint(permission="course.update", body=ModuleOrderIn, response=ModuleList,
               summary="Reorder all modules at once")
     def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-               body: ModuleOrderIn) -> Any:
+               body: ModuleOrderIn) -> ModuleList:
         modules = self.service.reorder_modules(req.context.principal, course_id,
                                                body.module_ids)
-        return {"items": [module_out(m) for m in modules]}
+        return ModuleList(items=[ModuleOut.of(m) for m in modules])
 
 
 class ModuleItem(_Resource):
     @endpoint(permission="course.read", response=ModuleOut, anonymous=open_catalogue,
               summary="One module (its outline entry)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
-               module_id: int) -> Any:
+               module_id: int) -> ModuleOut:
         course = self.service._visible(course_id, req.context.principal)
         module = next((m for m in self.service._modules(course.id) if m.id == module_id), None)
         if module is None:
             raise NotFound("no such module in this course")
-        return module_out(module)
+        return ModuleOut.of(module)
 
     @endpoint(permission="course.update", body=ModulePatch, response=ModuleOut,
               summary="Edit a module (absent fields stay; position moves it)")
     def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int,
-               module_id: int, *, body: ModulePatch) -> Any:
-        return module_out(self.service.update_module(
+               module_id: int, *, body: ModulePatch) -> ModuleOut:
+        return ModuleOut.of(self.service.update_module(
             req.context.principal, course_id, module_id, body.model_dump(exclude_unset=True)))
 
     @endpoint(permission="course.update", status=204, summary="Remove a module")
@@ -348,7 +349,7 @@ class CourseImage(ImageResource):
               response=CourseOut, status=201,
               errors=(409, 413, 415, 422),
               summary="Upload (replace) the course image: multipart, the file in part `file`")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> CourseOut:
         """JPEG, PNG, WebP or GIF within the configured size (413) and dimension (422) limits;
         not an image or another format: 415. The thumbnail is made in the background;
         thumbnail_url is null until it is ready."""
@@ -384,20 +385,20 @@ class RatingCollection(_Resource):
     @endpoint(permission="course.read", query=PageQuery, response=RatingPage,
               summary="A course's ratings, newest first")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-               query: PageQuery) -> Any:
+               query: PageQuery) -> RatingPage:
         q = self.ratings.page_query(req.context.principal, course_id)
-        return paginate(q, [Rating.id.desc()], query, rating_out)
+        return RatingPage(**paginate(q, [Rating.id.desc()], query, RatingOut.of))
 
     @endpoint(permission="course.rate", body=RatingIn, response=RatingOut, status=201, also=(200,),
               errors=(409,),
               summary="Rate a course 1..5 (enrolled students; 201 first, 200 when replacing)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-                body: RatingIn) -> Any:
+                body: RatingIn) -> RatingOut:
         rating, created = self.ratings.rate(req.context.principal, course_id, body.stars,
                                             body.comment)
         if not created:
             resp.status = 200
-        return rating_out(rating)
+        return RatingOut.of(rating)
 
 
 class RatingReplyResource(_Resource):
@@ -408,9 +409,9 @@ class RatingReplyResource(_Resource):
     @endpoint(permission="course.reply", body=ReplyIn, response=RatingOut,
               summary="Reply to a rating (owner or admin); an empty body removes the reply")
     def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int,
-               rating_id: int, *, body: ReplyIn) -> Any:
-        return rating_out(self.ratings.reply(req.context.principal, course_id, rating_id,
-                                             body.body))
+               rating_id: int, *, body: ReplyIn) -> RatingOut:
+        return RatingOut.of(self.ratings.reply(req.context.principal, course_id, rating_id,
+                                               body.body))
 
 
 # -- feedback --------------------------------------------------------------------------------
@@ -424,18 +425,19 @@ class FeedbackCollection(_Resource):
     @endpoint(permission="course.feedback.read", query=PageQuery, response=ThreadPage,
               summary="Feedback threads: a student's own; the instructor and admins see all")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-               query: PageQuery) -> Any:
+               query: PageQuery) -> ThreadPage:
         q = self.feedback.threads(req.context.principal, course_id)
-        return paginate(q, [FeedbackThread.last_message_at.desc(), FeedbackThread.id.desc()],
-                        query, thread_out)
+        return ThreadPage(**paginate(
+            q, [FeedbackThread.last_message_at.desc(), FeedbackThread.id.desc()], query,
+            ThreadOut.of))
 
     @endpoint(permission="course.feedback.ask", body=ThreadIn, response=ThreadDetail,
               status=201, summary="Send feedback or a question to the course's instructor")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-                body: ThreadIn) -> Any:
+                body: ThreadIn) -> ThreadDetail:
         thread, message = self.feedback.open_thread(req.context.principal, course_id,
                                                     body.subject, body.body)
-        return thread_out(thread, [message])
+        return ThreadDetail.of(thread, messages=[MessageOut.of(message)])
 
 
 class FeedbackItem(_Resource):
@@ -446,9 +448,10 @@ class FeedbackItem(_Resource):
     @endpoint(permission="course.feedback.read", response=ThreadDetail,
               summary="One feedback thread with its messages")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
-               thread_id: int) -> Any:
+               thread_id: int) -> ThreadDetail:
         _course, thread = self.feedback.thread(req.context.principal, course_id, thread_id)
-        return thread_out(thread, self.feedback.messages(thread))
+        return ThreadDetail.of(thread, messages=[MessageOut.of(m)
+                                                 for m in self.feedback.messages(thread)])
 
 
 class FeedbackMessages(_Resource):
@@ -459,9 +462,9 @@ class FeedbackMessages(_Resource):
     @endpoint(permission="course.feedback.read", body=MessageIn, response=MessageOut,
               status=201, summary="Reply in a feedback thread (its student, instructor, admins)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
-                thread_id: int, *, body: MessageIn) -> Any:
-        return message_out(self.feedback.reply(req.context.principal, course_id, thread_id,
-                                               body.body))
+                thread_id: int, *, body: MessageIn) -> MessageOut:
+        return MessageOut.of(self.feedback.reply(req.context.principal, course_id, thread_id,
+                                                 body.body))
 
 
 # -- analytics -------------------------------------------------------------------------------
@@ -474,7 +477,7 @@ class AnalyticsResource(_Resource):
 
     @endpoint(permission="course.analytics", response=AnalyticsOut, cost=10,
               summary="Course analytics (owner or admin)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> AnalyticsOut:
         """Enrollments over time, completion rate, average progress and quiz score and
         drop-off by module come from other plugins (course_analytics hook); null or 0 when
         none answers. Ratings and feedback are the courses plugin's own."""

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import JsonDict
 
 from learnplat.plugin import PageQuery, Schema
 
+from .api import CourseInfo, Kind, ModuleInfo, Status
+
+if TYPE_CHECKING:
+    from .models import Course, CourseTransition, FeedbackMessage, FeedbackThread, Module, Rating
+
 Level = Literal["beginner", "intermediate", "advanced"]
-Status = Literal["draft", "pending_review", "published", "rejected", "archived"]
-Kind = Literal["video", "text", "quiz", "assignment", "other"]
 LANGUAGE = r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 _EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
@@ -138,18 +141,18 @@ class ModuleOrderIn(Schema):
                                   description="Every module id of the course, in the new order.")
 
 
-class ModuleOut(BaseModel):
-    id: int
-    course_id: int
-    title: str
+class ModuleOut(ModuleInfo):
     description: str
-    position: int
-    kind: Kind
-    estimated_minutes: int
-    required: bool
-    prerequisite_id: int | None
-    release_at: dt.datetime | None
-    released: bool = True
+    released: bool = True  # whether drip release had made it available when answered
+
+    @classmethod
+    def of(cls, m: Module, now: dt.datetime | None = None) -> ModuleOut:
+        now = now or dt.datetime.now(dt.UTC)
+        return cls(id=m.id, course_id=m.course_id, title=m.title, description=m.description,
+                   position=m.position, kind=cast(Kind, m.kind),  # a CharField of these
+                   estimated_minutes=m.estimated_minutes, required=m.required,
+                   prerequisite_id=m.prerequisite_id, release_at=m.release_at,
+                   released=m.release_at is None or m.release_at <= now)
 
 
 class ModuleList(BaseModel):
@@ -161,15 +164,19 @@ class RatingSummary(BaseModel):
     count: int
 
 
-class CourseOut(BaseModel):
-    id: int
-    owner_id: int
-    title: str
+def _image_url(course_id: int, key: str, which: str) -> str | None:
+    # The key's random part versions the URL, so caches never serve a replaced image.
+    return f"/courses/{course_id}/{which}?v={key.rsplit('-', 1)[-1].split('.')[0]}" if key \
+        else None
+
+
+class CourseOut(CourseInfo):
+    # A course as the API shows it: its CourseInfo (id, owner_id, title, status) and more. (A
+    # comment, not a docstring: a docstring would be the schema's OpenAPI description.)
     description: str
     language: str
     level: Level
     tags: list[str]
-    status: Status
     rejection_reason: str = ""
     image_url: str | None = None
     thumbnail_url: str | None = None
@@ -177,6 +184,23 @@ class CourseOut(BaseModel):
     published_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, c: Course, tags: list[str], **more: Any) -> Self:
+        """The course `c` with its `tags`; `more`: the fields a subclass adds (modules)."""
+        count = c.rating_count or 0
+        return cls(
+            # status and level: CharFields that hold only these values
+            id=c.id, owner_id=c.owner_id, title=c.title, status=cast(Status, c.status),
+            description=c.description, language=c.language, level=cast(Level, c.level),
+            tags=tags,
+            rejection_reason=c.rejection_reason,
+            image_url=_image_url(c.id, c.image_key, "image"),
+            thumbnail_url=_image_url(c.id, c.thumbnail_key, "thumbnail"),
+            rating=RatingSummary(count=count,
+                                 average=round(c.rating_sum / count, 2) if count else None),
+            published_at=c.published_at, created_at=c.created_at, updated_at=c.updated_at,
+            **more)
 
 
 class CourseDetail(CourseOut):
@@ -207,6 +231,12 @@ class TransitionOut(BaseModel):
     actor_id: int | None
     reason: str
     created_at: dt.datetime
+
+    @classmethod
+    def of(cls, t: CourseTransition) -> TransitionOut:
+        return cls(id=t.id, course_id=t.course_id, action=t.action,
+                   from_status=cast(Status, t.from_status), to_status=cast(Status, t.to_status),
+                   actor_id=t.actor_id, reason=t.reason, created_at=t.created_at)
 
 
 class TransitionPage(BaseModel):
@@ -239,6 +269,14 @@ class RatingOut(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
 
+    @classmethod
+    def of(cls, r: Rating) -> RatingOut:
+        return cls(id=r.id, course_id=r.course_id, user_id=r.user_id, stars=r.stars,
+                   comment=r.comment,
+                   reply=RatingReply(body=r.reply, author_id=r.reply_by,
+                                     created_at=r.replied_at) if r.reply else None,
+                   created_at=r.created_at, updated_at=r.updated_at)
+
 
 class RatingPage(BaseModel):
     items: list[RatingOut]
@@ -261,6 +299,11 @@ class MessageOut(BaseModel):
     body: str
     created_at: dt.datetime
 
+    @classmethod
+    def of(cls, m: FeedbackMessage) -> MessageOut:
+        return cls(id=m.id, thread_id=m.thread_id, author_id=m.author_id, body=m.body,
+                   created_at=m.created_at)
+
 
 class ThreadOut(BaseModel):
     id: int
@@ -270,6 +313,13 @@ class ThreadOut(BaseModel):
     message_count: int
     created_at: dt.datetime
     last_message_at: dt.datetime
+
+    @classmethod
+    def of(cls, t: FeedbackThread, **more: Any) -> Self:
+        """The thread `t`; `more`: the fields a subclass adds (ThreadDetail's messages)."""
+        return cls(id=t.id, course_id=t.course_id, student_id=t.student_id, subject=t.subject,
+                   message_count=t.message_count, created_at=t.created_at,
+                   last_message_at=t.last_message_at, **more)
 
 
 class ThreadDetail(ThreadOut):
@@ -310,38 +360,3 @@ class AnalyticsOut(BaseModel):
         default_factory=list, description="Per module: how many learners stopped there.")
     modules: list[dict[str, Any]]
     feedback: dict[str, int]
-
-
-def course_out(c: Any, tags: list[str]) -> dict[str, Any]:
-    def url(key: str, which: str) -> str | None:
-        # The key's random part versions the URL, so caches never serve a replaced image.
-        return f"/courses/{c.id}/{which}?v={key.rsplit('-', 1)[-1].split('.')[0]}" if key \
-            else None
-
-    count = c.rating_count or 0
-    return {
-        "id": c.id, "owner_id": c.owner_id, "title": c.title, "description": c.description,
-        "language": c.language, "level": c.level, "tags": tags, "status": c.status,
-        "rejection_reason": c.rejection_reason,
-        "image_url": url(c.image_key, "image"), "thumbnail_url": url(c.thumbnail_key,
-                                                                     "thumbnail"),
-        "rating": {"count": count,
-                   "average": round(c.rating_sum / count, 2) if count else None},
-        "published_at": c.published_at, "created_at": c.created_at, "updated_at": c.updated_at,
-    }
-
-
-def module_out(m: Any, now: dt.datetime | None = None) -> dict[str, Any]:
-    now = now or dt.datetime.now(dt.UTC)
-    return {
-        "id": m.id, "course_id": m.course_id, "title": m.title, "description": m.description,
-        "position": m.position, "kind": m.kind, "estimated_minutes": m.estimated_minutes,
-        "required": m.required, "prerequisite_id": m.prerequisite_id, "release_at": m.release_at,
-        "released": m.release_at is None or m.release_at <= now,
-    }
-
-
-def transition_out(t: Any) -> dict[str, Any]:
-    return {"id": t.id, "course_id": t.course_id, "action": t.action,
-            "from_status": t.from_status, "to_status": t.to_status, "actor_id": t.actor_id,
-            "reason": t.reason, "created_at": t.created_at}

@@ -6,7 +6,7 @@ own, admins everything. Ownership in one place: ``principal.require(perm, owner_
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import peewee
 
@@ -23,7 +23,7 @@ from learnplat.plugin import (
 )
 
 from . import events as ev
-from .api import CATALOGUE_GENERATION, MODULE_KINDS, CourseInfo, ModuleInfo
+from .api import CATALOGUE_GENERATION, MODULE_KINDS, CourseInfo, Kind, ModuleInfo, Status
 from .models import Course, CourseTag, CourseTransition, Module
 
 if TYPE_CHECKING:
@@ -64,12 +64,15 @@ def valid_id(value: Any) -> bool:
 
 
 def course_info(c: Course) -> CourseInfo:
-    return CourseInfo(id=c.id, owner_id=c.owner_id, title=c.title, status=c.status)
+    # status: a CharField that holds only these values (the Record validates it too)
+    return CourseInfo(id=c.id, owner_id=c.owner_id, title=c.title,
+                      status=cast(Status, c.status))
 
 
 def module_info(m: Module) -> ModuleInfo:
     return ModuleInfo(id=m.id, course_id=m.course_id, title=m.title, position=m.position,
-                      kind=m.kind, required=m.required, prerequisite_id=m.prerequisite_id,
+                      kind=cast(Kind, m.kind),  # a CharField of MODULE_KINDS
+                      required=m.required, prerequisite_id=m.prerequisite_id,
                       release_at=m.release_at, estimated_minutes=m.estimated_minutes)
 
 

@@ -4,18 +4,18 @@ Events: ``learnplat_enrollment.events``."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
-from learnplat.plugin import Principal, ServiceKey
+from learnplat.plugin import Principal, Record, ServiceKey
+
+EnrollmentStatus = Literal["active", "dropped"]
 
 
-@dataclass(frozen=True)
-class EnrollmentInfo:
+class EnrollmentInfo(Record):
     id: int
     course_id: int
     user_id: int
-    status: str  # active | dropped
+    status: EnrollmentStatus
     created_at: dt.datetime
 
 

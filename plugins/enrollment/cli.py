@@ -14,6 +14,7 @@ from learnplat_courses.api import COURSES
 from learnplat.plugin import LearnplatError
 from learnplat.plugin.cli import echo_json, echo_pages, json_option, read_text_file, tenant_command
 
+from .schemas import BulkOut
 from .services import BulkEntry
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def enrollments_import(plugin: EnrollmentPlugin, tenant: TenantInfo, course_id: 
         raise LearnplatError(f"{file}: no rows to import")
     report = plugin.enrollment.bulk_enroll(None, course_id, entries, dry_run=dry_run)
     if as_json:
-        echo_json(report.as_dict())
+        echo_json(BulkOut.of(report))
     else:
         for row in report.rows:
             who = row.email or "-"
@@ -94,10 +95,10 @@ def enrollments_import(plugin: EnrollmentPlugin, tenant: TenantInfo, course_id: 
             else:
                 click.echo(f"{file}:{row.ref}: {who}: {row.outcome} "
                            f"(enrollment {row.enrollment_id or '-'})")
-        counts = report.as_dict()
         verb = "would be " if dry_run else ""
-        click.echo(f"{counts['created']} {verb}created, {counts['reactivated']} {verb}"
-                   f"reactivated, {counts['existing']} existing, {counts['rejected']} rejected"
+        click.echo(f"{report.count('created')} {verb}created, {report.count('reactivated')} "
+                   f"{verb}reactivated, {report.count('existing')} existing, "
+                   f"{report.count('rejected')} rejected"
                    + (" (dry run: nothing written)" if dry_run else ""))
     return 1 if report.count("rejected") else 0
 
@@ -112,6 +113,6 @@ def enrollments_list(plugin: EnrollmentPlugin, tenant: TenantInfo, course_id: in
     if plugin.runtime.service(COURSES).get_course(course_id) is None:
         raise LearnplatError(f"no course with id {course_id} in {tenant.slug}")
     echo_pages(lambda page: plugin.enrollment.roster(course_id, page, status),
-               lambda e: (e["id"], (e["user"] or {}).get("email", e["user_id"]), e["status"],
-                          e["source"], e["created_at"]),
+               lambda e: (e.id, e.user.email if e.user else e.user_id, e.status, e.source,
+                          e.created_at),
                as_json=as_json)

@@ -13,13 +13,14 @@ from learnplat.plugin import Action, Event, Permission, Plugin, Route, ServiceKe
 from . import events as ev
 from . import hookspecs
 from . import resources as r
+from . import seed as generated
 from .api import ENROLLMENT
 from .cli import enrollments
 from .models import MODELS, Enrollment
 from .services import EnrollmentService
 
 if TYPE_CHECKING:
-    from learnplat.plugin import Principal, Runtime
+    from learnplat.plugin import Principal, Runtime, Seed
 
 
 class EnrollmentPlugin(Plugin):
@@ -106,3 +107,8 @@ class EnrollmentPlugin(Plugin):
             "open": rules["open"], "seats_left": rules["seats_left"],
             "opens_at": rules["opens_at"], "closes_at": rules["closes_at"],
         }}
+
+    @hookimpl
+    def seed_tenant(self, seed: Seed) -> None:
+        """This plugin's part of a generated data set (seed.py)."""
+        generated.seed_tenant(seed)

@@ -18,7 +18,7 @@ from .schemas import (
     RulesOut,
     StudentPage,
 )
-from .services import BulkEntry, EnrollmentService, enrollment_dict
+from .services import BulkEntry, EnrollmentService
 
 TAGS = ("enrollment",)
 
@@ -38,7 +38,7 @@ class EnrollResource:
         enrollment, created = self.service.enroll(req.context.principal, course_id)
         if not created:
             resp.status = 200
-        return enrollment_dict(enrollment)
+        return EnrollmentOut.of(enrollment)
 
     @endpoint(permission="enrollment.enroll", response=EnrollmentOut, errors=(404,), tags=TAGS)
     def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
@@ -46,7 +46,7 @@ class EnrollResource:
 
         404 when the caller never enrolled; dropping again answers the same dropped
         enrollment."""
-        return enrollment_dict(self.service.drop(req.context.principal, course_id))
+        return EnrollmentOut.of(self.service.drop(req.context.principal, course_id))
 
 
 class MyEnrollmentsResource:
@@ -110,4 +110,4 @@ class BulkResource:
         entries += [BulkEntry(f"user_ids[{i}]", user_id=u) for i, u in enumerate(body.user_ids)]
         report = self.service.bulk_enroll(req.context.principal, course_id, entries,
                                           dry_run=body.dry_run)
-        return report.as_dict()
+        return BulkOut.of(report)

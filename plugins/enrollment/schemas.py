@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from learnplat.plugin import PageQuery, Schema
 
-Status = Literal["active", "dropped"]
+from .api import EnrollmentInfo, EnrollmentStatus
+
+if TYPE_CHECKING:
+    from .models import Enrollment
+    from .services import BulkReport
+
+Source = Literal["self", "bulk"]
 Outcome = Literal["created", "existing", "reactivated", "rejected"]
 BULK_MAX = 1000
 
 
-class EnrollmentOut(BaseModel):
-    id: int
-    course_id: int
-    user_id: int
-    status: Status
-    source: Literal["self", "bulk"]
-    created_at: dt.datetime
+class EnrollmentOut(EnrollmentInfo):
+    source: Source
     updated_at: dt.datetime
     dropped_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, e: Enrollment, **extra: Any) -> Self:
+        """An enrollment row as the API answers it; `extra`: the fields a subclass adds
+        (MyEnrollmentOut's course and progress, StudentOut's user)."""
+        return cls(id=e.id, course_id=e.course_id, user_id=e.user_id,
+                   status=cast(EnrollmentStatus, e.status), source=cast(Source, e.source),
+                   created_at=e.created_at, updated_at=e.updated_at,
+                   dropped_at=e.dropped_at, **extra)
 
 
 class CourseBrief(BaseModel):
@@ -60,7 +70,8 @@ class StudentPage(BaseModel):
 
 
 class EnrollmentQuery(PageQuery):
-    status: Status | None = Field(None, description="Only enrollments with this status.")
+    status: EnrollmentStatus | None = Field(None,
+                                            description="Only enrollments with this status.")
 
 
 class RulesIn(Schema):
@@ -133,3 +144,13 @@ class BulkOut(BaseModel):
     reactivated: int
     rejected: int
     rows: list[BulkRowOut]
+
+    @classmethod
+    def of(cls, report: BulkReport) -> BulkOut:
+        """A bulk enrollment's report: the count of each outcome, then every row."""
+        return cls(dry_run=report.dry_run, created=report.count("created"),
+                   existing=report.count("existing"), reactivated=report.count("reactivated"),
+                   rejected=report.count("rejected"),
+                   rows=[BulkRowOut(ref=r.ref, email=r.email, user_id=r.user_id,
+                                    outcome=r.outcome, reason=r.reason,
+                                    enrollment_id=r.enrollment_id) for r in report.rows])

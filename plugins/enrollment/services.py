@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import peewee
 from learnplat_courses.api import CATALOGUE_GENERATION, COURSES, LEARNER_GENERATION
@@ -45,8 +45,18 @@ from learnplat.plugin import (
 )
 
 from . import events as ev
-from .api import EnrollmentInfo
+from .api import EnrollmentInfo, EnrollmentStatus
 from .models import Enrollment, EnrollmentRules
+from .schemas import (
+    CourseBrief,
+    MyEnrollmentOut,
+    MyEnrollmentPage,
+    Outcome,
+    RulesOut,
+    StudentOut,
+    StudentPage,
+    UserBrief,
+)
 
 if TYPE_CHECKING:
     from learnplat_courses.api import CourseInfo
@@ -57,14 +67,8 @@ _CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-variable limit
 
 
 def info(e: Enrollment) -> EnrollmentInfo:
-    return EnrollmentInfo(id=e.id, course_id=e.course_id, user_id=e.user_id, status=e.status,
-                          created_at=e.created_at)
-
-
-def enrollment_dict(e: Enrollment) -> dict[str, Any]:
-    return {"id": e.id, "course_id": e.course_id, "user_id": e.user_id, "status": e.status,
-            "source": e.source, "created_at": e.created_at, "updated_at": e.updated_at,
-            "dropped_at": e.dropped_at}
+    return EnrollmentInfo(id=e.id, course_id=e.course_id, user_id=e.user_id,
+                          status=cast(EnrollmentStatus, e.status), created_at=e.created_at)
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
@@ -88,7 +92,7 @@ class BulkRow:
     ref: str
     email: str | None
     user_id: int | None
-    outcome: str = "rejected"  # created | existing | reactivated | rejected
+    outcome: Outcome = "rejected"
     reason: str | None = None
     enrollment_id: int | None = None
 
@@ -98,15 +102,8 @@ class BulkReport:
     rows: list[BulkRow]
     dry_run: bool = False
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: Outcome) -> int:
         return sum(1 for r in self.rows if r.outcome == outcome)
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"dry_run": self.dry_run}
-        out.update({k: self.count(k)
-                    for k in ("created", "existing", "reactivated", "rejected")})
-        out["rows"] = [vars(r) for r in self.rows]
-        return out
 
 
 # Asked on every course page view (learnplat.db.Prepared: SQL generated once).
@@ -283,13 +280,13 @@ class EnrollmentService:
             "open": not ((opens_at and now < opens_at) or (closes_at and now >= closes_at)),
         }
 
-    def get_rules(self, principal: Principal, course_id: int) -> dict[str, Any]:
+    def get_rules(self, principal: Principal, course_id: int) -> RulesOut:
         self.courses.visible_course(course_id, principal)
-        return self.rules_dict(course_id)
+        return RulesOut(**self.rules_dict(course_id))
 
     def set_rules(self, principal: Principal, course_id: int, cap: int | None,
                   opens_at: dt.datetime | None, closes_at: dt.datetime | None
-                  ) -> dict[str, Any]:
+                  ) -> RulesOut:
         """Replace the course's rules (all None: no rules). A cap below the current active
         count removes nobody; it only refuses new enrollments until there is room."""
         course = self.courses.visible_course(course_id, principal)
@@ -309,12 +306,12 @@ class EnrollmentService:
                  .where(EnrollmentRules.id == existing.id).execute())
             # Every caller's course page shows the rules (course_detail_extras).
             bump_generation(self.runtime, CATALOGUE_GENERATION)
-            return self.rules_dict(course_id)
+            return RulesOut(**self.rules_dict(course_id))
 
     # -- lists -----------------------------------------------------------------------------
 
     def my_enrollments(self, principal: Principal, page: PageQuery,
-                       status: str | None = None) -> dict[str, Any]:
+                       status: str | None = None) -> MyEnrollmentPage:
         """The caller's enrollments, newest first, each with its course and the progress
         summary other plugins add (enrollment_summaries): three queries per page plus the
         hook implementations' own (constant) ones."""
@@ -328,13 +325,11 @@ class EnrollmentService:
         summaries = self.summaries(course_ids, principal.user_id) if rows else {}
         items = []
         for e in rows:
-            item = enrollment_dict(e)
             c = courses.get(e.course_id)
-            item["course"] = {"id": c.id, "title": c.title, "status": c.status} if c else None
-            item["progress"] = summaries.get(e.course_id)
-            items.append(item)
-        out["items"] = items
-        return out
+            course = CourseBrief(id=c.id, title=c.title, status=c.status) if c else None
+            items.append(MyEnrollmentOut.of(e, course=course,
+                                            progress=summaries.get(e.course_id)))
+        return MyEnrollmentPage(items=items, next_cursor=out["next_cursor"])
 
     def summaries(self, course_ids: list[int], user_id: Any) -> dict[int, dict[str, Any]]:
         """Merge every enrollment_summaries answer per course (one hook call per page)."""
@@ -346,7 +341,7 @@ class EnrollmentService:
         return merged
 
     def students(self, principal: Principal, course_id: int, page: PageQuery,
-                 status: str | None = None) -> dict[str, Any]:
+                 status: str | None = None) -> StudentPage:
         """A course's learners for its owner or an admin, newest first, with email and name
         (two queries per page: the enrollments, then their users in one batch)."""
         course = self.courses.visible_course(course_id, principal)
@@ -354,7 +349,7 @@ class EnrollmentService:
         return self.roster(course_id, page, status)
 
     def roster(self, course_id: int, page: PageQuery, status: str | None = None
-               ) -> dict[str, Any]:
+               ) -> StudentPage:
         """students() without the permission check (operators at the CLI)."""
         query = Enrollment.select().where(Enrollment.course_id == course_id)
         if status:
@@ -364,12 +359,10 @@ class EnrollmentService:
         users = self.identity.users([e.user_id for e in rows]) if rows else {}
         items = []
         for e in rows:
-            item = enrollment_dict(e)
             u = users.get(e.user_id)
-            item["user"] = {"id": u.id, "email": u.email, "name": u.name} if u else None
-            items.append(item)
-        out["items"] = items
-        return out
+            user = UserBrief(id=u.id, email=u.email, name=u.name) if u else None
+            items.append(StudentOut.of(e, user=user))
+        return StudentPage(items=items, next_cursor=out["next_cursor"])
 
     # -- bulk ------------------------------------------------------------------------------
 

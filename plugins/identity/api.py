@@ -4,22 +4,26 @@ cross the boundary as ``UserInfo`` (frozen data), never as the identity plugin's
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
-from learnplat.plugin import ServiceKey
+from learnplat.plugin import Record, ServiceKey
 
 ROLES = ("admin", "instructor", "student")
+Role = Literal["admin", "instructor", "student"]
 
 
-@dataclass(frozen=True)
-class UserInfo:
+class Person(Record):
+    """Who a user is, as every answer about one shows it (UserInfo, the caller's profile)."""
+
     id: int
     email: str
     name: str
-    role: str  # admin | instructor | student
-    active: bool
+    role: Role
     avatar_url: str = ""
+
+
+class UserInfo(Person):
+    active: bool
 
 
 class IdentityAPI(Protocol):

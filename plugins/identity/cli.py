@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 # Every command here takes allow_disabled=True: operators prepare a school's accounts before
 # enabling it, and read its audit log after disabling it.
+#
+# The list commands print each page's model_dump(): Python values, so that echo_json writes
+# times as the API does (a model inside a list would be written in pydantic's JSON mode).
 
 
 @click.group()
@@ -57,7 +60,7 @@ def users_create(plugin: IdentityPlugin, tenant: TenantInfo, email: str, passwor
 def users_list(plugin: IdentityPlugin, tenant: TenantInfo, role: str | None,
                as_json: bool) -> None:
     """List the school's users."""
-    echo_pages(lambda page: plugin.identity.list_users(page, role=role),
+    echo_pages(lambda page: plugin.identity.list_users(page, role=role).model_dump(),
                lambda u: (u["id"], u["email"], u["role"],
                           "active" if u["active"] else "deactivated", u["name"]),
                as_json=as_json)
@@ -161,7 +164,7 @@ def audit() -> None:
 def audit_list(plugin: IdentityPlugin, tenant: TenantInfo, action: str | None, limit: int,
                as_json: bool) -> None:
     """The newest audit entries first."""
-    echo_pages(lambda page: plugin.identity.list_audit(page, action=action),
+    echo_pages(lambda page: plugin.identity.list_audit(page, action=action).model_dump(),
                lambda e: (e["created_at"], e["action"], f"actor={e['actor_id']}",
                           f"subject={e['subject_id']}", str(e["ip"]), str(e["detail"])),
                as_json=as_json, limit=limit)

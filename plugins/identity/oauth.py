@@ -60,6 +60,7 @@ from .social_storage import Nonce, PeeweeStorage
 from .social_strategy import CookieSession, FalconStrategy
 
 if TYPE_CHECKING:
+    from .schemas import TokenPair
     from .services import IdentityService
 
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -290,7 +291,7 @@ class OAuthFlow:
         resp.cache_control = ["no-store"]
 
     def callback(self, req: falcon.Request, resp: falcon.Response, name: str,
-                 ip: str) -> dict[str, Any] | None:
+                 ip: str) -> TokenPair | None:
         svc = self.service
         svc._limit(f"oauth-ip:{rate_limit_key(ip)}", svc.limits.login_per_ip)
         backend = self._backend(req, resp, name, ip)
@@ -321,7 +322,7 @@ class OAuthFlow:
             resp.status = falcon.HTTP_302
             resp.location = _with_query(redirect_url, code=code)
             return None
-        return self.service.issue_pair(user)
+        return self.service.issue_tokens(user)
 
     def _fail(self, req: falcon.Request, name: str, ip: str, exc: SocialAuthBaseException
               ) -> None:
@@ -346,7 +347,7 @@ class OAuthFlow:
         self.service.kv.set(self._code_key(code), f"{user_id}:{int(time.time())}", CODE_TTL)
         return code
 
-    def exchange(self, code: str, ip: str) -> dict[str, Any]:
+    def exchange(self, code: str, ip: str) -> TokenPair:
         svc = self.service
         svc._limit(f"oauth-exchange-ip:{rate_limit_key(ip)}", svc.limits.login_per_ip)
         key = self._code_key(code)
@@ -358,7 +359,7 @@ class OAuthFlow:
         user = User.get_or_none(User.id == int(value.split(":")[0]))
         if user is None or not user.active:
             raise Unauthorized("account deactivated", code="bad_oauth_code")
-        return svc.issue_pair(user)
+        return svc.issue_tokens(user)
 
 
 def _with_query(url: str, **params: str) -> str:

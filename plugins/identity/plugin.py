@@ -21,6 +21,7 @@ from learnplat.plugin import (
 from . import authn
 from . import events as ev
 from . import resources as r
+from . import seed as generated
 from .api import IDENTITY
 from .cli import audit, keys, users
 from .models import MODELS
@@ -29,7 +30,7 @@ from .services import IdentityService, IdentitySettings
 from .social_storage import SOCIAL_MODELS
 
 if TYPE_CHECKING:
-    from learnplat.plugin import Runtime, TenantInfo
+    from learnplat.plugin import Runtime, Seed, TenantInfo
     from learnplat.plugin.gate import Credentials, RoundTrip
 
 
@@ -113,3 +114,8 @@ class IdentityPlugin(Plugin):
                                password: str) -> Any:
         return self.identity.create_user(email, password, name="Administrator",
                                          role="admin").id
+
+    @hookimpl
+    def seed_tenant(self, seed: Seed) -> None:
+        """This plugin's part of a generated data set (seed.py)."""
+        generated.seed_tenant(self.identity, seed)

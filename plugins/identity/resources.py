@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 import falcon
 
 from learnplat.plugin import AUTHENTICATED, PUBLIC, ROLES, endpoint
 
+from .api import Role
 from .events import REGISTER
 from .oauth import OAuthFlow
 from .schemas import (
@@ -20,14 +21,16 @@ from .schemas import (
     RefreshIn,
     RegisterIn,
     RoleIn,
+    RoleOut,
     RolesOut,
+    Scope,
     TokenPair,
     UserListQuery,
     UserOut,
     UserPage,
     UserUpdateIn,
 )
-from .services import IdentityService, user_dict
+from .services import IdentityService
 
 USER_ID = "{user_id:int(min=1, max=2147483647)}"  # beyond an INTEGER column: 404, not 500
 
@@ -43,11 +46,12 @@ class RegisterResource:
 
     @endpoint(permission=PUBLIC, body=RegisterIn, response=UserOut, status=201,
               errors=(409, 429), summary="Register as a student of this school")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: RegisterIn) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, *,
+                body: RegisterIn) -> UserOut:
         svc = self.service
         svc.runtime.before(REGISTER, req.context.tenant, None, email=body.email)
         user = svc.register(body.email, body.password, body.name, ip=client_ip(req))
-        return user_dict(user)
+        return UserOut.of(user)
 
 
 class LoginResource:
@@ -56,7 +60,8 @@ class LoginResource:
 
     @endpoint(permission=PUBLIC, body=LoginIn, response=TokenPair, errors=(401, 429),
               summary="Log in with email and password")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: LoginIn) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: LoginIn
+                ) -> TokenPair:
         return self.service.login(body.email, body.password, ip=client_ip(req))
 
 
@@ -66,7 +71,8 @@ class RefreshResource:
 
     @endpoint(permission=PUBLIC, body=RefreshIn, response=TokenPair, errors=(401, 429),
               summary="Exchange a refresh token for a new pair (the old one stops working)")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: RefreshIn) -> Any:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: RefreshIn
+                ) -> TokenPair:
         return self.service.refresh(body.refresh_token, ip=client_ip(req))
 
 
@@ -85,11 +91,9 @@ class ProfileResource:
         self.service = service
 
     @endpoint(permission=AUTHENTICATED, response=ProfileOut, summary="The caller's profile")
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> ProfileOut:
         user = self.service.get_user(req.context.principal.user_id)
-        return {"id": user.id, "email": user.email, "name": user.name, "role": user.role,
-                "tenant": req.context.tenant.slug, "bio": user.bio,
-                "avatar_url": user.avatar_url}
+        return ProfileOut.of(user, req.context.tenant.slug)
 
 
 class RolesResource:
@@ -98,10 +102,12 @@ class RolesResource:
 
     @endpoint(permission=AUTHENTICATED, response=RolesOut,
               summary="Roles and the permissions each holds")
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> RolesOut:
         registry = self.service.runtime.registry
-        return {"items": [{"name": role, "permissions": registry.grants_for(role)}
-                          for role in ROLES]}
+        return RolesOut(items=[
+            RoleOut(name=cast(Role, role),
+                    permissions=cast(dict[str, Scope], registry.grants_for(role)))
+            for role in ROLES])
 
 
 class JWKSResource:
@@ -110,9 +116,9 @@ class JWKSResource:
 
     @endpoint(permission=PUBLIC, response=JWKS,
               summary="The school's public token-signing keys (JWKS)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> JWKS:
         resp.cache_control = ["public", "max-age=300"]
-        return self.service.keys.jwks()
+        return JWKS(**self.service.keys.jwks())
 
 
 class UserCollection:
@@ -121,7 +127,8 @@ class UserCollection:
 
     @endpoint(permission="user.manage", query=UserListQuery, response=UserPage,
               summary="List the school's users (filter by role and text)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: UserListQuery) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, *,
+               query: UserListQuery) -> UserPage:
         return self.service.list_users(query, role=query.role, q=query.q)
 
 
@@ -131,16 +138,17 @@ class UserItem:
 
     @endpoint(permission="user.read", response=UserOut,
               summary="A user's account (yourself, or anyone for an admin)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> Any:
-        return user_dict(self.service.visible_user(req.context.principal, user_id, "user.read"))
+    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> UserOut:
+        return UserOut.of(self.service.visible_user(req.context.principal, user_id,
+                                                    "user.read"))
 
     @endpoint(permission="user.update", body=UserUpdateIn, response=UserOut, errors=(409,),
               summary="Edit a profile (yourself, or anyone for an admin); role: admins only")
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int, *,
-               body: UserUpdateIn) -> Any:
+               body: UserUpdateIn) -> UserOut:
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         user = self.service.update_profile(req.context.principal, user_id, changes)
-        return user_dict(user)
+        return UserOut.of(user)
 
     @endpoint(permission="user.manage", status=204, errors=(409,),
               summary="Deactivate a user: no more logins, tokens stop at once, records stay")
@@ -155,12 +163,12 @@ class UserRole:
     @endpoint(permission="user.manage", body=RoleIn, response=UserOut, errors=(409,),
               summary="Change a user's role: their access tokens stop at once")
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int, *,
-               body: RoleIn) -> Any:
+               body: RoleIn) -> UserOut:
         """The user's current access tokens are refused from the next request on (401
         `token_revoked`); the next token they get, from POST /auth/refresh or a new login,
         carries the new role. Nothing else of the session ends."""
         user = self.service.set_role(user_id, body.role, actor_id=req.context.principal.user_id)
-        return user_dict(user)
+        return UserOut.of(user)
 
 
 class UserUnlock:
@@ -169,8 +177,8 @@ class UserUnlock:
 
     @endpoint(permission="user.manage", response=UserOut,
               summary="Lift a lockout after repeated failed logins")
-    def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> Any:
-        return user_dict(self.service.unlock(user_id, actor_id=req.context.principal.user_id))
+    def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> UserOut:
+        return UserOut.of(self.service.unlock(user_id, actor_id=req.context.principal.user_id))
 
 
 class AuditCollection:
@@ -179,7 +187,8 @@ class AuditCollection:
 
     @endpoint(permission="audit.read", query=AuditQuery, response=AuditPage,
               summary="The school's audit log, newest first (filter by action or user)")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: AuditQuery) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, *,
+               query: AuditQuery) -> AuditPage:
         return self.service.list_audit(query, action=query.action, subject_id=query.subject_id)
 
 
@@ -202,7 +211,8 @@ class OAuthCallback:
     @endpoint(permission=PUBLIC, response=TokenPair, also=(302,),
               errors=(400, 403, 404, 409, 429, 502, 503),
               summary="Finish an OAuth sign-in: learnplat tokens, or a redirect with a code")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, provider: str) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, provider: str
+               ) -> TokenPair | None:
         """The provider sends the browser here. A new identity with a verified email becomes a
         student, or is linked to the account that already has that email. Without the school
         setting oauth.redirect_url the answer is a token pair (JSON); with it, a 302 to that
@@ -217,6 +227,6 @@ class OAuthExchange:
     @endpoint(permission=PUBLIC, body=OAuthExchangeIn, response=TokenPair, errors=(401, 429),
               summary="Exchange the one-time code of an OAuth sign-in for tokens")
     def on_post(self, req: falcon.Request, resp: falcon.Response, *,
-                body: OAuthExchangeIn) -> Any:
+                body: OAuthExchangeIn) -> TokenPair:
         resp.cache_control = ["no-store"]
         return self.flow.exchange(body.code, client_ip(req))

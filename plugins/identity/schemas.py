@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, BaseModel, Field, HttpUrl, TypeAdapter
 
 from learnplat.plugin import PageQuery, Schema
 
+from .api import Person, Role, UserInfo
 from .emails import MAX_LENGTH as EMAIL_MAX_LENGTH
 from .emails import email_problem, normalize_email
 from .passwords import MIN_LENGTH as PASSWORD_MIN_LENGTH
 
-Role = Literal["admin", "instructor", "student"]
+if TYPE_CHECKING:
+    from .models import AuditEntry, User
 
 _HTTP_URL = TypeAdapter(HttpUrl)
 
@@ -78,31 +80,36 @@ class TokenPair(BaseModel):
     expires_in: int
 
 
-class UserOut(BaseModel):
-    id: int
-    email: str
-    name: str
-    role: Role
-    active: bool
+# A user's account as the API shows it: the UserInfo other plugins get, and more. (Comments,
+# not docstrings, on the Out models: a docstring would become the document's description.)
+class UserOut(UserInfo):
     bio: str = ""
-    avatar_url: str = ""
     email_verified: bool = False
     created_at: dt.datetime
 
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(id=user.id, email=user.email, name=user.name, role=cast(Role, user.role),
+                   active=user.active, avatar_url=user.avatar_url, bio=user.bio,
+                   email_verified=user.email_verified, created_at=user.created_at)
 
-class ProfileOut(BaseModel):
-    id: int
-    email: str
-    name: str
-    role: Role
+
+class ProfileOut(Person):  # the caller's own: a Person, without UserInfo's `active`
     tenant: str
     bio: str = ""
-    avatar_url: str = ""
+
+    @classmethod
+    def of(cls, user: User, tenant: str) -> ProfileOut:
+        return cls(id=user.id, email=user.email, name=user.name, role=cast(Role, user.role),
+                   tenant=tenant, bio=user.bio, avatar_url=user.avatar_url)
+
+
+Scope = Literal["any", "own"]
 
 
 class RoleOut(BaseModel):
     name: Role
-    permissions: dict[str, Literal["any", "own"]]
+    permissions: dict[str, Scope]
 
 
 class RolesOut(BaseModel):
@@ -152,6 +159,12 @@ class AuditOut(BaseModel):
     ip: str
     detail: dict[str, Any]
     created_at: dt.datetime
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditOut:
+        return cls(id=entry.id, action=entry.action, actor_id=entry.actor_id,
+                   subject_id=entry.subject_id, ip=entry.ip, detail=entry.detail,
+                   created_at=entry.created_at)
 
 
 class AuditPage(BaseModel):

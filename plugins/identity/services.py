@@ -11,7 +11,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from peewee import fn
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,10 +34,11 @@ from learnplat.plugin import (
 )
 
 from . import passwords
-from .api import UserInfo
+from .api import Role, UserInfo
 from .emails import check_email, email_problem, normalize_email
 from .keys import token_keys
 from .models import ROLES, AuditEntry, RefreshToken, User
+from .schemas import AuditOut, AuditPage, TokenPair, UserOut, UserPage
 from .tokens import TokenCodec
 
 if TYPE_CHECKING:
@@ -99,16 +100,8 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def user_dict(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id, "email": user.email, "name": user.name, "role": user.role,
-        "active": user.active, "bio": user.bio, "avatar_url": user.avatar_url,
-        "email_verified": user.email_verified, "created_at": user.created_at,
-    }
-
-
 def user_info(user: User) -> UserInfo:
-    return UserInfo(id=user.id, email=user.email, name=user.name, role=user.role,
+    return UserInfo(id=user.id, email=user.email, name=user.name, role=cast(Role, user.role),
                     active=user.active, avatar_url=user.avatar_url)
 
 
@@ -223,7 +216,7 @@ class IdentityService:
         return user
 
     def list_users(self, page: PageQuery, role: str | None = None,
-                   q: str | None = None) -> dict[str, Any]:
+                   q: str | None = None) -> UserPage:
         query = User.select()
         if role:
             query = query.where(User.role == role)
@@ -231,7 +224,7 @@ class IdentityService:
             needle = q.lower()
             query = query.where(fn.LOWER(User.email).contains(needle)
                                 | fn.LOWER(User.name).contains(needle))
-        return paginate(query, [User.id], page, user_dict)
+        return UserPage(**paginate(query, [User.id], page, UserOut.of))
 
     def update_profile(self, principal: Principal, user_id: Any,
                        changes: dict[str, Any]) -> User:
@@ -280,7 +273,7 @@ class IdentityService:
     def _fail_key(self, email: str) -> str:
         return f"fail:{current_tenant().id}:{normalize_email(email)}"
 
-    def login(self, email: str, password: str, ip: str = "") -> dict[str, Any]:
+    def login(self, email: str, password: str, ip: str = "") -> TokenPair:
         email = normalize_email(email)
         password = passwords.normalize_password(password)
         lim = self.limits
@@ -316,7 +309,7 @@ class IdentityService:
             User.update(changes).where(User.id == user.id).execute()
             self.audit("login.succeeded", actor_id=user.id, subject_id=user.id, ip=ip,
                        detail={"method": "password"})
-            return self.issue_pair(user)
+            return self.issue_tokens(user)
 
     def _record_failure(self, email: str, user_id: int | None) -> None:
         lim = self.limits
@@ -350,7 +343,8 @@ class IdentityService:
 
     # -- tokens ------------------------------------------------------------------------------
 
-    def issue_pair(self, user: User, family: str | None = None) -> dict[str, Any]:
+    def issue_tokens(self, user: User, family: str | None = None) -> TokenPair:
+        """A new token pair for `user` (a new family, or `family` on a refresh)."""
         # Mark the store as holding this tenant's revocations (restoring them first if it
         # lost them), so the token's requests find the marker in their round trip.
         if self.kv.get(_restored_key(current_tenant().id)) is None:
@@ -363,10 +357,14 @@ class IdentityService:
         )
         access = self.tokens.issue(current_tenant(), user.id, user.role, user.token_version,
                                    family)
-        return {"access_token": access.token, "refresh_token": refresh, "token_type": "Bearer",
-                "expires_in": access.expires_in}
+        return TokenPair(access_token=access.token, refresh_token=refresh,
+                         expires_in=access.expires_in)
 
-    def refresh(self, refresh_token: str, ip: str = "") -> dict[str, Any]:
+    def issue_pair(self, user: User, family: str | None = None) -> dict[str, Any]:
+        """`issue_tokens` as a dict (``pair["access_token"]``), for tests and benchmarks."""
+        return self.issue_tokens(user, family).model_dump()
+
+    def refresh(self, refresh_token: str, ip: str = "") -> TokenPair:
         self._limit(f"refresh-ip:{rate_limit_key(ip)}", self.limits.refresh_per_ip)
         row = RefreshToken.get_or_none(RefreshToken.token_hash == _hash(refresh_token))
         if row is None:
@@ -390,7 +388,7 @@ class IdentityService:
                        .execute())
             if not claimed:  # lost a race with another use of the same token
                 raise Unauthorized("refresh token already used", code="refresh_token_reused")
-            return self.issue_pair(user, family=row.family)
+            return self.issue_tokens(user, family=row.family)
 
     def revoke_family(self, family: str, reason: str) -> None:
         self.kv.set(f"fam:{current_tenant().id}:{family}", reason, self.refresh_ttl)
@@ -620,13 +618,13 @@ class IdentityService:
                               detail=detail or {})
 
     def list_audit(self, page: PageQuery, action: str | None = None,
-                   subject_id: int | None = None) -> dict[str, Any]:
+                   subject_id: int | None = None) -> AuditPage:
         query = AuditEntry.select()
         if action:
             query = query.where(AuditEntry.action == action)
         if subject_id is not None:
             query = query.where(AuditEntry.subject_id == subject_id)
-        return paginate(query, [AuditEntry.id.desc()], page, audit_dict)
+        return AuditPage(**paginate(query, [AuditEntry.id.desc()], page, AuditOut.of))
 
 
 @dataclass
@@ -643,9 +641,3 @@ class ImportRow:
 class ImportReport:
     created: list[tuple[int, str, int]] = field(default_factory=list)  # (line, email, id)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
-
-
-def audit_dict(entry: AuditEntry) -> dict[str, Any]:
-    return {"id": entry.id, "action": entry.action, "actor_id": entry.actor_id,
-            "subject_id": entry.subject_id, "ip": entry.ip, "detail": entry.detail,
-            "created_at": entry.created_at}

@@ -47,9 +47,8 @@ class UserFactory:
         svc = self.runtime.plugin(IdentityPlugin).identity
         with db.connection(), tenant_context(tenant), db.transaction():
             user = svc.create_user(email, PASSWORD, name or email.split("@")[0], role=role)
-            pair = svc.issue_pair(user)
-        return TestUser(user.id, email, role, pair["access_token"], pair["refresh_token"],
-                        tenant)
+            pair = svc.issue_tokens(user)
+        return TestUser(user.id, email, role, pair.access_token, pair.refresh_token, tenant)
 
 
 @pytest.fixture

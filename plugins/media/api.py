@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Protocol
 
-from learnplat.plugin import ServiceKey
+from learnplat.plugin import Record, ServiceKey
 
 
-@dataclass(frozen=True)
-class MediaInfo:
+class MediaInfo(Record):
     id: int
     kind: str  # video | attachment
     course_id: int

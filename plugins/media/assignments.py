@@ -23,25 +23,28 @@ from learnplat.plugin import (
 
 from . import events as ev
 from .models import Assignment, MediaObject, Submission
+from .schemas import AssignmentOut, SubmissionOut, SubmissionPage
 from .services import MANAGE, MediaService
 
 GRADE = "assignment.grade"
 
 
-def assignment_out(a: Assignment) -> dict[str, Any]:
-    return {"id": a.id, "course_id": a.course_id, "module_id": a.module_id,
-            "instructions": a.instructions, "due_at": a.due_at, "max_points": a.max_points,
-            "created_at": a.created_at, "updated_at": a.updated_at}
+def assignment_out(a: Assignment) -> AssignmentOut:
+    return AssignmentOut(id=a.id, course_id=a.course_id, module_id=a.module_id,
+                         instructions=a.instructions, due_at=a.due_at,
+                         max_points=a.max_points, created_at=a.created_at,
+                         updated_at=a.updated_at)
 
 
-def submission_out(s: Submission, media: MediaObject | None = None) -> dict[str, Any]:
-    return {"id": s.id, "assignment_id": s.assignment_id, "course_id": s.course_id,
-            "module_id": s.module_id, "student_id": s.student_id, "attempt": s.attempt,
-            "status": s.status, "points": s.points, "feedback": s.feedback,
-            "submitted_at": s.submitted_at, "graded_at": s.graded_at,
-            "filename": media.filename if media else "",
-            "content_type": media.content_type if media else "",
-            "size": media.size if media else 0, "sha256": media.sha256 if media else ""}
+def submission_out(s: Submission, media: MediaObject | None = None) -> SubmissionOut:
+    return SubmissionOut(id=s.id, assignment_id=s.assignment_id, course_id=s.course_id,
+                         module_id=s.module_id, student_id=s.student_id, attempt=s.attempt,
+                         status=s.status, points=s.points, feedback=s.feedback,
+                         submitted_at=s.submitted_at, graded_at=s.graded_at,
+                         filename=media.filename if media else "",
+                         content_type=media.content_type if media else "",
+                         size=media.size if media else 0,
+                         sha256=media.sha256 if media else "")
 
 
 class AssignmentService:
@@ -78,15 +81,16 @@ class AssignmentService:
         return a
 
     def submissions(self, principal: Principal, course_id: int, module_id: int,
-                    page: PageQuery) -> dict[str, Any]:
+                    page: PageQuery) -> SubmissionPage:
         self.media.courses.owned_course(course_id, principal, GRADE)
         a = self._assignment(course_id, module_id)
         query = Submission.select().where(Submission.assignment == a.id)
-        result = paginate(query, [Submission.id], page, lambda s: s)
+        result = paginate(query, [Submission.id], page)
+        rows: list[Submission] = result["items"]
         media = {m.id: m for m in MediaObject.select().where(
-            MediaObject.id.in_([s.media_id for s in result["items"]]))}
-        result["items"] = [submission_out(s, media.get(s.media_id)) for s in result["items"]]
-        return result
+            MediaObject.id.in_([s.media_id for s in rows]))}
+        return SubmissionPage(items=[submission_out(s, media.get(s.media_id)) for s in rows],
+                              next_cursor=result["next_cursor"])
 
     def _submission(self, course_id: int, module_id: int, submission_id: int) -> Submission:
         a = self._assignment(course_id, module_id)
@@ -145,7 +149,7 @@ class AssignmentService:
     def _check_open(self, principal: Principal, course_id: int, module_id: int) -> Assignment:
         self.media.enrollment.require_active(course_id, principal)
         module = self.media.courses.get_module(course_id, module_id)
-        if not module.released():
+        if not module.is_released():
             raise PermissionDenied("this module is not released yet", code="not_released")
         a = self._assignment(course_id, module_id)
         if a.due_at is not None and utcnow() > a.due_at:

@@ -30,6 +30,7 @@ from learnplat.plugin import (
 
 from .api import MediaInfo
 from .probe import mp4_duration
+from .schemas import DirectStartOut
 from .services import MANAGE, MediaService
 
 _PURPOSE = b"learnplat.media.direct-upload.v1"
@@ -47,7 +48,7 @@ class DirectUploads:
         self.runtime = media.runtime
 
     def start(self, principal: Principal, course_id: int, module_id: int, size: int,
-              filename: str) -> dict[str, Any]:
+              filename: str) -> DirectStartOut:
         name = uploads.check_filename(filename, "filename")
         self.media.courses.owned_course(course_id, principal, MANAGE)
         self.media.courses.get_module(course_id, module_id)
@@ -65,8 +66,8 @@ class DirectUploads:
                                 "u": principal.user_id, "k": key, "f": name, "e": expires})
         token = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
         token += "." + _mac(self.runtime.secret_key, payload)
-        return {"upload_url": url, "method": "PUT", "upload_token": token,
-                "expires_at": dt.datetime.fromtimestamp(expires, dt.UTC)}
+        return DirectStartOut(upload_url=url, method="PUT", upload_token=token,
+                              expires_at=dt.datetime.fromtimestamp(expires, dt.UTC))
 
     def _read_token(self, token: str, principal: Principal, course_id: int, module_id: int
                     ) -> dict[str, Any]:

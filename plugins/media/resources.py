@@ -3,7 +3,6 @@ service and shape the answer."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -56,10 +55,6 @@ PHOTO_CEILING = 100 * 1024**2
 _FRAMING = 64 * 1024
 
 
-def _out(info: Any) -> MediaOut:
-    return MediaOut(**dataclasses.asdict(info))
-
-
 class _Resource:
     def __init__(self, service: MediaService):
         self.service = service
@@ -93,8 +88,9 @@ class _Resource:
         parts, rest = self._parts(req, kind)
         for part in parts:
             if part.name == "file":
-                return _out(self.service.upload(principal, kind, course_id, module_id,
-                                                part.stream, part.filename, duration, rest))
+                return MediaOut.of(self.service.upload(principal, kind, course_id, module_id,
+                                                       part.stream, part.filename, duration,
+                                                       rest))
         raise ValidationFailed.field("file", "send the file in a multipart part named 'file'",
                                      "missing")
 
@@ -135,8 +131,8 @@ class DirectVideo(_Resource):
                 module_id: int, *, body: DirectStartIn) -> Any:
         """Only when the school's storage is S3-compatible (else 409 direct_unsupported: use
         the multipart upload). PUT the bytes to upload_url, then confirm with upload_token."""
-        return DirectStartOut(**self.direct.start(req.context.principal, course_id, module_id,
-                                                  body.size, body.filename))
+        return self.direct.start(req.context.principal, course_id, module_id, body.size,
+                                 body.filename)
 
 
 class DirectVideoConfirm(DirectVideo):
@@ -148,8 +144,8 @@ class DirectVideoConfirm(DirectVideo):
         """The stored object is checked (size limit, type by content, sha256) and becomes the
         module's video, replacing the previous one; a refused object is deleted. 409
         not_uploaded when nothing was PUT yet."""
-        return _out(self.direct.confirm(req.context.principal, course_id, module_id,
-                                        body.upload_token, body.duration_seconds))
+        return MediaOut.of(self.direct.confirm(req.context.principal, course_id, module_id,
+                                               body.upload_token, body.duration_seconds))
 
 
 class ModuleAttachments(_Resource):
@@ -167,7 +163,7 @@ class ModuleAttachments(_Resource):
                module_id: int) -> Any:
         self.service.check_can_watch(req.context.principal, course_id, module_id)
         items = self.service.attachments(course_id, module_id)
-        return MediaList(items=[_out(i) for i in items])
+        return MediaList(items=[MediaOut.of(i) for i in items])
 
 
 class AttachmentItem(_Resource):
@@ -203,14 +199,14 @@ class AssignmentResource(_AssignmentResource):
         """The owner instructor or an admin; the module becomes an "assignment" module."""
         a = self.assignments.define(req.context.principal, course_id, module_id,
                                     body.instructions, body.due_at, body.max_points)
-        return AssignmentOut(**assignment_out(a))
+        return assignment_out(a)
 
     @endpoint(permission="media.watch", response=AssignmentOut, errors=(403, 404),
               summary="A module's assignment")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int) -> Any:
         a = self.assignments.view(req.context.principal, course_id, module_id)
-        return AssignmentOut(**assignment_out(a))
+        return assignment_out(a)
 
 
 class OwnSubmission(_AssignmentResource):
@@ -230,7 +226,7 @@ class OwnSubmission(_AssignmentResource):
                 s, media, first = self.assignments.submit(
                     principal, course_id, module_id, part.stream, part.filename, rest)
                 resp.status = 201 if first else 200
-                return SubmissionOut(**submission_out(s, media))
+                return submission_out(s, media)
         raise ValidationFailed.field("file", "send the file in a multipart part named 'file'",
                                      "missing")
 
@@ -239,7 +235,7 @@ class OwnSubmission(_AssignmentResource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int) -> Any:
         s = self.assignments.own(req.context.principal, course_id, module_id)
-        return SubmissionOut(**submission_out(s, _media(s.media_id)))
+        return submission_out(s, _media(s.media_id))
 
 
 class OwnSubmissionFile(_AssignmentResource):
@@ -279,7 +275,7 @@ class SubmissionGrade(_AssignmentResource):
         the grade. Records assignment.graded.v1."""
         s, media = self.assignments.grade(req.context.principal, course_id, module_id,
                                           submission_id, body.points, body.feedback)
-        return SubmissionOut(**submission_out(s, media))
+        return submission_out(s, media)
 
 
 def _media(media_id: int) -> MediaObject | None:

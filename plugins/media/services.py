@@ -224,7 +224,7 @@ class MediaService:
         if principal.can(MANAGE, owner_id=course.owner_id):
             return
         self.enrollment.require_active(course_id, principal)
-        if not module.released():
+        if not module.is_released():
             raise PermissionDenied("this module is not released yet", code="not_released")
 
     def url_for(self, principal: Principal, course_id: int, module_id: int, kind: str,

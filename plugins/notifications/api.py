@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from learnplat.plugin import ServiceKey
+from learnplat.plugin import Record, ServiceKey
 
 
-@dataclass(frozen=True)
-class NotificationInfo:
+class NotificationInfo(Record):
     id: int
     user_id: int
     kind: str

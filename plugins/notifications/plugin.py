@@ -34,6 +34,7 @@ from learnplat.plugin import (
 
 from . import events as ev
 from . import resources as r
+from . import seed as generated
 from .api import NOTIFICATIONS
 from .models import MODELS
 from .services import NotificationsService
@@ -42,7 +43,7 @@ from .tasks import RELEASE_TASK, tasks
 from .ws import NotificationSocket
 
 if TYPE_CHECKING:
-    from learnplat.plugin import Runtime
+    from learnplat.plugin import Runtime, Seed
 
 Handler = Callable[["Runtime", EventMessage[Any]], None]
 
@@ -205,6 +206,11 @@ class NotificationsPlugin(Plugin):
             return  # announced (as a quiz) when released
         self.notifications.announce_module(d.course_id, d.module_id, d.module_title, d.kind,
                                            d.title, f"quiz:{d.module_id}")
+
+    @hookimpl
+    def seed_tenant(self, seed: Seed) -> None:
+        """This plugin's part of a generated data set (seed.py)."""
+        generated.seed_tenant(self.notifications, seed)
 
 
 def _points(d: ev.AssignmentGradedPayload) -> dict[str, Any]:

@@ -39,12 +39,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# A message's keys in the order sockets have always received them (NotificationOut declares
+# `read` after NotificationInfo's fields); a field NotificationOut adds comes after these.
+_MESSAGE_KEYS = ("id", "user_id", "kind", "title", "body", "data", "read", "read_at",
+                 "created_at")
+
+
 def message_of(n: NotificationInfo) -> dict[str, Any]:
     """The WebSocket message of a notification (the API contract: at least id, kind, title,
     created_at)."""
     doc = NotificationOut.of(n).model_dump()  # times stay datetimes: dumps() writes them
-    doc["type"] = "notification"
-    return doc
+    return {**{key: doc[key] for key in _MESSAGE_KEYS}, **doc, "type": "notification"}
 
 
 def dumps(obj: Any) -> bytes:

@@ -14,6 +14,8 @@ from .api import NotificationInfo
 from .settings import Channel
 from .templates import KINDS
 
+BroadcastAudience = Literal["user", "course", "role", "tenant"]
+BroadcastStatus = Literal["queued", "sending", "done"]
 Kind = Literal[KINDS]  # type: ignore[valid-type]  # computed kinds: pydantic checks, mypy cannot
 # Each audience field: (name, its schema when it is the one chosen, its schema otherwise).
 _AUDIENCES: tuple[tuple[str, JsonDict, JsonDict], ...] = (
@@ -23,23 +25,17 @@ _AUDIENCES: tuple[tuple[str, JsonDict, JsonDict], ...] = (
     ("everyone", {"const": True}, {"const": False}))
 
 
-class NotificationOut(BaseModel):
-    id: int
-    user_id: int
-    kind: str
-    title: str
-    body: str
-    data: dict[str, Any]
+class NotificationOut(NotificationInfo):
+    # NotificationInfo as REST answers and WebSocket messages show it (a comment, not a
+    # docstring, which would become the schema's description).
     read: bool
-    read_at: dt.datetime | None
-    created_at: dt.datetime
 
     @classmethod
     def of(cls, n: NotificationInfo) -> NotificationOut:
         """The one shape of a notification: REST answers and WebSocket messages alike."""
-        return cls(id=n.id, user_id=n.user_id, kind=n.kind, title=n.title, body=n.body,
-                   data=n.data, read=n.read_at is not None, read_at=n.read_at,
-                   created_at=n.created_at)
+        # Not validated again: a NotificationInfo is validated when it is made. Its fields
+        # are read from __dict__: dict(n), iterating the model, costs more than validating.
+        return cls.model_construct(**{**n.__dict__, "read": n.read_at is not None})
 
 
 class NotificationPage(BaseModel):
@@ -94,11 +90,11 @@ class NotifyIn(Schema):
 
 class BroadcastOut(BaseModel):
     id: int
-    audience: Literal["user", "course", "role", "tenant"]
+    audience: BroadcastAudience
     target: str | None
     kind: str
     title: str
-    status: Literal["queued", "sending", "done"]
+    status: BroadcastStatus
     recipients: int
     created_at: dt.datetime
     finished_at: dt.datetime | None

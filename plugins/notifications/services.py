@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from learnplat_courses.api import COURSES
 from learnplat_enrollment.api import ENROLLMENT
@@ -29,8 +29,15 @@ from .events import BroadcastSent
 from .mail import DIGEST_TASK, SEND_TASK, Mailer
 from .models import Broadcast, Email, Notification, Preference, info
 from .realtime import Publisher, message_of
-from .schemas import NotificationOut, NotificationPage
-from .settings import NotificationsSettings
+from .schemas import (
+    BroadcastAudience,
+    BroadcastOut,
+    BroadcastStatus,
+    NotificationOut,
+    NotificationPage,
+    PreferencesOut,
+)
+from .settings import Channel, NotificationsSettings
 
 if TYPE_CHECKING:
     from learnplat.plugin import Runtime
@@ -201,7 +208,7 @@ class NotificationsService:
     def broadcast(self, principal: Principal, title: str, body: str, kind: str,
                   data: dict[str, Any], user_id: int | None = None,
                   course_id: int | None = None, role: str | None = None,
-                  everyone: bool = False) -> tuple[str, NotificationOut | dict[str, Any]]:
+                  everyone: bool = False) -> tuple[str, NotificationOut | BroadcastOut]:
         """One user: created now ("notification", the notification). An audience: a
         Broadcast row and the fan-out task ("broadcast", its status)."""
         principal.require("notifications.broadcast", hide=False)
@@ -218,7 +225,7 @@ class NotificationsService:
             bc.recipients = 1 if row else 0
             bc.save()
             if row is None:  # the user turned this kind off: nothing to show, but accepted
-                return "broadcast", self.broadcast_doc(bc)
+                return "broadcast", self.broadcast_out(bc)
             return "notification", NotificationOut.of(info(row))
         if course_id is not None:
             if self.runtime.service(COURSES).get_course(course_id) is None:
@@ -233,21 +240,22 @@ class NotificationsService:
         bc = Broadcast.create(audience=audience, target=target, kind=kind, title=title,
                               body=body, data=data, created_by=principal.user_id)
         self.runtime.queue.enqueue_for_tenant(FANOUT_TASK, bc.id)
-        return "broadcast", self.broadcast_doc(bc)
+        return "broadcast", self.broadcast_out(bc)
 
     @staticmethod
-    def broadcast_doc(bc: Broadcast) -> dict[str, Any]:
-        return {"id": bc.id, "audience": bc.audience, "target": bc.target or None,
-                "kind": bc.kind, "title": bc.title, "status": bc.status,
-                "recipients": bc.recipients, "created_at": bc.created_at,
-                "finished_at": bc.finished_at}
+    def broadcast_out(bc: Broadcast) -> BroadcastOut:
+        return BroadcastOut(id=bc.id, audience=cast(BroadcastAudience, bc.audience),
+                            target=bc.target or None, kind=bc.kind, title=bc.title,
+                            status=cast(BroadcastStatus, bc.status),
+                            recipients=bc.recipients, created_at=bc.created_at,
+                            finished_at=bc.finished_at)
 
-    def get_broadcast(self, principal: Principal, broadcast_id: int) -> dict[str, Any]:
+    def get_broadcast(self, principal: Principal, broadcast_id: int) -> BroadcastOut:
         principal.require("notifications.broadcast", hide=False)
         bc = Broadcast.select().where(Broadcast.id == broadcast_id).first()
         if bc is None:
             raise NotFound("no such broadcast")
-        return self.broadcast_doc(bc)
+        return self.broadcast_out(bc)
 
     def audience_page(self, bc: Broadcast, after: int) -> list[int]:
         """Up to BATCH recipients of the broadcast with ids above `after`, ascending."""
@@ -328,20 +336,20 @@ class NotificationsService:
 
     # -- preferences -----------------------------------------------------------------------
 
-    def preferences(self, principal: Principal) -> dict[str, Any]:
+    def preferences(self, principal: Principal) -> PreferencesOut:
         chosen = {p.kind: p.channel for p in Preference.select().where(
             Preference.user_id == principal.user_id)}
         tenant = current_tenant()
-        out = {}
+        out: dict[str, Channel] = {}
         for kind in templates.KINDS:
             default = (tenant.setting(f"notifications.default_channels.{kind}")
                        or tenant.setting("notifications.default_channel")
                        or self.settings.default_channel)
-            out[kind] = chosen.get(kind, default)
-        return {"channels": out}
+            out[kind] = cast(Channel, chosen.get(kind, default))
+        return PreferencesOut(channels=out)
 
     def set_preferences(self, principal: Principal, channels: dict[str, str]
-                        ) -> dict[str, Any]:
+                        ) -> PreferencesOut:
         unknown = sorted(set(channels) - set(templates.KINDS))
         if unknown:
             raise ValidationFailed([{"field": f"channels.{k}", "message": "unknown kind",

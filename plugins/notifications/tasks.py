@@ -37,7 +37,7 @@ def module_released(runtime: Runtime, course_id: int, module_id: int, event_id: 
         return
     if course is None or course.status != "published":
         return
-    if not module.released():
+    if not module.is_released():
         # Moved later: come back then.
         assert module.release_at is not None
         runtime.queue.enqueue_for_tenant(

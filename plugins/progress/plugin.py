@@ -23,6 +23,7 @@ from learnplat.plugin import (
 from . import events as ev
 from . import hookspecs
 from . import resources as r
+from . import seed as generated
 from .api import PROGRESS
 from .models import MODELS
 from .services import ProgressService
@@ -30,7 +31,7 @@ from .settings import ProgressSettings
 from .tasks import tasks
 
 if TYPE_CHECKING:
-    from learnplat.plugin import Principal, Runtime
+    from learnplat.plugin import Principal, Runtime, Seed
 
 
 class ProgressPlugin(Plugin):
@@ -141,3 +142,8 @@ class ProgressPlugin(Plugin):
                              ) -> dict[int, dict[str, Any]] | None:
         """{course_id: {"percent", "completed"}} for GET /courses/enrollments, in one query."""
         return self.progress.summaries(course_ids, user_id)
+
+    @hookimpl
+    def seed_tenant(self, seed: Seed) -> None:
+        """This plugin's part of a generated data set (seed.py)."""
+        generated.seed_tenant(seed)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 
 from learnplat.plugin import PageQuery, endpoint
 
-from .schemas import ProgressIn, ProgressOut, ProgressPostOut, StudentPage, StudentsQuery
+from .schemas import (
+    HeartbeatOut,
+    ProgressIn,
+    ProgressOut,
+    ProgressPostOut,
+    StudentPage,
+    StudentsQuery,
+)
 from .services import ProgressService
 
 
@@ -18,7 +23,7 @@ class ProgressResource:
 
     @endpoint(permission="progress.track", response=ProgressOut, errors=(403, 404),
               summary="The caller's progress in a course")
-    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> Any:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> ProgressOut:
         """The caller's progress: percent (0..100) of required modules completed, and each
         module's state (completed, locked, video playback). Current to the last heartbeat."""
         return self.service.document(req.context.principal, course_id)
@@ -29,7 +34,7 @@ class ProgressResource:
               errors=(403, 404, 409), budget="heartbeat",
               summary="Mark a module complete, or record video playback")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-                body: ProgressIn) -> Any:
+                body: ProgressIn) -> ProgressOut | HeartbeatOut:
         """`{module_id, completed}` marks a module complete (or not) and answers the course
         progress; 409 when the module is locked (prerequisite or release date).
         `{module_id, position_seconds, duration_seconds}` is a playback heartbeat and answers
@@ -50,7 +55,7 @@ class StudentsResource:
     @endpoint(permission="progress.view_course", query=StudentsQuery, response=StudentPage,
               errors=(404,), cost=5, summary="Progress of a course's students (owner, admin)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-               query: StudentsQuery) -> Any:
+               query: StudentsQuery) -> StudentPage:
         """Cursor-paged; `sort` by `percent` or `last_activity` (prefix `-` for descending);
         `status` active (default), dropped or all."""
         page = PageQuery(limit=query.limit, cursor=query.cursor)

@@ -9,9 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from learnplat.plugin import Schema
 
+from .api import CourseFigures, LockReason
+
 # Far beyond any real video; finer limits (max_video_seconds, position vs. duration) are
 # checked by the service against the settings.
 _ABSURD = 10_000_000
+
+StudentStatus = Literal["active", "dropped"]
+"""A student's progress row mirrors their enrollment's status."""
 
 
 class ProgressIn(Schema):
@@ -48,7 +53,9 @@ class ProgressIn(Schema):
 
 
 class Milestones(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    # Built by field name (``Milestones(fifty=...)``), written by alias ("50", "100"): the
+    # body encoder (learnplat.plugin.dump) writes a model's fields by name unless it says so.
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     fifty: dt.datetime | None = Field(None, alias="50")
     hundred: dt.datetime | None = Field(None, alias="100")
@@ -66,7 +73,7 @@ class ModuleState(BaseModel):
         description="What completed it: the student (manual), watching the video, passing "
                     "the quiz, or a graded assignment (media plugin).")
     locked: bool
-    locked_reason: Literal["not_released", "prerequisite"] | None
+    locked_reason: LockReason | None
     video_percent: float | None = Field(description="Share of the video watched, 0..100 "
                                                     "(video modules only).")
     position_seconds: float | None
@@ -75,17 +82,12 @@ class ModuleState(BaseModel):
     duration_seconds: float | None
 
 
-class ProgressOut(BaseModel):
+class ProgressOut(CourseFigures):
     """A student's progress in a course. Plugins may add keys (progress_extras hook)."""
 
     model_config = ConfigDict(extra="allow")
 
     course_id: int
-    percent: float = Field(ge=0, le=100)
-    completed: bool
-    completed_modules: int
-    required_modules: int
-    completed_at: dt.datetime | None
     last_activity_at: dt.datetime | None
     milestones: Milestones
     modules: list[ModuleState]
@@ -115,14 +117,9 @@ class StudentsQuery(BaseModel):
     status: Literal["active", "dropped", "all"] = "active"
 
 
-class StudentProgressOut(BaseModel):
+class StudentProgressOut(CourseFigures):
     user_id: int
-    status: Literal["active", "dropped"]
-    percent: float
-    completed: bool
-    completed_modules: int
-    required_modules: int
-    completed_at: dt.datetime | None
+    status: StudentStatus
     last_activity_at: dt.datetime
     milestones: Milestones
 

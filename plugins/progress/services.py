@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import peewee
 import redis
@@ -39,10 +39,19 @@ from learnplat.plugin import (
 )
 
 from . import events as ev
-from .api import ProgressSummary
+from .api import LockReason, ProgressSummary
 from .heartbeats import HeartbeatStore
 from .models import CourseProgress, HandledEvent, ModuleProgress
 from .playback import Playback, advance
+from .schemas import (
+    HeartbeatOut,
+    Milestones,
+    ModuleState,
+    ProgressOut,
+    StudentPage,
+    StudentProgressOut,
+    StudentStatus,
+)
 from .settings import ProgressSettings
 
 if TYPE_CHECKING:
@@ -82,12 +91,15 @@ def playback_of(mp: ModuleProgress | None) -> Playback:
                     mp.duration_seconds, _epoch(mp.last_heartbeat_at))
 
 
-def course_progress_dict(cp: CourseProgress) -> dict[str, Any]:
-    return {"user_id": cp.user_id, "status": cp.status, "percent": cp.percent,
-            "completed": cp.completed_at is not None,
-            "completed_modules": cp.completed_count, "required_modules": cp.required_count,
-            "completed_at": cp.completed_at, "last_activity_at": cp.last_activity_at,
-            "milestones": {"50": cp.milestone_50_at, "100": cp.milestone_100_at}}
+def student_progress_out(cp: CourseProgress) -> StudentProgressOut:
+    """One student's line of GET /progress/{course_id}/students."""
+    return StudentProgressOut(
+        user_id=cp.user_id, status=cast(StudentStatus, cp.status),  # a CharField of these
+        percent=cp.percent,
+        completed=cp.completed_at is not None, completed_modules=cp.completed_count,
+        required_modules=cp.required_count, completed_at=cp.completed_at,
+        last_activity_at=cp.last_activity_at,
+        milestones=Milestones(fifty=cp.milestone_50_at, hundred=cp.milestone_100_at))
 
 
 # The course page and the progress document ask for it on every view (learnplat.db.Prepared:
@@ -114,6 +126,8 @@ def _locked_row(course_id: Any, user_id: Any) -> Any:
 
 
 _LOCKED = db.Prepared(_locked_row)
+# The progress document's own keys: what progress_extras answers may not replace.
+_DOCUMENT_FIELDS = frozenset(ProgressOut.model_fields)
 
 
 class ProgressService:
@@ -143,9 +157,12 @@ class ProgressService:
         cp = _SUMMARY.first(course_id, user_id)
         if cp is None:
             return None
-        return ProgressSummary(cp.course_id, cp.user_id, cp.percent, cp.completed_at is not None,
-                               cp.completed_count, cp.required_count, cp.completed_at,
-                               cp.last_activity_at)
+        return ProgressSummary(course_id=cp.course_id, user_id=cp.user_id, percent=cp.percent,
+                               completed=cp.completed_at is not None,
+                               completed_modules=cp.completed_count,
+                               required_modules=cp.required_count,
+                               completed_at=cp.completed_at,
+                               last_activity_at=cp.last_activity_at)
 
     def summaries(self, course_ids: list[int], user_id: Any) -> dict[int, dict[str, Any]]:
         """{course_id: {"percent", "completed"}} for one student, in one query."""
@@ -192,7 +209,7 @@ class ProgressService:
     # -- reading -------------------------------------------------------------------------------
 
     def document(self, principal: Principal, course_id: int,
-                 modules: list[Any] | None = None) -> dict[str, Any]:
+                 modules: list[Any] | None = None) -> ProgressOut:
         """GET /progress/{course_id}: the caller's progress, current to the last heartbeat.
         `modules`: the course's modules, from a caller of this request that already checked
         the enrollment and read them (`mark`), so neither is done twice."""
@@ -214,42 +231,45 @@ class ProgressService:
         out_modules = []
         for m in modules:
             row = rows.get(m.id)
-            play = playback_of(row).merged(pending.get(m.id))
+            video = m.kind == "video"
+            play = playback_of(row).merged(pending.get(m.id)) if video else None
             reason = self._lock_reason(m, completed_ids, modules, now)
-            out_modules.append({
-                "module_id": m.id, "title": m.title, "position": m.position, "kind": m.kind,
-                "required": m.required,
-                "completed": m.id in completed_ids,
-                "completed_at": row.completed_at if row else None,
-                "completed_source": row.completed_source if row else None,
-                "locked": reason is not None, "locked_reason": reason,
-                "video_percent": play.percent if m.kind == "video" else None,
-                "position_seconds": play.last_position if m.kind == "video" else None,
-                "furthest_position": play.furthest if m.kind == "video" else None,
-                "watched_seconds": play.watched if m.kind == "video" else None,
-                "duration_seconds": play.duration if m.kind == "video" else None,
-            })
+            out_modules.append(ModuleState(
+                module_id=m.id, title=m.title, position=m.position, kind=m.kind,
+                required=m.required,
+                completed=m.id in completed_ids,
+                completed_at=row.completed_at if row else None,
+                completed_source=row.completed_source if row else None,
+                locked=reason is not None, locked_reason=reason,
+                video_percent=play.percent if play else None,
+                position_seconds=play.last_position if play else None,
+                furthest_position=play.furthest if play else None,
+                watched_seconds=play.watched if play else None,
+                duration_seconds=play.duration if play else None,
+            ))
         counted = _counted(modules)
         done = len(completed_ids.intersection(counted))
         last_seen = max([_epoch(cp.last_activity_at) if cp else 0.0]
                         + [p.seen for p in pending.values()])
-        doc: dict[str, Any] = {
-            "course_id": course_id,
-            "percent": round(100.0 * done / len(counted), 1) if counted else 0.0,
-            "completed": bool(counted) and done == len(counted),
-            "completed_modules": done, "required_modules": len(counted),
-            "completed_at": cp.completed_at if cp else None,
-            "last_activity_at": dt.datetime.fromtimestamp(last_seen, UTC) if last_seen else None,
-            "milestones": {"50": cp.milestone_50_at if cp else None,
-                           "100": cp.milestone_100_at if cp else None},
-            "modules": out_modules,
-        }
-        return merge_extras(
+        # Keys other plugins add (progress_extras); they never replace the document's own.
+        extras = merge_extras(
             self.runtime.hook.progress_extras(runtime=self.runtime, course_id=course_id,
-                                              user_id=user_id), doc, protected=set(doc))
+                                              user_id=user_id), protected=_DOCUMENT_FIELDS)
+        return ProgressOut(
+            course_id=course_id,
+            percent=round(100.0 * done / len(counted), 1) if counted else 0.0,
+            completed=bool(counted) and done == len(counted),
+            completed_modules=done, required_modules=len(counted),
+            completed_at=cp.completed_at if cp else None,
+            last_activity_at=dt.datetime.fromtimestamp(last_seen, UTC) if last_seen else None,
+            milestones=Milestones(fifty=cp.milestone_50_at if cp else None,
+                                  hundred=cp.milestone_100_at if cp else None),
+            modules=out_modules,
+            **extras,
+        )
 
     def students(self, principal: Principal, course_id: int, page: PageQuery, sort: str,
-                 status: str) -> dict[str, Any]:
+                 status: str) -> StudentPage:
         """GET /progress/{course_id}/students: the owner instructor's or an admin's view."""
         course = self.courses.visible_course(course_id, principal)
         principal.require("progress.view_course", owner_id=course.owner_id)
@@ -257,13 +277,13 @@ class ProgressService:
         if status != "all":
             query = query.where(CourseProgress.status == status)
         field, desc = SORTS[sort]
-        return paginate(query, [(field, desc), (CourseProgress.id, desc)], page,
-                        course_progress_dict)
+        return StudentPage(**paginate(query, [(field, desc), (CourseProgress.id, desc)], page,
+                                      student_progress_out))
 
     # -- completing ----------------------------------------------------------------------------
 
     def mark(self, principal: Principal, course_id: int, module_id: int,
-             completed: bool) -> dict[str, Any]:
+             completed: bool) -> ProgressOut:
         """Mark a module complete (409 when it is locked) or not complete."""
         self.enrollment.require_active(course_id, principal)
         modules = self.courses.list_modules(course_id)
@@ -308,7 +328,7 @@ class ProgressService:
     # -- heartbeats ----------------------------------------------------------------------------
 
     def heartbeat(self, principal: Principal, course_id: int, module_id: int,
-                  position: float, duration: float) -> dict[str, Any]:
+                  position: float, duration: float) -> HeartbeatOut:
         """Record video playback. Redis: write-behind (the flush task persists it); without
         Redis: straight to the database. Crossing the watch threshold completes the module in
         the database at once in both cases."""
@@ -390,10 +410,14 @@ class ProgressService:
                     self._write_playback(mp, course_id, user_id, module_id, state, now)
                     CourseProgress.update(last_activity_at=now).where(
                         CourseProgress.id == cp.id).execute()
-        return {"course_id": course_id, "module_id": module_id,
-                "position_seconds": state.last_position, "furthest_position": state.furthest,
-                "watched_seconds": state.watched, "duration_seconds": state.duration,
-                "video_percent": state.percent, "completed_now": crossed}
+        return HeartbeatOut(course_id=course_id, module_id=module_id,
+                            position_seconds=state.last_position,
+                            furthest_position=state.furthest, watched_seconds=state.watched,
+                            # (a heartbeat's state always has the duration it was sent)
+                            duration_seconds=duration if state.duration is None
+                            else state.duration,
+                            video_percent=state.percent,
+                            completed_now=crossed)
 
     def flush_heartbeats(self) -> dict[str, int]:
         """Persist the heartbeats Redis holds (the periodic task). No-op without Redis."""
@@ -458,7 +482,7 @@ class ProgressService:
                 return m
         raise NotFound("no such module in this course")
 
-    def lock_reason(self, course_id: int, module_id: int, user_id: int) -> str | None:
+    def lock_reason(self, course_id: int, module_id: int, user_id: int) -> LockReason | None:
         """The module's lock for this learner (ProgressAPI.lock_reason)."""
         modules = self.courses.list_modules(course_id)
         module = next((m for m in modules if m.id == module_id), None)
@@ -474,7 +498,7 @@ class ProgressService:
 
     @staticmethod
     def _lock_reason(module: Any, completed: set[int], modules: list[Any],
-                     now: dt.datetime) -> str | None:
+                     now: dt.datetime) -> LockReason | None:
         if module.release_at is not None and module.release_at > now:
             return "not_released"
         prereq = module.prerequisite_id

@@ -1,17 +1,15 @@
-"""The quizzes plugin's contract: ``runtime.service(QUIZZES)`` is a ``QuizzesAPI``; plain data,
-never model objects. Events: ``learnplat_quizzes.events``."""
+"""The quizzes plugin's contract: ``runtime.service(QUIZZES)`` is a ``QuizzesAPI``; plain frozen
+data (``Record``), never database model objects. Events: ``learnplat_quizzes.events``."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Protocol
 
-from learnplat.plugin import ServiceKey
+from learnplat.plugin import Record, ServiceKey
 
 
-@dataclass(frozen=True)
-class QuizInfo:
+class QuizInfo(Record):
     id: int
     course_id: int
     module_id: int
@@ -21,8 +19,7 @@ class QuizInfo:
     question_count: int
 
 
-@dataclass(frozen=True)
-class QuizScore:
+class QuizScore(Record):
     """A student's counted score in one quiz (None until an attempt is graded and the
     results policy lets the student see it)."""
 

@@ -21,6 +21,7 @@ from learnplat.plugin import (
 
 from . import events as ev
 from . import resources as r
+from . import seed as generated
 from .api import QUIZZES
 from .models import MODELS
 from .review import ReviewService
@@ -29,7 +30,7 @@ from .settings import QuizzesSettings
 from .tasks import tasks
 
 if TYPE_CHECKING:
-    from learnplat.plugin import Runtime
+    from learnplat.plugin import Runtime, Seed
 
 OWNER_OR_ADMIN = {"admin": "any", "instructor": "own"}
 
@@ -134,3 +135,8 @@ class QuizzesPlugin(Plugin):
         return {"quizzes": [{"quiz_id": s.quiz_id, "module_id": s.module_id, "title": s.title,
                              "attempts": s.attempts, "score": s.percent, "passed": s.passed}
                             for s in scores]}
+
+    @hookimpl
+    def seed_tenant(self, seed: Seed) -> None:
+        """This plugin's part of a generated data set (seed.py)."""
+        generated.seed_tenant(self.quizzes, seed)

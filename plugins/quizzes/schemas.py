@@ -25,6 +25,7 @@ from pydantic import (
 from learnplat.plugin import Schema
 
 from . import grading as g
+from .api import QuizInfo
 
 QuestionType = Literal["single_choice", "multiple_choice", "true_false", "short_text",
                        "numeric"]
@@ -276,22 +277,20 @@ class QuestionOut(BaseModel):
         return out
 
 
-class QuizOut(BaseModel):
-    """A quiz as its authors see it (with answers)."""
+class _QuizShown(QuizInfo):
+    """What authors and students both see of a quiz, beyond the contract's QuizInfo."""
 
-    id: int
-    course_id: int
-    module_id: int
-    title: str
     description: str
-    pass_mark: float
     time_limit_seconds: int | None
-    max_attempts: int | None
     counted: Counted
     results: ResultsPolicy
     results_at: dt.datetime | None
-    question_count: int
     total_points: float
+
+
+class QuizOut(_QuizShown):
+    """A quiz as its authors see it (with answers)."""
+
     shuffle_questions: bool
     shuffle_options: bool
     version: int = Field(description="Bumped by an edit once an attempt used the previous one.")
@@ -300,22 +299,9 @@ class QuizOut(BaseModel):
     updated_at: dt.datetime
 
 
-class QuizStudentOut(BaseModel):
+class QuizStudentOut(_QuizShown):
     """A quiz as a student sees it before starting: no questions."""
 
-    id: int
-    course_id: int
-    module_id: int
-    title: str
-    description: str
-    pass_mark: float
-    time_limit_seconds: int | None
-    max_attempts: int | None
-    counted: Counted
-    results: ResultsPolicy
-    results_at: dt.datetime | None
-    question_count: int
-    total_points: float
     attempts_used: int
     open_attempt_id: int | None
 

@@ -86,8 +86,9 @@ class QuizzesService:
             return None
         count = Question.select().where((Question.quiz == quiz.id)
                                         & (Question.removed == False)).count()  # noqa: E712
-        return QuizInfo(quiz.id, quiz.course_id, quiz.module_id, quiz.title, quiz.pass_mark,
-                        quiz.max_attempts, count)
+        return QuizInfo(id=quiz.id, course_id=quiz.course_id, module_id=quiz.module_id,
+                        title=quiz.title, pass_mark=quiz.pass_mark,
+                        max_attempts=quiz.max_attempts, question_count=count)
 
     def scores(self, course_id: int, user_id: int) -> list[QuizScore]:
         rows = (StudentQuiz.select(StudentQuiz, Quiz)
@@ -101,9 +102,9 @@ class QuizzesService:
             shown = sq.percent is not None and not (
                 quiz.results == "after_date" and (quiz.results_at is None
                                                   or now < quiz.results_at))
-            out.append(QuizScore(quiz.id, quiz.module_id, quiz.title, sq.attempts,
-                                 sq.percent if shown else None, sq.passed if shown else None,
-                                 sq.passed_at))
+            out.append(QuizScore(quiz_id=quiz.id, module_id=quiz.module_id, title=quiz.title,
+                                 attempts=sq.attempts, percent=sq.percent if shown else None,
+                                 passed=sq.passed if shown else None, passed_at=sq.passed_at))
         return out
 
     def average_score(self, course_id: int) -> float | None:
@@ -318,7 +319,7 @@ class QuizzesService:
             reason = self.runtime.service(PROGRESS).lock_reason(course_id, module_id,
                                                                 principal.user_id)
         else:
-            reason = None if self.courses.get_module(course_id, module_id).released() else (
+            reason = None if self.courses.get_module(course_id, module_id).is_released() else (
                 "not_released")
         if reason is None:
             return quiz

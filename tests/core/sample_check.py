@@ -12,6 +12,7 @@ from learnplat import db
 from learnplat.http.app import create_app
 from learnplat.models import OutboxEvent
 from learnplat.runtime import create_runtime
+from learnplat.seeding import SeedRun
 from learnplat.testing import Client, make_tenant
 
 
@@ -49,6 +50,13 @@ def main() -> None:
     facts["openapi_paths"] = sorted(p for p in doc["paths"] if p.startswith("/sample"))
     facts["openapi_tags"] = doc.get("tags", [])
     facts["permission"] = rt.registry.permissions["sample.bookmark.create"].plugin
+    seeded = make_tenant(rt)  # seed_tenant: the sample's part of a generated school
+    run = SeedRun(rt)
+    run.tenant(seeded, {"users": 6, "instructors": 1, "courses": 1, "enrollments": 2,
+                        "bookmarks": 2})
+    facts["seeded"] = (Client(app, seeded, f"sample:{seeded.id}:student")
+                       .get("/sample/bookmarks").json["items"])
+    facts["seeded_order"] = [name for name, _ in run.plugins()]
     print(json.dumps(facts))
 
 

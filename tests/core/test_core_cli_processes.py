@@ -101,6 +101,15 @@ RUNS: dict[str, list[Run]] = {
     "audit list": [run("main", *T, out=r"login\.succeeded")],
     "keys rotate": [run("main", *T, out=r"^new signing key ")],
     "tenants show": [run("main", "demo", out=r'"limits": \{')],
+    # A demo data set, every plugin's part (tests/core/test_core_seeding.py reads one back).
+    "tenants seed": [run("main", "second", "--size", "users=12", "--size", "courses=2",
+                         "--size", "enrollments=6", "--size", "colour=red",
+                         "--login-password-file", "{tmp}/password.txt", "--json",
+                         out=r'^  "rows": \{(.|\n)*"courses": 2,(.|\n)*"users": 12',
+                         err=r"^warning: no plugin reads the size colour$"),
+                     run("main", "second", "--size", "users", code=1, err=r"NAME=VALUE"),
+                     run("main", "second", "--size", "login_password=hunter2", code=1,
+                         err=r"--login-password-file")],
     "plugins list": [run("main", "--tenant", "second", out=r"^progress\t.*\tdisabled$")],
     "tasks list": [run("main", "--json", out=r'"name": "shelf\.count_books"')],
     # The task's own log line (issue 24, item 12) on stderr, its result on stdout.

@@ -35,7 +35,7 @@ def plugin_code_lines() -> int:
 
 def test_the_example_plugin_is_about_50_lines_and_the_docs_say_how_many():
     lines = plugin_code_lines()
-    assert lines <= 51  # 50 before its hooks became methods of one class
+    assert lines <= 58  # 50, 51 once its hooks were methods, 58 with its answers declared
     assert f"**{lines} lines**" in DOC.read_text()
 
 

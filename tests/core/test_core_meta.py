@@ -46,6 +46,8 @@ EXERCISED = {
     "authenticate": [SAMPLE_TEST, TENANCY + "test_token_of_another_tenant_is_401"],
     "provision_tenant_admin": [CLI + "test_tenant_lifecycle",
                                CLI + "test_create_with_the_identity_plugin"],
+    "seed_tenant": ["test_core_seeding.py::test_a_seeded_school_reads_back_through_the_api",
+                    "test_core_seeding.py::test_each_plugin_seeds_after_the_plugins_it_requires"],
     "register_events": [SAMPLE_TEST, CONTRACTS + "test_events_are_recorded_typed_and_handlers_"
                         "receive_the_typed_payload"],
     "register_actions": [SAMPLE_TEST, CONTRACTS + "test_vetoes_run_for_their_declared_action_"

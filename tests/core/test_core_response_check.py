@@ -1,7 +1,8 @@
 """`server.check_responses`: an answer that is not the model its @endpoint declares (a missing
-field, a key the model does not declare, a value of another type) is a 500 while the check is
-on (learnplat.testing turns it on for every test request), and goes out unchecked when it is
-off (production's default)."""
+field, a key the model does not declare, a value of another type), or a responder that returns
+anything but that model (a dict of the right keys included), is a 500 while the check is on
+(learnplat.testing turns it on for every test request), and goes out unchecked when it is off
+(production's default)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from typing import Any
 
 import falcon
 import falcon.testing
+import orjson
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, RootModel
 
 from learnplat.core_plugin import Health, HealthResource
 from learnplat.http.app import create_app
-from learnplat.http.endpoint import ResponseMismatch, check_response, endpoint, spec_of
+from learnplat.http.endpoint import ResponseMismatch, check_response, dump, endpoint, spec_of
 from learnplat.settings import ServerSettings, Settings, load_settings
 from learnplat.testing import Client
 
@@ -39,12 +41,22 @@ class QueuedOut(BaseModel):
     queued: int
 
 
+class OtherOut(BaseModel):
+    other: str
+
+
+class EitherOut(RootModel[ItemOut | QueuedOut]):
+    pass
+
+
 GOOD = {"id": 1, "title": "t", "at": dt.datetime(2026, 12, 7, tzinfo=dt.UTC)}
 
 
 def _app(answer: Any, *, check: bool, response: type[BaseModel] = ItemOut,
-         status: int | None = None) -> falcon.testing.TestClient:
-    """A bare app whose one responder answers `answer` (with `status`), the check `check`."""
+         status: int | None = None, written: bool = True) -> falcon.testing.TestClient:
+    """A bare app whose one responder answers `answer` (with `status`), the check `check`:
+    `written`, it writes a dict's bytes to resp.data itself (as a cached answer is sent);
+    otherwise it returns `answer`."""
     settings = Settings(server=ServerSettings(check_responses=check))
     passage = SimpleNamespace(gate=SimpleNamespace(runtime=SimpleNamespace(settings=settings)))
 
@@ -60,6 +72,9 @@ def _app(answer: Any, *, check: bool, response: type[BaseModel] = ItemOut,
         def on_get(self, req: falcon.Request, resp: falcon.Response) -> Any:
             if status is not None:
                 resp.status = status
+            if written and isinstance(answer, dict):
+                resp.data = dump(answer)
+                return None
             return answer
 
     app = falcon.App(middleware=[Context()])
@@ -96,11 +111,30 @@ def test_the_same_dict_goes_out_unchecked_with_the_flag_off():
     assert r.status_code == 200 and r.json["colour"] == "red"
 
 
-def test_the_declared_shape_passes_as_a_dict_or_a_model():
+def test_the_declared_shape_passes_as_written_bytes_or_a_returned_model():
     for answer in (GOOD, {**GOOD, "note": None, "tags": {"free": {"form": [1, 2]}}},
                    ItemOut.model_validate(GOOD)):
         r = _get(answer, check=True)
         assert r.status_code == 200 and r.json["id"] == 1
+
+
+def test_a_responder_returns_its_declared_model_not_a_dict_of_its_keys():
+    with pytest.raises(ResponseMismatch, match="returned a dict for its 200 answer, not the "
+                                               "declared ItemOut"):
+        _get(GOOD, check=True, written=False)
+    with pytest.raises(ResponseMismatch, match="returned a OtherOut"):
+        _get(OtherOut(other="x"), check=True, written=False)
+    r = _get(GOOD, check=False, written=False)  # production: it goes out as it is
+    assert r.status_code == 200 and r.json["id"] == 1
+
+
+def test_a_root_model_of_a_union_admits_each_member():
+    for answer in (ItemOut.model_validate(GOOD), QueuedOut(queued=2),
+                   EitherOut(QueuedOut(queued=2))):
+        assert _get(answer, check=True, response=EitherOut).status_code == 200
+    with pytest.raises(ResponseMismatch, match="not the declared EitherOut or ItemOut or "
+                                               "QueuedOut"):
+        _get(OtherOut(other="x"), check=True, response=EitherOut)
 
 
 def test_nested_items_and_free_form_objects():
@@ -139,7 +173,7 @@ def test_through_the_whole_app(lp_runtime, monkeypatch, caplog):
 
     @endpoint(permission="public", response=Health, rate_limited=False)
     def drifted(self: Any, req: falcon.Request, resp: falcon.Response) -> Any:
-        return {"status": "ok", "uptime": 3}
+        resp.data = dump({"status": "ok", "uptime": 3})
 
     monkeypatch.setattr(HealthResource, "on_get", drifted)
     client = Client(create_app(lp_runtime))
@@ -153,3 +187,25 @@ def test_through_the_whole_app(lp_runtime, monkeypatch, caplog):
     monkeypatch.setattr(lp_runtime, "settings", off)
     r = client.get("/healthz")
     assert r.status_code == 200 and r.json == {"status": "ok", "uptime": 3}
+
+
+class AliasedOut(BaseModel):
+    fifty: str | None = Field(None, alias="50")
+    context: str = Field(alias="@context")
+
+
+def test_a_returned_model_goes_out_by_its_aliases_as_the_document_shows_it():
+    answer = AliasedOut.model_validate({"50": "2026-12-07T09:00:00Z", "@context": "x"})
+    r = _get(answer, check=True, response=AliasedOut)
+    assert r.status_code == 200 and r.json == {"50": "2026-12-07T09:00:00Z", "@context": "x"}
+
+
+def test_a_returned_model_writes_times_as_a_dict_does():
+    naive = ItemOut(id=1, title="t", at=dt.datetime(2026, 12, 7, 9, 0, 0, 250))
+    assert _get(naive, check=True).json["at"] == "2026-12-07T09:00:00.000250Z"
+
+
+def test_models_inside_plain_data_write_times_as_a_dict_does():
+    naive = ItemOut(id=1, title="t", at=dt.datetime(2026, 12, 7, 9, 0, 0, 250))
+    body = orjson.loads(dump({"items": [naive], "one": naive}))
+    assert body["items"][0]["at"] == body["one"]["at"] == "2026-12-07T09:00:00.000250Z"

@@ -121,6 +121,10 @@ def test_every_hook_of_the_sample_plugin_works_through_its_entry_point(installed
     assert facts["settings_greeting"] == "bonjour"
     assert facts["readyz"][1]["sample"] == "ok"  # register_health_checks
     assert facts["openapi_paths"] == ["/sample/bookmarks", "/sample/hello"]
+    # seed_tenant: its part of a generated school, after the core's plugins it does not need
+    assert [b["url"] for b in facts["seeded"]] == ["https://example.org/seeded/0",
+                                                    "https://example.org/seeded/1"]
+    assert "sample" in facts["seeded_order"] and "identity" in facts["seeded_order"]
     assert {"name": "sample", "description": "Bookmarks (learnplat-sample)"} in facts[
         "openapi_tags"]  # extend_openapi
     assert facts["permission"] == "sample"

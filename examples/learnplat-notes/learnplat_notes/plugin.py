@@ -20,20 +20,30 @@ class NoteIn(lp.Schema):  # unknown fields are a 422
     title: str = lp.Field(min_length=1, max_length=200)
 
 
-def note_out(note: Note) -> dict[str, Any]:
-    return {"id": note.id, "title": note.title, "created_at": note.created_at}
+class NoteOut(lp.Record):  # the answer's one shape: what responders return, what the docs show
+    id: int
+    title: str
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, note: Note) -> "NoteOut":
+        return cls(id=note.id, title=note.title, created_at=note.created_at)
+
+
+class NotePage(lp.Page[NoteOut]):
+    pass
 
 
 class Notes:
-    @lp.endpoint(permission=lp.AUTHENTICATED, query=lp.PageQuery)
-    def on_get(self, req: Any, resp: Any, *, query: lp.PageQuery) -> Any:
+    @lp.endpoint(permission=lp.AUTHENTICATED, query=lp.PageQuery, response=NotePage)
+    def on_get(self, req: Any, resp: Any, *, query: lp.PageQuery) -> NotePage:
         """The school's notes, newest first."""
-        return lp.paginate(Note.select(), [Note.id.desc()], query, note_out)
+        return NotePage(**lp.paginate(Note.select(), [Note.id.desc()], query, NoteOut.of))
 
-    @lp.endpoint(permission="notes.create", body=NoteIn, status=201)
-    def on_post(self, req: Any, resp: Any, *, body: NoteIn) -> Any:
+    @lp.endpoint(permission="notes.create", body=NoteIn, status=201, response=NoteOut)
+    def on_post(self, req: Any, resp: Any, *, body: NoteIn) -> NoteOut:
         """Write a note."""
-        return note_out(Note.create(title=body.title))
+        return NoteOut.of(Note.create(title=body.title))
 
 
 def purge(runtime: lp.Runtime) -> int:  # runs in one school, in its own transaction

@@ -60,8 +60,8 @@ class NotePage(BaseModel):
     next_cursor: str | None = None
 
 
-def _out(note: Note) -> dict[str, Any]:
-    return {"id": note.id, "title": note.title, "body": note.body}
+def _out(note: Note) -> NoteOut:
+    return NoteOut(id=note.id, title=note.title, body=note.body)
 
 
 class NoteCollection:
@@ -71,7 +71,7 @@ class NoteCollection:
     @endpoint(permission=PUBLIC, query=PageQuery, response=NotePage)
     def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: PageQuery) -> Any:
         """List the tenant's notes."""
-        return paginate(Note.select(), [Note.id], query, _out)
+        return NotePage(**paginate(Note.select(), [Note.id], query, _out))
 
     @endpoint(permission="testnotes.create", body=NoteIn, response=NoteOut, status=201)
     def on_post(self, req: falcon.Request, resp: falcon.Response, *, body: NoteIn) -> Any:

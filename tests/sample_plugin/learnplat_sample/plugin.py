@@ -24,6 +24,7 @@ from learnplat.plugin import (
     Principal,
     Route,
     Runtime,
+    Seed,
     ServiceKey,
     TaskSpec,
     TenantInfo,
@@ -105,8 +106,8 @@ class Bookmarks:
     @endpoint(permission=PUBLIC, query=PageQuery, response=BookmarkPage, tags=("sample",))
     def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: PageQuery) -> Any:
         """List bookmarks."""
-        return paginate(Bookmark.select(), [Bookmark.id], query,
-                        lambda b: {"id": b.id, "url": b.url})
+        return BookmarkPage(**paginate(Bookmark.select(), [Bookmark.id], query,
+                                       lambda b: BookmarkOut(id=b.id, url=b.url)))
 
     @endpoint(permission="sample.bookmark.create", body=BookmarkIn, response=BookmarkOut,
               status=201, tags=("sample",))
@@ -117,7 +118,7 @@ class Bookmarks:
         row = Bookmark.create(url=body.url)
         self.runtime.events.record(BookmarkCreated(bookmark_id=row.id))
         self.runtime.queue.enqueue_for_tenant("sample.count_bookmarks")
-        return {"id": row.id, "url": row.url}
+        return BookmarkOut(id=row.id, url=row.url)
 
 
 class Hello:
@@ -246,3 +247,9 @@ class SamplePlugin(Plugin):
     @hookimpl
     def sample_decorate_greeting(self, greeting: str) -> str:
         return "from the sample hookspec"
+
+    @hookimpl
+    def seed_tenant(self, seed: Seed) -> None:
+        """`bookmarks` (3) bookmarks in a generated school."""
+        seed.bulk(Bookmark, [{"url": f"https://example.org/seeded/{n}"}
+                             for n in range(seed.size("bookmarks", 3))])
