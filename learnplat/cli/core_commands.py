@@ -405,9 +405,45 @@ def worker(app: AppContext, workers: int | None) -> None:
 
 
 @cli.command()
+@click.option("--check", "check", type=click.Path(dir_okay=False, path_type=Path),
+              help="Compare with this snapshot (docs/api/openapi.json): print each breaking "
+                   "change and exit 1, or \"no breaking change\".")
+@click.option("--write", "write", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the document to this file (the committed snapshot).")
 @pass_app
-def openapi(app: AppContext) -> None:
-    """Print the OpenAPI 3.1 document."""
+def openapi(app: AppContext, check: Path | None, write: Path | None) -> None:
+    """Print the OpenAPI 3.1 document; or check it against a snapshot, or write one
+    (docs/api-clients.md, "API evolution")."""
+    import json
+
+    import orjson
+
+    from ..api_changes import breaking_changes
     from ..http.openapi import build_document
 
-    echo_json(build_document(app.runtime))
+    if check is None and write is None:
+        echo_json(build_document(app.runtime))
+        return
+    # As GET /openapi.json serializes it (orjson), read back: what a client and the snapshot
+    # file hold.
+    document = orjson.loads(orjson.dumps(build_document(app.runtime)))
+    if check is not None:
+        try:
+            old = json.loads(check.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"cannot read the snapshot {check}: {exc}") from None
+        changes = breaking_changes(old, document)
+        for line in changes:
+            click.echo(line)
+        if not changes:
+            click.echo("no breaking change")
+            if old != document and write is None:
+                click.echo(f"(the snapshot differs: learnplat openapi --write {check})")
+    if write is not None:
+        write.parent.mkdir(parents=True, exist_ok=True)
+        # Sorted keys, one per line: a change to the API is a readable diff in review.
+        write.write_text(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+                         + "\n", encoding="utf-8")
+        click.echo(f"wrote {write}", err=True)
+    if check is not None and changes:
+        sys.exit(1)

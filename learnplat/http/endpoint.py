@@ -10,6 +10,8 @@ The responder returns what to send (a pydantic model, dict or list) or sets resp
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import functools
 import json
 import math
@@ -89,6 +91,10 @@ class EndpointSpec:
     generation: str | None = None
     # The same per (tenant, caller): req.context.caller_generation (None when anonymous).
     caller_generation: str | None = None
+    # Deprecation (see `endpoint`): the headers every answer of the route carries, built once.
+    deprecated: dt.datetime | None = None
+    sunset: dt.datetime | None = None
+    deprecation_headers: tuple[tuple[str, str], ...] = ()
 
 
 def endpoint(
@@ -116,6 +122,9 @@ def endpoint(
     rate_limited: bool = True,
     signed_caller: Callable[[Any, falcon.Request, dict[str, Any]],
                             tuple[TenantInfo, Any] | None] | None = None,
+    deprecated: str | dt.date | None = None,
+    sunset: str | dt.date | None = None,
+    deprecation_link: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
     AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
@@ -141,7 +150,16 @@ def endpoint(
     or a function of the request (a tenant setting) that says whether it is open this time;
     when it says no, no token is a 401 as usual. The responder then runs with
     ``req.context.principal`` None and must show such a caller only what is public. Signed-in
-    callers are checked against `permission` as always."""
+    callers are checked against `permission` as always.
+
+    `deprecated="2027-01-01"` (an ISO date or date-time, or a datetime.date; a time without a
+    zone is UTC) marks the operation deprecated from that moment: `deprecated: true` in the
+    OpenAPI document, and every answer of it, errors raised once the route is reached
+    included, carries `Deprecation: @<unix seconds>` (RFC 9745); `sunset` the moment it may
+    stop answering, as `Sunset: <IMF-fixdate>` (RFC 8594); `deprecation_link` a page that
+    explains what to use instead, as `Link: <url>; rel="deprecation"`."""
+
+    deprecation = _deprecation(deprecated, sunset, deprecation_link)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = EndpointSpec(
@@ -154,13 +172,17 @@ def endpoint(
             response_content_type=response_content_type, tags=tags, anonymous=anonymous,
             transaction=transaction, cost=cost, budget=budget, generation=generation,
             caller_generation=caller_generation, rate_limited=rate_limited,
-            signed_caller=signed_caller,
+            signed_caller=signed_caller, **deprecation,
         )
         if cost < 1 or budget not in BUDGETS:
             raise ValueError(f"{fn.__qualname__}: cost must be >= 1 and budget one of {BUDGETS}")
 
         @functools.wraps(fn)
         def responder(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            # First, so that a refusal below (401, 403, 422...) still tells the client the
+            # operation is going away: the error handlers keep the headers already set.
+            for name, value in spec.deprecation_headers:
+                resp.append_header(name, value)
             if spec.anonymous:
                 # The answer depends on who asks (and on X-Tenant): a shared cache must not
                 # give one caller's or one school's answer to another.
@@ -192,6 +214,42 @@ def endpoint(
 
 
 _SPEC_ATTR = "__learnplat_endpoint__"
+
+
+def _moment(value: str | dt.date, what: str) -> dt.datetime:
+    """An aware UTC datetime from `value` (an ISO 8601 date or date-time, a date, a datetime);
+    ValueError naming `what` otherwise, at import time rather than on a request."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{what}={value!r} is not an ISO 8601 date") from None
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _deprecation(deprecated: str | dt.date | None, sunset: str | dt.date | None,
+                 link: str | None) -> dict[str, Any]:
+    """EndpointSpec's deprecation fields: the moments and the headers that announce them."""
+    if deprecated is None:
+        if sunset is not None or link is not None:
+            raise ValueError("sunset and deprecation_link need deprecated=<date>")
+        return {}
+    since = _moment(deprecated, "deprecated")
+    # RFC 9745 §2.1: a Structured Field Date, seconds since the epoch (RFC 9651 §3.3.7).
+    headers = [("Deprecation", f"@{int(since.timestamp())}")]
+    until = None
+    if sunset is not None:
+        until = _moment(sunset, "sunset")
+        if until < since:  # RFC 9745: the sunset must not come before the deprecation
+            raise ValueError(f"sunset {until:%Y-%m-%d} is before deprecated {since:%Y-%m-%d}")
+        headers.append(("Sunset", email.utils.format_datetime(until, usegmt=True)))
+    if link is not None:
+        if any(c in link for c in '<>" \r\n'):
+            raise ValueError(f"deprecation_link {link!r} is not a URL")
+        headers.append(("Link", f'<{link}>; rel="deprecation"'))
+    return {"deprecated": since, "sunset": until, "deprecation_headers": tuple(headers)}
 
 
 def spec_of(responder: Any) -> EndpointSpec | None:

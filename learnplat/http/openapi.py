@@ -153,6 +153,12 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
     }
     if spec.description and spec.description != spec.summary:
         op["description"] = spec.description
+    if spec.deprecated is not None:
+        # Still served; the answers' Deprecation and Sunset headers say since and until when
+        # (learnplat.http.endpoint), and x-sunset lets a client's tooling see the date too.
+        op["deprecated"] = True
+        if spec.sunset is not None:
+            op["x-sunset"] = spec.sunset.strftime("%Y-%m-%dT%H:%M:%SZ")
     if spec.permission == PUBLIC:
         op["security"] = []
     elif spec.anonymous:

@@ -11,12 +11,12 @@ from learnplat.plugin import endpoint
 from .schemas import (
     BulkIn,
     BulkOut,
+    EnrolledStudentPage,
     EnrollmentOut,
     EnrollmentQuery,
     MyEnrollmentPage,
     RulesIn,
     RulesOut,
-    StudentPage,
 )
 from .services import BulkEntry, EnrollmentService
 
@@ -65,7 +65,7 @@ class StudentsResource:
     def __init__(self, service: EnrollmentService):
         self.service = service
 
-    @endpoint(permission="enrollment.manage", query=EnrollmentQuery, response=StudentPage,
+    @endpoint(permission="enrollment.manage", query=EnrollmentQuery, response=EnrolledStudentPage,
               errors=(404,), tags=TAGS)
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
                query: EnrollmentQuery) -> Any:

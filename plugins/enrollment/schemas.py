@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, cast
+import inspect
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+    create_model,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from learnplat.plugin import PageQuery, Schema
 
@@ -64,7 +74,7 @@ class StudentOut(EnrollmentOut):
     user: UserBrief | None = Field(description="The learner (null only if the account is gone).")
 
 
-class StudentPage(BaseModel):
+class EnrolledStudentPage(BaseModel):
     items: list[StudentOut]
     next_cursor: str | None
 
@@ -108,10 +118,6 @@ class RulesOut(BaseModel):
 class BulkIn(Schema):
     """Learners to enroll, by email and/or by user id (together at most 1000)."""
 
-    model_config = ConfigDict(json_schema_extra={"anyOf": [
-        {"required": ["emails"], "properties": {"emails": {"minItems": 1}}},
-        {"required": ["user_ids"], "properties": {"user_ids": {"minItems": 1}}}]})
-
     emails: list[Annotated[str, Field(min_length=1, max_length=320)]] = Field(
         default_factory=list, max_length=BULK_MAX)
     user_ids: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] = Field(
@@ -125,6 +131,33 @@ class BulkIn(Schema):
         if len(self.emails) + len(self.user_ids) > BULK_MAX:
             raise ValueError(f"at most {BULK_MAX} learners per request")
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # The document gives each way of naming learners as a whole typed model (_BULK_DOC),
+        # so that generated clients can build it; validation stays _some's.
+        return {"title": cls.__name__, "description": inspect.cleandoc(cls.__doc__ or ""),
+                "anyOf": handler(_BULK_DOC.core_schema)["anyOf"]}
+
+
+def _bulk_model(name: str, doc: str, required: str) -> type[Schema]:
+    """The document's model of a bulk enrollment naming learners by `required` (at least
+    one; the other list may be given too). Never validates."""
+    fields: dict[str, Any] = {}
+    for field_name, info in BulkIn.model_fields.items():
+        fields[field_name] = (info.annotation, info)
+        if field_name == required:
+            fields[field_name] = (info.annotation, Field(min_length=1, max_length=BULK_MAX))
+    return create_model(name, __base__=Schema, __doc__=doc, **fields)
+
+
+# (A union of classes made at run time: a type only to pydantic, hence the cast.)
+_BULK_DOC: TypeAdapter[Any] = TypeAdapter(cast(Any, Union[  # noqa: UP007
+    _bulk_model("BulkByEmailIn", "Learners to enroll by email (user ids may be added).",
+                "emails"),
+    _bulk_model("BulkByUserIdIn", "Learners to enroll by user id (emails may be added).",
+                "user_ids")]))
 
 
 class BulkRowOut(BaseModel):

@@ -49,12 +49,12 @@ from .api import EnrollmentInfo, EnrollmentStatus
 from .models import Enrollment, EnrollmentRules
 from .schemas import (
     CourseBrief,
+    EnrolledStudentPage,
     MyEnrollmentOut,
     MyEnrollmentPage,
     Outcome,
     RulesOut,
     StudentOut,
-    StudentPage,
     UserBrief,
 )
 
@@ -341,7 +341,7 @@ class EnrollmentService:
         return merged
 
     def students(self, principal: Principal, course_id: int, page: PageQuery,
-                 status: str | None = None) -> StudentPage:
+                 status: str | None = None) -> EnrolledStudentPage:
         """A course's learners for its owner or an admin, newest first, with email and name
         (two queries per page: the enrollments, then their users in one batch)."""
         course = self.courses.visible_course(course_id, principal)
@@ -349,7 +349,7 @@ class EnrollmentService:
         return self.roster(course_id, page, status)
 
     def roster(self, course_id: int, page: PageQuery, status: str | None = None
-               ) -> StudentPage:
+               ) -> EnrolledStudentPage:
         """students() without the permission check (operators at the CLI)."""
         query = Enrollment.select().where(Enrollment.course_id == course_id)
         if status:
@@ -362,7 +362,7 @@ class EnrollmentService:
             u = users.get(e.user_id)
             user = UserBrief(id=u.id, email=u.email, name=u.name) if u else None
             items.append(StudentOut.of(e, user=user))
-        return StudentPage(items=items, next_cursor=out["next_cursor"])
+        return EnrolledStudentPage(items=items, next_cursor=out["next_cursor"])
 
     # -- bulk ------------------------------------------------------------------------------
 

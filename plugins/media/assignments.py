@@ -23,7 +23,7 @@ from learnplat.plugin import (
 
 from . import events as ev
 from .models import Assignment, MediaObject, Submission
-from .schemas import AssignmentOut, SubmissionOut, SubmissionPage
+from .schemas import AssignmentOut, AssignmentSubmissionOut, AssignmentSubmissionPage
 from .services import MANAGE, MediaService
 
 GRADE = "assignment.grade"
@@ -36,8 +36,8 @@ def assignment_out(a: Assignment) -> AssignmentOut:
                          updated_at=a.updated_at)
 
 
-def submission_out(s: Submission, media: MediaObject | None = None) -> SubmissionOut:
-    return SubmissionOut(id=s.id, assignment_id=s.assignment_id, course_id=s.course_id,
+def submission_out(s: Submission, media: MediaObject | None = None) -> AssignmentSubmissionOut:
+    return AssignmentSubmissionOut(id=s.id, assignment_id=s.assignment_id, course_id=s.course_id,
                          module_id=s.module_id, student_id=s.student_id, attempt=s.attempt,
                          status=s.status, points=s.points, feedback=s.feedback,
                          submitted_at=s.submitted_at, graded_at=s.graded_at,
@@ -81,7 +81,7 @@ class AssignmentService:
         return a
 
     def submissions(self, principal: Principal, course_id: int, module_id: int,
-                    page: PageQuery) -> SubmissionPage:
+                    page: PageQuery) -> AssignmentSubmissionPage:
         self.media.courses.owned_course(course_id, principal, GRADE)
         a = self._assignment(course_id, module_id)
         query = Submission.select().where(Submission.assignment == a.id)
@@ -89,8 +89,9 @@ class AssignmentService:
         rows: list[Submission] = result["items"]
         media = {m.id: m for m in MediaObject.select().where(
             MediaObject.id.in_([s.media_id for s in rows]))}
-        return SubmissionPage(items=[submission_out(s, media.get(s.media_id)) for s in rows],
-                              next_cursor=result["next_cursor"])
+        return AssignmentSubmissionPage(
+            items=[submission_out(s, media.get(s.media_id)) for s in rows],
+            next_cursor=result["next_cursor"])
 
     def _submission(self, course_id: int, module_id: int, submission_id: int) -> Submission:
         a = self._assignment(course_id, module_id)

@@ -31,19 +31,19 @@ from .avatars import AvatarService
 from .direct import DirectUploads
 from .models import MediaObject
 from .schemas import (
+    AssignmentGradeIn,
     AssignmentIn,
     AssignmentOut,
+    AssignmentSubmissionOut,
+    AssignmentSubmissionPage,
     DirectConfirmIn,
     DirectStartIn,
     DirectStartOut,
-    GradeIn,
     MediaList,
     MediaOut,
     PhotoOut,
     SignedUrlOut,
     StreamQuery,
-    SubmissionOut,
-    SubmissionPage,
     VideoUploadQuery,
 )
 from .services import MediaService, media_info
@@ -211,7 +211,7 @@ class AssignmentResource(_AssignmentResource):
 
 class OwnSubmission(_AssignmentResource):
     @endpoint(permission="assignment.submit", content_type=MULTIPART, max_body=UPLOAD_CEILING,
-              multipart_fields={"file": "file"}, response=SubmissionOut, status=201,
+              multipart_fields={"file": "file"}, response=AssignmentSubmissionOut, status=201,
               also=(200,), errors=(403, 404, 409, 413, 415, 422), transaction=False,
               summary="Hand in (or replace) one's submission: multipart, part `file`")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
@@ -230,7 +230,7 @@ class OwnSubmission(_AssignmentResource):
         raise ValidationFailed.field("file", "send the file in a multipart part named 'file'",
                                      "missing")
 
-    @endpoint(permission="assignment.submit", response=SubmissionOut, errors=(403, 404),
+    @endpoint(permission="assignment.submit", response=AssignmentSubmissionOut, errors=(403, 404),
               summary="One's own submission: status, points and feedback")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int) -> Any:
@@ -249,7 +249,7 @@ class OwnSubmissionFile(_AssignmentResource):
 
 
 class SubmissionCollection(_AssignmentResource):
-    @endpoint(permission="assignment.grade", query=PageQuery, response=SubmissionPage,
+    @endpoint(permission="assignment.grade", query=PageQuery, response=AssignmentSubmissionPage,
               errors=(404,), summary="An assignment's submissions (owner instructor, admins)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int, *, query: PageQuery) -> Any:
@@ -267,10 +267,11 @@ class SubmissionFile(_AssignmentResource):
 
 
 class SubmissionGrade(_AssignmentResource):
-    @endpoint(permission="assignment.grade", body=GradeIn, response=SubmissionOut,
-              errors=(404, 409), summary="Grade a submission, with feedback")
+    @endpoint(permission="assignment.grade", body=AssignmentGradeIn,
+              response=AssignmentSubmissionOut, errors=(404, 409),
+              summary="Grade a submission, with feedback")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
-                module_id: int, submission_id: int, *, body: GradeIn) -> Any:
+                module_id: int, submission_id: int, *, body: AssignmentGradeIn) -> Any:
         """Points up to the assignment's max_points (409 beyond); grading again replaces
         the grade. Records assignment.graded.v1."""
         s, media = self.assignments.grade(req.context.principal, course_id, module_id,

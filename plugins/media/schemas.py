@@ -71,7 +71,7 @@ class AssignmentOut(BaseModel):
     updated_at: dt.datetime
 
 
-class SubmissionOut(BaseModel):
+class AssignmentSubmissionOut(BaseModel):
     id: int
     assignment_id: int
     course_id: int
@@ -89,12 +89,12 @@ class SubmissionOut(BaseModel):
     sha256: str
 
 
-class SubmissionPage(BaseModel):
-    items: list[SubmissionOut]
+class AssignmentSubmissionPage(BaseModel):
+    items: list[AssignmentSubmissionOut]
     next_cursor: str | None
 
 
-class GradeIn(Schema):
+class AssignmentGradeIn(Schema):
     points: int = Field(ge=0, le=10_000)
     feedback: str = Field("", max_length=20_000)
 

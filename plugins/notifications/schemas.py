@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+import inspect
+from typing import Any, Literal, Union, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.json_schema import JsonDict
+from pydantic import (
+    BaseModel,
+    Field,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+    create_model,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from learnplat.plugin import Schema
 
@@ -17,14 +26,6 @@ from .templates import KINDS
 BroadcastAudience = Literal["user", "course", "role", "tenant"]
 BroadcastStatus = Literal["queued", "sending", "done"]
 Kind = Literal[KINDS]  # type: ignore[valid-type]  # computed kinds: pydantic checks, mypy cannot
-# Each audience field: (name, its schema when it is the one chosen, its schema otherwise).
-_AUDIENCES: tuple[tuple[str, JsonDict, JsonDict], ...] = (
-    ("user_id", {"type": "integer", "minimum": 1}, {"type": "null"}),
-    ("course_id", {"type": "integer", "minimum": 1}, {"type": "null"}),
-    ("role", {"enum": ["admin", "instructor", "student"]}, {"type": "null"}),
-    ("everyone", {"const": True}, {"const": False}))
-
-
 class NotificationOut(NotificationInfo):
     # NotificationInfo as REST answers and WebSocket messages show it (a comment, not a
     # docstring, which would become the schema's description).
@@ -63,11 +64,6 @@ class NotifyIn(Schema):
     course's active students), `role` (every active user of the role) or `everyone: true`
     (the whole school); audiences are fanned out in the background (202)."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": [
-        {"required": [chosen], "properties": {
-            name: (value if name == chosen else none) for name, value, none in _AUDIENCES}}
-        for chosen in ("user_id", "course_id", "role", "everyone")]})
-
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=5000)
     user_id: int | None = Field(None, ge=1)
@@ -86,6 +82,51 @@ class NotifyIn(Schema):
         if len(repr(self.data)) > 5000:
             raise ValueError("data is too large (5000 characters at most)")
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # The document gives one whole typed request per audience (_AUDIENCE_DOC), so that
+        # generated clients can build each; validation stays _one_audience's.
+        return {"title": cls.__name__, "description": inspect.cleandoc(cls.__doc__ or ""),
+                "oneOf": handler(_AUDIENCE_DOC.core_schema)["anyOf"]}
+
+
+# Per audience: the title of the request that chooses it, its description, and its
+# field's (annotation, field). The other audiences are null or left out; `everyone` is then
+# false (an `enum`, not a boolean `const`: openapi-python-client 0.29 writes that as
+# invalid Python).
+_AUDIENCES: dict[str, tuple[str, str, tuple[Any, Any]]] = {
+    "user_id": ("NotifyUserIn", "Notify one user (created at once: 201).",
+                (int, Field(ge=1))),
+    "course_id": ("NotifyCourseIn", "Notify a course's active students (in the background: "
+                  "202).", (int, Field(ge=1))),
+    "role": ("NotifyRoleIn", "Notify every active user of a role (in the background: 202).",
+             (Literal["admin", "instructor", "student"], ...)),
+    "everyone": ("NotifyEveryoneIn", "Notify the whole school (in the background: 202).",
+                 (bool, Field(json_schema_extra={"enum": [True]}))),
+}
+
+
+def _audience_model(chosen: str) -> type[Schema]:
+    """The document's model of a notification to one kind of audience (never validates)."""
+    title, doc, field = _AUDIENCES[chosen]
+    fields: dict[str, Any] = {}
+    for name, info in NotifyIn.model_fields.items():
+        if name == chosen:
+            fields[name] = field
+        elif name == "everyone":
+            fields[name] = (bool, Field(False, json_schema_extra={"enum": [False]}))
+        elif name in _AUDIENCES:
+            fields[name] = (None, None)
+        else:
+            fields[name] = (info.annotation, info)
+    return create_model(title, __base__=Schema, __doc__=doc, **fields)
+
+
+# (A union of classes made at run time: a type only to pydantic, hence the cast.)
+_AUDIENCE_DOC: TypeAdapter[Any] = TypeAdapter(cast(
+    Any, Union[tuple(_audience_model(chosen) for chosen in _AUDIENCES)]))  # noqa: UP007
 
 
 class BroadcastOut(BaseModel):

@@ -11,7 +11,7 @@ from .schemas import (
     ProgressIn,
     ProgressOut,
     ProgressPostOut,
-    StudentPage,
+    StudentProgressPage,
     StudentsQuery,
 )
 from .services import ProgressService
@@ -52,10 +52,10 @@ class StudentsResource:
     def __init__(self, service: ProgressService):
         self.service = service
 
-    @endpoint(permission="progress.view_course", query=StudentsQuery, response=StudentPage,
+    @endpoint(permission="progress.view_course", query=StudentsQuery, response=StudentProgressPage,
               errors=(404,), cost=5, summary="Progress of a course's students (owner, admin)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
-               query: StudentsQuery) -> StudentPage:
+               query: StudentsQuery) -> StudentProgressPage:
         """Cursor-paged; `sort` by `percent` or `last_activity` (prefix `-` for descending);
         `status` active (default), dropped or all."""
         page = PageQuery(limit=query.limit, cursor=query.cursor)

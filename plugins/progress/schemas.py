@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import inspect
+from typing import Any, Literal, Union, cast
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    RootModel,
+    TypeAdapter,
+    create_model,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from learnplat.plugin import Schema
 
@@ -23,17 +35,7 @@ class ProgressIn(Schema):
     """Either ``{module_id, completed}`` (mark complete / not complete) or
     ``{module_id, position_seconds, duration_seconds}`` (a video playback heartbeat)."""
 
-    model_config = ConfigDict(
-        extra="forbid", str_strip_whitespace=True, allow_inf_nan=False,
-        json_schema_extra={"oneOf": [
-            {"required": ["completed"], "properties": {
-                "completed": {"type": "boolean"}, "position_seconds": {"type": "null"},
-                "duration_seconds": {"type": "null"}}},
-            {"required": ["position_seconds", "duration_seconds"], "properties": {
-                "completed": {"type": "null"},
-                "position_seconds": {"type": "number", "minimum": 0, "maximum": _ABSURD},
-                "duration_seconds": {"type": "number", "exclusiveMinimum": 0,
-                                     "maximum": _ABSURD}}}]})
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
     module_id: int = Field(ge=1)
     completed: bool | None = None
@@ -50,6 +52,32 @@ class ProgressIn(Schema):
         if video and (self.position_seconds is None or self.duration_seconds is None):
             raise ValueError("a heartbeat needs both position_seconds and duration_seconds")
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # The document gives each kind of request as a whole typed model (_KIND_DOC), so
+        # that generated clients can build it; validation stays _one_kind's.
+        return {"title": cls.__name__, "description": inspect.cleandoc(cls.__doc__ or ""),
+                "oneOf": handler(_KIND_DOC.core_schema)["anyOf"]}
+
+
+def _kind_model(name: str, doc: str, **fields: Any) -> type[Schema]:
+    """The document's model of one kind of progress request (never validates)."""
+    module_id = ProgressIn.model_fields["module_id"]
+    fields = {"module_id": (module_id.annotation, module_id), **fields}
+    return create_model(name, __base__=Schema, __doc__=doc, **fields)
+
+
+# (A union of classes made at run time: a type only to pydantic, hence the cast.)
+_KIND_DOC: TypeAdapter[Any] = TypeAdapter(cast(Any, Union[  # noqa: UP007
+    _kind_model("CompletionIn", "Mark a module complete (or not complete).",
+                completed=(bool, ...), position_seconds=(None, None),
+                duration_seconds=(None, None)),
+    _kind_model("HeartbeatIn", "A video playback heartbeat: where the student is in it.",
+                completed=(None, None),
+                position_seconds=(float, Field(ge=0, le=_ABSURD)),
+                duration_seconds=(float, Field(gt=0, le=_ABSURD)))]))
 
 
 class Milestones(BaseModel):
@@ -124,6 +152,6 @@ class StudentProgressOut(CourseFigures):
     milestones: Milestones
 
 
-class StudentPage(BaseModel):
+class StudentProgressPage(BaseModel):
     items: list[StudentProgressOut]
     next_cursor: str | None

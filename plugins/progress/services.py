@@ -48,8 +48,8 @@ from .schemas import (
     Milestones,
     ModuleState,
     ProgressOut,
-    StudentPage,
     StudentProgressOut,
+    StudentProgressPage,
     StudentStatus,
 )
 from .settings import ProgressSettings
@@ -269,7 +269,7 @@ class ProgressService:
         )
 
     def students(self, principal: Principal, course_id: int, page: PageQuery, sort: str,
-                 status: str) -> StudentPage:
+                 status: str) -> StudentProgressPage:
         """GET /progress/{course_id}/students: the owner instructor's or an admin's view."""
         course = self.courses.visible_course(course_id, principal)
         principal.require("progress.view_course", owner_id=course.owner_id)
@@ -277,8 +277,8 @@ class ProgressService:
         if status != "all":
             query = query.where(CourseProgress.status == status)
         field, desc = SORTS[sort]
-        return StudentPage(**paginate(query, [(field, desc), (CourseProgress.id, desc)], page,
-                                      student_progress_out))
+        return StudentProgressPage(**paginate(query, [(field, desc), (CourseProgress.id, desc)],
+                                              page, student_progress_out))
 
     # -- completing ----------------------------------------------------------------------------
 

@@ -16,18 +16,18 @@ from .schemas import (
     AnswersIn,
     AttemptList,
     AttemptOut,
-    GradeIn,
     NewQuestionIn,
     QuestionIn,
     QuestionOrderIn,
+    QuizGradeIn,
     QuizIn,
     QuizOut,
     QuizPatch,
+    QuizSubmissionOut,
+    QuizSubmissionPage,
     QuizView,
     ResultOut,
     SavedOut,
-    SubmissionOut,
-    SubmissionPage,
     SubmissionQuery,
     SubmitIn,
 )
@@ -243,7 +243,7 @@ class _Review:
 class Submissions(_Review):
     """/courses/{id}/modules/{moduleId}/quiz/{quizId}/submissions"""
 
-    @endpoint(permission="quiz.review", query=SubmissionQuery, response=SubmissionPage,
+    @endpoint(permission="quiz.review", query=SubmissionQuery, response=QuizSubmissionPage,
               errors=(404,),
               summary="Submitted attempts (default: those needing review), oldest first")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
@@ -255,11 +255,11 @@ class Submissions(_Review):
 class AttemptGrade(_Review):
     """/courses/{id}/modules/{moduleId}/quiz/{quizId}/attempts/{attemptId}/grade"""
 
-    @endpoint(permission="quiz.review", body=GradeIn, response=SubmissionOut,
+    @endpoint(permission="quiz.review", body=QuizGradeIn, response=QuizSubmissionOut,
               errors=(404, 409),
               summary="Grade short_text answers with feedback, or regrade (owner, admin)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int,
-                module_id: int, quiz_id: int, attempt_id: int, *, body: GradeIn) -> Any:
+                module_id: int, quiz_id: int, attempt_id: int, *, body: QuizGradeIn) -> Any:
         """`grades` by question id; points up to the question's. The attempt is graded once
         no answer waits (the student learns it through quiz.graded.v1); a graded attempt is
         regraded."""

@@ -18,7 +18,7 @@ from learnplat.plugin import (
 from . import grading as g
 from . import views as v
 from .models import Attempt, QuizVersion
-from .schemas import GradeIn, SubmissionOut, SubmissionPage, SubmissionQuery
+from .schemas import QuizGradeIn, QuizSubmissionOut, QuizSubmissionPage, SubmissionQuery
 from .services import REVIEW, QuizzesService, valid_id
 
 
@@ -27,7 +27,7 @@ class ReviewService:
         self.quizzes = quizzes
 
     def submissions(self, principal: Principal, course_id: int, module_id: int, quiz_id: int,
-                    query: SubmissionQuery) -> SubmissionPage:
+                    query: SubmissionQuery) -> QuizSubmissionPage:
         with db.transaction():
             course = self.quizzes.courses.owned_course(course_id, principal, REVIEW)
             quiz = self.quizzes._quiz(course.id, module_id, quiz_id)
@@ -36,12 +36,12 @@ class ReviewService:
                 (Attempt.quiz == quiz.id) & (Attempt.status != "in_progress"))
             if query.status == "needs_review":
                 q = q.where(Attempt.needs_review == True)  # noqa: E712
-            return SubmissionPage(**paginate(
+            return QuizSubmissionPage(**paginate(
                 q, [Attempt.id], PageQuery(limit=query.limit, cursor=query.cursor),
                 lambda a: v.submission(a, a.version_row.questions, a.version_row.number)))
 
     def review(self, principal: Principal, course_id: int, module_id: int, quiz_id: int,
-               attempt_id: int, body: GradeIn) -> SubmissionOut:
+               attempt_id: int, body: QuizGradeIn) -> QuizSubmissionOut:
         """Grade short_text answers with feedback (again: a regrade) and release the attempt
         to a quiz whose results wait for review."""
         with db.transaction():

@@ -8,19 +8,24 @@ built only from the latter, so a correct answer has no field to travel in.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar, Literal
+import inspect
+from typing import Annotated, Any, ClassVar, Literal, Union, cast
 
 import re2
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     RootModel,
     SerializerFunctionWrapHandler,
+    TypeAdapter,
+    create_model,
     field_validator,
     model_serializer,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from learnplat.plugin import Schema
 
@@ -41,41 +46,7 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-_NONE: dict[str, Any] = {"maxItems": 0}
 _ITEM: dict[str, Any] = {"items": {"type": "string", "minLength": 1, "maxLength": 1000}}
-_OPTIONS = {"type": "array", "minItems": 2, "maxItems": 20}
-# What check_type accepts, per question type, for the OpenAPI document. Not stated: an
-# option index must be below the number of options (JSON Schema cannot compare two fields).
-_BY_TYPE: dict[str, dict[str, Any]] = {
-    "single_choice": {"required": ["answer", "options"], "properties": {
-        "options": _OPTIONS, "answer": {"type": "integer", "minimum": 0, "maximum": 19},
-        "accept": _NONE, "accept_regex": {"type": "null"}}},
-    "multiple_choice": {"required": ["answer", "options"], "properties": {
-        "options": _OPTIONS, "answer": {"type": "array", "minItems": 1, "maxItems": 20,
-                                        "uniqueItems": True,
-                                        "items": {"type": "integer", "minimum": 0,
-                                                  "maximum": 19}},
-        "accept": _NONE, "accept_regex": {"type": "null"}}},
-    "true_false": {"required": ["answer"], "properties": {
-        "options": _NONE, "answer": {"type": "boolean"}, "accept": _NONE,
-        "accept_regex": {"type": "null"}}},
-    "numeric": {"required": ["answer"], "properties": {
-        "options": _NONE, "answer": {"type": "number"}, "accept": _NONE,
-        "accept_regex": {"type": "null"}}},
-    "short_text": {"properties": {
-        "options": _NONE, "answer": {"anyOf": [
-            {"type": "string", "maxLength": 5000, "pattern": "^[^\\u0000]*$"},
-            {"type": "null"}]}}},
-}
-
-
-def _question_doc(schema: dict[str, Any], cls: Any) -> None:
-    schema["oneOf"] = [
-        {"properties": {"type": {"const": kind}, **rule["properties"]},
-         **({"required": rule["required"]} if "required" in rule else {})}
-        for kind, rule in _BY_TYPE.items()]
-    if cls.new:
-        schema["properties"].pop("id", None)
 
 
 class QuestionIn(Schema):
@@ -83,7 +54,6 @@ class QuestionIn(Schema):
     (multiple_choice), a boolean (true_false), a number (numeric) or an optional model answer
     shown to reviewers (short_text)."""
 
-    model_config = ConfigDict(json_schema_extra=lambda schema, cls: _question_doc(schema, cls))
     new: ClassVar[bool] = False  # NewQuestionIn: a question to add has no id yet
 
     id: int | None = Field(None, description="In a quiz update: keep this question's id.")
@@ -156,11 +126,85 @@ class QuestionIn(Schema):
                     "case_sensitive": self.case_sensitive}
         return {}
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # On the wire `type` says which shape a question has: the document says so with a
+        # discriminated union of one typed model per type (_doc_model), which generated
+        # clients turn into classes. Validation stays check_type's, with its messages.
+        union = _NEW_QUESTION_DOC if cls.new else _QUESTION_DOC
+        refs = handler(union.core_schema)["anyOf"]
+        # pydantic takes no discriminator on Schema models (their mode="before" validators
+        # also see `type`): the members say it with their `type` const, mapped here.
+        return {"title": cls.__name__, "description": inspect.cleandoc(cls.__doc__ or ""),
+                "oneOf": refs, "discriminator": {"propertyName": "type", "mapping": dict(
+                    zip(_BY_TYPE, (ref["$ref"] for ref in refs), strict=True))}}
+
 
 class NewQuestionIn(QuestionIn):
     """A question to add at the end of a quiz: it has no id yet."""
 
     new = True
+
+
+def _no_items() -> Any:
+    return Field(default_factory=list, max_length=0, description="Not for this type.")
+
+
+def _options() -> Any:
+    return Field(min_length=2, max_length=20, json_schema_extra=_ITEM)
+
+
+# What check_type accepts, per question type, for the OpenAPI document: (annotation, field)
+# of the fields that differ from QuestionIn's. Not stated: an option index must be below
+# the number of options (JSON Schema cannot compare two fields).
+_OptionIndex = Annotated[int, Field(ge=0, le=19)]
+_BY_TYPE: dict[str, tuple[str, dict[str, tuple[Any, Any]]]] = {
+    "single_choice": ("A single choice question: `answer` is the index of the right option.", {
+        "options": (list[str], _options()),
+        "answer": (_OptionIndex, Field(description="The index of the right option.")),
+        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
+    "multiple_choice": ("A multiple choice question: `answer` lists the indices of the right "
+                        "options.", {
+        "options": (list[str], _options()),
+        "answer": (list[_OptionIndex], Field(min_length=1, max_length=20,
+                                             json_schema_extra={"uniqueItems": True})),
+        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
+    "true_false": ("A true or false question.", {
+        "options": (list[str], _no_items()), "answer": (bool, ...),
+        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
+    "numeric": ("A question with a number for answer (`tolerance`: the accepted distance).", {
+        "options": (list[str], _no_items()), "answer": (float, ...),
+        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
+    "short_text": ("A question answered in words: `accept` and `accept_regex` grade answers "
+                   "automatically, others wait for an instructor; `answer` is an optional "
+                   "model answer shown to reviewers.", {
+        "options": (list[str], _no_items()),
+        "answer": (str | None, Field(None, max_length=5000))}),
+}
+
+
+def _doc_model(kind: str, new: bool) -> type[Schema]:
+    """The document's model of one question type (never used to validate)."""
+    doc, overrides = _BY_TYPE[kind]
+    fields: dict[str, Any] = {}
+    for name, info in QuestionIn.model_fields.items():
+        if name == "id" and new:
+            continue
+        if name == "type":
+            fields[name] = (Literal[kind], ...)
+        else:
+            fields[name] = overrides.get(name, (info.annotation, info))
+    name = "".join(part.title() for part in kind.split("_")) + "QuestionIn"
+    return create_model(("New" if new else "") + name, __base__=Schema, __doc__=doc,
+                        **fields)
+
+
+# (A union of classes made at run time: a type only to pydantic, hence the casts.)
+_QUESTION_DOC: TypeAdapter[Any] = TypeAdapter(cast(
+    Any, Union[tuple(_doc_model(kind, False) for kind in _BY_TYPE)]))  # noqa: UP007
+_NEW_QUESTION_DOC: TypeAdapter[Any] = TypeAdapter(cast(
+    Any, Union[tuple(_doc_model(kind, True) for kind in _BY_TYPE)]))  # noqa: UP007
 
 
 def _results_at(v: dt.datetime | None) -> dt.datetime | None:
@@ -433,7 +477,7 @@ class SubmissionQuestionOut(BaseModel):
     model_answer: Any
 
 
-class SubmissionOut(BaseModel):
+class QuizSubmissionOut(BaseModel):
     """An attempt as the course's instructors see it."""
 
     id: int
@@ -456,8 +500,8 @@ class SubmissionOut(BaseModel):
     questions: list[SubmissionQuestionOut]
 
 
-class SubmissionPage(BaseModel):
-    items: list[SubmissionOut]
+class QuizSubmissionPage(BaseModel):
+    items: list[QuizSubmissionOut]
     next_cursor: str | None
 
 
@@ -466,7 +510,7 @@ class GradeItem(Schema):
     feedback: str = Field("", max_length=5000)
 
 
-class GradeIn(Schema):
+class QuizGradeIn(Schema):
     """Grades of short_text answers by question id (again later: a regrade), and optional
     feedback on the whole attempt. With `results: after_review` a review with no grades
     releases the results."""

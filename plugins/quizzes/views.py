@@ -20,9 +20,9 @@ from .schemas import (
     QuestionResultOut,
     QuizOut,
     QuizStudentOut,
+    QuizSubmissionOut,
     Release,
     StudentQuestionOut,
-    SubmissionOut,
     SubmissionQuestionOut,
 )
 
@@ -137,7 +137,7 @@ def attempt_result(attempt: Attempt, questions: list[dict[str, Any]], release: R
 
 
 def submission(attempt: Attempt, questions: list[dict[str, Any]], version: int
-               ) -> SubmissionOut:
+               ) -> QuizSubmissionOut:
     """An attempt as reviewers see it: every answer with its grade and the model answer."""
     results = {r["question_id"]: r for r in attempt.results or []}
     answers = attempt.answers or {}
@@ -151,7 +151,7 @@ def submission(attempt: Attempt, questions: list[dict[str, Any]], version: int
             feedback=r.get("feedback", ""), answer=answers.get(str(q["id"])),
             model_answer=q.get("answer"),
         ))
-    return SubmissionOut(
+    return QuizSubmissionOut(
         id=attempt.id, quiz_id=attempt.quiz_id, version=version,
         user_id=attempt.user_id, number=attempt.number, status=_status(attempt),
         started_at=attempt.started_at, submitted_at=attempt.submitted_at,

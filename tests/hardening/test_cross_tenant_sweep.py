@@ -279,6 +279,8 @@ def example(schema: dict[str, Any], defs: dict[str, Any], name: str, b: World,
         return max(schema.get("minimum", 1), 1)
     if kind == "boolean":
         return False  # dry runs, not flags that would act
+    if "const" in schema:  # a discriminator's value (a question's type)
+        return schema["const"]
     if kind == "string":
         if "enum" in schema:
             return schema["enum"][0]
