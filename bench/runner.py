@@ -32,6 +32,7 @@ def sample(base: str, items: list[Item], n: int = 3) -> list[dict[str, Any]]:
             headers["Authorization"] = f"Bearer {it.token}"
         if it.body:
             headers["Content-Type"] = "application/json"
+        headers.update(it.headers)
         r = requests.request(it.method, base + it.path, headers=headers,
                              data=it.body or None, timeout=30)
         entry: dict[str, Any] = {"status": r.status_code}
@@ -63,6 +64,8 @@ def limits_section() -> bool:
 
 def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse.Namespace,
             tmp: Path, kind: str, server_pid: int | None = None) -> dict[str, Any]:
+    if sc.prepare is not None:
+        sc.prepare(base)
     items = sc.items()
     checked = sample(base, items)
     sc.consumed(len(checked))
@@ -102,6 +105,7 @@ def measure(wrk: str, base: str, baseline_url: str, sc: Scenario, args: argparse
     res = {"what": sc.what, "worker_class": kind, "connections": conns, "rps": best["rps"],
            "status": status, **({"first_error": first_errors[0]} if first_errors else {}),
            "p50_ms": best["p50_ms"], "p99_ms": best["p99_ms"],
+           "bytes_per_answer": best.get("bytes_per_answer"),
            "baseline_rps": best_baseline,
            "ratio": (round(best["rps"] / best_baseline, 3) if best_baseline else None)
            if sc.ratio else None,

@@ -12,10 +12,10 @@ from typing import Any
 from bench.seed import PASSWORD
 from bench.wrk import Item
 
-SCENARIOS = ("catalogue_anon", "catalogue_student", "course_detail", "enroll", "heartbeat",
-             "complete_module", "quiz_submit", "notifications", "login", "floor_healthz",
-             "floor_auth", "certificates", "websocket", "fairness")
-WRK_SCENARIOS = SCENARIOS[:11]
+SCENARIOS = ("catalogue_anon", "catalogue_student", "course_detail", "course_detail_304",
+             "enroll", "heartbeat", "complete_module", "quiz_submit", "notifications", "login",
+             "floor_healthz", "floor_auth", "certificates", "websocket", "fairness")
+WRK_SCENARIOS = SCENARIOS[:12]
 TARGETS = {"catalogue_anon": 0.5, "catalogue_student": 0.5, "course_detail": 0.35,
            "heartbeat": 0.5}
 
@@ -41,6 +41,9 @@ class Scenario:
     ratio: bool = True
     connections: int = 0  # 0: --connections
     state: dict[str, Any] = field(default_factory=dict)
+    # Called with the server's base URL before the scenario's first request (what its
+    # requests need from the running server: the ETags course_detail_304 sends back).
+    prepare: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -78,6 +81,7 @@ def build_scenarios(world: World, rng: random.Random) -> dict[str, Scenario]:
     sc["course_detail"] = Scenario(
         "course_detail", "GET /courses/{id}, a course the student is enrolled in",
         rotate(lambda s: Item("GET", f"/courses/{rng.choice(s.courses)}", s.tenant, s.token)))
+    sc["course_detail_304"] = revalidated(sc["course_detail"])
 
     def heartbeat(s: Student) -> Item:
         cid = rng.choice(s.courses)
@@ -123,6 +127,36 @@ def build_scenarios(world: World, rng: random.Random) -> dict[str, Scenario]:
         as_students("/auth/roles"))
 
     return {**sc, **unique_scenarios(world, rng)}
+
+
+def revalidated(plain: Scenario) -> Scenario:
+    """`plain`'s requests (the same resources, callers and order) sent with If-None-Match:
+    the ETag each (caller, resource) got from the running server, fetched once before the
+    first request. Each answer is a 304 with no body: beside `plain`, what a client that
+    polls with the ETag it holds saves (the page is not built, sent or parsed)."""
+    tagged: list[Item] = []
+    state: dict[str, Any] = {}
+
+    def prepare(base: str) -> None:
+        import requests
+
+        if tagged:
+            return
+        etags: dict[tuple[str, str, str], str] = {}
+        for it in plain.items():
+            key = (it.tenant, it.token, it.path)
+            if key not in etags:
+                r = requests.get(base + it.path, timeout=30, headers={
+                    "X-Tenant": it.tenant, "Authorization": f"Bearer {it.token}"})
+                r.raise_for_status()
+                etags[key] = r.headers["ETag"]
+            tagged.append(Item(it.method, it.path, it.tenant, it.token, it.body,
+                               (("If-None-Match", etags[key]),)))
+        state["etags"] = len(etags)
+
+    return Scenario(f"{plain.name}_304",
+                    plain.what.replace("GET ", "GET (If-None-Match: its ETag) ", 1)
+                    + ": 304", lambda: tagged, ok=(304,), state=state, prepare=prepare)
 
 
 def unique_scenarios(world: World, rng: random.Random) -> dict[str, Scenario]:

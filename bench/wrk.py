@@ -40,26 +40,29 @@ class Item:
     tenant: str
     token: str = ""
     body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()  # more request headers (If-None-Match...)
 
 
 def write_lua(items: list[Item], path: Path) -> None:
     """A wrk script that sends `items` in order (wrapping around), each with its tenant,
     token and body. Header sets and bodies are shared tables, so the script stays small."""
-    headers: dict[tuple[str, str, bool], int] = {}
+    headers: dict[tuple[str, str, bool, tuple[tuple[str, str], ...]], int] = {}
     bodies: dict[str, int] = {}
     rows = []
     for it in items:
-        hkey = (it.tenant, it.token, bool(it.body))
+        hkey = (it.tenant, it.token, bool(it.body), it.headers)
         h = headers.setdefault(hkey, len(headers) + 1)
         b = bodies.setdefault(it.body, len(bodies) + 1) if it.body else 0
         rows.append(f'{{"{it.method}",{_lua_str(it.path)},{h},{b}}}')
     hl = []
-    for (tenant, token, has_body), _ in sorted(headers.items(), key=lambda kv: kv[1]):
+    for (tenant, token, has_body, more), _ in sorted(headers.items(), key=lambda kv: kv[1]):
         parts = [f'["X-Tenant"]={_lua_str(tenant)}'] if tenant else []
         if token:
             parts.append(f'["Authorization"]={_lua_str("Bearer " + token)}')
         if has_body:
             parts.append('["Content-Type"]="application/json"')
+        # "[ [[...]] ]": without the spaces "[[" would open a long string
+        parts.extend(f"[ {_lua_str(name)} ]={_lua_str(value)}" for name, value in more)
         hl.append("{" + ",".join(parts) + "}")
     bl = [_lua_str(b) for b, _ in sorted(bodies.items(), key=lambda kv: kv[1])]
     path.write_text(
@@ -80,7 +83,7 @@ def write_lua(items: list[Item], path: Path) -> None:
         "first_error = ''\n"
         "response = function(status, headers, body)\n"
         "  counts[status] = (counts[status] or 0) + 1\n"
-        "  if status >= 300 and first_error == '' then\n"
+        "  if status >= 300 and status ~= 304 and first_error == '' then\n"
         "    first_error = status .. ' ' .. string.sub(body or '', 1, 300)\n"
         "  end\n"
         "end\n"
@@ -98,6 +101,7 @@ def write_lua(items: list[Item], path: Path) -> None:
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+_BYTES = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 
 
 def _ms(text: str) -> float:
@@ -117,8 +121,12 @@ def parse_wrk(out: str) -> dict[str, Any]:
             res["first_error"] = line[len("FIRST_ERROR "):][:300]
         elif m := re.match(r"(50|99)(?:\.000)?%\s+(\S+)$", line):
             res[f"p{m.group(1)}_ms"] = _ms(m.group(2))
-        elif m := re.match(r"(\d+) requests in ([\d.]+\w+)", line):
+        elif m := re.match(r"(\d+) requests in ([\d.]+\w+)(?:, ([\d.]+)([KMGT]?B) read)?",
+                           line):
             res["requests"] = int(m.group(1))
+            if m.group(3) and res["requests"]:  # bytes on the wire per answer, headers too
+                read = float(m.group(3)) * _BYTES[m.group(4)]
+                res["bytes_per_answer"] = round(read / res["requests"])
         elif m := re.match(r"Requests/sec:\s+([\d.]+)", line):
             res["rps"] = round(float(m.group(1)), 1)
         elif m := re.match(r"Non-2xx or 3xx responses:\s+(\d+)", line):

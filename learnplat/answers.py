@@ -18,6 +18,10 @@ callers' writes) the computation declares while it runs: ``valid_until(deadline)
 lifetime of the answer being computed inside ``computing()``, and ``valid_until(0)`` says
 "do not keep this one at all".
 
+A cached JSON body is kept with its ETag (``conditional.Tagged.of(body)``, served with
+``conditional.send_cached``): a request whose If-None-Match names it is answered 304 without
+building, hashing or copying the body (learnplat.http.conditional).
+
 A missing token (first use, expiry, a Redis restart) is never a hit: the middleware stores a
 fresh random token and the request computes its answer. Entries also expire after
 `max_age` seconds, which bounds the staleness if a bump is ever lost (Redis unreachable at

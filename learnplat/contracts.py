@@ -17,10 +17,13 @@ Nothing here imports a plugin: the core knows plugins only through what they reg
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict
+
+from .errors import ProblemCode
 
 T = TypeVar("T")
 
@@ -96,6 +99,15 @@ class Plugin:
     requires: ClassVar[tuple[str, ...]] = ()
     #: A module or class of hookspecs this plugin publishes for others to implement.
     hookspecs: ClassVar[Any] = None
+    #: What the plugin's operations are for, in a sentence or two: the description of its
+    #: group (its OpenAPI tag) on the reference page, /docs. Empty: the class docstring.
+    description: ClassVar[str] = ""
+    #: The problem codes the plugin's answers may carry beyond the core's (raised as
+    #: ``Conflict("...", code="email_taken")`` or by its own LearnplatError subclass):
+    #: ``{"email_taken": ProblemCode(409, "An account with this email exists ...")}``. The
+    #: reference page lists each (/docs#problem-<code>); under ``server.check_responses`` (on
+    #: in tests) an answer with a code no one declares is a defect (a 500).
+    problems: ClassVar[Mapping[str, ProblemCode]] = {}
 
     #: The Runtime this object belongs to, set before register_services runs. A plain
     #: attribute, not a property: pluggy reads every attribute of a plugin while registering it.

@@ -1,29 +1,40 @@
 """The core's own contributions, registered like any plugin: health, readiness, the OpenAPI
-document, and the event bus's tasks."""
+document and the reference page, the event bus's tasks, and the catalogue of the plugins'
+problem codes."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import falcon
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import PUBLIC
 from .events import event_tasks
 from .hookspecs import hookimpl
+from .http import reference
 from .http.endpoint import endpoint
+from .idempotency import idempotency_tasks
 from .models import CORE_MODELS
 from .registry import Route, TaskSpec
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
+# The reference page's group of the core's operations (an OpenAPI tag; learnplat.http.reference).
+description = ("The server itself: liveness and readiness probes, the OpenAPI document and "
+               "this reference page.")
+
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(examples=["ok"])
 
 
 class Readiness(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "ok",
+        "checks": {"database": "ok", "queue": "ok", "storage": "ok", "cache": "ok"}}]})
+
     status: str
     checks: dict[str, str]
 
@@ -113,9 +124,22 @@ def register_routes(runtime: Runtime) -> list[Route]:
         Route("/healthz", HealthResource(), tenant_scoped=False),
         Route("/readyz", ReadyResource(runtime), tenant_scoped=False),
         Route("/openapi.json", OpenAPIResource(runtime), tenant_scoped=False),
+        *reference.routes(runtime),
     ]
 
 
 @hookimpl
+def startup(runtime: Runtime) -> None:
+    # The catalogue of problem types: each plugin's declared codes (Plugin.problems, or a
+    # `problems` mapping in a module of hooks); a malformed one stops start-up.
+    from .http.problems import title_of
+
+    for name, obj in runtime.pm.list_name_plugin():
+        declared = getattr(obj, "problems", None)
+        if declared:
+            runtime.registry.add_problems(name, declared, title_of)
+
+
+@hookimpl
 def register_tasks() -> list[TaskSpec]:
-    return event_tasks()
+    return [*event_tasks(), *idempotency_tasks()]

@@ -176,4 +176,28 @@ class EventDelivery(BaseModel):
         indexes = ((("event", "handler"), True),)
 
 
-CORE_MODELS: tuple[type[BaseModel], ...] = (Tenant, TenantDomain, OutboxEvent, EventDelivery)
+class IdempotentAnswer(TenantModel):
+    """The first answer to a POST that carried an ``Idempotency-Key`` (learnplat.idempotency):
+    written in the request's own transaction, replayed to a retry with the same key, caller
+    and body until the retention (``server.idempotency_retention_hours``) has passed.
+
+    The client's key is never stored: `key_hash` is a hash of it, and the body is encrypted
+    with a key derived from it, so the table alone (a backup, a dump) reveals no answer (a
+    login's tokens included)."""
+
+    id = peewee.BigAutoField()
+    caller = peewee.CharField(max_length=80)  # "user:<id>", or "addr:<client address>"
+    key_hash = peewee.CharField(max_length=64)
+    fingerprint = peewee.CharField(max_length=64)  # of method, path, query and body
+    status = peewee.IntegerField()
+    headers = JSONField(default=list)  # [[name, value], ...]: the ones worth replaying
+    body = peewee.BlobField()  # nonce + AES-GCM ciphertext of the body bytes
+    created_at = UTCDateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        table_name = "learnplat_idempotency"
+        indexes = ((("tenant", "caller", "key_hash"), True),)
+
+
+CORE_MODELS: tuple[type[BaseModel], ...] = (Tenant, TenantDomain, OutboxEvent, EventDelivery,
+                                            IdempotentAnswer)

@@ -7,13 +7,15 @@ plugin names.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from .contracts import Action, Event, EventDecl, ServiceKey, Veto, conformance_problems, event_name
+from .errors import ProblemCode
 
 ROLES = ("admin", "instructor", "student")
 
@@ -95,6 +97,47 @@ class HealthCheck:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class ProblemType:
+    """One entry of the catalogue of problem types (``urn:learnplat:problem:<code>``): the
+    statuses an answer with the code has, its title, what it means, and who declares it
+    ("core" or the plugins; a code such as ``module_locked`` may be raised by several)."""
+
+    code: str
+    statuses: tuple[int, ...]
+    title: str
+    explanation: str
+    declared_by: tuple[str, ...]
+
+    def merged(self, other: ProblemType) -> ProblemType:
+        """The same code declared again elsewhere: every status and declarer; the first
+        explanation and title."""
+        return ProblemType(
+            self.code, tuple(sorted({*self.statuses, *other.statuses})),
+            self.title or other.title, self.explanation or other.explanation,
+            tuple(dict.fromkeys((*self.declared_by, *other.declared_by))))
+
+
+_CODE_OK = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def problem_type(code: str, decl: ProblemCode, declared_by: str,
+                 title_of: Callable[[int], str] = lambda status: "") -> ProblemType:
+    """A catalogue entry from a declaration; StartupError for a malformed one."""
+    if not _CODE_OK.match(code):
+        raise StartupError(f"{declared_by!r} declares the problem code {code!r}: use lower "
+                           "case letters, digits and _ (it is part of a URN and an anchor)")
+    if not isinstance(decl, ProblemCode) or not decl.explanation.strip() or not all(
+            isinstance(s, int) and 400 <= s <= 599 for s in decl.statuses):
+        raise StartupError(f"{declared_by!r} declares the problem code {code!r} as {decl!r}: "
+                           "give a ProblemCode(status 4xx/5xx, explanation)")
+    statuses = tuple(sorted(set(decl.statuses)))
+    # The title an answer has is its error class's: one per status when not declared.
+    return ProblemType(code, statuses,
+                       decl.title or " / ".join(dict.fromkeys(map(title_of, statuses))),
+                       " ".join(decl.explanation.split()), (declared_by,))
+
+
 def _claim(seen: dict[str, str], kind: str, name: str, plugin: str) -> None:
     if name in seen:
         raise StartupError(
@@ -120,6 +163,9 @@ class Registry:
     settings_models: dict[str, type[BaseModel]] = field(default_factory=dict)
     # register_encrypted_at_rest: what learnplat.secret_keys checks and re-encrypts.
     encrypted_at_rest: list[Any] = field(default_factory=list)
+    # The problem codes plugins declare (Plugin.problems), gathered at start-up; the core's
+    # own join them in learnplat.http.problems.catalogue.
+    problems: dict[str, ProblemType] = field(default_factory=dict)
     _owners: dict[str, dict[str, str]] = field(default_factory=dict)
     _grants: dict[str, dict[str, str]] = field(default_factory=dict)
     _grants_size: int = -1
@@ -218,6 +264,15 @@ class Registry:
                                "asks about (register_actions)")
         self.warnings = out
         return out
+
+    def add_problems(self, plugin: str, declared: Mapping[str, ProblemCode],
+                     title_of: Callable[[int], str] = lambda status: "") -> None:
+        """Add a plugin's problem codes (its ``problems``); a code two plugins declare is one
+        entry with both (they raise it for the same reason)."""
+        for code, decl in declared.items():
+            entry = problem_type(code, decl, plugin, title_of)
+            known = self.problems.get(code)
+            self.problems[code] = known.merged(entry) if known else entry
 
     def add_settings_model(self, section: str, model: type[BaseModel], plugin: str) -> None:
         _claim(self._seen("settings"), "settings section", section, plugin)

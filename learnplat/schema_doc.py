@@ -1,10 +1,16 @@
 """What the OpenAPI document says about request bodies (`learnplat.plugin.Schema`), made to
 match what the API accepts: strings are stripped before their length is checked and may not
-hold NUL, and PATCH-style fields may be omitted but not sent as null."""
+hold NUL, and PATCH-style fields may be omitted but not sent as null; a body whose fields
+combine in a few ways is documented as the union of those shapes (`Variant`, `Variants`)."""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import typing
+from typing import Any, Literal, Union, cast
+
+from pydantic import BaseModel, GetJsonSchemaHandler, TypeAdapter, create_model
+from pydantic.json_schema import JsonSchemaValue
 
 NO_NUL = "^[^\\u0000]*$"
 # What pydantic's str_strip_whitespace removes (Rust's trim: Unicode White_Space), spelled
@@ -81,3 +87,107 @@ def not_nullable(schema: dict[str, Any], fields: tuple[str, ...]) -> None:
                 prop["anyOf"] = branches
         if prop.get("default", 0) is None:
             del prop["default"]
+
+
+# -- typed unions: one request body, documented as the shapes it takes -------------------------
+
+OMIT: Any = object()
+"""A `Variant` field override: the variant has no such field."""
+
+
+class Variant:
+    """One shape of a request body, for the OpenAPI document only: a model named `name`
+    (described by `doc`) with the fields of the body's class, except those given here.
+    An override is a ``Field(...)`` (the field keeps its type, with these constraints and
+    default instead), an ``(annotation, default or Field(...))`` pair as for pydantic's
+    ``create_model`` (``(None, None)``: the field is null or left out), or `OMIT`."""
+
+    def __init__(self, name: str, doc: str, **fields: Any) -> None:
+        self.name, self.doc, self.fields = name, doc, fields
+
+
+class Variants:
+    """How `Schema.documented_as` documents a body: `keyword` "oneOf" (exactly one shape
+    matches: the shapes exclude each other) or "anyOf" (they may overlap), and
+    `discriminator`, a field whose type in every variant is a one-value ``Literal``
+    (OpenAPI's discriminator, with the mapping of each value to its variant)."""
+
+    def __init__(self, *variants: Variant, keyword: Literal["oneOf", "anyOf"] = "oneOf",
+                 discriminator: str | None = None) -> None:
+        if len(variants) < 2:
+            raise TypeError("Variants needs two Variant shapes at least")
+        self.variants, self.keyword, self.discriminator = variants, keyword, discriminator
+
+
+_BUILT: dict[type, tuple[type[BaseModel], ...]] = {}
+
+
+def variant_models(cls: type[BaseModel], base: type[BaseModel], variants: Variants
+                   ) -> tuple[type[BaseModel], ...]:
+    """The document's models of `cls`'s variants, on `base` (not on `cls`: they carry none of
+    its validators and never validate a request), built once per class."""
+    built = _BUILT.get(cls)
+    if built is None:
+        # setdefault: two threads building the first document at once agree on one set.
+        built = _BUILT.setdefault(cls, tuple(_variant_model(cls, base, v)
+                                             for v in variants.variants))
+    return built
+
+
+def _variant_model(cls: type[BaseModel], base: type[BaseModel], variant: Variant
+                   ) -> type[BaseModel]:
+    unknown = set(variant.fields) - set(cls.model_fields)
+    if unknown:
+        raise TypeError(f"{cls.__name__}: variant {variant.name} overrides unknown fields "
+                        f"{sorted(unknown)}")
+    fields: dict[str, Any] = {}
+    for name, info in cls.model_fields.items():
+        override = variant.fields.get(name, info)
+        if override is OMIT:
+            continue
+        fields[name] = override if isinstance(override, tuple) else (info.annotation, override)
+    model: type[BaseModel] = create_model(variant.name, __base__=base, __doc__=variant.doc,
+                                          __module__=cls.__module__, **fields)
+    return model
+
+
+_ADAPTERS: dict[tuple[type[BaseModel], ...], TypeAdapter[Any]] = {}
+
+
+def _union_adapter(models: tuple[type[BaseModel], ...]) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(models)
+    if adapter is None:
+        # (A union of classes made at run time: a type only to pydantic, hence the cast.)
+        adapter = _ADAPTERS.setdefault(models, TypeAdapter(cast(Any, Union[models])))  # noqa: UP007
+    return adapter
+
+
+def union_schema(cls: type[BaseModel], models: tuple[type[BaseModel], ...],
+                 variants: Variants, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    """The schema of `cls` as the union of its variant `models` (each a component of the
+    document), titled and described as `cls`, with the extra keys of its
+    ``json_schema_extra`` (its `examples`)."""
+    # Through a TypeAdapter of their union: its core schema refers to each model's
+    # definition, so each becomes a component (with its own __get_pydantic_json_schema__).
+    refs = handler(_union_adapter(models).core_schema)["anyOf"]
+    schema: dict[str, Any] = {"title": cls.__name__}
+    description = inspect.cleandoc(cls.__doc__ or "")
+    if description:
+        schema["description"] = description
+    schema[variants.keyword] = refs
+    if variants.discriminator is not None:
+        prop = variants.discriminator
+        mapping: dict[str, str] = {}
+        for model, ref in zip(models, refs, strict=True):
+            field = model.model_fields.get(prop)
+            values = typing.get_args(field.annotation) if field is not None else ()
+            if (field is None or typing.get_origin(field.annotation) is not Literal
+                    or len(values) != 1):
+                raise TypeError(f"{cls.__name__}: the discriminator {prop!r} is not a "
+                                f"one-value Literal in variant {model.__name__}")
+            mapping[str(values[0])] = ref["$ref"]
+        schema["discriminator"] = {"propertyName": prop, "mapping": mapping}
+    extra = cls.model_config.get("json_schema_extra")
+    if isinstance(extra, dict):
+        schema.update(extra)
+    return schema

@@ -143,6 +143,12 @@ class ServerSettings(_Section):
     # learnplat.testing's settings, so the suite proves the OpenAPI document true; off in
     # production, where it would only cost time (one attribute lookup per request when off).
     check_responses: bool = False
+    # The API reference page, GET /docs (learnplat.http.reference); false: 404 for every
+    # school (a school hides its own with the tenant setting api.reference = false).
+    reference_page: bool = True
+    # How long the first answer to a POST with an Idempotency-Key is replayed to its retries
+    # (learnplat.idempotency). At least a day: clients retry after outages that long.
+    idempotency_retention_hours: float = Field(24, ge=24)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -34,9 +34,10 @@ class TenantSpec(BaseModel):
     @field_validator("settings")
     @classmethod
     def _known_limits(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from .http.reference import check_tenant_settings
         from .ratelimit import check_overrides
 
-        if problem := check_overrides(value.get("limits")):
+        if problem := check_overrides(value.get("limits")) or check_tenant_settings(value):
             raise ValueError(problem)
         return value
 

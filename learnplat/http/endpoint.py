@@ -27,6 +27,7 @@ import orjson
 import pydantic
 import pydantic_core
 
+from .. import idempotency
 from ..auth import AUTHENTICATED, PUBLIC, Principal
 from ..errors import (
     BadRequest,
@@ -38,6 +39,7 @@ from ..errors import (
 )
 from ..ratelimit import BUDGETS
 from ..timestamps import JSON_OPTIONS
+from .conditional import if_match_checked, tag_answer
 from .problems import pydantic_errors
 
 if TYPE_CHECKING:
@@ -91,6 +93,9 @@ class EndpointSpec:
     generation: str | None = None
     # The same per (tenant, caller): req.context.caller_generation (None when anonymous).
     caller_generation: str | None = None
+    # Conditional requests (learnplat.http.conditional): a GET's 200 carries an ETag and
+    # answers If-None-Match with 304; an update or delete takes If-Match (412 when stale).
+    etag: bool = False
     # Deprecation (see `endpoint`): the headers every answer of the route carries, built once.
     deprecated: dt.datetime | None = None
     sunset: dt.datetime | None = None
@@ -125,6 +130,7 @@ def endpoint(
     deprecated: str | dt.date | None = None,
     sunset: str | dt.date | None = None,
     deprecation_link: str | None = None,
+    etag: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
     AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
@@ -157,7 +163,14 @@ def endpoint(
     OpenAPI document, and every answer of it, errors raised once the route is reached
     included, carries `Deprecation: @<unix seconds>` (RFC 9745); `sunset` the moment it may
     stop answering, as `Sunset: <IMF-fixdate>` (RFC 8594); `deprecation_link` a page that
-    explains what to use instead, as `Link: <url>; rel="deprecation"`."""
+    explains what to use instead, as `Link: <url>; rel="deprecation"`.
+
+    `etag=True` on a GET whose answer is JSON: its 200 carries an `ETag` (the hash of the
+    body, or the tag a responder set with `conditional.send_cached`) and `Cache-Control:
+    private, no-cache`, and a request whose If-None-Match names it gets 304 with no body.
+    On an update or delete: it takes If-Match (the responder passes
+    ``conditional.precondition(req, current)`` to its service), shown in the document with
+    its 412."""
 
     deprecation = _deprecation(deprecated, sunset, deprecation_link)
 
@@ -171,7 +184,7 @@ def endpoint(
             max_body=max_body, multipart_fields=multipart_fields or {},
             response_content_type=response_content_type, tags=tags, anonymous=anonymous,
             transaction=transaction, cost=cost, budget=budget, generation=generation,
-            caller_generation=caller_generation, rate_limited=rate_limited,
+            caller_generation=caller_generation, rate_limited=rate_limited, etag=etag,
             signed_caller=signed_caller, **deprecation,
         )
         if cost < 1 or budget not in BUDGETS:
@@ -181,8 +194,8 @@ def endpoint(
         def responder(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
             # First, so that a refusal below (401, 403, 422...) still tells the client the
             # operation is going away: the error handlers keep the headers already set.
-            for name, value in spec.deprecation_headers:
-                resp.append_header(name, value)
+            if spec.deprecation_headers:
+                announce_deprecation(spec, req, resp)
             if spec.anonymous:
                 # The answer depends on who asks (and on X-Tenant): a shared cache must not
                 # give one caller's or one school's answer to another.
@@ -196,6 +209,11 @@ def endpoint(
                 kwargs["body"] = parse_body(spec.body, req, spec, req.context.max_body)
             elif spec.content_type == MULTIPART:
                 check_upload(req, spec, req.context.max_body)
+            # Idempotency-Key on a POST: a retry is answered here from the stored first answer
+            # (no responder runs), or holds the key until its transaction ends.
+            claim = idempotency.claim(req, resp, spec, getattr(req.context, "raw_body", None))
+            if claim is not None and claim.replayed:
+                return
             resp.status = spec.status
             result = fn(self, req, resp, **params, **kwargs)
             checking = checking_responses(req)
@@ -206,6 +224,13 @@ def endpoint(
                 resp.content_type = JSON
             if checking:
                 check_response(spec, resp, fn.__qualname__)
+            if spec.etag and req.method in ("GET", "HEAD"):
+                tag_answer(req, resp)  # after the check: it sees the 200's bytes
+            elif checking and spec.etag and not if_match_checked(req):
+                raise ResponseMismatch(f"{fn.__qualname__}: If-Match was sent and never "
+                                       "checked (pass conditional.precondition to the service)")
+            if claim is not None:
+                claim.record(req, resp)  # in the request's transaction: last, all headers set
 
         vars(responder)[_SPEC_ATTR] = spec  # a function's attribute: what spec_of reads
         return responder
@@ -250,6 +275,18 @@ def _deprecation(deprecated: str | dt.date | None, sunset: str | dt.date | None,
             raise ValueError(f"deprecation_link {link!r} is not a URL")
         headers.append(("Link", f'<{link}>; rel="deprecation"'))
     return {"deprecated": since, "sunset": until, "deprecation_headers": tuple(headers)}
+
+
+def announce_deprecation(spec: EndpointSpec, req: falcon.Request, resp: falcon.Response
+                         ) -> None:
+    """Add the route's Deprecation, Sunset and Link headers to the answer, once: the request
+    middleware does it before the gate (whose refusals must carry them too), the responder
+    for a request that did not pass through it."""
+    if getattr(req.context, "deprecation_announced", False):
+        return
+    req.context.deprecation_announced = True
+    for name, value in spec.deprecation_headers:
+        resp.append_header(name, value)
 
 
 def spec_of(responder: Any) -> EndpointSpec | None:
@@ -472,12 +509,14 @@ def body_stream(req: falcon.Request, limit: int) -> Any:
     if req.content_length is not None and req.content_length > limit:
         raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
     raw = req.stream if _unbounded_body(req) else req.bounded_stream
-    return _LimitedStream(raw, limit)
+    # An Idempotency-Key's fingerprint of a streamed (multipart) body, fed as it is read.
+    return _LimitedStream(raw, limit, getattr(req.context, "body_hash", None))
 
 
 class _LimitedStream:
-    def __init__(self, stream: Any, limit: int):
+    def __init__(self, stream: Any, limit: int, body_hash: Any = None):
         self._stream, self._limit, self._read = stream, limit, 0
+        self._hash = body_hash
 
     def read(self, size: int = -1) -> bytes:
         want = self._limit + 1 - self._read if size is None or size < 0 else size
@@ -485,6 +524,8 @@ class _LimitedStream:
         self._read += len(chunk)
         if self._read > self._limit:
             raise PayloadTooLarge(f"request body over {self._limit} bytes", limit=self._limit)
+        if self._hash is not None:
+            self._hash.update(chunk)
         return chunk
 
 
@@ -506,6 +547,7 @@ def parse_body(model: type[pydantic.BaseModel], req: falcon.Request, spec: Endpo
                                    and media_type.endswith("+json")):
         raise UnsupportedMediaType(f"expected {JSON}, got {media_type or 'no content type'}")
     raw = read_body(req, _limit(req, spec, default_limit))
+    req.context.raw_body = raw  # the bytes an Idempotency-Key's fingerprint covers
     if not raw.strip():
         raise BadRequest("the request body is empty; expected a JSON object")
     try:

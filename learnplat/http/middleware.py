@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import falcon
 
-from .. import db
+from .. import db, idempotency
 from ..errors import BadRequest
 from ..gate import API, Gate, Passage, Toll
 from ..ratelimit import headers as limit_headers
 from ..tenancy import TenantInfo
 from .arrival import arrival_of
-from .endpoint import spec_of
+from .endpoint import announce_deprecation, spec_of
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -93,6 +93,11 @@ class RequestContextMiddleware:
             if spec.signed_caller is not None:
                 signed = spec.signed_caller
                 signed_caller = lambda: signed(resource, req, params)  # noqa: E731
+        if spec is not None and spec.deprecation_headers:
+            # Before the gate, so that its refusals (an unknown school, a bad token, a 429)
+            # still tell the client the operation is going away; the responder does not
+            # repeat them (endpoint.announce_deprecation).
+            announce_deprecation(spec, req, resp)
         ctx.generation = ctx.caller_generation = None
         passage = ctx.passage = self.gate.passage(
             arrival_of(self.gate, req, client_addr=ctx.client_addr), toll,
@@ -142,6 +147,9 @@ class RequestContextMiddleware:
                 passage.close(ok)  # every step runs, even when one fails
             except Exception as exc:
                 error = exc
+        # After the transaction ended (committed with its stored answer, or rolled back): a
+        # retry now finds the answer or runs afresh, never neither (learnplat.idempotency).
+        idempotency.release(req)
         if hasattr(ctx, "request_id_token"):
             request_id_var.reset(ctx.request_id_token)
         if hasattr(ctx, "client_addr_token"):
@@ -161,9 +169,11 @@ def cors(req: falcon.Request, resp: falcon.Response, tenant: TenantInfo | None) 
     resp.set_header("Access-Control-Allow-Origin", origin)
     resp.append_header("Vary", "Origin")
     resp.set_header("Access-Control-Expose-Headers",
-                    "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy")
+                    "X-Request-Id, Retry-After, RateLimit, RateLimit-Policy, "
+                    "Idempotent-Replayed")
     if req.method == "OPTIONS" and req.get_header("Access-Control-Request-Method"):
         resp.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
         resp.set_header("Access-Control-Allow-Headers",
-                        "Authorization, Content-Type, X-Tenant, X-Request-Id")
+                        "Authorization, Content-Type, X-Tenant, X-Request-Id, "
+                        "Idempotency-Key")
         resp.set_header("Access-Control-Max-Age", "600")

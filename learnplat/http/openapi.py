@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 import pydantic
 from pydantic.json_schema import models_json_schema
 
-from .. import __version__
+from .. import __version__, idempotency
 from ..auth import PUBLIC
+from . import conditional, reference
 from .endpoint import JSON, MULTIPART, EndpointSpec, spec_of
 from .problems import PROBLEM_JSON
 from .routing import HTTP_METHODS, openapi_path, path_fields
@@ -89,9 +91,12 @@ def build_document(runtime: Runtime) -> dict[str, Any]:
         paths.setdefault(openapi_path(template), {})[method.lower()] = op
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
+        # The reference page (/docs) shows the description as its intro and the operations
+        # grouped by tag: one per plugin, described (learnplat.http.reference).
         "info": {"title": "learnplat", "version": __version__,
-                 "description": "Multi-tenant learning platform API. Name the school with the "
-                                "X-Tenant header (or its domain)."},
+                 "description": reference.describe_api(runtime)},
+        "tags": reference.plugin_tags(runtime, list(dict.fromkeys(
+            tag for _, _, route, spec in operations for tag in (spec.tags or [route.plugin])))),
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": components,
@@ -103,7 +108,10 @@ def build_document(runtime: Runtime) -> dict[str, Any]:
                                        "description": "Tenant slug (or use its domain)."}},
         },
     }
+    add_examples(doc["paths"], components)  # before the hook: a plugin may replace them
     runtime.hook.extend_openapi(document=doc)
+    # A tag a plugin's hook added again (its own description) replaces the generated one.
+    doc["tags"] = list({tag["name"]: tag for tag in doc.get("tags", [])}.values())
     return doc
 
 
@@ -214,6 +222,12 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
             "description": _ERROR_TEXT.get(code, "Error"),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
+    if spec.etag:  # ETag, If-None-Match / 304 on a GET, If-Match / 412 on a change
+        conditional.document(method, params, responses, {
+            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}})
+    if method == "POST" and route.tenant_scoped:  # Idempotency-Key: safe retries
+        idempotency.document(params, responses, {
+            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}})
     for status_key, response in responses.items() if spec.rate_limited else ():
         response["headers"] = {**response.get("headers", {}), **_LIMIT_HEADERS}
         if status_key == "429":
@@ -240,3 +254,122 @@ RATE_LIMIT_HEADERS = {
     "Retry-After": {"description": "Seconds to wait before retrying.",
                     "schema": {"type": "integer", "minimum": 1}},
 }
+
+
+# -- examples: one per JSON request body and success answer (docs/plugins.md, "Examples") ---
+
+class MissingExample(Exception):
+    """A schema with no complete example: `missing` names each field (``Model.field``) that
+    has no example, default, const or enum of its own, nor a model with an example."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(", ".join(missing))
+        self.missing = missing
+
+
+def example_of(schema: dict[str, Any], components: dict[str, Any]) -> Any:
+    """An example of `schema` (a schema of the document, `$ref`s into `components`): its own
+    `examples[0]`, else one composed from its parts, each by the same rule: a field's
+    `examples[0]`, else its default (when not None), else a const's value or an enum's first,
+    else its model's example, composed in turn (a list: one item; a union: its first branch
+    that composes, null when none does and null is allowed; an optional field that composes
+    to nothing is left out). Raises MissingExample naming every field that lacks one."""
+    missing: list[str] = []
+    value = _compose(schema, components, "", "", missing, ())
+    if missing:
+        raise MissingExample(list(dict.fromkeys(missing)))
+    return value
+
+
+_ABSENT = object()
+
+
+def _compose(schema: Any, components: dict[str, Any], model: str, where: str,
+             missing: list[str], seen: tuple[str, ...]) -> Any:
+    """`model`: the component being composed, `where`: the field path inside it (what a
+    MissingExample names); `seen`: the components being composed (a cycle has no end)."""
+    if not isinstance(schema, dict):
+        missing.append(f"{model}{where}" or "(schema)")
+        return None
+    if schema.get("examples"):
+        return copy.deepcopy(schema["examples"][0])
+    if schema.get("default") is not None:
+        return copy.deepcopy(schema["default"])
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        if name in seen or name not in components:
+            missing.append(f"{name}" if name in seen else f"{model}{where} ($ref {ref})")
+            return None
+        return _compose(components[name], components, name, "", missing, (*seen, name))
+    for keyword in ("anyOf", "oneOf"):
+        if keyword in schema:
+            return _compose_union(schema[keyword], components, model, where, missing, seen)
+    if len(schema.get("allOf") or ()) == 1:
+        return _compose(schema["allOf"][0], components, model, where, missing, seen)
+    kind = schema.get("type")
+    if kind == "null":
+        return None
+    if kind == "object" or "properties" in schema:
+        return _compose_object(schema, components, model, where, missing, seen)
+    if kind == "array" and "items" in schema:
+        return [_compose(schema["items"], components, model, f"{where}[]", missing, seen)]
+    missing.append(f"{model}{where}" or "(schema)")
+    return None
+
+
+def _compose_union(branches: list[Any], components: dict[str, Any], model: str, where: str,
+                   missing: list[str], seen: tuple[str, ...]) -> Any:
+    first: list[str] | None = None
+    nullable = False
+    for branch in branches:
+        if isinstance(branch, dict) and branch.get("type") == "null":
+            nullable = True
+            continue
+        tried: list[str] = []
+        value = _compose(branch, components, model, where, tried, seen)
+        if not tried:
+            return value
+        first = tried if first is None else first
+    if not nullable:
+        missing.extend(first or [f"{model}{where}"])
+    return None
+
+
+def _compose_object(schema: dict[str, Any], components: dict[str, Any], model: str,
+                    where: str, missing: list[str], seen: tuple[str, ...]) -> Any:
+    required = set(schema.get("required", ()))
+    out: dict[str, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        if name not in required and isinstance(prop, dict) and not prop.get("examples") and (
+                prop.get("default", _ABSENT) is None):
+            continue  # optional, null when left out: nothing to show
+        tried: list[str] = []
+        value = _compose(prop, components, model, f"{where}.{name}", tried, seen)
+        if not tried:
+            out[name] = value
+        elif name in required:
+            missing.extend(tried)
+    return out
+
+
+def add_examples(paths: dict[str, Any], components: dict[str, Any]) -> None:
+    """Put an example (example_of) into every JSON request body and success answer of the
+    operations in `paths` (what Swagger UI shows as "Example Value"), where one composes;
+    tests/core/test_core_api_examples.py names those where none does."""
+    for operation in (op for item in paths.values() for op in item.values()):
+        media = [operation.get("requestBody", {}).get("content", {}).get(JSON)]
+        media += [response.get("content", {}).get(JSON) for status, response
+                  in operation.get("responses", {}).items() if status.startswith("2")]
+        for entry in media:
+            if entry is None or "schema" not in entry:
+                continue
+            try:
+                entry["example"] = example_of(entry["schema"], components)
+            except MissingExample:
+                pass
+

@@ -1,4 +1,5 @@
-"""Every error leaves as application/problem+json (RFC 9457), unexpected ones included."""
+"""Every error leaves as application/problem+json (RFC 9457), unexpected ones included; the
+catalogue of the problem codes those answers carry, and the check that keeps it complete."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import redis
 from playhouse.pool import MaxConnectionsExceeded
 
 from ..errors import (
+    CORE_PROBLEMS,
     PROBLEM_TYPE,
     BadRequest,
     Conflict,
@@ -22,6 +24,7 @@ from ..errors import (
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
+    ProblemCode,
     RateLimited,
     ServiceUnavailable,
     Unauthorized,
@@ -29,6 +32,7 @@ from ..errors import (
     ValidationFailed,
 )
 from ..kv import StoreUnavailable
+from ..registry import ProblemType, Registry, problem_type
 from ..timestamps import JSON_OPTIONS
 
 log = logging.getLogger("learnplat.http")
@@ -201,21 +205,140 @@ def outside_the_app(status: int, detail: str, scope: dict[str, Any]
             (b"content-length", str(len(body)).encode())], body
 
 
+# -- the catalogue of problem types --------------------------------------------------------------
+
+# What the codes of Falcon's refusals (above) and internal_error mean to a client.
+_FALCON_EXPLAINED = {
+    "method_not_allowed": "The path exists but does not answer this method; the Allow header "
+                          "lists those it does.",
+    "not_acceptable": "The Accept header asks for a media type the operation cannot answer in "
+                      "(learnplat answers JSON, problem+json, or the operation's own type).",
+    "request_timeout": "The request's body did not arrive in time; send it again.",
+    "length_required": "The operation needs a Content-Length header (or a chunked body).",
+    "uri_too_long": "The request line is longer than the server reads: send the data in a "
+                    "body, or fewer query parameters.",
+    "range_not_satisfiable": "A download's Range lies beyond the end of the object.",
+    "header_fields_too_large": "The request's headers are larger than the server reads.",
+    "internal_error": "An unexpected error in learnplat: a defect, logged with the request id. "
+                      "Quote the request_id when reporting it; the request may be retried.",
+    "not_implemented": "The server does not implement what the request needs.",
+}
+
+
+def title_of(status: int) -> str:
+    """The title of an answer of `status` raised on a core class (``Conflict("...",
+    code="x")`` has the title "Conflict")."""
+    return falcon_code_and_title(status)[1]
+
+
+def _error_classes() -> list[type[LearnplatError]]:
+    """LearnplatError and every subclass defined so far, depth first."""
+    out: list[type[LearnplatError]] = []
+    todo: list[type[LearnplatError]] = [LearnplatError]
+    while todo:
+        cls = todo.pop()
+        if cls not in out:
+            out.append(cls)
+            todo.extend(reversed(cls.__subclasses__()))
+    return out
+
+
+def core_problems() -> dict[str, ProblemType]:
+    """The core's problem codes: every LearnplatError subclass defined in learnplat (so a new
+    error class joins by being defined; its docstring is the explanation), Falcon's refusals,
+    internal_error and `CORE_PROBLEMS` (codes raised on a core class with ``code=``). Plugins'
+    own classes are declared by their plugins (``Plugin.problems``)."""
+    found: dict[str, ProblemType] = {}
+
+    def add(entry: ProblemType) -> None:
+        known = found.get(entry.code)
+        found[entry.code] = known.merged(entry) if known else entry
+
+    for cls in _error_classes():
+        if (cls is LearnplatError or not cls.__module__.startswith("learnplat.")
+                or "code" not in vars(cls)):
+            continue  # the base, a plugin's class, or one with no code of its own
+        explanation = vars(cls).get("__doc__") or f"{cls.title}."
+        add(problem_type(cls.code, ProblemCode(cls.status, explanation, cls.title), "core"))
+    for status, (code, title) in sorted(_FALCON_STATUS.items()):
+        if code in _FALCON_EXPLAINED:
+            add(problem_type(code, ProblemCode(status, _FALCON_EXPLAINED[code], title),
+                             "core"))
+    for code, decl in CORE_PROBLEMS.items():
+        add(problem_type(code, decl, "core", title_of))
+    return found
+
+
+def catalogue(registry: Registry) -> dict[str, ProblemType]:
+    """Every problem code an answer can carry, the core's first, then the plugins' (gathered
+    at start-up from ``Plugin.problems``), by code."""
+    out = core_problems()
+    for code, entry in registry.problems.items():
+        out[code] = out[code].merged(entry) if code in out else entry
+    return out
+
+
+class UndeclaredProblem(RuntimeError):
+    """An answer carried a problem code (or a status for it) that the catalogue does not
+    declare: a defect under ``server.check_responses``, answered as a 500 and logged."""
+
+
+def check_declared(registry: Registry, code: str, status: int) -> None:
+    """Raise UndeclaredProblem unless `code` is in the catalogue with `status`."""
+    entry = catalogue(registry).get(code)
+    if entry is None:
+        raise UndeclaredProblem(
+            f"the problem code {code!r} (status {status}) is in no catalogue: declare it in "
+            "the raising plugin's Plugin.problems (or, in the core, learnplat.errors."
+            "CORE_PROBLEMS or a LearnplatError subclass with a docstring)")
+    if status not in entry.statuses:
+        raise UndeclaredProblem(
+            f"the problem code {code!r} answered {status}, but its declaration "
+            f"({', '.join(entry.declared_by)}) says {entry.statuses}: add the status")
+
+
+def _checked(app: falcon.App, handler: Any) -> Any:
+    """`handler`, then (under ``server.check_responses``) the check that the answer's code is
+    declared: an undeclared one replaces the answer by a logged 500, so a test that meets it
+    fails and the catalogue on the reference page cannot drift from the code."""
+
+    def handle(req: falcon.Request, resp: falcon.Response, ex: Exception,
+               params: dict[str, Any]) -> None:
+        handler(req, resp, ex, params)
+        runtime = getattr(app, "runtime", None)
+        if runtime is None or not runtime.settings.server.check_responses:
+            return
+        try:
+            problem = orjson.loads(resp.data or b"{}")
+            check_declared(runtime.registry, str(problem.get("code")), resp.status_code)
+        except UndeclaredProblem as defect:
+            log.error("defect on %s %s: %s", req.method, req.path, defect)
+            _write(req, resp, {
+                "type": PROBLEM_TYPE.format(code="internal_error"),
+                "title": "Internal server error", "status": 500, "code": "internal_error",
+                "detail": f"undeclared problem: {defect}",
+            })
+
+    return handle
+
+
 def install(app: falcon.App) -> None:
-    app.add_error_handler(Exception, handle_unexpected)
-    app.add_error_handler(LearnplatError, handle_domain_error)
-    app.add_error_handler(pydantic.ValidationError, handle_validation_error)
-    app.add_error_handler(peewee.IntegrityError, handle_integrity_error)
-    app.add_error_handler(peewee.DataError, handle_data_error)
-    app.add_error_handler(peewee.OperationalError, handle_unavailable)
+    def add(kind: Any, handler: Any) -> None:
+        app.add_error_handler(kind, _checked(app, handler))
+
+    add(Exception, handle_unexpected)
+    add(LearnplatError, handle_domain_error)
+    add(pydantic.ValidationError, handle_validation_error)
+    add(peewee.IntegrityError, handle_integrity_error)
+    add(peewee.DataError, handle_data_error)
+    add(peewee.OperationalError, handle_unavailable)
     # "connection already closed": the server went away under a pooled connection (a COMMIT
     # on it fails so); the pool drops that connection at check-in.
-    app.add_error_handler(peewee.InterfaceError, handle_unavailable)
-    app.add_error_handler(MaxConnectionsExceeded, handle_unavailable)
+    add(peewee.InterfaceError, handle_unavailable)
+    add(MaxConnectionsExceeded, handle_unavailable)
     # Redis down or not answering within redis.socket_timeout: a write that needs it (a logout
     # recording its revocation, a login counting guesses) answers 503, never 500.
-    app.add_error_handler(StoreUnavailable, handle_unavailable)
-    app.add_error_handler(redis.ConnectionError, handle_unavailable)
-    app.add_error_handler(redis.TimeoutError, handle_unavailable)
-    app.add_error_handler(falcon.HTTPError, lambda req, resp, ex, params:
-                          serialize_http_error(req, resp, ex))
+    add(StoreUnavailable, handle_unavailable)
+    add(redis.ConnectionError, handle_unavailable)
+    add(redis.TimeoutError, handle_unavailable)
+    add(falcon.HTTPError, lambda req, resp, ex, params: serialize_http_error(req, resp, ex))

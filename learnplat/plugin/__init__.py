@@ -49,6 +49,7 @@ from ..errors import (
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
+    ProblemCode,
     RateLimited,
     ServiceUnavailable,
     Unauthorized,
@@ -58,6 +59,7 @@ from ..errors import (
 )
 from ..events import EventMessage
 from ..hookspecs import hookimpl, hookspec
+from ..http import conditional
 from ..http.endpoint import (
     JSON,
     MULTIPART,
@@ -75,7 +77,15 @@ from ..models import BaseModel as SharedModel
 from ..pagination import Page, PageQuery, paginate
 from ..registry import ROLES, EventHandler, HealthCheck, Permission, Route, TaskSpec
 from ..runtime import Runtime
-from ..schema_doc import describe_strings, not_nullable
+from ..schema_doc import (
+    OMIT,
+    Variant,
+    Variants,
+    describe_strings,
+    not_nullable,
+    union_schema,
+    variant_models,
+)
 from ..secret_keys import EncryptedAtRest, SecretScan
 from ..seeding import Seed
 from ..tenancy import TenantInfo, current_tenant, tenant_context
@@ -86,16 +96,33 @@ class Schema(BaseModel):
     """Base class of request bodies: unknown fields are refused (422 naming the field) instead
     of silently ignored, surrounding white space is stripped from strings, and a NUL character
     in any string is a 422 (PostgreSQL cannot store one: it would be a 500). Response models
-    may use plain ``pydantic.BaseModel``."""
+    may use plain ``pydantic.BaseModel``.
+
+    A body whose fields combine in a few ways only (a rule its model validator checks:
+    exactly one audience, a completion or a heartbeat) is documented as the union of those
+    shapes, so that generated clients get one typed class per shape: ``documented_as =
+    Variants(Variant("HeartbeatIn", "A video heartbeat.", completed=(None, None), ...), ...,
+    keyword="oneOf", discriminator=None)``. Each `Variant` is a model of the class's own
+    fields with the overrides given (``Field(...)``: same type, other constraints;
+    ``(annotation, default)``; ``OMIT``: no such field), made for the document only (it
+    never validates: the class and its validators do); the class's schema is then its title,
+    description, the ``oneOf``/``anyOf`` of the variants (with OpenAPI's ``discriminator``
+    when a field is a one-value ``Literal`` in each) and its ``json_schema_extra`` (its
+    ``examples``)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     # Fields a client may omit but not send as null (PATCH bodies): the OpenAPI document
     # leaves null out of their schema (the model still refuses it with a validator).
     omit_not_null: ClassVar[tuple[str, ...]] = ()
+    # The shapes the document gives this body (see the class docstring); None: its fields.
+    documented_as: ClassVar[Variants | None] = None
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
                                      handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        if cls.documented_as is not None:
+            models = variant_models(cls, Schema, cls.documented_as)
+            return union_schema(cls, models, cls.documented_as, handler)
         # The document says what the API accepts: strings are stripped before their length
         # is checked and may hold no NUL.
         schema = handler(core_schema)
@@ -190,7 +217,9 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     "ServiceKey", "Sibling", "Record", "Event", "EventMessage", "Action", "Veto",
     # HTTP
     "endpoint", "JSON", "dump", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal",
-    "rate_limit_key", "StoreUnavailable", "bump_generation",
+    # a body documented as the union of its shapes (Schema.documented_as)
+    "Variant", "Variants", "OMIT",
+    "rate_limit_key", "StoreUnavailable", "bump_generation", "conditional",
     "computing", "valid_until", "RedisScript", "Page", "PageQuery", "paginate", "merge_extras",
     # files: receiving uploads (type by content, limits, sha256) and sending stored objects
     "MULTIPART", "body_stream", "multipart_parts", "multipart_file", "uploads", "send_object",
@@ -209,4 +238,6 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     "LearnplatError", "BadRequest", "Unauthorized", "PermissionDenied", "NotFound", "Conflict",
     "Vetoed", "PayloadTooLarge", "UnsupportedMediaType", "ValidationFailed", "RateLimited",
     "ServiceUnavailable",
+    # the problem codes a plugin declares (Plugin.problems; the reference page's catalogue)
+    "ProblemCode",
 ]

@@ -17,6 +17,7 @@ from learnplat.plugin import (
     Permission,
     Plugin,
     Principal,
+    ProblemCode,
     Route,
     ServiceKey,
     TaskSpec,
@@ -42,6 +43,27 @@ class CertificatesPlugin(Plugin):
     revocation and regeneration."""
 
     requires = ("identity", "courses", "progress")
+    # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>).
+    problems = {
+        "no_certificate": ProblemCode(
+            404, "The caller has no certificate for this course (yet): complete the course, "
+            "then ask for it with `POST /courses/{course_id}/certificate`."),
+        "course_not_completed": ProblemCode(
+            409, "A certificate was asked for a course the caller has not completed; "
+            "`completed_modules` and `required_modules` say how far they are."),
+        "already_revoked": ProblemCode(409, "The certificate is revoked already."),
+        "certificate_pending": ProblemCode(
+            409, "The certificate is still being made (status `pending`): it cannot be "
+            "revoked before it is issued; try again shortly."),
+        "invalid_signature": ProblemCode(
+            403, "A certificate download link that was altered or whose time ran out: ask "
+            "for the certificate again for fresh links."),
+        "public_url_not_set": ProblemCode(
+            503, "The server's public URL (setting `app.public_url`) is not set, so no "
+            "certificate can be issued: a problem of the server's configuration, not of the "
+            "request. Tell the school's operator.",
+            title="The public URL of the API is not set"),
+    }
     certificates: CertificatesService  # built by register_services
 
     @hookimpl

@@ -10,6 +10,7 @@ from learnplat.plugin import (
     Event,
     Permission,
     Plugin,
+    ProblemCode,
     Route,
     ServiceKey,
     TaskSpec,
@@ -42,6 +43,19 @@ class CoursesPlugin(Plugin):
     feedback threads and analytics."""
 
     requires = ("identity",)
+    # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>).
+    problems = {
+        "invalid_transition": ProblemCode(
+            409, "The course's status does not allow this lifecycle action (submit, approve, "
+            "publish, archive...): `current_status` and `allowed_actions` say what it does "
+            "allow."),
+        "archived_by_admin": ProblemCode(
+            409, "An administrator archived this course: only an administrator can restore "
+            "it."),
+        "not_enrolled": ProblemCode(
+            403, "The caller is not (or no longer) enrolled in this course, which this "
+            "needs (rating a course, for one): enroll first."),
+    }
     hookspecs: ClassVar[Any] = hookspecs  # published for other plugins; the core adds them
     # Built by register_services:
     courses: CoursesService  # the COURSES service other plugins use

@@ -15,6 +15,7 @@ from learnplat.plugin import (
     NotFound,
     PageQuery,
     computing,
+    conditional,
     dump,
     endpoint,
     merge_extras,
@@ -77,7 +78,7 @@ class _Resource:
 
 class CourseCollection(_Resource):
     @endpoint(permission="course.read", query=CourseQuery, response=CoursePage,
-              anonymous=open_catalogue, generation=CATALOGUE_GENERATION,
+              anonymous=open_catalogue, generation=CATALOGUE_GENERATION, etag=True,
               summary="The catalogue: published courses (instructors also their own, admins all)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: CourseQuery) -> None:
         """Cursor-paginated, newest first; filters combine. Answers in a constant number of
@@ -90,7 +91,7 @@ class CourseCollection(_Resource):
                query.model_dump_json()) if shared and ctx.generation else None
         answers = self.service.runtime.answers
         if key is not None and (cached := answers.get(key)) is not None:
-            resp.data, resp.content_type = cached, JSON
+            conditional.send_cached(resp, cached)  # with its ETag: a 304 costs no hashing
             return None
         svc = self.service
         q = svc.filtered(ctx.principal, q=query.q, tag=query.tag, level=query.level,
@@ -102,7 +103,9 @@ class CourseCollection(_Resource):
                             next_cursor=page["next_cursor"])
         resp.data, resp.content_type = dump(answer), JSON
         if key is not None:
-            answers.put(key, resp.data)
+            tagged = conditional.Tagged.of(resp.data)
+            answers.put(key, tagged)
+            resp.set_header("ETag", tagged.etag)
         return None
 
     @endpoint(permission="course.create", body=CourseIn, response=CourseOut, status=201,
@@ -114,7 +117,7 @@ class CourseCollection(_Resource):
 class CourseItem(_Resource):
     @endpoint(permission="course.read", response=CourseDetail, anonymous=open_catalogue,
               generation=CATALOGUE_GENERATION, caller_generation=LEARNER_GENERATION,
-              summary="A course with its modules in order (and plugins' extras)")
+              etag=True, summary="A course with its modules in order (and plugins' extras)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> None:
         """Enrolled students keep access to an archived course. Plugins add keys through the
         course_detail_extras hook (the progress plugin: the caller's progress)."""
@@ -135,14 +138,28 @@ class CourseItem(_Resource):
                 key = (ctx.tenant.id, LEARNER_GENERATION, ctx.generation, caller, course_id)
         if key is not None and (hit := answers.get(key)) is not None \
                 and (hit[0] is ctx.tenant or hit[0] == ctx.tenant):
-            resp.data, resp.content_type = hit[1], JSON
+            # With the ETag hashed when it was cached: a poll whose If-None-Match names it
+            # is a 304 that neither builds nor copies the page.
+            conditional.send_cached(resp, hit[1])
             return None
         with computing() as validity:
             out, published = self._document(ctx, course_id)
         resp.data, resp.content_type = dump(out), JSON
         if key is not None and published:
-            answers.put(key, (ctx.tenant, resp.data), validity.seconds(answers.max_age))
+            tagged = conditional.Tagged.of(resp.data)
+            answers.put(key, (ctx.tenant, tagged), validity.seconds(answers.max_age))
+            resp.set_header("ETag", tagged.etag)
         return None
+
+    def _page(self, ctx: Any, course_id: int) -> bytes:
+        """The page a GET by this caller would send, built from the database as it is now in
+        this transaction (no cached part: an update's transaction sees its own write before
+        the catalogue generation moves): what If-Match compares and the ETag an update
+        answers."""
+        return dump(self._document(ctx, course_id, fresh=True)[0])
+
+    def _precondition(self, req: falcon.Request, course_id: int) -> Any:
+        return conditional.precondition(req, lambda: self._page(req.context, course_id))
 
     def _extras_cacheable(self) -> bool:
         """Whether every course_detail_extras implementation is marked cacheable (looked up
@@ -150,7 +167,8 @@ class CourseItem(_Resource):
         return all(getattr(impl.function, "learnplat_cacheable", False)
                    for impl in self.service.runtime.hook.course_detail_extras.get_hookimpls())
 
-    def _document(self, ctx: Any, course_id: int) -> tuple[dict[str, Any], bool]:
+    def _document(self, ctx: Any, course_id: int, fresh: bool = False
+                  ) -> tuple[dict[str, Any], bool]:
         svc = self.service
         principal = ctx.principal
         # A published course, its tags and modules are the same for every caller: kept per
@@ -159,7 +177,7 @@ class CourseItem(_Resource):
         # of cached courses made of tracked objects made every full garbage collection of a
         # worker walk them (tens of ms at 2,000 courses: the p99 at ten times the data).
         key = (ctx.tenant.id, CATALOGUE_GENERATION, ctx.generation, "course", course_id) \
-            if ctx.generation else None
+            if ctx.generation and not fresh else None
         cached = svc.runtime.answers.get(key) if key is not None else None
         if cached is None:
             course = svc._visible(course_id, principal)
@@ -183,18 +201,25 @@ class CourseItem(_Resource):
             merge_extras([extra], out, protected=CourseDetail.model_fields.keys())
         return out, status == "published"
 
-    @endpoint(permission="course.update", body=CoursePatch, response=CourseOut,
+    @endpoint(permission="course.update", body=CoursePatch, response=CourseOut, etag=True,
               summary="Edit a course (owner or admin); a published course stays published")
     def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
                body: CoursePatch) -> CourseOut:
-        return self._course(self.service.update(req.context.principal, course_id,
-                                                body.model_dump(exclude_unset=True)))
+        """With `If-Match: <ETag of your GET /courses/{id}>`: 412 when the course changed
+        since (nothing written). The answer's ETag is the page's new one."""
+        course = self.service.update(req.context.principal, course_id,
+                                     body.model_dump(exclude_unset=True),
+                                     precondition=self._precondition(req, course_id))
+        conditional.send_etag(resp, self._page(req.context, course_id))
+        return self._course(course)
 
     @endpoint(permission="course.delete", status=204, also=(200,), response=CourseOut,
+              etag=True,
               summary="Delete a course: 204; one with enrollments is archived instead: 200")
     def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int
                   ) -> CourseOut | None:
-        outcome, course = self.service.delete(req.context.principal, course_id)
+        outcome, course = self.service.delete(req.context.principal, course_id,
+                                              precondition=self._precondition(req, course_id))
         if outcome == "archived":
             resp.status = 200
             return self._course(course)
@@ -270,7 +295,7 @@ class HistoryResource(_Resource):
 
 class ModuleCollection(_Resource):
     @endpoint(permission="course.read", response=ModuleList, anonymous=open_catalogue,
-              summary="The modules of a course, in order")
+              etag=True, summary="The modules of a course, in order")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> ModuleList:
         course = self.service._visible(course_id, req.context.principal)
         return ModuleList(items=[ModuleOut.of(m) for m in self.service._modules(course.id)])
@@ -295,26 +320,39 @@ class ModuleOrder(_Resource):
 
 class ModuleItem(_Resource):
     @endpoint(permission="course.read", response=ModuleOut, anonymous=open_catalogue,
-              summary="One module (its outline entry)")
+              etag=True, summary="One module (its outline entry)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int) -> ModuleOut:
+        return self._module(req, course_id, module_id)
+
+    def _module(self, req: falcon.Request, course_id: int, module_id: int) -> ModuleOut:
+        """What GET answers this caller: also what If-Match compares (one function)."""
         course = self.service._visible(course_id, req.context.principal)
         module = next((m for m in self.service._modules(course.id) if m.id == module_id), None)
         if module is None:
             raise NotFound("no such module in this course")
         return ModuleOut.of(module)
 
-    @endpoint(permission="course.update", body=ModulePatch, response=ModuleOut,
+    def _precondition(self, req: falcon.Request, course_id: int, module_id: int) -> Any:
+        return conditional.precondition(
+            req, lambda: dump(self._module(req, course_id, module_id)))
+
+    @endpoint(permission="course.update", body=ModulePatch, response=ModuleOut, etag=True,
               summary="Edit a module (absent fields stay; position moves it)")
     def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int, *, body: ModulePatch) -> ModuleOut:
-        return ModuleOut.of(self.service.update_module(
-            req.context.principal, course_id, module_id, body.model_dump(exclude_unset=True)))
+        """With `If-Match: <ETag of your GET of the module>`: 412 when it changed since."""
+        out = ModuleOut.of(self.service.update_module(
+            req.context.principal, course_id, module_id, body.model_dump(exclude_unset=True),
+            precondition=self._precondition(req, course_id, module_id)))
+        conditional.send_etag(resp, dump(out))  # the same body GET now answers
+        return out
 
-    @endpoint(permission="course.update", status=204, summary="Remove a module")
+    @endpoint(permission="course.update", status=204, etag=True, summary="Remove a module")
     def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                   module_id: int) -> None:
-        self.service.delete_module(req.context.principal, course_id, module_id)
+        self.service.delete_module(req.context.principal, course_id, module_id,
+                                   precondition=self._precondition(req, course_id, module_id))
 
 
 # -- images ----------------------------------------------------------------------------------

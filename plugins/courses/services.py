@@ -6,6 +6,7 @@ own, admins everything. Ownership in one place: ``principal.require(perm, owner_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import peewee
@@ -45,6 +46,10 @@ TRANSITION_PERMISSION = {"submit": "course.submit", "withdraw": "course.submit",
                          "archive": "course.archive", "restore": "course.restore"}
 
 MAX_ID = 2**31 - 1
+
+# An If-Match check (learnplat.plugin.conditional.precondition) that a change runs once it
+# holds the course's row lock: 412 when the caller's copy is stale, before anything is written.
+Precondition = Callable[[], None] | None
 
 # The tenant setting (tenants/<slug>.toml, [settings.courses] catalogue = "private") that
 # closes a school's catalogue to visitors without a token.
@@ -237,10 +242,14 @@ class CoursesService:
             self._event(ev.CourseCreated, course, principal)
         return course
 
-    def update(self, principal: Principal, course_id: int, data: dict[str, Any]) -> Course:
-        """Edit fields; a published course stays published."""
+    def update(self, principal: Principal, course_id: int, data: dict[str, Any],
+               precondition: Precondition = None) -> Course:
+        """Edit fields; a published course stays published. `precondition` (an If-Match
+        check) runs once the course row is locked, before anything is written."""
         with db.transaction():
             course = self.owned(course_id, principal)
+            if precondition is not None:
+                precondition()
             self.runtime.before(ev.UPDATE, current_tenant(), principal,
                                 course_id=course.id, changes=sorted(data))
             tags = data.pop("tags", None)
@@ -254,10 +263,13 @@ class CoursesService:
                         fields=sorted([*data, *(["tags"] if tags is not None else [])]))
         return course
 
-    def delete(self, principal: Principal, course_id: int) -> tuple[str, Course]:
+    def delete(self, principal: Principal, course_id: int, precondition: Precondition = None
+               ) -> tuple[str, Course]:
         """Delete a course; one with learners is archived instead. Returns what happened."""
         with db.transaction():
             course = self.owned(course_id, principal, "course.delete")
+            if precondition is not None:
+                precondition()
             has_learners = any(self.runtime.hook.course_has_learners(
                 runtime=self.runtime, course_id=course.id))
             if has_learners:
@@ -395,9 +407,11 @@ class CoursesService:
         return module
 
     def update_module(self, principal: Principal, course_id: int, module_id: int,
-                      data: dict[str, Any]) -> Module:
+                      data: dict[str, Any], precondition: Precondition = None) -> Module:
         with db.transaction():
-            course = self.owned(course_id, principal)
+            course = self.owned(course_id, principal)  # locks the course: modules too
+            if precondition is not None:
+                precondition()
             modules = self._modules(course.id)
             module = next((m for m in modules if m.id == module_id), None)
             if module is None:
@@ -451,9 +465,12 @@ class CoursesService:
                         module_ids=list(module_ids))
             return self._modules(course.id)
 
-    def delete_module(self, principal: Principal, course_id: int, module_id: int) -> None:
+    def delete_module(self, principal: Principal, course_id: int, module_id: int,
+                      precondition: Precondition = None) -> None:
         with db.transaction():
             course = self.owned(course_id, principal)
+            if precondition is not None:
+                precondition()
             module = Module.get_or_none((Module.id == module_id) & (Module.course == course.id)
                                         ) if valid_id(module_id) else None
             if module is None:

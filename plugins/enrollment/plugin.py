@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import click
 from learnplat_courses.api import cacheable_detail_extras
 
-from learnplat.plugin import Action, Event, Permission, Plugin, Route, ServiceKey, hookimpl
+from learnplat.plugin import (
+    Action,
+    Event,
+    Permission,
+    Plugin,
+    ProblemCode,
+    Route,
+    ServiceKey,
+    hookimpl,
+)
 
 from . import events as ev
 from . import hookspecs
@@ -27,6 +36,20 @@ class EnrollmentPlugin(Plugin):
     """Enrollment in courses: rules (window, seats), enroll and drop, bulk enrollment."""
 
     requires = ("courses", "identity")
+    # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>).
+    problems = {
+        "not_enrolled": ProblemCode(
+            (403, 404), "The caller is not (or no longer) enrolled in this course, which "
+            "this needs: enroll first (`POST /courses/{course_id}/enroll`). 404 when dropping "
+            "an enrollment that does not exist."),
+        "enrollment_not_open": ProblemCode(
+            409, "The course's enrollment window has not opened yet; `opens_at` says when."),
+        "enrollment_closed": ProblemCode(
+            409, "The course's enrollment window has closed (`closes_at`)."),
+        "course_full": ProblemCode(409, "Every seat of the course is taken (`cap`)."),
+        "course_not_published": ProblemCode(
+            409, "Only a published course takes enrollments."),
+    }
     hookspecs: ClassVar[Any] = hookspecs  # published for other plugins; the core adds them
     enrollment: EnrollmentService  # built by register_services
 

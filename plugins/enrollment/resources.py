@@ -54,7 +54,7 @@ class MyEnrollmentsResource:
         self.service = service
 
     @endpoint(permission="enrollment.read", query=EnrollmentQuery, response=MyEnrollmentPage,
-              tags=TAGS)
+              tags=TAGS, etag=True)
     def on_get(self, req: falcon.Request, resp: falcon.Response, *,
                query: EnrollmentQuery) -> Any:
         """The caller's enrollments, newest first, each with its course and progress summary."""

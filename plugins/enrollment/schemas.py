@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import inspect
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, cast
 
-from pydantic import (
-    BaseModel,
-    Field,
-    GetJsonSchemaHandler,
-    TypeAdapter,
-    create_model,
-    model_validator,
-)
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import JsonDict
 
-from learnplat.plugin import PageQuery, Schema
+from learnplat.plugin import PageQuery, Schema, Variant, Variants
 
 from .api import EnrollmentInfo, EnrollmentStatus
 
@@ -29,8 +20,28 @@ Source = Literal["self", "bulk"]
 Outcome = Literal["created", "existing", "reactivated", "rejected"]
 BULK_MAX = 1000
 
+# The examples of the OpenAPI document (docs/plugins.md, "Examples"): Ada Lovelace (user 1001) in
+# course 42, "Introduction to Statistics" (Grace Okafor's, user 1002), halfway through it.
+_ENROLLMENT: dict[str, Any] = {
+    "id": 501, "course_id": 42, "user_id": 1001, "status": "active",
+    "created_at": "2026-09-01T08:30:00Z", "source": "self",
+    "updated_at": "2026-09-01T08:30:00Z", "dropped_at": None}
+_ADA: dict[str, Any] = {"id": 1001, "email": "ada@example.edu", "name": "Ada Lovelace"}
+
+
+def _extra(*examples: Any) -> JsonDict:
+    """A json_schema_extra with the document's examples of the model."""
+    return {"examples": list(examples)}
+
+
+def _examples(*examples: Any) -> ConfigDict:
+    """A model_config with the document's examples of the model."""
+    return ConfigDict(json_schema_extra=_extra(*examples))
+
 
 class EnrollmentOut(EnrollmentInfo):
+    model_config = _examples(_ENROLLMENT)
+
     source: Source
     updated_at: dt.datetime
     dropped_at: dt.datetime | None
@@ -46,12 +57,20 @@ class EnrollmentOut(EnrollmentInfo):
 
 
 class CourseBrief(BaseModel):
+    model_config = _examples({"id": 42, "title": "Introduction to Statistics",
+                              "status": "published"})
+
     id: int
     title: str
     status: str
 
 
 class MyEnrollmentOut(EnrollmentOut):
+    model_config = _examples({
+        **_ENROLLMENT, "course": {"id": 42, "title": "Introduction to Statistics",
+                                  "status": "published"},
+        "progress": {"percent": 50.0, "completed": False}})
+
     course: CourseBrief | None = Field(
         description="The course (null only if it no longer exists).")
     progress: dict[str, Any] | None = Field(
@@ -65,12 +84,16 @@ class MyEnrollmentPage(BaseModel):
 
 
 class UserBrief(BaseModel):
+    model_config = _examples(_ADA)
+
     id: int
     email: str
     name: str
 
 
 class StudentOut(EnrollmentOut):
+    model_config = _examples({**_ENROLLMENT, "user": _ADA})
+
     user: UserBrief | None = Field(description="The learner (null only if the account is gone).")
 
 
@@ -86,6 +109,9 @@ class EnrollmentQuery(PageQuery):
 
 class RulesIn(Schema):
     """The whole rule set of a course: a field left out or null removes that rule."""
+
+    model_config = _examples({"cap": 60, "opens_at": "2026-08-25T10:00:00Z",
+                              "closes_at": "2026-09-15T00:00:00Z"})
 
     cap: int | None = Field(None, ge=1, le=10_000_000,
                             description="Most active enrollments at once; null: unlimited.")
@@ -105,6 +131,10 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 
 class RulesOut(BaseModel):
+    model_config = _examples({"course_id": 42, "cap": 60, "opens_at": "2026-08-25T10:00:00Z",
+                              "closes_at": "2026-09-15T00:00:00Z", "active_count": 58,
+                              "seats_left": 2, "open": True})
+
     course_id: int
     cap: int | None
     opens_at: dt.datetime | None
@@ -118,11 +148,23 @@ class RulesOut(BaseModel):
 class BulkIn(Schema):
     """Learners to enroll, by email and/or by user id (together at most 1000)."""
 
+    model_config = _examples({"emails": ["ben.carter@example.edu", "chloe.diaz@example.edu"],
+                              "user_ids": [1001], "dry_run": False})
+
     emails: list[Annotated[str, Field(min_length=1, max_length=320)]] = Field(
         default_factory=list, max_length=BULK_MAX)
     user_ids: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] = Field(
         default_factory=list, max_length=BULK_MAX)
     dry_run: bool = Field(False, description="Report what would happen; write nothing.")
+
+    # The document gives each way of naming learners as a whole typed model, so that
+    # generated clients can build it; validation stays _some's.
+    documented_as = Variants(
+        Variant("BulkByEmailIn", "Learners to enroll by email (user ids may be added).",
+                emails=Field(min_length=1, max_length=BULK_MAX)),
+        Variant("BulkByUserIdIn", "Learners to enroll by user id (emails may be added).",
+                user_ids=Field(min_length=1, max_length=BULK_MAX)),
+        keyword="anyOf")
 
     @model_validator(mode="after")
     def _some(self) -> BulkIn:
@@ -132,35 +174,19 @@ class BulkIn(Schema):
             raise ValueError(f"at most {BULK_MAX} learners per request")
         return self
 
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        # The document gives each way of naming learners as a whole typed model (_BULK_DOC),
-        # so that generated clients can build it; validation stays _some's.
-        return {"title": cls.__name__, "description": inspect.cleandoc(cls.__doc__ or ""),
-                "anyOf": handler(_BULK_DOC.core_schema)["anyOf"]}
 
-
-def _bulk_model(name: str, doc: str, required: str) -> type[Schema]:
-    """The document's model of a bulk enrollment naming learners by `required` (at least
-    one; the other list may be given too). Never validates."""
-    fields: dict[str, Any] = {}
-    for field_name, info in BulkIn.model_fields.items():
-        fields[field_name] = (info.annotation, info)
-        if field_name == required:
-            fields[field_name] = (info.annotation, Field(min_length=1, max_length=BULK_MAX))
-    return create_model(name, __base__=Schema, __doc__=doc, **fields)
-
-
-# (A union of classes made at run time: a type only to pydantic, hence the cast.)
-_BULK_DOC: TypeAdapter[Any] = TypeAdapter(cast(Any, Union[  # noqa: UP007
-    _bulk_model("BulkByEmailIn", "Learners to enroll by email (user ids may be added).",
-                "emails"),
-    _bulk_model("BulkByUserIdIn", "Learners to enroll by user id (emails may be added).",
-                "user_ids")]))
+_BULK_ROWS: list[dict[str, Any]] = [
+    {"ref": "emails[0]", "email": "ben.carter@example.edu", "user_id": 1017,
+     "outcome": "created", "reason": None, "enrollment_id": 534},
+    {"ref": "emails[1]", "email": "chloe.diaz@example.edu", "user_id": None,
+     "outcome": "rejected", "reason": "no account with this email", "enrollment_id": None},
+    {"ref": "user_ids[0]", "email": "ada@example.edu", "user_id": 1001,
+     "outcome": "existing", "reason": None, "enrollment_id": 501}]
 
 
 class BulkRowOut(BaseModel):
+    model_config = _examples(_BULK_ROWS[0])
+
     ref: str = Field(description='Where the row came from: "emails[3]", "user_ids[0]" or, '
                                  'from the CLI, the CSV line number.')
     email: str | None
@@ -171,6 +197,9 @@ class BulkRowOut(BaseModel):
 
 
 class BulkOut(BaseModel):
+    model_config = _examples({"dry_run": False, "created": 1, "existing": 1, "reactivated": 0,
+                              "rejected": 1, "rows": _BULK_ROWS})
+
     dry_run: bool
     created: int
     existing: int

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import click
+from social_core.exceptions import REASONS as SOCIAL_REASONS
 
 from learnplat.plugin import (
     Action,
@@ -13,6 +14,7 @@ from learnplat.plugin import (
     Permission,
     Plugin,
     Principal,
+    ProblemCode,
     Route,
     ServiceKey,
     hookimpl,
@@ -37,6 +39,43 @@ if TYPE_CHECKING:
 class IdentityPlugin(Plugin):
     """Accounts, tokens, roles and permissions, OAuth sign-in and the audit log: the plugin
     that answers the core's `authenticate` hook."""
+
+    # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>):
+    # its own, then single sign-on's, one per python-social-auth reason (`oauth_<reason>`).
+    problems = {
+        "email_taken": ProblemCode(
+            409, "An account with this email exists in this school: sign in with it, or use "
+            "another address."),
+        "bad_credentials": ProblemCode(
+            401, "Wrong email or password (deliberately not saying which). Repeated failures "
+            "lock the account for a while, and are rate limited."),
+        "bad_refresh_token": ProblemCode(
+            401, "The refresh token is unknown, expired, or its account is deactivated: sign "
+            "in again."),
+        "refresh_token_reused": ProblemCode(
+            401, "A refresh token was used a second time: as a stolen copy might be, so the "
+            "whole session was ended. Sign in again; use each refresh token once."),
+        "token_revoked": ProblemCode(
+            401, "The access token was revoked: the session was ended (logout, a password or "
+            "role change, an administrator). Sign in again."),
+        "role_change_forbidden": ProblemCode(
+            403, "Only an administrator can change a user's role."),
+        "last_admin": ProblemCode(
+            409, "The change would leave the school without an active administrator."),
+        "oauth_inactive": ProblemCode(
+            403, "Single sign-on succeeded at the provider, but this account may not sign in "
+            "here (deactivated)."),
+        "bad_oauth_code": ProblemCode(
+            401, "The one-time sign-in code (from single sign-on's redirect) is unknown, used "
+            "or expired, or its account is deactivated: sign in again."),
+        **{f"oauth_{reason}": ProblemCode(
+            (400, 403, 409, 502),
+            f"Single sign-on with the school's provider failed: {text} Recovery: "
+            f"{action.replace('_', ' ')}. The status says who failed: 502 the provider, 403 "
+            "the school's policy, 409 an identity linked to another account, 400 the "
+            "request.", title="Malformed request / Not allowed / Conflict / The sign-in provider "
+            "failed") for reason, (text, _, action) in SOCIAL_REASONS.items()},
+    }
 
     identity: IdentityService  # built by register_services
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import falcon
 
-from learnplat.plugin import AUTHENTICATED, PUBLIC, ROLES, endpoint
+from learnplat.plugin import AUTHENTICATED, PUBLIC, ROLES, conditional, dump, endpoint
 
 from .api import Role
 from .events import REGISTER
@@ -90,7 +90,8 @@ class ProfileResource:
     def __init__(self, service: IdentityService):
         self.service = service
 
-    @endpoint(permission=AUTHENTICATED, response=ProfileOut, summary="The caller's profile")
+    @endpoint(permission=AUTHENTICATED, response=ProfileOut, etag=True,
+              summary="The caller's profile")
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> ProfileOut:
         user = self.service.get_user(req.context.principal.user_id)
         return ProfileOut.of(user, req.context.tenant.slug)
@@ -136,24 +137,38 @@ class UserItem:
     def __init__(self, service: IdentityService):
         self.service = service
 
-    @endpoint(permission="user.read", response=UserOut,
+    @endpoint(permission="user.read", response=UserOut, etag=True,
               summary="A user's account (yourself, or anyone for an admin)")
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> UserOut:
+        return self._user(req, user_id)
+
+    def _user(self, req: falcon.Request, user_id: int) -> UserOut:
+        """What GET answers this caller: also what If-Match compares (one function)."""
         return UserOut.of(self.service.visible_user(req.context.principal, user_id,
                                                     "user.read"))
 
+    def _precondition(self, req: falcon.Request, user_id: int) -> Any:
+        return conditional.precondition(req, lambda: dump(self._user(req, user_id)))
+
     @endpoint(permission="user.update", body=UserUpdateIn, response=UserOut, errors=(409,),
+              etag=True,
               summary="Edit a profile (yourself, or anyone for an admin); role: admins only")
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int, *,
                body: UserUpdateIn) -> UserOut:
+        """With `If-Match: <ETag of your GET /users/{id}>`: 412 when the account changed
+        since (nothing written)."""
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
-        user = self.service.update_profile(req.context.principal, user_id, changes)
-        return UserOut.of(user)
+        user = self.service.update_profile(req.context.principal, user_id, changes,
+                                           precondition=self._precondition(req, user_id))
+        out = UserOut.of(user)
+        conditional.send_etag(resp, dump(out))  # what GET /users/{id} now answers
+        return out
 
-    @endpoint(permission="user.manage", status=204, errors=(409,),
+    @endpoint(permission="user.manage", status=204, errors=(409,), etag=True,
               summary="Deactivate a user: no more logins, tokens stop at once, records stay")
     def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        self.service.deactivate(user_id, actor_id=req.context.principal.user_id)
+        self.service.deactivate(user_id, actor_id=req.context.principal.user_id,
+                                precondition=self._precondition(req, user_id))
 
 
 class UserRole:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from pydantic import AfterValidator, BaseModel, Field, HttpUrl, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter
 
 from learnplat.plugin import PageQuery, Schema
 
@@ -53,7 +53,28 @@ Email = Annotated[str, Field(min_length=3, max_length=EMAIL_MAX_LENGTH, json_sch
     "format": "email", "not": {"pattern": _SPECIAL_USE}}), AfterValidator(_email)]
 
 
+# The examples of the OpenAPI document (docs/plugins.md, "Examples"): Northfield College (tenant
+# "northfield", id 3, at stats.example.edu); its student Ada Lovelace (user 1001), instructor
+# Grace Okafor (1002, who teaches course 42, "Introduction to Statistics") and admin (1000).
+_PASSWORD = "correct-horse-battery-staple"
+_ACCESS_TOKEN = (
+    "eyJhbGciOiJFZERTQSIsImtpZCI6Im5vcnRoZmllbGQtOGExYmU3Y2NlY2RmIiwidHlwIjoiSldUIn0."
+    "eyJzdWIiOiIxMDAxIiwidGVuYW50IjozLCJyb2xlIjoic3R1ZGVudCIsImp0aSI6IlNRcFN2RnIyZlQ4cnNs"
+    "TzhpZnZhUVEiLCJpYXQiOjE3ODg0NjAyMDAsImV4cCI6MTc4ODQ2MTEwMCwiaXNzIjoibGVhcm5wbGF0Iiwi"
+    "YXVkIjoibGVhcm5wbGF0Om5vcnRoZmllbGQiLCJ2ZXIiOjAsImZhbSI6IjhjMTZhNDllZTY3Yjk5ZjMyZmM3"
+    "ZDNkZWI4MjkzNjMwIn0."
+    "fgO8ZxPnncjqLRtQgn8JRfYQNX022utesZ2iH8TBBvKl_rGHgsFRyOXLnGohwXKbfymWZLb51aPnbtnA2YC34g")
+_REFRESH_TOKEN = "L7eo4ew7xPfBhnlq6ME9UHHIT1XFWHkk_UO5Quwhch8"
+_ADA: dict[str, Any] = {
+    "id": 1001, "email": "ada@example.edu", "name": "Ada Lovelace", "role": "student",
+    "avatar_url": "https://stats.example.edu/users/1001/photo?v=3f2a9c1e8b7d6a50",
+    "bio": "Second-year economics student; likes tidy data."}
+
+
 class RegisterIn(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "email": "ada@example.edu", "password": _PASSWORD, "name": "Ada Lovelace"}]})
+
     email: Email
     # The policy (passwords.check_policy) names its rule in the 422; the document states it.
     password: str = Field(min_length=1, max_length=256, json_schema_extra={
@@ -65,15 +86,25 @@ class RegisterIn(Schema):
 
 
 class LoginIn(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "email": "ada@example.edu", "password": _PASSWORD}]})
+
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=256)
 
 
 class RefreshIn(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "refresh_token": _REFRESH_TOKEN}]})
+
     refresh_token: str = Field(min_length=10, max_length=200)
 
 
 class TokenPair(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "access_token": _ACCESS_TOKEN, "refresh_token": _REFRESH_TOKEN, "token_type": "Bearer",
+        "expires_in": 900}]})
+
     access_token: str
     refresh_token: str
     token_type: Literal["Bearer"] = "Bearer"
@@ -83,6 +114,10 @@ class TokenPair(BaseModel):
 # A user's account as the API shows it: the UserInfo other plugins get, and more. (Comments,
 # not docstrings, on the Out models: a docstring would become the document's description.)
 class UserOut(UserInfo):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        **_ADA, "active": True, "email_verified": True,
+        "created_at": "2026-08-20T09:15:00Z"}]})
+
     bio: str = ""
     email_verified: bool = False
     created_at: dt.datetime
@@ -95,6 +130,8 @@ class UserOut(UserInfo):
 
 
 class ProfileOut(Person):  # the caller's own: a Person, without UserInfo's `active`
+    model_config = ConfigDict(json_schema_extra={"examples": [{**_ADA, "tenant": "northfield"}]})
+
     tenant: str
     bio: str = ""
 
@@ -113,15 +150,34 @@ class RoleOut(BaseModel):
 
 
 class RolesOut(BaseModel):
+    # (Abridged: every role lists every permission it holds.)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [
+        {"name": "admin", "permissions": {"course.read": "any", "course.update": "any",
+                                          "course.review": "any", "user.manage": "any",
+                                          "audit.read": "any"}},
+        {"name": "instructor", "permissions": {"course.read": "any", "course.create": "any",
+                                               "course.update": "own",
+                                               "enrollment.manage": "own"}},
+        {"name": "student", "permissions": {"course.read": "any", "enrollment.enroll": "any",
+                                            "progress.track": "any", "quiz.take": "any",
+                                            "user.update": "own"}}]}]})
+
     items: list[RoleOut]
 
 
 class JWKS(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"keys": [{
+        "kty": "OKP", "crv": "Ed25519", "x": "6caBQoDbpC5Fsh0nA70bwWRCAUFpSE3XgwuHLNtuQBU",
+        "kid": "northfield-8a1be7ccecdf", "use": "sig", "alg": "EdDSA"}]}]})
+
     keys: list[dict[str, str]]
 
 
 class UserUpdateIn(Schema):
     """Profile fields; `role` is accepted only from an admin (a user cannot promote themself)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "Ada King", "bio": "Second-year economics student; likes tidy data."}]})
 
     name: str | None = Field(None, min_length=1, max_length=200)
     bio: str | None = Field(None, max_length=2000)
@@ -130,6 +186,8 @@ class UserUpdateIn(Schema):
 
 
 class RoleIn(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "instructor"}]})
+
     role: Role
 
 
@@ -152,6 +210,12 @@ class AuditQuery(PageQuery):
 
 
 class AuditOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 5120, "action": "login.failed", "actor_id": None, "subject_id": 1001,
+        "ip": "203.0.113.24",
+        "detail": {"email": "ada@example.edu", "reason": "bad_credentials"},
+        "created_at": "2026-09-03T18:29:41Z"}]})
+
     id: int
     action: str
     actor_id: int | None
@@ -173,4 +237,7 @@ class AuditPage(BaseModel):
 
 
 class OAuthExchangeIn(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "code": "b-y97fnD2Cl4lrtV7vwuVBLwtu6y1yWrQr3WVo2LaPs"}]})
+
     code: str = Field(min_length=16, max_length=200)

@@ -209,6 +209,14 @@ class IdentityService:
         user.save()
         return user_info(user)
 
+    @staticmethod
+    def _lock(user_id: Any) -> None:
+        """Hold the user's row until the transaction ends (PostgreSQL; SQLite's write
+        transaction holds the whole database already): two conditional updates of one user
+        then check their If-Match one after the other, never both against the same row."""
+        if db.is_postgres():
+            User.select(User.id).where(User.id == user_id).for_update().execute()
+
     def visible_user(self, principal: Principal, user_id: Any, permission: str) -> User:
         """The user `principal` may see or edit; 404 for others' accounts under "own"."""
         user = self.get_user(user_id)
@@ -227,10 +235,16 @@ class IdentityService:
         return UserPage(**paginate(query, [User.id], page, UserOut.of))
 
     def update_profile(self, principal: Principal, user_id: Any,
-                       changes: dict[str, Any]) -> User:
-        """Edit name/bio/avatar_url (self or user.update "any"); `role` needs user.manage."""
+                       changes: dict[str, Any],
+                       precondition: Callable[[], None] | None = None) -> User:
+        """Edit name/bio/avatar_url (self or user.update "any"); `role` needs user.manage.
+        `precondition` (an If-Match check) runs once the user's row is locked, before any
+        write."""
         with db.transaction():
             user = self.visible_user(principal, user_id, "user.update")
+            if precondition is not None:
+                self._lock(user.id)
+                precondition()
             role = changes.pop("role", None)
             if role is not None and role != user.role:
                 if not principal.can("user.manage"):
@@ -547,9 +561,13 @@ class IdentityService:
                            detail={"from": old, "to": role})
             return self.get_user(user_id)
 
-    def deactivate(self, user_id: Any, actor_id: Any = None) -> User:
+    def deactivate(self, user_id: Any, actor_id: Any = None,
+                   precondition: Callable[[], None] | None = None) -> User:
         with db.transaction():
             user = self.get_user(user_id)
+            if precondition is not None:  # an If-Match check, under the row's lock
+                self._lock(user.id)
+                precondition()
             if not user.active:
                 return user
             self._keep_an_admin(user)

@@ -13,6 +13,7 @@ from learnplat.plugin import (
     EventMessage,
     Permission,
     Plugin,
+    ProblemCode,
     Route,
     ServiceKey,
     TaskSpec,
@@ -43,6 +44,36 @@ class MediaPlugin(Plugin):
     """Videos and files of modules, assignments and their submissions, profile photos."""
 
     requires = ("identity", "courses", "enrollment")
+    # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>).
+    problems = {
+        "bad_signature": ProblemCode(
+            403, "A media URL that was altered or is not valid: ask the API for the module's "
+            "media again for a fresh URL."),
+        "expired": ProblemCode(
+            403, "A signed media URL or an upload token whose time ran out: ask for a new "
+            "one."),
+        "bad_token": ProblemCode(
+            403, "An upload token that is not valid (altered, or issued for another course, "
+            "module or user)."),
+        "not_released": ProblemCode(
+            403, "The module is not released yet (its release date is still to come)."),
+        "points": ProblemCode(
+            409, "Points above the assignment's maximum, or a maximum below points already "
+            "given."),
+        "past_due": ProblemCode(
+            409, "The assignment's due date (`due_at`) has passed: no more hand-ins."),
+        "graded": ProblemCode(409, "The submission is graded: it cannot be replaced."),
+        "concurrent_submission": ProblemCode(
+            409, "Two hand-ins of one student arrived at the same time: try again."),
+        "direct_unsupported": ProblemCode(
+            409, "The school's file store takes no direct uploads: send the file as "
+            "multipart to the module's video endpoint instead."),
+        "not_uploaded": ProblemCode(
+            409, "Nothing was uploaded to the upload URL yet: PUT the file there first, then "
+            "confirm the upload."),
+        "unsupported_type": ProblemCode(
+            415, "The video's type (read from its content) is not one the school takes."),
+    }
     # Built by register_services: the service other plugins reach as MEDIA, and the parts of
     # the plugin built on it.
     media: MediaService

@@ -7,18 +7,20 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from learnplat.plugin import Record, ServiceKey
+from learnplat.plugin import Field, Record, ServiceKey
 
 
 class NotificationInfo(Record):
-    id: int
-    user_id: int
-    kind: str
-    title: str
-    body: str
-    data: dict[str, Any]
-    read_at: dt.datetime | None
-    created_at: dt.datetime
+    # Each field's example (the OpenAPI document's, and NotificationOut's composed from them):
+    # student 1001 told that an instructor reviewed their quiz in course 42.
+    id: int = Field(examples=[9001])
+    user_id: int = Field(examples=[1001])
+    kind: str = Field(examples=["quiz_graded"])
+    title: str = Field(examples=["Your quiz in Introduction to Statistics was graded"])
+    body: str = Field(examples=["Score: 85%"])
+    data: dict[str, Any] = Field(examples=[{"course_id": 42, "event": "quiz.graded.v1"}])
+    read_at: dt.datetime | None = Field(examples=[None])
+    created_at: dt.datetime = Field(examples=["2026-09-05T16:20:00Z"])
 
 
 class NotificationsAPI(Protocol):

@@ -27,7 +27,7 @@ class NotificationsResource:
         self.service = service
 
     @endpoint(permission=AUTHENTICATED, query=ListQuery, response=NotificationPage, tags=TAGS,
-              summary="The caller's notifications, newest first")
+              etag=True, summary="The caller's notifications, newest first")
     def on_get(self, req: falcon.Request, resp: falcon.Response, *, query: ListQuery
                ) -> NotificationPage:
         """Cursor-paged, newest first; `unread=true` for unread ones only."""
@@ -59,7 +59,7 @@ class NotificationResource:
         self.service = service
 
     @endpoint(permission=AUTHENTICATED, response=NotificationOut, errors=(404,), tags=TAGS,
-              summary="One of the caller's notifications")
+              etag=True, summary="One of the caller's notifications")
     def on_get(self, req: falcon.Request, resp: falcon.Response, notification_id: int
                ) -> NotificationOut:
         """404 for a notification of anyone else."""
@@ -105,7 +105,7 @@ class UnreadCountResource:
     def __init__(self, service: NotificationsService):
         self.service = service
 
-    @endpoint(permission=AUTHENTICATED, response=UnreadOut, tags=TAGS,
+    @endpoint(permission=AUTHENTICATED, response=UnreadOut, tags=TAGS, etag=True,
               summary="How many unread notifications the caller has")
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> UnreadOut:
         return UnreadOut(unread=self.service.unread_count(req.context.principal.user_id))

@@ -14,6 +14,7 @@ from learnplat.plugin import (
     EventMessage,
     Permission,
     Plugin,
+    ProblemCode,
     Route,
     ServiceKey,
     TaskSpec,
@@ -39,6 +40,15 @@ class ProgressPlugin(Plugin):
     percent and milestones."""
 
     requires = ("courses", "enrollment")
+    # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>).
+    problems = {
+        "not_a_video": ProblemCode(
+            409, "Playback heartbeats are for video modules only (`kind` says what the module "
+            "is)."),
+        "module_locked": ProblemCode(
+            409, "The module is locked: not released yet (`release_at`) or its prerequisite "
+            "module is not completed (`prerequisite_id`); `reason` says which."),
+    }
     hookspecs: ClassVar[Any] = hookspecs  # published for other plugins; the core adds them
     progress: ProgressService  # built by register_services
 

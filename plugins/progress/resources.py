@@ -21,7 +21,7 @@ class ProgressResource:
     def __init__(self, service: ProgressService):
         self.service = service
 
-    @endpoint(permission="progress.track", response=ProgressOut, errors=(403, 404),
+    @endpoint(permission="progress.track", response=ProgressOut, errors=(403, 404), etag=True,
               summary="The caller's progress in a course")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int) -> ProgressOut:
         """The caller's progress: percent (0..100) of required modules completed, and each

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import inspect
-from typing import Any, Literal, Union, cast
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    GetJsonSchemaHandler,
-    RootModel,
-    TypeAdapter,
-    create_model,
-    model_validator,
-)
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
-from learnplat.plugin import Schema
+from learnplat.plugin import Schema, Variant, Variants
 
 from .api import CourseFigures, LockReason
 
@@ -35,12 +23,28 @@ class ProgressIn(Schema):
     """Either ``{module_id, completed}`` (mark complete / not complete) or
     ``{module_id, position_seconds, duration_seconds}`` (a video playback heartbeat)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False,
+                              json_schema_extra={"examples": [
+                                  {"module_id": 7, "position_seconds": 312.5,
+                                   "duration_seconds": 600.0},
+                                  {"module_id": 6, "completed": True}]})
 
     module_id: int = Field(ge=1)
     completed: bool | None = None
     position_seconds: float | None = Field(None, ge=0, le=_ABSURD)
     duration_seconds: float | None = Field(None, gt=0, le=_ABSURD)
+
+    # The document gives each kind of request as a whole typed model, so that generated
+    # clients can build it; validation stays _one_kind's.
+    documented_as = Variants(
+        Variant("CompletionIn", "Mark a module complete (or not complete).",
+                completed=(bool, ...), position_seconds=(None, None),
+                duration_seconds=(None, None)),
+        Variant("HeartbeatIn", "A video playback heartbeat: where the student is in it.",
+                completed=(None, None),
+                position_seconds=(float, Field(ge=0, le=_ABSURD)),
+                duration_seconds=(float, Field(gt=0, le=_ABSURD))),
+        keyword="oneOf")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ProgressIn:
@@ -53,43 +57,46 @@ class ProgressIn(Schema):
             raise ValueError("a heartbeat needs both position_seconds and duration_seconds")
         return self
 
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        # The document gives each kind of request as a whole typed model (_KIND_DOC), so
-        # that generated clients can build it; validation stays _one_kind's.
-        return {"title": cls.__name__, "description": inspect.cleandoc(cls.__doc__ or ""),
-                "oneOf": handler(_KIND_DOC.core_schema)["anyOf"]}
 
-
-def _kind_model(name: str, doc: str, **fields: Any) -> type[Schema]:
-    """The document's model of one kind of progress request (never validates)."""
-    module_id = ProgressIn.model_fields["module_id"]
-    fields = {"module_id": (module_id.annotation, module_id), **fields}
-    return create_model(name, __base__=Schema, __doc__=doc, **fields)
-
-
-# (A union of classes made at run time: a type only to pydantic, hence the cast.)
-_KIND_DOC: TypeAdapter[Any] = TypeAdapter(cast(Any, Union[  # noqa: UP007
-    _kind_model("CompletionIn", "Mark a module complete (or not complete).",
-                completed=(bool, ...), position_seconds=(None, None),
-                duration_seconds=(None, None)),
-    _kind_model("HeartbeatIn", "A video playback heartbeat: where the student is in it.",
-                completed=(None, None),
-                position_seconds=(float, Field(ge=0, le=_ABSURD)),
-                duration_seconds=(float, Field(gt=0, le=_ABSURD)))]))
+# The examples of the OpenAPI document: a student of course 42 ("Introduction to Statistics")
+# halfway through it: the welcome text and the video done, the quiz open, the assignment
+# waiting for the quiz.
+# (Lists of JSON objects typed list[Any]: pydantic's json_schema_extra takes JSON values.)
+_MILESTONES: dict[str, Any] = {"50": "2026-09-03T18:42:10Z", "100": None}
+_NO_VIDEO: dict[str, Any] = {"video_percent": None, "position_seconds": None,
+                             "furthest_position": None, "watched_seconds": None,
+                             "duration_seconds": None}
+_MODULES: list[Any] = [
+    {"module_id": 6, "title": "Welcome and course overview", "position": 1, "kind": "text",
+     "required": True, "completed": True, "completed_at": "2026-09-01T08:30:00Z",
+     "completed_source": "manual", "locked": False, "locked_reason": None, **_NO_VIDEO},
+    {"module_id": 7, "title": "What is a distribution?", "position": 2, "kind": "video",
+     "required": True, "completed": True, "completed_at": "2026-09-03T18:42:10Z",
+     "completed_source": "video", "locked": False, "locked_reason": None,
+     "video_percent": 92.5, "position_seconds": 555.0, "furthest_position": 555.0,
+     "watched_seconds": 555.0, "duration_seconds": 600.0},
+    {"module_id": 8, "title": "Check your understanding", "position": 3, "kind": "quiz",
+     "required": True, "completed": False, "completed_at": None, "completed_source": None,
+     "locked": False, "locked_reason": None, **_NO_VIDEO},
+    {"module_id": 9, "title": "Project: describe a data set", "position": 4,
+     "kind": "assignment", "required": True, "completed": False, "completed_at": None,
+     "completed_source": None, "locked": True, "locked_reason": "prerequisite", **_NO_VIDEO},
+]
 
 
 class Milestones(BaseModel):
     # Built by field name (``Milestones(fifty=...)``), written by alias ("50", "100"): the
     # body encoder (learnplat.plugin.dump) writes a model's fields by name unless it says so.
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True,
+                              json_schema_extra={"examples": [_MILESTONES]})
 
     fifty: dt.datetime | None = Field(None, alias="50")
     hundred: dt.datetime | None = Field(None, alias="100")
 
 
 class ModuleState(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_MODULES[1]]})
+
     module_id: int
     title: str
     position: int
@@ -113,7 +120,10 @@ class ModuleState(BaseModel):
 class ProgressOut(CourseFigures):
     """A student's progress in a course. Plugins may add keys (progress_extras hook)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "course_id": 42, "percent": 50.0, "completed": False, "completed_modules": 2,
+        "required_modules": 4, "completed_at": None, "last_activity_at": "2026-09-03T18:45:00Z",
+        "milestones": _MILESTONES, "modules": _MODULES}]})
 
     course_id: int
     last_activity_at: dt.datetime | None
@@ -122,6 +132,11 @@ class ProgressOut(CourseFigures):
 
 
 class HeartbeatOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "course_id": 42, "module_id": 7, "position_seconds": 312.5, "furthest_position": 312.5,
+        "watched_seconds": 300.0, "duration_seconds": 600.0, "video_percent": 50.0,
+        "completed_now": False}]})
+
     course_id: int
     module_id: int
     position_seconds: float
@@ -146,6 +161,11 @@ class StudentsQuery(BaseModel):
 
 
 class StudentProgressOut(CourseFigures):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "user_id": 1001, "status": "active", "percent": 50.0, "completed": False,
+        "completed_modules": 2, "required_modules": 4, "completed_at": None,
+        "last_activity_at": "2026-09-03T18:45:00Z", "milestones": _MILESTONES}]})
+
     user_id: int
     status: StudentStatus
     last_activity_at: dt.datetime

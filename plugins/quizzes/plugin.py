@@ -13,6 +13,7 @@ from learnplat.plugin import (
     EventMessage,
     Permission,
     Plugin,
+    ProblemCode,
     Route,
     ServiceKey,
     TaskSpec,
@@ -40,6 +41,25 @@ class QuizzesPlugin(Plugin):
     review, results released by policy."""
 
     requires = ("courses", "enrollment")
+    # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>).
+    problems = {
+        "quiz_exists": ProblemCode(409, "The module has a quiz already (one per module)."),
+        "module_locked": ProblemCode(
+            409, "The quiz's module is locked: not released yet (`release_at`) or its "
+            "prerequisite module is not completed (`prerequisite_id`); `reason` says which."),
+        "max_attempts_reached": ProblemCode(
+            409, "Every attempt the quiz allows (`max_attempts`) is used."),
+        "empty_quiz": ProblemCode(409, "The quiz has no questions yet: nothing to attempt."),
+        "already_submitted": ProblemCode(
+            409, "The attempt is submitted: its answers can no longer change."),
+        "time_up": ProblemCode(
+            409, "The attempt's time limit has passed: it is submitted with the answers saved "
+            "so far."),
+        "no_open_attempt": ProblemCode(
+            409, "No attempt of this quiz is open: start a new attempt first."),
+        "not_submitted": ProblemCode(
+            409, "The attempt is still in progress: it can be reviewed once submitted."),
+    }
     quizzes: QuizzesService  # built by register_services
 
     @hookimpl

@@ -7,7 +7,7 @@ from typing import Any
 
 import falcon
 
-from learnplat.plugin import NotFound, ValidationFailed, endpoint
+from learnplat.plugin import NotFound, ValidationFailed, conditional, dump, endpoint
 
 from . import views as v
 from .models import Quiz
@@ -45,7 +45,7 @@ class _Resource:
 class QuizModule(_Resource):
     """/courses/{id}/modules/{moduleId}/quiz"""
 
-    @endpoint(permission="quiz.read", response=QuizView, errors=(403, 404),
+    @endpoint(permission="quiz.read", response=QuizView, errors=(403, 404), etag=True,
               summary="The module's quiz: with answers for its authors, a summary for students")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int) -> Any:
@@ -65,24 +65,35 @@ class QuizModule(_Resource):
 class QuizItem(_Resource):
     """/courses/{id}/modules/{moduleId}/quiz/{quizId}"""
 
-    @endpoint(permission="quiz.read", response=QuizView, errors=(403, 404),
+    @endpoint(permission="quiz.read", response=QuizView, errors=(403, 404), etag=True,
               summary="A quiz: with answers for its authors, a summary for students")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int, quiz_id: int) -> Any:
         return self.service.view(req.context.principal, course_id, module_id, quiz_id)
 
-    @endpoint(permission=AUTHOR, body=QuizPatch, response=QuizOut, errors=(404,),
+    def _precondition(self, req: falcon.Request, course_id: int, module_id: int,
+                      quiz_id: int) -> Any:
+        """If-Match against what GET answers this caller (the same service call)."""
+        return conditional.precondition(req, lambda: dump(self.service.view(
+            req.context.principal, course_id, module_id, quiz_id)))
+
+    @endpoint(permission=AUTHOR, body=QuizPatch, response=QuizOut, errors=(404,), etag=True,
               summary="Edit a quiz; attempts already made stay graded against their version")
     def on_put(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int, quiz_id: int, *, body: QuizPatch) -> Any:
-        return self._author(self.service.update(req.context.principal, course_id, module_id,
-                                                quiz_id, body))
+        """With `If-Match: <ETag of your GET of the quiz>`: 412 when it changed since."""
+        out = self._author(self.service.update(
+            req.context.principal, course_id, module_id, quiz_id, body,
+            precondition=self._precondition(req, course_id, module_id, quiz_id)))
+        conditional.send_etag(resp, dump(out))  # an author's GET answers this same body
+        return out
 
-    @endpoint(permission=AUTHOR, status=204, errors=(404,),
+    @endpoint(permission=AUTHOR, status=204, errors=(404,), etag=True,
               summary="Delete a quiz and its attempts; the module becomes a text module")
     def on_delete(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                   module_id: int, quiz_id: int) -> Any:
-        self.service.delete(req.context.principal, course_id, module_id, quiz_id)
+        self.service.delete(req.context.principal, course_id, module_id, quiz_id,
+                            precondition=self._precondition(req, course_id, module_id, quiz_id))
 
 
 class QuestionCollection(_Resource):
@@ -226,7 +237,7 @@ class Submit(_Resource):
 class Result(_Resource):
     """/courses/{id}/modules/{moduleId}/quiz/{quizId}/result"""
 
-    @endpoint(permission="quiz.take", response=ResultOut, errors=(403, 404),
+    @endpoint(permission="quiz.take", response=ResultOut, errors=(403, 404), etag=True,
               summary="The caller's score and latest attempt, as the results policy allows")
     def on_get(self, req: falcon.Request, resp: falcon.Response, course_id: int,
                module_id: int, quiz_id: int) -> Any:

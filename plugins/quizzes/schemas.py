@@ -8,26 +8,21 @@ built only from the latter, so a correct answer has no field to travel in.
 from __future__ import annotations
 
 import datetime as dt
-import inspect
-from typing import Annotated, Any, ClassVar, Literal, Union, cast
+from typing import Annotated, Any, Literal
 
 import re2
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
-    GetJsonSchemaHandler,
     RootModel,
     SerializerFunctionWrapHandler,
-    TypeAdapter,
-    create_model,
     field_validator,
     model_serializer,
     model_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
 
-from learnplat.plugin import Schema
+from learnplat.plugin import OMIT, Schema, Variant, Variants
 
 from . import grading as g
 from .api import QuizInfo
@@ -48,13 +43,102 @@ def _is_int(v: Any) -> bool:
 
 _ITEM: dict[str, Any] = {"items": {"type": "string", "minLength": 1, "maxLength": 1000}}
 
+# The examples of the OpenAPI document: quiz 12, "Check your understanding", on module 8 of
+# course 42 ("Introduction to Statistics"), a question of each type (301..305); student 1001's
+# first attempt (55), whose short text answer instructor 1002 reviewed.
+# (Lists of JSON objects typed list[Any]: pydantic's json_schema_extra takes JSON values.)
+_QUESTIONS: list[Any] = [
+    {"type": "single_choice", "prompt": "Which measure of central tendency is least affected "
+     "by outliers?", "options": ["Mean", "Median", "Range"], "answer": 1, "points": 1.0},
+    {"type": "multiple_choice", "prompt": "Which of these are measures of spread?",
+     "options": ["Variance", "Mode", "Interquartile range", "Median"], "answer": [0, 2],
+     "points": 2.0, "scoring": "partial"},
+    {"type": "true_false", "prompt": "The mean and the median of a distribution are always "
+     "equal.", "answer": False, "points": 1.0},
+    {"type": "numeric", "prompt": "What is the mean of 2, 4, 6 and 8?", "answer": 5,
+     "points": 1.0, "tolerance": 0.0},
+    {"type": "short_text", "prompt": "Name the plot that shows a data set's median and "
+     "quartiles.", "answer": "A box plot", "points": 1.0,
+     "accept": ["box plot", "boxplot", "box-and-whisker plot"], "accept_regex": None,
+     "case_sensitive": False},
+]
+_QUESTION_IDS = [301, 302, 303, 304, 305]
+_SETTINGS_SHOWN = {"multiple_choice": ("scoring",), "numeric": ("tolerance",),
+                   "short_text": ("accept", "accept_regex", "case_sensitive")}
+# As authors see them (QuestionOut): with id and position, the settings of their type only.
+_QUESTIONS_OUT: list[Any] = [
+    {"id": qid, "position": n, "type": q["type"], "prompt": q["prompt"],
+     "options": q.get("options", []), "answer": q["answer"], "points": q["points"],
+     **{k: q[k] for k in _SETTINGS_SHOWN.get(q["type"], ())}}
+    for n, (qid, q) in enumerate(zip(_QUESTION_IDS, _QUESTIONS, strict=True), start=1)]
+_QUIZ: dict[str, Any] = {
+    "id": 12, "course_id": 42, "module_id": 8, "title": "Check your understanding",
+    "pass_mark": 70.0, "max_attempts": 3, "question_count": 5,
+    "description": "Five questions on modules 6 and 7. You have 15 minutes and 3 attempts; "
+                   "your best score counts.",
+    "time_limit_seconds": 900, "counted": "best", "results": "immediate", "results_at": None,
+    "total_points": 6.0}
+_ATTEMPT_TIMES: dict[str, Any] = {"started_at": "2026-09-05T15:00:00Z",
+                                  "submitted_at": "2026-09-05T15:12:41Z"}
+_FEEDBACK = "Well done. Partial credit on question 2: the interquartile range is a spread too."
+_REVIEW = "Right: a box-and-whisker plot is a box plot."
+
+
+def _no_items() -> Any:
+    return Field(default_factory=list, max_length=0, description="Not for this type.")
+
+
+def _options() -> Any:
+    return Field(min_length=2, max_length=20, json_schema_extra=_ITEM)
+
+
+# What check_type accepts, per question type, for the OpenAPI document: (annotation, field)
+# of the fields that differ from QuestionIn's. Not stated: an option index must be below
+# the number of options (JSON Schema cannot compare two fields).
+_OptionIndex = Annotated[int, Field(ge=0, le=19)]
+_BY_TYPE: dict[str, tuple[str, dict[str, tuple[Any, Any]]]] = {
+    "single_choice": ("A single choice question: `answer` is the index of the right option.", {
+        "options": (list[str], _options()),
+        "answer": (_OptionIndex, Field(description="The index of the right option.")),
+        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
+    "multiple_choice": ("A multiple choice question: `answer` lists the indices of the right "
+                        "options.", {
+        "options": (list[str], _options()),
+        "answer": (list[_OptionIndex], Field(min_length=1, max_length=20,
+                                             json_schema_extra={"uniqueItems": True})),
+        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
+    "true_false": ("A true or false question.", {
+        "options": (list[str], _no_items()), "answer": (bool, ...),
+        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
+    "numeric": ("A question with a number for answer (`tolerance`: the accepted distance).", {
+        "options": (list[str], _no_items()), "answer": (float, ...),
+        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
+    "short_text": ("A question answered in words: `accept` and `accept_regex` grade answers "
+                   "automatically, others wait for an instructor; `answer` is an optional "
+                   "model answer shown to reviewers.", {
+        "options": (list[str], _no_items()),
+        "answer": (str | None, Field(None, max_length=5000))}),
+}
+
+
+def _question_variants(new: bool) -> Variants:
+    """The document's shapes of a question, one per type (`new`: a question to add, which
+    has no id). pydantic takes no discriminator on Schema models (their mode="before"
+    validators also see `type`): each variant says it with its `type` const."""
+    return Variants(*(
+        Variant(("New" if new else "") + "".join(part.title() for part in kind.split("_"))
+                + "QuestionIn", doc, type=(Literal[kind], ...), **overrides,
+                **({"id": OMIT} if new else {}))
+        for kind, (doc, overrides) in _BY_TYPE.items()), keyword="oneOf", discriminator="type")
+
 
 class QuestionIn(Schema):
     """A question. `answer` is an option index (single_choice), a list of option indices
     (multiple_choice), a boolean (true_false), a number (numeric) or an optional model answer
     shown to reviewers (short_text)."""
 
-    new: ClassVar[bool] = False  # NewQuestionIn: a question to add has no id yet
+    # An example per question type (the first: the operation's example); each is one variant.
+    model_config = ConfigDict(json_schema_extra={"examples": _QUESTIONS})
 
     id: int | None = Field(None, description="In a quiz update: keep this question's id.")
     type: QuestionType
@@ -74,6 +158,11 @@ class QuestionIn(Schema):
     accept_regex: str | None = Field(None, max_length=200,
                                      description="short_text: a full match is accepted.")
     case_sensitive: bool = False
+
+    # On the wire `type` says which shape a question has: the document says so with a
+    # discriminated union of one typed model per type, which generated clients turn into
+    # classes. Validation stays check_type's, with its messages.
+    documented_as = _question_variants(new=False)
 
     @field_validator("options", "accept")
     @classmethod
@@ -126,85 +215,11 @@ class QuestionIn(Schema):
                     "case_sensitive": self.case_sensitive}
         return {}
 
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        # On the wire `type` says which shape a question has: the document says so with a
-        # discriminated union of one typed model per type (_doc_model), which generated
-        # clients turn into classes. Validation stays check_type's, with its messages.
-        union = _NEW_QUESTION_DOC if cls.new else _QUESTION_DOC
-        refs = handler(union.core_schema)["anyOf"]
-        # pydantic takes no discriminator on Schema models (their mode="before" validators
-        # also see `type`): the members say it with their `type` const, mapped here.
-        return {"title": cls.__name__, "description": inspect.cleandoc(cls.__doc__ or ""),
-                "oneOf": refs, "discriminator": {"propertyName": "type", "mapping": dict(
-                    zip(_BY_TYPE, (ref["$ref"] for ref in refs), strict=True))}}
-
 
 class NewQuestionIn(QuestionIn):
     """A question to add at the end of a quiz: it has no id yet."""
 
-    new = True
-
-
-def _no_items() -> Any:
-    return Field(default_factory=list, max_length=0, description="Not for this type.")
-
-
-def _options() -> Any:
-    return Field(min_length=2, max_length=20, json_schema_extra=_ITEM)
-
-
-# What check_type accepts, per question type, for the OpenAPI document: (annotation, field)
-# of the fields that differ from QuestionIn's. Not stated: an option index must be below
-# the number of options (JSON Schema cannot compare two fields).
-_OptionIndex = Annotated[int, Field(ge=0, le=19)]
-_BY_TYPE: dict[str, tuple[str, dict[str, tuple[Any, Any]]]] = {
-    "single_choice": ("A single choice question: `answer` is the index of the right option.", {
-        "options": (list[str], _options()),
-        "answer": (_OptionIndex, Field(description="The index of the right option.")),
-        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
-    "multiple_choice": ("A multiple choice question: `answer` lists the indices of the right "
-                        "options.", {
-        "options": (list[str], _options()),
-        "answer": (list[_OptionIndex], Field(min_length=1, max_length=20,
-                                             json_schema_extra={"uniqueItems": True})),
-        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
-    "true_false": ("A true or false question.", {
-        "options": (list[str], _no_items()), "answer": (bool, ...),
-        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
-    "numeric": ("A question with a number for answer (`tolerance`: the accepted distance).", {
-        "options": (list[str], _no_items()), "answer": (float, ...),
-        "accept": (list[str], _no_items()), "accept_regex": (None, None)}),
-    "short_text": ("A question answered in words: `accept` and `accept_regex` grade answers "
-                   "automatically, others wait for an instructor; `answer` is an optional "
-                   "model answer shown to reviewers.", {
-        "options": (list[str], _no_items()),
-        "answer": (str | None, Field(None, max_length=5000))}),
-}
-
-
-def _doc_model(kind: str, new: bool) -> type[Schema]:
-    """The document's model of one question type (never used to validate)."""
-    doc, overrides = _BY_TYPE[kind]
-    fields: dict[str, Any] = {}
-    for name, info in QuestionIn.model_fields.items():
-        if name == "id" and new:
-            continue
-        if name == "type":
-            fields[name] = (Literal[kind], ...)
-        else:
-            fields[name] = overrides.get(name, (info.annotation, info))
-    name = "".join(part.title() for part in kind.split("_")) + "QuestionIn"
-    return create_model(("New" if new else "") + name, __base__=Schema, __doc__=doc,
-                        **fields)
-
-
-# (A union of classes made at run time: a type only to pydantic, hence the casts.)
-_QUESTION_DOC: TypeAdapter[Any] = TypeAdapter(cast(
-    Any, Union[tuple(_doc_model(kind, False) for kind in _BY_TYPE)]))  # noqa: UP007
-_NEW_QUESTION_DOC: TypeAdapter[Any] = TypeAdapter(cast(
-    Any, Union[tuple(_doc_model(kind, True) for kind in _BY_TYPE)]))  # noqa: UP007
+    documented_as = _question_variants(new=True)
 
 
 def _results_at(v: dt.datetime | None) -> dt.datetime | None:
@@ -240,6 +255,11 @@ class _QuizFields(Schema):
 
 
 class QuizIn(_QuizFields):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        **{k: _QUIZ[k] for k in ("title", "description", "pass_mark", "time_limit_seconds",
+                                 "max_attempts", "counted", "results", "results_at")},
+        "shuffle_questions": False, "shuffle_options": True, "questions": _QUESTIONS}]})
+
     title: str = Field(min_length=1, max_length=200)
     pass_mark: float = Field(ge=0, le=100, description="Percent of the points to pass.")
     questions: list[QuestionIn] = Field(min_length=1, max_length=1000)
@@ -255,6 +275,9 @@ class QuizPatch(Schema):
     """Fields to change; absent fields stay. `questions`, when given, is the whole new list in
     order: items with an `id` edit that question, items without add one, questions left out
     are removed."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "pass_mark": 75.0, "time_limit_seconds": 1200, "results": "after_review"}]})
 
     omit_not_null = ("title", "pass_mark", "shuffle_questions", "shuffle_options", "counted",
                      "results", "questions", "description")
@@ -286,6 +309,9 @@ class QuizPatch(Schema):
 
 
 class QuestionOrderIn(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"question_ids": [303, 301, 302, 304, 305]}]})
+
     question_ids: list[int] = Field(min_length=1, max_length=1000,
                                     json_schema_extra={"uniqueItems": True},
                                     description="Every question id of the quiz, in order.")
@@ -298,6 +324,8 @@ class QuestionOut(BaseModel):
     """A question as its authors see it: the settings of its type only (`scoring` for
     multiple_choice, `tolerance` for numeric, `accept`, `accept_regex` and `case_sensitive`
     for short_text)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_QUESTIONS_OUT[1]]})
 
     id: int
     position: int
@@ -335,6 +363,11 @@ class _QuizShown(QuizInfo):
 class QuizOut(_QuizShown):
     """A quiz as its authors see it (with answers)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        **_QUIZ, "shuffle_questions": False, "shuffle_options": True, "version": 1,
+        "questions": _QUESTIONS_OUT, "created_at": "2026-08-29T10:20:00Z",
+        "updated_at": "2026-08-29T10:20:00Z"}]})
+
     shuffle_questions: bool
     shuffle_options: bool
     version: int = Field(description="Bumped by an edit once an attempt used the previous one.")
@@ -346,6 +379,9 @@ class QuizOut(_QuizShown):
 class QuizStudentOut(_QuizShown):
     """A quiz as a student sees it before starting: no questions."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        **_QUIZ, "attempts_used": 1, "open_attempt_id": 55}]})
+
     attempts_used: int
     open_attempt_id: int | None
 
@@ -354,13 +390,45 @@ class QuizView(RootModel[QuizOut | QuizStudentOut]):
     """The full quiz for its authors; the summary for a student."""
 
 
+# Student 1001's attempt 55: as taken (options in the quiz's order here), as graded, as
+# reviewed.
+_ANSWERS: dict[str, Any] = {"301": 1, "302": [0], "303": False, "304": 5,
+                            "305": "a box-and-whisker diagram"}
+_STUDENT_QUESTIONS: list[Any] = [
+    {"id": q["id"], "type": q["type"], "prompt": q["prompt"], "points": q["points"],
+     "options": [{"index": i, "text": text} for i, text in enumerate(q["options"])]}
+    for q in _QUESTIONS_OUT]
+_GRADES: list[tuple[float, str, str]] = [  # points, status, feedback per question
+    (1.0, "correct", ""), (1.0, "partial", ""), (1.0, "correct", ""), (1.0, "correct", ""),
+    (1.0, "correct", _REVIEW)]
+_QUESTION_RESULTS: list[Any] = [
+    {"question_id": q["id"], "prompt": q["prompt"], "type": q["type"],
+     "max_points": q["points"], "points": points, "status": status, "feedback": feedback,
+     "your_answer": _ANSWERS[str(q["id"])], "correct_answer": q["answer"]}
+    for q, (points, status, feedback) in zip(_QUESTIONS_OUT, _GRADES, strict=True)]
+_SUBMISSION_QUESTIONS: list[Any] = [
+    {"question_id": q["id"], "type": q["type"], "prompt": q["prompt"],
+     "max_points": q["points"], "points": points, "status": status,
+     "auto": q["type"] != "short_text", "feedback": feedback,
+     "answer": _ANSWERS[str(q["id"])], "model_answer": q["answer"]}
+    for q, (points, status, feedback) in zip(_QUESTIONS_OUT, _GRADES, strict=True)]
+_ATTEMPT_RESULT: dict[str, Any] = {
+    "id": 55, "number": 1, "status": "graded", **_ATTEMPT_TIMES, "late": False,
+    "released": "full", "percent": 83.33, "points": 5.0, "max_points": 6.0, "passed": True,
+    "feedback": _FEEDBACK, "questions": _QUESTION_RESULTS}
+
+
 class OptionOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"index": 1, "text": "Median"}]})
+
     index: int = Field(description="What an answer names (stable under shuffling).")
     text: str
 
 
 class StudentQuestionOut(BaseModel):
     """A question as a student sees it while taking the quiz: never its answer."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_STUDENT_QUESTIONS[0]]})
 
     id: int
     type: QuestionType
@@ -371,6 +439,12 @@ class StudentQuestionOut(BaseModel):
 
 class AttemptOut(BaseModel):
     """An attempt being taken: the questions (in this attempt's order) and what is saved."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 55, "quiz_id": 12, "number": 1, "status": "in_progress",
+        "started_at": "2026-09-05T15:00:00Z", "deadline": "2026-09-05T15:15:00Z",
+        "server_time": "2026-09-05T15:06:30Z", "questions": _STUDENT_QUESTIONS,
+        "answers": {"301": 1, "302": [0]}}]})
 
     id: int
     quiz_id: int
@@ -384,11 +458,17 @@ class AttemptOut(BaseModel):
 
 
 class AnswersIn(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"answers": {"303": False, "304": 5}}]})
+
     answers: dict[str, Any] = Field(max_length=1000,
                                     description="{question id: answer}; null clears one.")
 
 
 class SubmitIn(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"answers": {"305": "a box-and-whisker diagram"}, "attempt_id": 55}]})
+
     answers: dict[str, Any] = Field(default_factory=dict, max_length=1000,
                                     description="{question id: answer}, merged over what the "
                                                 "attempt saved.")
@@ -399,12 +479,19 @@ class SubmitIn(Schema):
 
 
 class SavedOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "attempt_id": 55, "answers": {"301": 1, "302": [0], "303": False, "304": 5},
+        "saved_at": {"301": "2026-09-05T15:02:10Z", "302": "2026-09-05T15:04:55Z",
+                     "303": "2026-09-05T15:07:02Z", "304": "2026-09-05T15:07:02Z"}}]})
+
     attempt_id: int
     answers: dict[str, Any]
     saved_at: dict[str, dt.datetime]
 
 
 class QuestionResultOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_QUESTION_RESULTS[1]]})
+
     question_id: int
     prompt: str
     type: QuestionType
@@ -417,6 +504,8 @@ class QuestionResultOut(BaseModel):
 
 
 class AttemptResultOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_ATTEMPT_RESULT]})
+
     id: int
     number: int
     status: AttemptStatus
@@ -434,6 +523,10 @@ class AttemptResultOut(BaseModel):
 
 
 class ResultOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "quiz_id": 12, "attempts_used": 1, "attempts_left": 2, "counted": "best",
+        "score": 83.33, "passed": True, "attempt": _ATTEMPT_RESULT}]})
+
     quiz_id: int
     attempts_used: int
     attempts_left: int | None
@@ -444,6 +537,10 @@ class ResultOut(BaseModel):
 
 
 class AttemptSummaryOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 55, "number": 1, "status": "graded", **_ATTEMPT_TIMES, "late": False,
+        "percent": 83.33, "passed": True}]})
+
     id: int
     number: int
     status: AttemptStatus
@@ -465,6 +562,8 @@ class SubmissionQuery(BaseModel):
 
 
 class SubmissionQuestionOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_SUBMISSION_QUESTIONS[4]]})
+
     question_id: int
     type: QuestionType
     prompt: str
@@ -479,6 +578,13 @@ class SubmissionQuestionOut(BaseModel):
 
 class QuizSubmissionOut(BaseModel):
     """An attempt as the course's instructors see it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 55, "quiz_id": 12, "version": 1, "user_id": 1001, "number": 1,
+        "status": "graded", **_ATTEMPT_TIMES, "late": False, "needs_review": False,
+        "pending": 0, "percent": 83.33, "points": 5.0, "max_points": 6.0, "passed": True,
+        "feedback": _FEEDBACK, "reviewed_at": "2026-09-06T09:10:00Z",
+        "questions": _SUBMISSION_QUESTIONS}]})
 
     id: int
     quiz_id: int
@@ -506,6 +612,9 @@ class QuizSubmissionPage(BaseModel):
 
 
 class GradeItem(Schema):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"points": 1.0, "feedback": _REVIEW}]})
+
     points: float = Field(ge=0, le=1000)
     feedback: str = Field("", max_length=5000)
 
@@ -514,6 +623,9 @@ class QuizGradeIn(Schema):
     """Grades of short_text answers by question id (again later: a regrade), and optional
     feedback on the whole attempt. With `results: after_review` a review with no grades
     releases the results."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "grades": {"305": {"points": 1.0, "feedback": _REVIEW}}, "feedback": _FEEDBACK}]})
 
     grades: dict[str, GradeItem] = Field(default_factory=dict, max_length=1000)
     feedback: str | None = Field(None, max_length=5000)

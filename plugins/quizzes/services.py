@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import peewee
@@ -176,9 +177,13 @@ class QuizzesService:
             return quiz
 
     def update(self, principal: Principal, course_id: int, module_id: int, quiz_id: int,
-               patch: QuizPatch) -> Quiz:
+               patch: QuizPatch, precondition: Callable[[], None] | None = None) -> Quiz:
+        """`precondition` (an If-Match check) runs once the course and quiz rows are locked,
+        before anything is written."""
         with db.transaction():
             _, quiz = self._owned_quiz(principal, course_id, module_id, quiz_id)
+            if precondition is not None:
+                precondition()
             changes = patch.model_dump(exclude_unset=True, include=set(QUIZ_FIELDS))
             for name, value in changes.items():
                 setattr(quiz, name, value)
@@ -194,11 +199,13 @@ class QuizzesService:
                 self._freeze(quiz)
             return quiz
 
-    def delete(self, principal: Principal, course_id: int, module_id: int, quiz_id: int
-               ) -> None:
+    def delete(self, principal: Principal, course_id: int, module_id: int, quiz_id: int,
+               precondition: Callable[[], None] | None = None) -> None:
         """Delete a quiz with its attempts; the module becomes a text module again."""
         with db.transaction():
             _, quiz = self._owned_quiz(principal, course_id, module_id, quiz_id)
+            if precondition is not None:
+                precondition()
             self._delete_quizzes(Quiz.id == quiz.id)
             self.courses.set_module_kind(course_id, module_id, "text")
 

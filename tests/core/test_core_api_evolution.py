@@ -41,8 +41,10 @@ from learnplat.errors import NotFound
 from learnplat.http.app import create_app
 from learnplat.http.endpoint import endpoint, spec_of
 from learnplat.http.openapi import build_document
+from learnplat.ratelimit import Limiter
 from learnplat.registry import Route
 from learnplat.runtime import Runtime
+from learnplat.settings import LimitSettings
 from learnplat.testing import Client, make_tenant, use_runtime
 
 SNAPSHOT = REPO / "docs" / "api" / "openapi.json"
@@ -583,6 +585,31 @@ def test_every_answer_of_a_deprecated_operation_says_so(old_api):
 
         r = writer.get("/notes")  # an operation that is not deprecated
         assert r.status_code == 200 and _deprecation(r.headers) == {}
+
+
+def test_the_gate_s_refusals_of_a_deprecated_operation_say_so_too(old_api, monkeypatch):
+    """Refused before the responder runs, by the gate: an unknown school, a token that is
+    not one, the rate limit. The client still learns the operation is going away."""
+    with use_runtime(old_api):
+        tenant = make_tenant(old_api)
+        app = create_app(old_api)
+        body = {"title": "t", "body": "b"}
+        nowhere = falcon.testing.TestClient(app).simulate_post(
+            "/old-notes", json=body, headers={"X-Tenant": "no-such-school"})
+        forged = Client(app, tenant, "not-a-token").post("/old-notes", json=body)
+        monkeypatch.setattr(old_api, "limits", Limiter(LimitSettings(
+            enabled=True, anonymous_burst=1, anonymous_rate=0.001), old_api.kv))
+        anonymous = Client(app, tenant)
+        statuses = [anonymous.get("/old-notes/7").status_code for _ in range(2)]
+        limited = anonymous.get("/old-notes/7")
+        assert (nowhere.status_code, forged.status_code) == (404, 401)
+        assert statuses[0] == 404 and limited.status_code == 429, (statuses, limited.text)
+        for r in (nowhere, forged):
+            assert _deprecation(r.headers) == {
+                "deprecation": JAN, "sunset": JUL, "links": [(LINK, "deprecation")]}
+            assert r.headers["Deprecation"].count("@") == 1  # once, not once per layer
+        assert _deprecation(limited.headers) == {
+            "deprecation": dt.datetime(2026, 12, 1, 11, 0, tzinfo=dt.UTC)}
 
 
 def test_a_deprecated_operation_is_marked_in_the_document(old_api):

@@ -13,6 +13,7 @@ school grows several times over and every route is measured again, lists at `lim
 from __future__ import annotations
 
 import io
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +78,8 @@ BOUNDS: dict[str, int] = {
     "/courses/{course_id}/ratings": 7,
     "/courses/{course_id}/students": 8,
     "/courses/{course_id}/thumbnail": 5,
+    "/docs": 4,
+    "/docs/assets/{digest}/{asset}": 4,
     "/healthz": 4,
     "/media/{tenant_id}/{media_id}": 7,
     "/notifications": 6,
@@ -303,11 +306,21 @@ def _one_notification(s: School) -> int:
     return ok(s.v.get("/notifications?limit=1")).json["items"][0]["id"]
 
 
+def _reference_asset(s: School) -> str:
+    """The reference page's own script, at the versioned URL the page names."""
+    page = ok(s.anon.get("/docs")).text
+    found = re.search(r'src="(docs/assets/[0-9a-f]+/reference\.js)"', page)
+    assert found, page[:500]
+    return "/" + found.group(1)
+
+
 CASES: list[Case] = [
     # core
     Case("/healthz", "anon", lambda s: "/healthz"),
     Case("/readyz", "anon", lambda s: "/readyz"),
     Case("/openapi.json", "anon", lambda s: "/openapi.json"),
+    Case("/docs", "anon", lambda s: "/docs"),
+    Case("/docs/assets/{digest}/{asset}", "anon", lambda s: _reference_asset(s)),
     # identity
     Case("/.well-known/jwks.json", "anon", lambda s: "/.well-known/jwks.json"),
     Case("/audit", "a", lambda s: "/audit", is_list=True),

@@ -70,7 +70,9 @@ ANONYMOUS = "anonymous"  # no token: on the routes open to anonymous callers
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 # Path parameters that name no object of a tenant: filled with the same value for A and B.
-NOT_IDS: dict[str, list[str]] = {"provider": ["google", "github", "nosuchprovider"]}
+NOT_IDS: dict[str, list[str]] = {"provider": ["google", "github", "nosuchprovider"],
+                                 # the reference page's files (/docs/assets/{digest}/{asset})
+                                 "digest": ["0123456789abcdef"], "asset": ["reference.js"]}
 # Parameters whose table the naming rule (`<x>_id` -> the table `<plugin>_<x>` or `..._<x>`)
 # does not find.
 ALIASES = {"media_id": "media_object", "subject_id": "identity_user",

@@ -185,6 +185,7 @@ _BEYOND_SCHEMA_TYPES = {
     "contains_email",    # the password must not contain the email
     "beyond_duration",   # a playback position beyond the duration (two fields compared)
     "bad_filename",      # Unicode control/format characters (no portable JSON Schema class)
+    "idempotency_key_reused",  # the fuzzer sent one Idempotency-Key with another request
 }
 _BEYOND_SCHEMA_MESSAGES = (
     "seconds",                               # progress: the school's max video length
