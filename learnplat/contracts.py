@@ -108,6 +108,17 @@ class Plugin:
     #: reference page lists each (/docs#problem-<code>); under ``server.check_responses`` (on
     #: in tests) an answer with a code no one declares is a defect (a 500).
     problems: ClassVar[Mapping[str, ProblemCode]] = {}
+    #: The model of the plugin's own section of a school's settings (``[settings.<name>]`` in
+    #: tenants/<slug>.toml, read with ``tenant.setting("<name>.key")``): a pydantic model with
+    #: ``extra="forbid"``, every field optional (None: the plugin's default applies) and
+    #: described. ``learnplat tenants apply`` validates the section against it before it
+    #: stores anything, so a wrong value is refused there, not a 500 later; a key the model
+    #: does not declare is refused (a typo), and so is a section no one declares.
+    #: None: the plugin reads no tenant settings.
+    tenant_settings: ClassVar[type[BaseModel] | None] = None
+    #: The section `tenant_settings` describes, when it is not the plugin's name (identity's
+    #: is ``oauth``: ``settings.oauth.providers.<name>``).
+    tenant_settings_section: ClassVar[str] = ""
 
     #: The Runtime this object belongs to, set before register_services runs. A plain
     #: attribute, not a property: pluggy reads every attribute of a plugin while registering it.

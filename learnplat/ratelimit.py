@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from .client_address import rate_limit_key
 from .gcra import Check, Decision, Rate
@@ -39,30 +39,27 @@ BUDGETS: tuple[str, ...] = ("api", "heartbeat")
 
 
 class Overrides(BaseModel):
-    """A tenant's own limits (tenant setting `limits`): any subset of the [limits] keys."""
+    """A school's own limits (tenant setting section ``limits``): any subset of the [limits]
+    keys; a key not given keeps the configuration's. Validated by `tenants apply` (strict: a
+    quoted "50" would be ignored by `Limiter.effective`, so it is refused)."""
 
-    model_config = ConfigDict(extra="forbid")
-    user_rate: float | None = Field(None, gt=0)
-    user_burst: int | None = Field(None, gt=0)
-    heartbeat_rate: float | None = Field(None, gt=0)
-    heartbeat_burst: int | None = Field(None, gt=0)
-    tenant_rate: float | None = Field(None, gt=0)
-    tenant_burst: int | None = Field(None, gt=0)
-    anonymous_rate: float | None = Field(None, gt=0)
-    anonymous_burst: int | None = Field(None, gt=0)
-
-
-def check_overrides(value: Any) -> str | None:
-    """Why a tenant's `limits` setting is invalid, or None when it is fine."""
-    if value is None:
-        return None
-    try:
-        Overrides.model_validate(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return f"settings.limits.{where}: {first['msg']}" if where else first["msg"]
-    return None
+    model_config = ConfigDict(extra="forbid", strict=True)
+    user_rate: float | None = Field(
+        None, gt=0, description="Requests per second a signed-in user's budget refills.")
+    user_burst: int | None = Field(
+        None, gt=0, description="Requests a signed-in user may make at once.")
+    heartbeat_rate: float | None = Field(
+        None, gt=0, description="Video heartbeats per second a user's own budget refills.")
+    heartbeat_burst: int | None = Field(
+        None, gt=0, description="Video heartbeats a user may send at once.")
+    tenant_rate: float | None = Field(
+        None, gt=0, description="Requests per second the whole school's budget refills.")
+    tenant_burst: int | None = Field(
+        None, gt=0, description="Requests the whole school may make at once.")
+    anonymous_rate: float | None = Field(
+        None, gt=0, description="Requests per second an anonymous address's budget refills.")
+    anonymous_burst: int | None = Field(
+        None, gt=0, description="Requests an anonymous address may make at once.")
 
 
 class Limiter:

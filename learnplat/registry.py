@@ -146,6 +146,40 @@ def _claim(seen: dict[str, str], kind: str, name: str, plugin: str) -> None:
     seen[name] = plugin
 
 
+@dataclass(frozen=True)
+class TenantSection:
+    """A top-level section of a school's settings (``[settings.<name>]`` in
+    tenants/<slug>.toml), the model that validates it and who declares it ("core" or a
+    plugin's name: its ``Plugin.tenant_settings``)."""
+
+    name: str
+    model: type[BaseModel]
+    owner: str
+
+
+def tenant_sections(core: Mapping[str, type[BaseModel]],
+                    plugins: list[tuple[str, Any]]) -> dict[str, TenantSection]:
+    """The sections of a school's settings: the core's, then each plugin's
+    ``tenant_settings`` (its section: ``tenant_settings_section`` or its name). A section two
+    owners declare is a StartupError naming both, like any other clash."""
+    seen: dict[str, str] = {}
+    out: dict[str, TenantSection] = {}
+    for name, model in core.items():
+        _claim(seen, "tenant settings section", name, "core")
+        out[name] = TenantSection(name, model, "core")
+    for plugin, obj in plugins:
+        declared = getattr(obj, "tenant_settings", None)
+        if declared is None:
+            continue
+        if not (isinstance(declared, type) and issubclass(declared, BaseModel)):
+            raise StartupError(f"plugin {plugin!r} declares tenant_settings = {declared!r}: "
+                               "give a pydantic model class")
+        section = getattr(obj, "tenant_settings_section", "") or plugin
+        _claim(seen, "tenant settings section", section, plugin)
+        out[section] = TenantSection(section, declared, plugin)
+    return out
+
+
 @dataclass
 class Registry:
     routes: list[Route] = field(default_factory=list)

@@ -185,6 +185,9 @@ def create_runtime(
     for obj in pm.get_plugins():  # each plugin object belongs to this runtime
         if isinstance(obj, Plugin):
             obj.bind(runtime)
+    # From now on a school's settings are checked against the sections the runtime's plugins
+    # declare (Plugin.tenant_settings), whichever path writes them.
+    tenants.bind_plugins(pm)
     runtime.registry = collect(pm, runtime)
     queue.install(runtime.registry.tasks, runtime)
     pm.hook.startup(runtime=runtime)

@@ -108,7 +108,11 @@ def _spec(**data: Any) -> Any:
         return TenantSpec(**data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ValidationFailed.field(".".join(map(str, err["loc"])), err["msg"]) from None
+        where, message = ".".join(map(str, err["loc"])), str(err["msg"])
+        if err["type"] == "value_error" and where == "settings":
+            # TenantSpec names the settings key itself: "settings.limits.x: what is wrong".
+            where, _, message = str(err.get("ctx", {}).get("error", message)).partition(": ")
+        raise ValidationFailed.field(where, message) from None
 
 
 @tenants.command("list")
@@ -219,6 +223,7 @@ def tenants_enable(app: AppContext, slug: str) -> None:
 def tenants_apply(app: AppContext, path: Path) -> None:
     """Create or update tenants from tenants/*.toml (one file per school); idempotent."""
     files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
+    rt = app.runtime
     specs = []
     for f in files:
         try:
@@ -227,12 +232,15 @@ def tenants_apply(app: AppContext, path: Path) -> None:
             raise LearnplatError(f"{f}: invalid TOML: {exc}") from None
         data.setdefault("slug", f.stem)
         try:
-            specs.append(_spec(**data))
+            spec = _spec(**data)
+            # The whole settings tree against what the loaded plugins declare
+            # (Plugin.tenant_settings): a wrong value is refused here, not a 500 later.
+            rt.tenants.check_settings(spec.settings)
         except ValidationFailed as exc:
-            raise LearnplatError(f"{f}: {exc.errors[0]['field']}: {exc.errors[0]['message']}"
-                                 ) from None
+            raise LearnplatError(f"{f}: " + "; ".join(
+                f"{e['field']}: {e['message']}" for e in exc.errors[:5])) from None
+        specs.append(spec)
     # All files are validated before anything is written; then one transaction for all.
-    rt = app.runtime
     with app.connection(), db.transaction():
         results = [rt.tenants.apply(spec) for spec in specs]
     for outcome, tenant in results:

@@ -223,18 +223,6 @@ def hidden_for(tenant: TenantInfo | None) -> bool:
     return tenant is not None and tenant.setting(TENANT_SETTING, True) is False
 
 
-def check_tenant_settings(settings: dict[str, Any]) -> str | None:
-    """What is wrong with a school's ``api`` settings (`tenants apply` refuses it), or None."""
-    section = settings.get("api")
-    if section is None:
-        return None
-    if not isinstance(section, dict):
-        return "api: expected a table (api.reference = true or false)"
-    if "reference" in section and not isinstance(section["reference"], bool):
-        return f"api.reference: expected true or false, not {section['reference']!r}"
-    return None
-
-
 def _hidden_everywhere(runtime: Runtime) -> None:
     if not runtime.settings.server.reference_page:
         raise NotFound("the API reference page is switched off on this server")

@@ -30,7 +30,7 @@ from .api import CERTIFICATES
 from .cli import certificates
 from .models import MODELS
 from .services import ISSUE_TASK, CertificatesService
-from .settings import CertificatesSettings
+from .settings import CertificatesSettings, CertificatesTenantSettings
 from .tasks import tasks
 from .templates import Templates
 
@@ -42,6 +42,7 @@ class CertificatesPlugin(Plugin):
     """Certificates of completion: PDFs, signed Open Badges credentials, verification,
     revocation and regeneration."""
 
+    tenant_settings = CertificatesTenantSettings  # [settings.certificates] of a school
     requires = ("identity", "courses", "progress")
     # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>).
     problems = {

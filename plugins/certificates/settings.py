@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .credential import did_web_problem
@@ -40,3 +42,52 @@ class CertificatesSettings(BaseModel):
         if problem:  # found at start-up rather than at the first certificate
             raise ValueError(problem)
         return value.rstrip("/")
+
+
+# A colour of a certificate: #rrggbb (as the template API takes it).
+HEX_COLOR = r"^#[0-9a-fA-F]{6}$"
+
+
+class TemplateTenantSettings(BaseModel):
+    """Tenant setting ``certificates.template``: the school's certificate design (what an
+    admin saves through PUT /certificates/template overrides it key by key)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    orientation: Literal["landscape", "portrait"] | None = Field(
+        None, description="Page orientation.")
+    heading: str | None = Field(None, min_length=1, max_length=120,
+                                description="The heading above the learner's name.")
+    statement: str | None = Field(None, min_length=1, max_length=200,
+                                  description="The sentence between name and course title.")
+    signature_label: str | None = Field(None, min_length=1, max_length=120,
+                                        description="The label under the signature.")
+    primary_color: str | None = Field(None, pattern=HEX_COLOR, description="#rrggbb.")
+    accent_color: str | None = Field(None, pattern=HEX_COLOR, description="#rrggbb.")
+    text_color: str | None = Field(None, pattern=HEX_COLOR, description="#rrggbb.")
+
+
+class CertificatesTenantSettings(BaseModel):
+    """A school's ``[settings.certificates]`` (tenants/<slug>.toml)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    base_url: str | None = Field(
+        None, description="The base of the school's certificate URLs (verification, did:web "
+                          "issuer, status lists), over certificates.public_base_url: an "
+                          "http:// or https:// URL.")
+    template: TemplateTenantSettings | None = Field(
+        None, description="The certificate design: orientation, heading, statement, "
+                          "signature_label, primary_color, accent_color, text_color.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _a_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        problem = did_web_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value

@@ -29,7 +29,7 @@ from .images import tasks as image_tasks
 from .models import MODELS
 from .ratings import RatingService
 from .services import CoursesService
-from .settings import CoursesSettings
+from .settings import CoursesSettings, CoursesTenantSettings
 
 if TYPE_CHECKING:
     from learnplat.plugin import Runtime, Seed
@@ -42,6 +42,7 @@ class CoursesPlugin(Plugin):
     """Courses and their modules, the review workflow, the catalogue, course images, ratings,
     feedback threads and analytics."""
 
+    tenant_settings = CoursesTenantSettings  # [settings.courses] of a school
     requires = ("identity",)
     # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>).
     problems = {

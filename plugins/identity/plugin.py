@@ -29,6 +29,7 @@ from .cli import audit, keys, users
 from .models import MODELS
 from .oauth import OAuthFlow
 from .services import IdentityService, IdentitySettings
+from .settings import OAuthTenantSettings
 from .social_storage import SOCIAL_MODELS
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class IdentityPlugin(Plugin):
     """Accounts, tokens, roles and permissions, OAuth sign-in and the audit log: the plugin
     that answers the core's `authenticate` hook."""
 
+    tenant_settings = OAuthTenantSettings  # [settings.oauth] of a school
+    tenant_settings_section = "oauth"  # read by oauth.py as oauth.providers.<name>
     # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>):
     # its own, then single sign-on's, one per python-social-auth reason (`oauth_<reason>`).
     problems = {

@@ -29,7 +29,7 @@ from .cli import media as media_commands
 from .direct import DirectUploads
 from .models import MODELS
 from .services import MediaService
-from .settings import MediaSettings
+from .settings import MediaSettings, MediaTenantSettings
 from .tasks import tasks
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ USER_ID = "{user_id:int(min=1, max=2147483647)}"  # as identity routes /users/{i
 class MediaPlugin(Plugin):
     """Videos and files of modules, assignments and their submissions, profile photos."""
 
+    tenant_settings = MediaTenantSettings  # [settings.media] of a school
     requires = ("identity", "courses", "enrollment")
     # The problem codes of its answers (the reference page's catalogue, /docs#problem-<code>).
     problems = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 # The hard ceiling of one upload request; a tenant's own limit may only lower it.
 UPLOAD_CEILING = 50 * 1024**3
@@ -32,3 +32,19 @@ class MediaSettings(BaseModel):
     video_types: list[str] = Field(default_factory=lambda: list(VIDEO_TYPES))
     attachment_types: list[str] = Field(default_factory=lambda: list(ATTACHMENT_TYPES))
     submission_types: list[str] = Field(default_factory=lambda: list(ATTACHMENT_TYPES))
+
+
+class MediaTenantSettings(BaseModel):
+    """A school's ``[settings.media]`` (tenants/<slug>.toml): its own per-upload limits,
+    which lower the [media] section's (a larger one has no effect: the server's stays)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    max_video_bytes: int | None = Field(
+        None, ge=1024, description="Largest video upload, in bytes.")
+    max_attachment_bytes: int | None = Field(
+        None, ge=1024, description="Largest module attachment upload, in bytes.")
+    max_submission_bytes: int | None = Field(
+        None, ge=1024, description="Largest assignment submission upload, in bytes.")
+    max_photo_bytes: int | None = Field(
+        None, ge=1024, description="Largest profile photo upload, in bytes.")

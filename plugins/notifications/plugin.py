@@ -38,7 +38,7 @@ from . import seed as generated
 from .api import NOTIFICATIONS
 from .models import MODELS
 from .services import NotificationsService
-from .settings import NotificationsSettings
+from .settings import NotificationsSettings, NotificationsTenantSettings
 from .tasks import RELEASE_TASK, tasks
 from .ws import NotificationSocket
 
@@ -66,6 +66,7 @@ class NotificationsPlugin(Plugin):
     delivery over a WebSocket and email (immediate or daily digest)."""
 
     requires = ("identity", "courses", "enrollment", "progress")
+    tenant_settings = NotificationsTenantSettings  # [settings.notifications] of a school
     notifications: NotificationsService  # built by register_services
 
     @hookimpl

@@ -12,7 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .templates import KINDS
+
 Channel = Literal["in_app", "email", "digest", "off"]
+# A notification kind (course_approved, announcement, ...): a key of a school's templates and
+# default_channels; a misspelt one would silently never apply.
+Kind = Literal[KINDS]  # type: ignore[valid-type]  # computed kinds: pydantic checks, mypy cannot
 
 
 class NotificationsSettings(BaseModel):
@@ -52,3 +57,53 @@ class NotificationsSettings(BaseModel):
     revalidate_seconds: float = Field(
         60, gt=0, description="How often an open WebSocket's token is checked again (a "
                               "logged-out or deactivated user is disconnected).")
+
+
+class SmtpTenantSettings(BaseModel):
+    """Tenant setting ``notifications.smtp``: the school's own mail server, key by key over
+    the [notifications] smtp_* settings."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    host: str | None = Field(None, min_length=1, description="SMTP server host name.")
+    port: int | None = Field(None, ge=1, le=65535, description="SMTP server port.")
+    username: str | None = Field(None, description="Login name; empty: no login.")
+    password: str | None = Field(None, description="Login password.")
+    sender: str | None = Field(None, alias="from", min_length=3,
+                               description="From address of the school's emails.")
+    starttls: bool | None = Field(None, description="Upgrade the connection with STARTTLS.")
+    ssl: bool | None = Field(None, description="Connect with TLS from the start (SMTPS).")
+
+
+class TemplateTenantSettings(BaseModel):
+    """Tenant setting ``notifications.templates.<kind>``: the school's wording of a kind of
+    notification ($name placeholders are filled from the event)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    title: str | None = Field(None, max_length=200, description="Title (and email subject).")
+    body: str | None = Field(None, max_length=5000, description="Body text.")
+
+
+class NotificationsTenantSettings(BaseModel):
+    """A school's ``[settings.notifications]`` (tenants/<slug>.toml): its own mail server,
+    email rate, wording and default channels, over the [notifications] section's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    smtp: SmtpTenantSettings | None = Field(
+        None, description="The school's own SMTP server (host, port, username, password, "
+                          "from, starttls, ssl).")
+    emails_per_minute: int | None = Field(
+        None, ge=1, description="At most this many of the school's emails leave per minute.")
+    templates: dict[Kind, TemplateTenantSettings] | None = Field(
+        None, description="Per notification kind: {title, body} replacing the default "
+                          "wording.")
+    default_channel: Channel | None = Field(
+        None, description="Channel of a kind a user has no preference for: in_app, email, "
+                          "digest or off.")
+    default_channels: dict[Kind, Channel] | None = Field(
+        None, description="Per notification kind: its default channel (over "
+                          "default_channel).")
+    digest_hour: int | None = Field(
+        None, ge=0, le=23, description="UTC hour the school's daily digests go out.")

@@ -102,9 +102,21 @@ def test_a_visitor_sees_only_the_school_they_name(world, shop, lp_runtime, lp_us
 
 
 def _set_catalogue(runtime, tenant, value):
+    from learnplat.errors import ValidationFailed
+    from learnplat.models import Tenant
+
     settings = {"courses": {"catalogue": value}} if value is not None else {}
+    spec = TenantSpec(slug=tenant.slug, name=tenant.name, settings=settings)
     with db.connection():
-        runtime.tenants.apply(TenantSpec(slug=tenant.slug, name=tenant.name, settings=settings))
+        if value in ("private", "public", None):
+            runtime.tenants.apply(spec)
+            return
+        # A typo is refused where a school is declared (`tenants apply`)...
+        with pytest.raises(ValidationFailed, match=r"settings\.courses\.catalogue"):
+            runtime.tenants.apply(spec)
+        # ...and one stored before that check (or by hand) still keeps the catalogue closed.
+        Tenant.update(settings=settings).where(Tenant.id == tenant.id).execute()
+    runtime.tenants.invalidate()
 
 
 @pytest.mark.parametrize("value", ["private", "Public", True, "pubilc"])

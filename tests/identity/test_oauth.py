@@ -219,8 +219,18 @@ def test_bad_callbacks_and_unknown_providers(lp_runtime, op, app_url, lp_other_t
 
 
 def test_misconfigured_or_unreachable_provider_is_not_a_500(lp_runtime, op, app_url):
-    broken = make_tenant(lp_runtime, settings={"oauth": {"providers": {
-        "campus": {"backend": "oidc", "key": "k"}}}})
+    from learnplat.errors import ValidationFailed
+    from learnplat.models import Tenant
+
+    half = {"oauth": {"providers": {"campus": {"backend": "oidc", "key": "k"}}}}
+    # `tenants apply` (and every writer) refuses a provider without its secret...
+    with pytest.raises(ValidationFailed, match=r"settings\.oauth\.providers\.campus\.secret"):
+        make_tenant(lp_runtime, settings=half)
+    # ...but a row stored before that check, or edited by hand, still answers 503, not 500.
+    broken = make_tenant(lp_runtime)
+    with db.connection():
+        Tenant.update(settings=half).where(Tenant.id == broken.id).execute()
+    lp_runtime.tenants.invalidate()
     r = browser(broken).get(f"{app_url}/auth/oauth/campus/login", allow_redirects=False)
     assert r.status_code == 503
     down = make_tenant(lp_runtime, settings={"oauth": {"providers": {
