@@ -30,6 +30,7 @@ from ..auth import PUBLIC
 from ..contracts import Plugin
 from ..errors import NotFound
 from . import reference_page
+from .conditional import none_match
 from .endpoint import endpoint
 from .problems import catalogue
 
@@ -302,7 +303,7 @@ class ReferenceAsset:
         resp.set_header("X-Content-Type-Options", "nosniff")
         if found.gzipped is not None:
             resp.append_header("Vary", "Accept-Encoding")
-        if etag in [t.strip() for t in (req.get_header("If-None-Match") or "").split(",")]:
+        if none_match(req.get_header("If-None-Match"), etag):
             resp.status = 304
             return
         resp.content_type = found.content_type

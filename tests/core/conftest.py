@@ -11,6 +11,7 @@ from corehelpers import (  # noqa: F401
     core_database,
     core_runtime,
     fresh_db,
+    module_server,
     tenant_a,
     tenant_b,
 )

@@ -30,6 +30,7 @@ from learnplat.testing import (
     backend,
     make_postgres_database,
     make_tenant,
+    serve_with_gunicorn,
     test_redis_url,
     test_settings,
     use_runtime,
@@ -166,3 +167,13 @@ def fake_distribution(root: Path, dist: str, entry_points: dict[str, str],
     lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
     (info / "entry_points.txt").write_text(f"[learnplat.plugins]\n{lines}")
     return root
+
+
+@pytest.fixture(scope="module")
+def module_server(lp_runtime: Any, lp_database: Any, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[str]:
+    """A real gunicorn for the module, on the suite's runtime and database (lp_live_server
+    is one per test): the generated clients' tests drive several tests through one."""
+    with serve_with_gunicorn(lp_runtime, lp_database, tmp_path_factory.mktemp("gunicorn")
+                             ) as url:
+        yield url

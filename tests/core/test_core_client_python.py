@@ -23,8 +23,6 @@ from typing import Any
 import pytest
 import requests
 
-from learnplat.testing import serve_with_gunicorn
-
 PACKAGE = "learnplat_client"
 # The generator's settings for our document (docs/api-clients.md shows the same file): no
 # formatter run afterwards, and the binary answers (PDF, images, media, the revocation list's
@@ -43,20 +41,11 @@ GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 
 
 @pytest.fixture(scope="module")
-def server(lp_runtime: Any, lp_database: Any, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[str]:
-    """A real gunicorn for the module (lp_live_server is one per test)."""
-    with serve_with_gunicorn(lp_runtime, lp_database, tmp_path_factory.mktemp("gunicorn")
-                             ) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def generated(server: str, tmp_path_factory: pytest.TempPathFactory
+def generated(module_server: str, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[tuple[Any, dict[str, Any], str]]:
     """(the imported package, the served document, the generator's output)."""
     tmp = tmp_path_factory.mktemp("client")
-    r = requests.get(f"{server}/openapi.json", timeout=30)
+    r = requests.get(f"{module_server}/openapi.json", timeout=30)
     assert r.status_code == 200, r.text
     (tmp / "openapi.json").write_bytes(r.content)
     (tmp / "config.yml").write_text(CONFIG)
@@ -139,17 +128,17 @@ class School:
         return r.parsed
 
 
-def test_a_school_flow_through_the_generated_client(generated, server, lp_users,
+def test_a_school_flow_through_the_generated_client(generated, module_server, lp_users,
                                                     lp_tenant) -> None:
     package, _, _ = generated
-    school = School(package, server, lp_tenant.slug)
+    school = School(package, module_server, lp_tenant.slug)
     m = school.models
     teacher, admin = lp_users.make("instructor"), lp_users.make("admin")
     student = lp_users.make("student")
     t, a = school.as_(teacher.token), school.as_(admin.token)
 
     # Sign in: the school named by the operation's x_tenant parameter.
-    anonymous = package.Client(base_url=server, raise_on_unexpected_status=True)
+    anonymous = package.Client(base_url=module_server, raise_on_unexpected_status=True)
     pair = school.op("identity", "post_auth_login").sync(
         client=anonymous, body=m.LoginIn(email=student.email, password=student.password),
         x_tenant=lp_tenant.slug)

@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import textwrap
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-
-from learnplat.testing import serve_with_gunicorn
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLCHAIN = REPO / "tests" / "clients" / "typescript"
@@ -84,15 +81,6 @@ def tool(workdir: Path, *argv: str, timeout: float = 300,
                           timeout=timeout, env=environ)
 
 
-@pytest.fixture(scope="module")
-def server(lp_runtime: Any, lp_database: Any, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[str]:
-    """A real gunicorn for the module (lp_live_server is one per test)."""
-    with serve_with_gunicorn(lp_runtime, lp_database, tmp_path_factory.mktemp("gunicorn")
-                             ) as url:
-        yield url
-
-
 @dataclass
 class Generated:
     workdir: Path  # schema.ts, the toolchain's sources, node_modules (a link to the cache)
@@ -101,10 +89,10 @@ class Generated:
 
 
 @pytest.fixture(scope="module")
-def generated(server: str, tmp_path_factory: pytest.TempPathFactory) -> Generated:
+def generated(module_server: str, tmp_path_factory: pytest.TempPathFactory) -> Generated:
     modules = node_modules()
     workdir = tmp_path_factory.mktemp("typescript")
-    r = requests.get(f"{server}/openapi.json", timeout=30)
+    r = requests.get(f"{module_server}/openapi.json", timeout=30)
     assert r.status_code == 200, r.text
     (workdir / "openapi.json").write_bytes(r.content)
     for name in SOURCES:
@@ -194,7 +182,7 @@ def test_the_client_type_checks(checked: Checked) -> None:
 
 
 def test_a_school_flow_through_the_generated_client(generated: Generated, checked: Checked,
-                                                    server: str, lp_users: Any,
+                                                    module_server: str, lp_users: Any,
                                                     lp_tenant: Any) -> None:
     workdir = generated.workdir
     assert checked.errors_in("flow.ts") == [], checked.output
@@ -204,7 +192,7 @@ def test_a_school_flow_through_the_generated_client(generated: Generated, checke
     teacher, admin = lp_users.make("instructor"), lp_users.make("admin")
     student = lp_users.make("student")
     run = tool(workdir, "node", "dist/flow.js", timeout=180, env={
-        "LEARNPLAT_BASE_URL": server,
+        "LEARNPLAT_BASE_URL": module_server,
         "LEARNPLAT_TENANT": lp_tenant.slug,
         "LEARNPLAT_STUDENT_EMAIL": student.email,
         "LEARNPLAT_STUDENT_PASSWORD": student.password,
@@ -218,7 +206,7 @@ def test_a_school_flow_through_the_generated_client(generated: Generated, checke
 
     # What the flow did, as the API tells it to a plain HTTP client.
     def get(path: str, token: str = student.token) -> Any:
-        r = requests.get(f"{server}{path}", timeout=30, headers={
+        r = requests.get(f"{module_server}{path}", timeout=30, headers={
             "X-Tenant": lp_tenant.slug, "Authorization": f"Bearer {token}"})
         assert r.status_code == 200, (path, r.text)
         return r.json()
@@ -243,7 +231,7 @@ def test_a_school_flow_through_the_generated_client(generated: Generated, checke
     assert certificate["status"] == "issued"
     # The signed URL names the public address in the settings: its path and query, here.
     signed = urlsplit(certificate["pdf_url"])
-    pdf = requests.get(f"{server}{signed.path}?{signed.query}", timeout=30)
+    pdf = requests.get(f"{module_server}{signed.path}?{signed.query}", timeout=30)
     assert pdf.status_code == 200
     assert hashlib.sha256(pdf.content).hexdigest() == summary["pdf_sha256"]
 

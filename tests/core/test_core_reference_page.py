@@ -94,6 +94,10 @@ def test_assets_cached_for_good_gzip_and_304(anonymous: Client) -> None:
     again = anonymous.request("GET", f"/{url}", headers={"If-None-Match": etag,
                                                           "Accept-Encoding": "identity"})
     assert again.status_code == 304 and not again.content
+    # Read as RFC 9110 says (learnplat.http.conditional): a list, a weak form of the tag.
+    listed = anonymous.request("GET", f"/{url}", headers={
+        "If-None-Match": f'"other", W/{etag}', "Accept-Encoding": "identity"})
+    assert listed.status_code == 304 and not listed.content
     zipped = anonymous.request("GET", f"/{url}", headers={"Accept-Encoding": "gzip, br"})
     assert zipped.headers["content-encoding"] == "gzip"
     assert "Accept-Encoding" in zipped.headers["vary"]
