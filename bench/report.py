@@ -80,6 +80,11 @@ def table(report: dict[str, Any]) -> str:
                 f"429, {f['ok_per_second']:g} 2xx/s"
                 + (f" (budget allows <= {allowed:g})" if allowed is not None else "")
                 + f"; other statuses {f['other']}, socket errors {f['socket_errors']}")
+        elif name == "webhooks" and "per_second" in r:
+            other.append(f"webhooks: {r['per_second']} deliveries/s per worker process "
+                         f"({r['per_cpu_second']}/CPU-s); event to delivery p50/p99 "
+                         f"{r['healthy_p50_ms']}/{r['healthy_p99_ms']} ms, with a dead endpoint "
+                         f"beside {r['dead_p50_ms']}/{r['dead_p99_ms']} ms")
         elif name == "websocket" and "p50_ms" in r:
             other.append(f"websocket delivery: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
                          f"max {r['max_ms']} ms, {r['deliveries']}/{r['expected']} delivered")

@@ -16,8 +16,9 @@
    bodies), --runs times (bench/runner.py); reports the best run's requests/s, p50 and p99 and
    its ratio to the best baseline run. With --spy, one more run per scenario while py-spy
    samples the served processes (bench/spy.py).
-4. Certificates issued per second by one worker (bench/certificates_issue.py) and WebSocket
-   delivery latency (bench/notifications.py ws), run as their own processes.
+4. Certificates issued per second by one worker (bench/certificates_issue.py), WebSocket
+   delivery latency (bench/notifications.py ws) and webhook deliveries by one worker process
+   (bench/webhooks.py), run as their own processes.
 5. Fairness between tenants (issue 16; bench/fairness.py).
 6. Prints a table (bench/report.py) and writes bench/results/<UTC time>.json.
 
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import common, report, runner, spy
+from bench import common, report, runner, spy, webhooks
 from bench import fairness as fair
 from bench.report import flag_disturbed, table
 from bench.scenarios import SCENARIOS, WRK_SCENARIOS, build_scenarios, make_world
@@ -263,6 +264,10 @@ def run_other_scenarios(b: Bench) -> None:
     if "websocket" in b.chosen:
         results["websocket"] = runner.websocket(b.admin, b.redis_url, b.args)
         report.progress("websocket", results["websocket"])
+    if "webhooks" in b.chosen:
+        results["webhooks"] = webhooks.scenario(b.admin, b.redis_url, b.args.quick)
+        report.progress("webhooks", {k: v for k, v in results["webhooks"].items()
+                                     if k != "detail"})
 
 
 def clean_up(b: Bench) -> None:

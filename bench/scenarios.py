@@ -14,7 +14,8 @@ from bench.wrk import Item
 
 SCENARIOS = ("catalogue_anon", "catalogue_student", "course_detail", "course_detail_304",
              "enroll", "heartbeat", "complete_module", "quiz_submit", "notifications", "login",
-             "floor_healthz", "floor_auth", "certificates", "websocket", "fairness")
+             "floor_healthz", "floor_auth", "certificates", "websocket", "fairness",
+             "webhooks")
 WRK_SCENARIOS = SCENARIOS[:12]
 TARGETS = {"catalogue_anon": 0.5, "catalogue_student": 0.5, "course_detail": 0.35,
            "heartbeat": 0.5}

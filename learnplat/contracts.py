@@ -223,6 +223,37 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
     name: ClassVar[str] = ""
+    #: Whether the event leaves learnplat (webhooks, xAPI): False for plumbing between plugins
+    #: that means nothing outside (a thumbnail's storage key is ready).
+    published: ClassVar[bool] = True
+    #: Fields that stay inside learnplat (storage keys and the like): left out of the payload
+    #: that leaves it, and of its documented schema.
+    internal_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def public_fields(cls) -> list[str]:
+        """The fields a published event carries out of learnplat, in declaration order."""
+        return [f for f in cls.model_fields if f not in cls.internal_fields]
+
+    @classmethod
+    def public_payload(cls, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """What of a stored payload leaves learnplat: the public fields it holds (an older
+        event may lack a field added since: it is left out, not invented)."""
+        public = cls.public_fields()
+        return {k: payload[k] for k in public if k in payload}
+
+    @classmethod
+    def public_schema(cls) -> dict[str, Any]:
+        """The JSON schema (draft 2020-12, OpenAPI 3.1) of `public_payload`: the model's own
+        schema without the internal fields, titled and described by the event."""
+        schema = cls.model_json_schema(mode="serialization")
+        for f in cls.internal_fields:
+            schema.get("properties", {}).pop(f, None)
+            if f in schema.get("required", []):
+                schema["required"].remove(f)
+        schema["title"] = cls.__name__
+        schema["description"] = cls.description()
+        return schema
 
     @classmethod
     def description(cls) -> str:

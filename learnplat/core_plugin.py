@@ -16,6 +16,8 @@ from .http import reference
 from .http.endpoint import endpoint
 from .idempotency import idempotency_tasks
 from .models import CORE_MODELS
+from .outbound.engine import outbound_tasks
+from .outbound.models import OUTBOUND_MODELS
 from .registry import Route, TaskSpec
 
 if TYPE_CHECKING:
@@ -115,7 +117,7 @@ class OpenAPIResource:
 
 @hookimpl
 def register_models() -> list[type]:
-    return list(CORE_MODELS)
+    return [*CORE_MODELS, *OUTBOUND_MODELS]
 
 
 @hookimpl
@@ -142,4 +144,4 @@ def startup(runtime: Runtime) -> None:
 
 @hookimpl
 def register_tasks() -> list[TaskSpec]:
-    return [*event_tasks(), *idempotency_tasks()]
+    return [*event_tasks(), *idempotency_tasks(), *outbound_tasks()]

@@ -140,6 +140,26 @@ class ValidationFailed(LearnplatError):
         return cls([{"field": field, "message": message, "type": type}])
 
 
+class UnsafeURL(ValidationFailed):
+    """A URL learnplat will not send requests to (a webhook endpoint, a learning record
+    store). `reason` says why: `scheme` (not http or https), `https_required` (http where the
+    operator requires https), `credentials` (a user name or password in the URL), `no_host`
+    (no host, or one that is not a valid name), `unresolvable` (the name does not resolve),
+    `address` (the host is, or resolves to, an address that is not public: loopback,
+    private, link-local, cloud metadata, shared, multicast, reserved, unspecified,
+    documentation...; the detail names the address and its class) or `port`. Use a public
+    https URL; an operator can allow private networks with ``outbound.allowed_networks``."""
+
+    code, title = "unsafe_url", "Unsafe URL"
+
+    def __init__(self, reason: str, message: str, field: str = "url"):
+        super().__init__([{"field": field, "message": message, "type": "unsafe_url"}],
+                         detail=message)
+        self.reason = reason
+        self.message = message
+        self.extra["reason"] = reason
+
+
 class RateLimited(LearnplatError):
     """A rate-limit budget is spent (the caller's, the school's or the client address's).
     Wait the seconds in Retry-After (also `retry_after` in the body); the RateLimit and

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .auth import Principal
     from .contracts import Action, Event, ServiceKey, Veto
     from .gate import Credentials, RoundTrip
+    from .outbound.sink import Sink
     from .registry import EventHandler, HealthCheck, Permission, Route, TaskSpec
     from .runtime import Runtime
     from .secret_keys import EncryptedAtRest
@@ -162,6 +163,21 @@ def register_encrypted_at_rest() -> list[EncryptedAtRest]:
     ``learnplat serve``, ``learnplat worker`` and key commands refuse to start when an item
     cannot be decrypted with ``app.secret_key`` or ``app.old_secret_keys``;
     ``learnplat secrets reencrypt`` calls ``reencrypt``. Since 0.2.
+    """
+
+
+@hookspec
+def register_sinks(runtime: Runtime) -> list[Sink]:
+    """Kinds of destination the delivery engine sends to (``runtime.outbound``): ``Sink``
+    instances from ``learnplat.plugin``, each with a unique ``name`` ("webhooks", "xapi"),
+    its ``batch_size``, and the methods that build a request from queued messages
+    (``request``), judge an answer (``verdict``) and hear that the engine disabled a
+    destination (``disabled``).
+
+    :param runtime: the process's Runtime, to build sinks with their services.
+    Called once at start-up, after ``register_services``; two sinks with one name stop
+    start-up naming both plugins. The engine calls a sink's methods in a worker, in the
+    destination's school and inside a transaction. Since 0.2.
     """
 
 

@@ -170,6 +170,9 @@ def collect(pm: pluggy.PluginManager, runtime: Any) -> Registry:
     for plugin, services in _call_each(pm, "register_services", runtime=runtime):
         for name, service in services.items():
             reg.add_service(name, service, plugin)
+    for plugin, sinks in _call_each(pm, "register_sinks", runtime=runtime):
+        for sink in sinks:
+            reg.add_sink(sink, plugin)
     for plugin, routes in _call_each(pm, "register_routes", runtime=runtime):
         for route in routes:
             reg.add_route(_owned(route, plugin))

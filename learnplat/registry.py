@@ -200,6 +200,8 @@ class Registry:
     # The problem codes plugins declare (Plugin.problems), gathered at start-up; the core's
     # own join them in learnplat.http.problems.catalogue.
     problems: dict[str, ProblemType] = field(default_factory=dict)
+    # register_sinks: the delivery engine's sinks by name (learnplat.outbound).
+    sinks: dict[str, Any] = field(default_factory=dict)
     _owners: dict[str, dict[str, str]] = field(default_factory=dict)
     _grants: dict[str, dict[str, str]] = field(default_factory=dict)
     _grants_size: int = -1
@@ -307,6 +309,24 @@ class Registry:
             entry = problem_type(code, decl, plugin, title_of)
             known = self.problems.get(code)
             self.problems[code] = known.merged(entry) if known else entry
+
+    def add_sink(self, sink: Any, plugin: str) -> None:
+        from .outbound.sink import Sink
+
+        name = getattr(sink, "name", "")
+        if not isinstance(sink, Sink) or not name or not _CODE_OK.match(name):
+            raise StartupError(f"plugin {plugin!r} registers {sink!r} as a sink: register a "
+                               "learnplat.plugin.Sink instance whose name is lower case "
+                               "letters, digits and _")
+        if not isinstance(sink.batch_size, int) or sink.batch_size < 1:
+            raise StartupError(f"plugin {plugin!r}: sink {name!r} has batch_size "
+                               f"{sink.batch_size!r}; give a positive integer")
+        _claim(self._seen("sink"), "sink", name, plugin)
+        self.sinks[name] = sink
+
+    def sink_plugin(self, name: str) -> str:
+        """The plugin that registered sink `name` ("" when none did)."""
+        return self._seen("sink").get(name, "")
 
     def add_settings_model(self, section: str, model: type[BaseModel], plugin: str) -> None:
         _claim(self._seen("settings"), "settings section", section, plugin)

@@ -22,6 +22,7 @@ from .contracts import Action, Plugin, ServiceKey
 from .errors import Vetoed
 from .events import EventBus
 from .kv import KeyValueStore, make_store
+from .outbound.engine import Outbound
 from .plugins import PluginInfo, build_plugin_manager, collect
 from .ratelimit import Limiter
 from .registry import Registry, StartupError
@@ -61,6 +62,9 @@ class Runtime:
     storage: Storage
     queue: TaskQueue
     events: EventBus
+    # The delivery engine of webhooks, xAPI... (learnplat.outbound): its sinks come from
+    # the plugins' register_sinks.
+    outbound: Outbound
     registry: Registry = field(default_factory=Registry)
     plugin_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -181,6 +185,7 @@ def create_runtime(
                             settings.server.answer_cache_seconds),
         generations=GenerationWriter(kv), tenants=tenants, storage=storage, queue=queue,
         events=EventBus(settings.events, queue, tenants.get_by_id, finished),
+        outbound=Outbound(settings.outbound, queue, tenants.get_by_id, finished),
     )
     for obj in pm.get_plugins():  # each plugin object belongs to this runtime
         if isinstance(obj, Plugin):

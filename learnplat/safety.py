@@ -165,6 +165,40 @@ def _limit_findings(settings: Settings) -> list[Finding]:
                     refuse=False)]
 
 
+# Where clouds answer with the machine's credentials: a webhook URL reaching one would hand a
+# school's admin the host's cloud role.
+_METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
+             ipaddress.ip_address("100.100.100.200"))
+
+
+def _outbound_findings(settings: Settings) -> list[Finding]:
+    """Webhook and LRS URLs are typed by school admins: what the operator opens to them."""
+    out = settings.outbound
+    findings = []
+    if not out.require_https:
+        findings.append(Finding(
+            "outbound.require_https", "LEARNPLAT_OUTBOUND_REQUIRE_HTTPS", "false",
+            "webhooks and statements may travel in clear text, their signatures and an LRS's "
+            "credentials readable on the way", "set outbound.require_https = true",
+            refuse=False))
+    for cidr in out.allowed_networks:
+        net = ipaddress.ip_network(cidr, strict=False)
+        metadata = [str(a) for a in _METADATA if a.version == net.version and a in net]
+        if metadata:
+            findings.append(Finding(
+                "outbound.allowed_networks", "LEARNPLAT_OUTBOUND_ALLOWED_NETWORKS", cidr,
+                f"holds the cloud metadata address {metadata[0]}: a school admin's webhook "
+                "URL could read this machine's cloud credentials",
+                "allow only the networks of the systems schools must reach"))
+        elif net.prefixlen == 0 or any(net.overlaps(ipaddress.ip_network(n)) for n in (
+                "127.0.0.0/8", "::1/128") if ipaddress.ip_network(n).version == net.version):
+            findings.append(Finding(
+                "outbound.allowed_networks", "LEARNPLAT_OUTBOUND_ALLOWED_NETWORKS", cidr,
+                "school admins' webhook URLs may reach this machine's own services",
+                "allow only the networks of the systems schools must reach", refuse=False))
+    return findings
+
+
 def unsafe_settings(settings: Settings, bind: str | None = None, *,
                     check_database: bool = True) -> list[Finding]:
     """Every unsafe value of `settings` for a process serving `bind` (default
@@ -173,7 +207,7 @@ def unsafe_settings(settings: Settings, bind: str | None = None, *,
     return [*_secret_findings(settings),
             *(_role_findings(settings) if check_database else []),
             *_proxy_findings(settings), *_public_url_findings(settings, bind),
-            *_limit_findings(settings)]
+            *_limit_findings(settings), *_outbound_findings(settings)]
 
 
 def check_start(settings: Settings, bind: str | None = None, *, process: str = "serve"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
 import tomllib
@@ -16,7 +17,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from . import __version__
 
 ENV_PREFIX = "LEARNPLAT_"
 # Environment variables with the prefix that are not settings.
@@ -196,6 +206,76 @@ class BackupSettings(_Section):
     database_url: str = ""
 
 
+class OutboundSettings(_Section):
+    """Delivery to a school's other systems: webhooks, xAPI (learnplat.outbound,
+    docs/webhooks.md). The HTTP client's safety (safe_http) and the engine's retries."""
+
+    # Networks that may be reached although loopback, private or link-local (an on-premises
+    # learning record store; the tests' receivers on 127.0.0.0/8). Empty: none.
+    allowed_networks: tuple[str, ...] = ()
+    require_https: bool = True
+    # Short: a dead or slow endpoint holds a worker thread at most this long per attempt.
+    connect_timeout: float = Field(5, gt=0)
+    read_timeout: float = Field(15, gt=0)
+    max_answer_bytes: int = Field(65536, gt=0)  # read at most this of an answer's body
+    answer_bytes_kept: int = Field(1024, ge=0)  # stored with each attempt
+    # Seconds after the 1st, 2nd, ... failed attempt of a message (about three days in all);
+    # the message fails when it is spent.
+    retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000, 43200,
+                                         43200, 86400)
+    jitter: float = Field(0.2, ge=0, lt=1)  # each wait is scaled by 1 ± jitter
+    # Consecutive failed attempts after which the destination waits as a whole (the breaker).
+    breaker_failures: int = Field(5, gt=0)
+    # A destination with no success for this long, failing all along, is disabled.
+    disable_after_hours: float = Field(72, gt=0)
+    # How long a worker owns a destination; a killed worker's lease lapses after it.
+    lease_seconds: float = Field(120, gt=0)
+    # One destination's turn: then it goes to the back of the queue (fairness).
+    turn_seconds: float = Field(10, gt=0)
+    turn_messages: int = Field(100, gt=0)
+    user_agent: str = Field(f"learnplat/{__version__}", min_length=1, max_length=200)
+
+    @field_validator("allowed_networks", "retry_schedule", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        # LEARNPLAT_OUTBOUND_ALLOWED_NETWORKS="10.0.0.0/8, fd00::/8" as well as a JSON list.
+        if isinstance(value, str):
+            return tuple(p for p in re.split(r"[\s,]+", value) if p)
+        return value
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not a network (CIDR such as 10.1.0.0/16): "
+                                 f"{exc}") from None
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("give at least one wait (seconds)")
+        if any(not math.isfinite(v) or v <= 0 for v in value):
+            raise ValueError("each wait must be a positive number of seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_turn(self) -> OutboundSettings:
+        # A worker still sending when its lease lapsed would share the destination with
+        # another: the lease must cover a whole turn plus its last attempt.
+        turn = self.turn_seconds + self.connect_timeout + self.read_timeout
+        if self.lease_seconds <= turn:
+            raise ValueError(f"lease_seconds must exceed turn_seconds + connect_timeout + "
+                             f"read_timeout ({turn:g})")
+        if self.answer_bytes_kept > self.max_answer_bytes:
+            raise ValueError("answer_bytes_kept must not exceed max_answer_bytes")
+        return self
+
+
 class LoggingSettings(_Section):
     """What every process logs beyond config/logging.toml (learnplat.logs, docs/deployment.md
     "Logs")."""
@@ -231,6 +311,7 @@ class Settings(BaseModel):
     limits: LimitSettings = LimitSettings()
     backup: BackupSettings = BackupSettings()
     logging: LoggingSettings = LoggingSettings()
+    outbound: OutboundSettings = OutboundSettings()
     plugins: dict[str, dict[str, Any]] = {}
     home: str = "."
     # How home was chosen and which files were read, for `learnplat config` and start-up notes.

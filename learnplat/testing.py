@@ -125,6 +125,9 @@ def test_settings(tmp: Path, database_url: str, redis_url: str = "", **overrides
         # Every answer of every test request is checked against its declared Out model
         # (learnplat.http.endpoint.check_response): the OpenAPI document stays true.
         "server": {"check_responses": True},
+        # Tests deliver webhooks and xAPI statements to receivers they start on loopback,
+        # over plain HTTP: allowed here only (production refuses both by default).
+        "outbound": {"allowed_networks": ["127.0.0.0/8"], "require_https": False},
     }
     for section, values in overrides.items():
         sections.setdefault(section, {}).update(values)

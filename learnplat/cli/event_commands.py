@@ -29,8 +29,14 @@ def events() -> None:
               "(docs/events.md), keeping its hand-written part.")
 @pass_app
 def events_list(app: AppContext, as_json: bool, markdown: bool, update: Path | None) -> None:
-    """Every declared event (publisher, payload fields, handlers) and vetoable action."""
-    from ..catalogue import catalogue_markdown, events_catalogue, update_document
+    """Every declared event (publisher, payload fields, handlers, whether it leaves learnplat
+    and with which fields) and vetoable action."""
+    from ..catalogue import (
+        catalogue_markdown,
+        events_catalogue,
+        leaves_learnplat,
+        update_document,
+    )
 
     catalogue = events_catalogue(app.runtime.registry)
     if update is not None:
@@ -51,6 +57,8 @@ def events_list(app: AppContext, as_json: bool, markdown: bool, update: Path | N
         if e["fields"]:
             click.echo("    payload: " + ", ".join(f"{f['name']}: {f['type']}"
                                                    for f in e["fields"]))
+        if e["publisher"]:
+            click.echo("    leaves learnplat: " + leaves_learnplat(e, quote=""))
         if e["handlers"]:
             click.echo("    handled by: " + ", ".join(e["handlers"]))
     for a in catalogue["actions"]:

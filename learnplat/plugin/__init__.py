@@ -53,6 +53,7 @@ from ..errors import (
     RateLimited,
     ServiceUnavailable,
     Unauthorized,
+    UnsafeURL,
     UnsupportedMediaType,
     ValidationFailed,
     Vetoed,
@@ -74,6 +75,16 @@ from ..keyring import ActiveKey, TenantKeyRing
 from ..kv import RedisScript, StoreUnavailable
 from ..models import UTC, JSONField, TenantModel, UTCDateTimeField, utcnow
 from ..models import BaseModel as SharedModel
+from ..outbound.sink import (
+    MESSAGE_STATUSES,
+    Answer,
+    AttemptInfo,
+    DestinationInfo,
+    MessageInfo,
+    OutboundRequest,
+    Sink,
+    Verdict,
+)
 from ..pagination import Page, PageQuery, paginate
 from ..registry import ROLES, EventHandler, HealthCheck, Permission, Route, TaskSpec
 from ..runtime import Runtime
@@ -86,7 +97,7 @@ from ..schema_doc import (
     union_schema,
     variant_models,
 )
-from ..secret_keys import EncryptedAtRest, SecretScan
+from ..secret_keys import EncryptedAtRest, SecretBox, SecretScan
 from ..seeding import Seed
 from ..tenancy import TenantInfo, current_tenant, tenant_context
 from ..timestamps import api_timestamp
@@ -228,7 +239,7 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     "api_timestamp",
     "TenantInfo", "current_tenant", "tenant_context", "Runtime",
     # keys and secrets at rest: a per-tenant Ed25519 key ring, register_encrypted_at_rest
-    "TenantKeyRing", "ActiveKey", "EncryptedAtRest", "SecretScan",
+    "TenantKeyRing", "ActiveKey", "EncryptedAtRest", "SecretScan", "SecretBox",
     # commands and work across schools
     "tenant_command", "with_tenant", "json_option", "echo_json", "echo_pages", "echo_rows",
     "read_pages", "each_tenant", "EachTenantResult",
@@ -240,4 +251,7 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     "ServiceUnavailable",
     # the problem codes a plugin declares (Plugin.problems; the reference page's catalogue)
     "ProblemCode",
+    # delivery to a school's other systems (register_sinks; runtime.outbound)
+    "Sink", "OutboundRequest", "Answer", "Verdict", "DestinationInfo", "MessageInfo",
+    "AttemptInfo", "MESSAGE_STATUSES", "UnsafeURL",
 ]

@@ -2,6 +2,10 @@
 
 It consumes the progress plugin's CourseCompleted ("course.completed.v1"): each completion
 queues the learner's certificate.
+
+Both leave learnplat (webhooks, xAPI) with every field: the certificate id is the public one
+its verification page shows; nothing here names internal storage (the PDF's key stays in the
+certificates table).
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """Events the courses plugin records and the vetoable actions it asks about (versioned names;
 never renamed). Every course event carries the course's id, owner, status and title after the
-change, and the acting user (None for the system)."""
+change, and the acting user (None for the system).
+
+They leave learnplat (webhooks, xAPI) with every field, except course.thumbnail_ready.v1
+(plumbing, not published) and the image's storage key (`internal_fields`): ids, titles,
+statuses and times mean the same outside as in the API."""
 
 from __future__ import annotations
 
@@ -103,12 +107,18 @@ class ModulesReordered(CourseEvent):
 class ImageChanged(CourseEvent):
     """A course's image was replaced or removed (image_key None)."""
     name: ClassVar[str] = "course.image_changed.v1"
+    # The storage key names an object in the school's storage: it means nothing outside, and
+    # the course's image_url (GET /courses/{id}) is how a school's system reads the image.
+    internal_fields: ClassVar[frozenset[str]] = frozenset({"image_key"})
     image_key: str | None = None
 
 
 class ThumbnailReady(Event):
     """The thumbnail of a course's image is ready."""
     name: ClassVar[str] = "course.thumbnail_ready.v1"
+    # Plumbing: a background task's storage keys, nothing a school's system acts on (the
+    # image change itself leaves learnplat as course.image_changed.v1).
+    published: ClassVar[bool] = False
     course_id: int
     image_key: str
     thumbnail_key: str

@@ -1,5 +1,6 @@
 """Events the enrollment plugin records and the action it asks vetoes about (versioned names;
-never renamed)."""
+never renamed). Both events leave learnplat (webhooks, xAPI) with every field: ids, the source
+and who acted."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Events the media plugin records (versioned names; never renamed)."""
+"""Events the media plugin records (versioned names; never renamed).
+
+They leave learnplat (webhooks, xAPI) with every field: media, submission and assignment ids,
+sizes, content types and checksums are what the API shows too. The object's storage key is
+deliberately in no event (the API serves the bytes by id)."""
 
 from __future__ import annotations
 

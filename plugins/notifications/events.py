@@ -2,7 +2,10 @@
 handles from plugins that may not be installed: by name (`optional=True`, so that
 notifications runs without them), each with the model of the fields it reads of the payload
 (`EventHandler(..., payload=...)`; the publisher's events module may not be importable):
-``event.data`` is one, parsed from the stored payload."""
+``event.data`` is one, parsed from the stored payload.
+
+BroadcastSent leaves learnplat (webhooks, xAPI) with every field: ids, the audience and counts.
+"""
 
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ class NotificationsService:
         """Each user's channel for `kind`: their preference, else the tenant's default for
         the kind, else the tenant's / the settings' default channel."""
         tenant = current_tenant()
-        default = tenant.setting(f"notifications.default_channels.{kind}") or tenant.setting(
+        default = tenant.setting(f"notifications.default_channels.{kind}") or (
+            templates.KIND_CHANNELS.get(kind)) or tenant.setting(
             "notifications.default_channel") or self.settings.default_channel
         chosen = {user_id: default for user_id in user_ids}
         for chunk in _chunks(user_ids):

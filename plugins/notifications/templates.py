@@ -28,8 +28,15 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     "course_rejected": ("$course_title was not approved", "Reason: $reason"),
     "course_rated": ("New rating on $course_title", "A learner gave it $stars stars."),
     "course_question": ("New question on $course_title", "$subject"),
+    # Sent by the webhooks plugin to the school's admins (its own title and body).
+    "webhook_disabled": ("A webhook endpoint was disabled", "$reason"),
+    # Sent by the xapi plugin to the school's admins (its own title and body).
+    "lrs_disabled": ("The learning record store was disabled", "$reason"),
 }
 KINDS = (*DEFAULTS, "announcement")
+# A kind's default channel when neither the user nor the school chose one: an endpoint that
+# stopped receiving is worth an e-mail to the admins, not only a bell icon.
+KIND_CHANNELS: dict[str, str] = {"webhook_disabled": "email", "lrs_disabled": "email"}
 
 
 def render(tenant: TenantInfo, kind: str, values: dict[str, Any]) -> tuple[str, str]:

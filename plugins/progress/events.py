@@ -4,6 +4,9 @@ It also consumes "quiz.passed.v1" {course_id, module_id, user_id} and "assignmen
 {course_id, module_id, student_id} (each completes the module; by name, since the quizzes and
 media plugins are optional) and the enrollment plugin's EnrollmentCreated /
 EnrollmentDropped (mirrors the enrollment's status).
+
+Every event here leaves learnplat (webhooks, xAPI) with every field: ids, sources, percents
+and times, what a school's learning record store wants.
 """
 
 from __future__ import annotations
@@ -45,6 +48,17 @@ class Milestone(Event):
     milestone: int
 
 
+class VideoProgressed(Event):
+    """A learner watched 25, 50, 75 or 100 % of a module's video, once per module and mark."""
+    name: ClassVar[str] = "progress.video_progressed.v1"
+    course_id: int
+    module_id: int
+    user_id: int
+    milestone: int  # 25 | 50 | 75 | 100: the mark crossed
+    percent: float  # of the video watched when it was recorded (at least the milestone)
+    duration_seconds: float | None = None  # of the video, as the player reported it
+
+
 class CourseCompleted(Event):
     """A learner completed every required module of a course, once per enrollment."""
     name: ClassVar[str] = "course.completed.v1"
@@ -54,4 +68,8 @@ class CourseCompleted(Event):
     completed_at: dt.datetime
 
 
-EVENTS: list[type[Event]] = [ModuleCompleted, ModuleReset, Milestone, CourseCompleted]
+#: The marks of VideoProgressed: percent of a video watched.
+VIDEO_MILESTONES = (25, 50, 75, 100)
+
+EVENTS: list[type[Event]] = [ModuleCompleted, ModuleReset, Milestone, VideoProgressed,
+                             CourseCompleted]

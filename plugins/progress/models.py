@@ -1,5 +1,5 @@
-"""Progress tables: one row per enrollment (course percent, milestones) and one per module a
-student has touched (completion, video playback)."""
+"""Progress tables: one row per enrollment (course percent, milestones), one per module a
+student has touched (completion, video playback) and one per video mark a student reached."""
 
 from __future__ import annotations
 
@@ -74,4 +74,22 @@ class HandledEvent(TenantModel):
         indexes = ((("tenant", "event_id", "handler"), True),)
 
 
-MODELS = (CourseProgress, ModuleProgress, HandledEvent)
+class VideoMilestone(TenantModel):
+    """A mark (25, 50, 75, 100 % of a video watched) a learner reached in a module. The unique
+    (tenant, user, module, milestone) index makes its event (progress.video_progressed.v1)
+    exactly-once: the writer inserts the row with ON CONFLICT DO NOTHING and records the event
+    only when its insert made the row, whichever request or flush got there first."""
+
+    course_id = peewee.IntegerField()
+    module_id = peewee.IntegerField()
+    user_id = peewee.IntegerField()
+    milestone = peewee.SmallIntegerField()
+    percent = peewee.FloatField()  # of the video watched when it was reached
+    reached_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "progress_video_milestone"
+        indexes = ((("tenant", "user_id", "module_id", "milestone"), True),)
+
+
+MODELS = (CourseProgress, ModuleProgress, HandledEvent, VideoMilestone)

@@ -7,10 +7,13 @@ database path and in a Redis Lua script for the write-behind path; see heartbeat
   ``max_playback_rate``: seeking ahead is not watching.
 * Both are clamped to the duration; a module completes once both reach
   ``video_complete_ratio`` of it (the "crossing" happens once per student and module).
+* ``watched`` reaching 25, 50, 75 and 100 % of the duration are the video's marks
+  (progress.video_progressed.v1, once each per student and module).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .settings import ProgressSettings
@@ -37,6 +40,12 @@ class Playback:
             return False
         need = ratio * self.duration - _EPS
         return self.furthest >= need and self.watched >= need
+
+    def marks(self, marks: Iterable[int]) -> list[int]:
+        """Which of `marks` (percent of the video) its watched seconds have reached."""
+        if not self.duration:
+            return []
+        return [m for m in marks if self.watched >= m / 100 * self.duration - _EPS]
 
     def merged(self, other: Playback | None) -> Playback:
         """The later of two views of one state (database row vs. not-yet-flushed Redis)."""

@@ -41,7 +41,7 @@ from learnplat.plugin import (
 from . import events as ev
 from .api import LockReason, ProgressSummary
 from .heartbeats import HeartbeatStore
-from .models import CourseProgress, HandledEvent, ModuleProgress
+from .models import CourseProgress, HandledEvent, ModuleProgress, VideoMilestone
 from .playback import Playback, advance
 from .schemas import (
     HeartbeatOut,
@@ -407,7 +407,9 @@ class ProgressService:
                     self._set_completed(cp, modules or self.courses.list_modules(course_id),
                                         module_id, True, "video", now, playback=state)
                 else:
-                    self._write_playback(mp, course_id, user_id, module_id, state, now)
+                    mp = self._write_playback(mp, course_id, user_id, module_id, state, now)
+                    self._record_video_marks(course_id, user_id, module_id, before,
+                                             playback_of(mp), now)
                     CourseProgress.update(last_activity_at=now).where(
                         CourseProgress.id == cp.id).execute()
         return HeartbeatOut(course_id=course_id, module_id=module_id,
@@ -428,7 +430,8 @@ class ProgressService:
     def persist_playback(self, tenant_id: int, rows: list[tuple[int, int, int, Playback]]
                          ) -> int:
         """Upsert playback states of one tenant in one transaction; returns the number of
-        write statements (two: course activity, then module rows, in that lock order)."""
+        write statements (two: course activity, then module rows, in that lock order; then
+        one per video mark crossed, and its event: see `_flushed_marks`)."""
         tenant = self.runtime.tenants.get_by_id(tenant_id)
         if tenant is None or not rows:
             return 0
@@ -449,6 +452,9 @@ class ProgressService:
                 update={cp.last_activity_at: _greatest(cp.last_activity_at,
                                                        EXCLUDED.last_activity_at)},
             ).execute()
+            # Read under the enrollment rows' locks the upsert above holds (as _lock's are):
+            # what is stored before this flush, to know which marks the flush crosses.
+            stored = self._stored_shares(rows)
             mp.insert_many([
                 {"course_id": c, "user_id": u, "module_id": m, "last_position": s.last_position,
                  "furthest_position": s.furthest, "watched_seconds": s.watched,
@@ -468,10 +474,46 @@ class ProgressService:
                     mp.updated_at: EXCLUDED.updated_at,
                 },
             ).execute()
+            marks = self._flushed_marks(rows, stored, now)
             for user_id in {u for _c, u in activity}:  # their summaries' last_activity_at
                 bump_generation(self.runtime, LEARNER_GENERATION, user_id=user_id,
                                 tenant_id=tenant_id)
-        return 2
+        return 2 + 2 * marks
+
+    @staticmethod
+    def _stored_shares(rows: list[tuple[int, int, int, Playback]]
+                       ) -> dict[tuple[int, int], Playback]:
+        """{(user, module): stored playback} of the rows whose flushed state reaches a video
+        mark (the others cannot cross one): one query, none when no row reaches 25 %."""
+        first = ev.VIDEO_MILESTONES[0]
+        wanted = {(c, u, m) for c, u, m, s in rows if s.marks((first,))}
+        if not wanted:
+            return {}
+        mp = ModuleProgress
+        # A superset of the rows (each IN list alone), narrowed below; the course ids let it
+        # use the (tenant, course_id, user_id, module_id) index.
+        query = mp.select(mp.course_id, mp.user_id, mp.module_id, mp.watched_seconds,
+                          mp.duration_seconds).where(
+            mp.course_id.in_(sorted({c for c, _u, _m in wanted}))
+            & mp.user_id.in_(sorted({u for _c, u, _m in wanted}))
+            & mp.module_id.in_(sorted({m for _c, _u, m in wanted})))
+        return {(u, m): Playback(watched=w or 0.0, duration=d)
+                for c, u, m, w, d in query.tuples() if (c, u, m) in wanted}
+
+    def _flushed_marks(self, rows: list[tuple[int, int, int, Playback]],
+                       stored: dict[tuple[int, int], Playback], now: dt.datetime) -> int:
+        """Record the video marks the flush's upsert crossed: the row now holds the greater
+        of the stored and flushed watched seconds, with the flushed duration (as upserted)."""
+        inserted = 0
+        for course_id, user_id, module_id, state in rows:
+            if not state.marks(ev.VIDEO_MILESTONES[:1]):
+                continue  # below the first mark: the greater of it and the stored crosses none
+            before = stored.get((user_id, module_id), Playback())
+            after = Playback(watched=max(before.watched, state.watched),
+                             duration=state.duration)
+            inserted += self._record_video_marks(course_id, user_id, module_id, before, after,
+                                                 now)
+        return inserted
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -563,7 +605,12 @@ class ProgressService:
         """Change one module's completion (caller holds the enrollment lock) and recompute."""
         mp = self._module_row(cp.course_id, cp.user_id, module_id)
         if playback is not None:
+            before = playback_of(mp)
             mp = self._write_playback(mp, cp.course_id, cp.user_id, module_id, playback, now)
+            # The marks this write crosses: on the Redis path, those the flush has not
+            # written yet (the stored row is what the flush compares with too).
+            self._record_video_marks(cp.course_id, cp.user_id, module_id, before,
+                                     playback_of(mp), now)
         changed = False
         if completed and (mp is None or mp.completed_at is None):
             if mp is None:
@@ -580,6 +627,29 @@ class ProgressService:
             self.runtime.events.record(event(course_id=cp.course_id, module_id=module_id,
                                              user_id=cp.user_id, source=source))
         self._recompute(cp, modules, now)
+
+    def _record_video_marks(self, course_id: int, user_id: Any, module_id: int,
+                            before: Playback, after: Playback, now: dt.datetime) -> int:
+        """Record progress.video_progressed.v1 for each mark (25, 50, 75, 100 % watched) that
+        the stored playback crosses from `before` to `after`, in the caller's transaction.
+        Once per learner, module and mark whatever races: the event is recorded only by the
+        writer whose insert made the mark's row (a concurrent flush or request inserting it
+        too waits on the unique index, then inserts nothing). Returns the rows inserted."""
+        reached = before.marks(ev.VIDEO_MILESTONES)
+        inserted = 0
+        for mark in after.marks(ev.VIDEO_MILESTONES):
+            if mark in reached:
+                continue
+            if not VideoMilestone.insert(
+                    course_id=course_id, module_id=module_id, user_id=user_id, milestone=mark,
+                    percent=after.percent, reached_at=now,
+            ).on_conflict_ignore().as_rowcount().execute():
+                continue  # recorded before (a repeat, or a concurrent writer got there first)
+            inserted += 1
+            self.runtime.events.record(ev.VideoProgressed(
+                course_id=course_id, module_id=module_id, user_id=user_id, milestone=mark,
+                percent=after.percent, duration_seconds=after.duration))
+        return inserted
 
     def _recompute(self, cp: CourseProgress, modules: list[Any], now: dt.datetime) -> None:
         counted = _counted(modules)

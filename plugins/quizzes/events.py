@@ -1,7 +1,10 @@
 """Events the quizzes plugin records (versioned names; never renamed).
 
 It consumes the courses plugin's ModuleRemoved and CourseDeleted (a removed module's quiz and
-its attempts go with it)."""
+its attempts go with it).
+
+All three leave learnplat (webhooks, xAPI) with every field: quiz and attempt ids (the API's),
+scores and flags."""
 
 from __future__ import annotations
 

@@ -93,6 +93,38 @@ RUNS: dict[str, list[Run]] = {
     "users create": [run("setup", *T, "--email", "kid@demo.example", "--password", PASSWORD,
                          "--role", "student", out=r"^created student kid@demo\.example")],
     "users import": [run("setup", *T, "{tmp}/users.csv", out=r"^imported 2 user\(s\); 0 row")],
+    # A webhook endpoint on loopback (the session's settings allow it), used by the runs after.
+    "webhooks endpoints create": [run("setup", *T, "--url", "http://127.0.0.1:9/hook",
+                                      "--event-type", "enrollment.*", "--json",
+                                      out=r'"secret": "whsec_[A-Za-z0-9+/=]{32,}"',
+                                      keep={"endpoint": r'"id": (\d+)'})],
+    "webhooks endpoints list": [run("main", *T,
+                                    out=r"^{endpoint}\tenabled\thttp://127\.0\.0\.1:9/hook\t")],
+    "webhooks endpoints show": [run("main", *T, "{endpoint}", "--json",
+                                    out=r'"event_types": \[\s*"enrollment\.\*"')],
+    "webhooks endpoints rotate-secret": [run("main", *T, "{endpoint}", "--overlap-hours", "1",
+                                             out=r"^secret\twhsec_")],
+    "webhooks deliveries list": [run("main", *T, "--endpoint", "{endpoint}", "--json",
+                                     out=r"^\[")],
+    "webhooks deliveries show": [run("main", *T, "999999", code=1,
+                                     err=r"^error: .*no such delivery")],
+    # Events are delivered by the worker (phase "last"): nothing to send again before.
+    "webhooks redeliver": [run("main", *T, "--endpoint", "{endpoint}", "--since",
+                               "2020-01-01T00:00:00Z", "--status", "any",
+                               out=r"^0 deliveries queued again$")],
+    "webhooks endpoints update": [run("after", *T, "{endpoint}", "--disable",
+                                      out=r"^{endpoint}\tdisabled \(disabled by an admin\)")],
+    "webhooks endpoints delete": [run("last", *T, "{endpoint}",
+                                      out=r"^endpoint {endpoint} deleted$")],
+    # A learning record store on loopback (nothing listens on port 9: statements wait).
+    "xapi configure": [run("setup", *T, "--endpoint", "http://127.0.0.1:9/xapi", "--key",
+                           "lrs-key", "--secret", "lrs-secret", "--actor", "mbox_sha1sum",
+                           out=r"^endpoint\thttp://127\.0\.0\.1:9/xapi$")],
+    "xapi show": [run("main", *T, "--json", out=r'"actor": "mbox_sha1sum"')],
+    "xapi statements": [run("main", *T, "--json", out=r"^\[")],
+    "xapi redeliver": [run("main", *T, "--since", "2020-01-01T00:00:00", "--until",
+                           "2030-01-01T00:00:00", out=r"^0 statements queued again$")],
+    "xapi disable": [run("after", *T, out=r"^disabled$")],
     "serve": [run("served")],
     "users list": [run("main", *T, "--json", out=r'"email": "kid@demo\.example"')],
     "users set-role": [run("main", *T, "learner@demo.example", "instructor",
@@ -230,7 +262,10 @@ class Session:
                     if not k.startswith(("LEARNPLAT_", "XDG_", "PYTHON"))}
         self.env.update(HOME=str(tmp / "user"), LEARNPLAT_HOME=str(self.home),
                         # A host name for the credentials certificates issue.
-                        LEARNPLAT_APP_PUBLIC_URL="http://learnplat.test")
+                        LEARNPLAT_APP_PUBLIC_URL="http://learnplat.test",
+                        # Webhook endpoints on loopback over http (docs/webhooks.md, "SSRF").
+                        LEARNPLAT_OUTBOUND_ALLOWED_NETWORKS="127.0.0.0/8",
+                        LEARNPLAT_OUTBOUND_REQUIRE_HTTPS="false")
         self.prefix = f"lptest-cli-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
         if database_url:  # SQLite: nothing set, the home's var/learnplat.db
             # PostgreSQL counts as production, where `serve` refuses an empty secret.

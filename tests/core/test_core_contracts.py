@@ -221,7 +221,8 @@ def test_start_up_warns_of_handlers_and_vetoes_nobody_declares(tmp_path, core_da
                        "description": "A book was put on a shelf.",
                        "fields": [{"name": "shelf_id", "type": "int"},
                                   {"name": "title", "type": "str"}],
-                       "handlers": ["shelf.remember"]}
+                       "handlers": ["shelf.remember"],
+                       "published": True, "public_fields": ["shelf_id", "title"]}
     [typo] = [e for e in catalogue["events"] if e["name"] == "elsewhere.happened.v1"]
     assert typo["publisher"] is None and typo["handlers"] == ["listener.typo"]
     [put] = [a for a in catalogue["actions"] if a["name"] == "shelf.put"]

@@ -54,6 +54,9 @@ EXERCISED = {
                          "and_undeclared_actions_are_refused"],
     "register_vetoes": [SAMPLE_TEST, CONTRACTS + "test_vetoes_run_for_their_declared_action_"
                         "and_undeclared_actions_are_refused"],
+    # The sample plugin delivers nothing outbound: the engine's test sink.
+    "register_sinks": ["test_core_outbound.py::"
+                       "test_a_registered_sink_delivers_a_message_and_records_the_attempt"],
 }
 
 
@@ -98,9 +101,11 @@ def test_the_sample_plugin_implements_every_hook_but_admin_provisioning():
         if isinstance(node, ast.FunctionDef) and any(
             "hookimpl" in ast.unparse(d) for d in node.decorator_list)
     }
-    # Neither provisions admins nor stores anything encrypted under app.secret_key.
+    # Neither provisions admins, stores anything encrypted under app.secret_key nor
+    # delivers anything outbound.
     assert set(spec_functions()) - implemented == {"provision_tenant_admin",
-                                                   "register_encrypted_at_rest"}
+                                                   "register_encrypted_at_rest",
+                                                   "register_sinks"}
     assert "sample_decorate_greeting" in implemented  # its own hookspec
 
 

@@ -55,7 +55,28 @@ UNSAFE = [
      "at least 32 characters"),
     ({"server_trusted_proxies": "10.0.0.5,0.0.0.0/0"}, "server.trusted_proxies", "0.0.0.0/0",
      "list only the reverse proxies"),
+    ({"outbound_allowed_networks": "192.168.10.0/24,169.254.0.0/16"},
+     "outbound.allowed_networks", "169.254.0.0/16", "allow only the networks"),
 ]
+
+
+def test_outbound_findings_warn_of_clear_text_and_loopback_and_refuse_metadata() -> None:
+    """Webhook and LRS URLs are typed by school admins: clear text and this machine's own
+    services are warnings; a network holding a cloud metadata address is refused."""
+    def found(**outbound: Any) -> list[tuple[str, str, bool]]:
+        s = load_settings(overrides={"outbound": outbound}, environ={})
+        return [(f.setting, f.shown, f.refuse) for f in unsafe_settings(s, check_database=False)
+                if f.setting.startswith("outbound.")]
+
+    assert found() == []
+    assert found(allowed_networks=["10.20.0.0/16"]) == []
+    assert found(require_https=False) == [("outbound.require_https", "false", False)]
+    assert found(allowed_networks=["127.0.0.0/8", "0.0.0.0/0", "::/0"]) == [
+        ("outbound.allowed_networks", "127.0.0.0/8", False),
+        ("outbound.allowed_networks", "0.0.0.0/0", True),  # holds 169.254.169.254
+        ("outbound.allowed_networks", "::/0", True)]
+    assert found(allowed_networks=["fd00:ec2::/32"]) == [
+        ("outbound.allowed_networks", "fd00:ec2::/32", True)]
 
 
 @pytest.mark.parametrize(("settings", "setting", "shown", "fix"), UNSAFE,

@@ -94,6 +94,14 @@ BOUNDS: dict[str, int] = {
     "/users": 6,
     "/users/{user_id}": 6,
     "/users/{user_id}/photo": 6,
+    "/webhooks/deliveries/{delivery_id}": 6,
+    "/webhooks/endpoints": 5,
+    "/webhooks/endpoints/{endpoint_id}": 5,
+    "/webhooks/endpoints/{endpoint_id}/deliveries": 6,
+    "/webhooks/event-types": 4,
+    "/xapi/lrs": 6,
+    "/xapi/statements": 6,
+    "/xapi/statements/{statement_id}": 6,
 }
 
 
@@ -177,6 +185,12 @@ class School:
         _, self.t = self.user("instructor", "Teacher")
         viewer, self.v = self.user("student", "Viewer")
         self.ids.update(viewer=viewer.id)
+        # A webhook endpoint for every event and a learning record store, both on a closed
+        # loopback port: their logs grow with the school's events (each delivery refused).
+        self.ids["endpoint"] = ok(self.a.post("/webhooks/endpoints", json={
+            "url": "http://127.0.0.1:9/hook", "event_types": ["*"]})).json["id"]
+        ok(self.a.put("/xapi/lrs", json={"endpoint": "http://127.0.0.1:9/xapi", "key": "k",
+                                         "secret": "s"}))
         cid, (m_text, m_quiz, m_assign, m_video) = self.course("Main", [
             {"title": "Read"}, {"title": "Quiz"}, {"title": "Essay"}, {"title": "Film"}])
         ok(self.t.post(f"/courses/{cid}/image", **_multipart(_png(), "a.png", "image/png")))
@@ -306,6 +320,15 @@ def _one_notification(s: School) -> int:
     return ok(s.v.get("/notifications?limit=1")).json["items"][0]["id"]
 
 
+def _one_delivery(s: School) -> int:
+    return ok(s.a.get(f"/webhooks/endpoints/{s.ids['endpoint']}/deliveries?limit=1")
+              ).json["items"][0]["id"]
+
+
+def _one_statement(s: School) -> int:
+    return ok(s.a.get("/xapi/statements?limit=1")).json["items"][0]["id"]
+
+
 def _reference_asset(s: School) -> str:
     """The reference page's own script, at the versioned URL the page names."""
     page = ok(s.anon.get("/docs")).text
@@ -429,6 +452,20 @@ CASES: list[Case] = [
          lambda s: f"/certificates/issuers/{s.tenant.slug}/jwks.json"),
     Case("/certificates/issuers/{slug}/status/revocation", "anon",
          lambda s: f"/certificates/issuers/{s.tenant.slug}/status/revocation"),
+    # webhooks
+    Case("/webhooks/endpoints", "a", lambda s: "/webhooks/endpoints"),
+    Case("/webhooks/endpoints/{endpoint_id}", "a",
+         lambda s: f"/webhooks/endpoints/{s.ids['endpoint']}"),
+    Case("/webhooks/endpoints/{endpoint_id}/deliveries", "a",
+         lambda s: f"/webhooks/endpoints/{s.ids['endpoint']}/deliveries", is_list=True),
+    Case("/webhooks/deliveries/{delivery_id}", "a",
+         lambda s: f"/webhooks/deliveries/{_one_delivery(s)}"),
+    Case("/webhooks/event-types", "a", lambda s: "/webhooks/event-types"),
+    # xapi
+    Case("/xapi/lrs", "a", lambda s: "/xapi/lrs"),
+    Case("/xapi/statements", "a", lambda s: "/xapi/statements", is_list=True),
+    Case("/xapi/statements/{statement_id}", "a",
+         lambda s: f"/xapi/statements/{_one_statement(s)}"),
 ]
 
 

@@ -109,6 +109,11 @@ def populate(runtime: Any, app_client: Any, user_factory: Any, tenant: TenantInf
         pop.clients[role] = client.as_(user.token)
     a, t = pop.clients["admin"], pop.clients["instructor"]
     s, s2 = pop.clients["student"], pop.clients["student2"]
+    # A learning record store (a closed loopback port): what follows becomes xAPI statements
+    # that stay pending, their failed attempts logged.
+    _ok(a.put("/xapi/lrs", json={"endpoint": "http://127.0.0.1:9/xapi", "key": f"lrs-{tag}",
+                                 "secret": f"secret-{tag}",
+                                 "home_page": f"https://{tag}.example.org"}))
 
     cid = _ok(t.post("/courses", json={"title": f"Course {tag}",
                                        "description": f"About {tag}"}))["id"]
@@ -166,6 +171,12 @@ def populate(runtime: Any, app_client: Any, user_factory: Any, tenant: TenantInf
     _ok(a.post("/certificates/template/logo", body=body, headers=headers))
     runtime.events.dispatch_pending()  # completion -> certificate, notifications
     _ok(a.post(f"/courses/{cid}/certificates/regenerate"), 200, 201, 202)
+    # A webhook endpoint and a delivery of it (a ping to a closed loopback port: it stays
+    # pending, its failed attempt logged).
+    hook = _ok(a.post("/webhooks/endpoints", json={
+        "url": "http://127.0.0.1:9/hook", "event_types": ["enrollment.*"],
+        "description": f"Hook {tag}"}), 201)
+    _ok(a.post(f"/webhooks/endpoints/{hook['id']}/test"), 202)
 
     pop.draft_course_id = _ok(t.post("/courses", json={"title": f"Draft {tag}"}))["id"]
     _ok(t.post(f"/courses/{pop.draft_course_id}/modules", json={"title": f"Draft module {tag}"}))

@@ -186,6 +186,10 @@ _BEYOND_SCHEMA_TYPES = {
     "beyond_duration",   # a playback position beyond the duration (two fields compared)
     "bad_filename",      # Unicode control/format characters (no portable JSON Schema class)
     "idempotency_key_reused",  # the fuzzer sent one Idempotency-Key with another request
+    "unsafe_url",        # a URL the delivery engine may not reach (DNS, the address's class)
+    "unknown_event_type",  # a webhook's event pattern matching no published event
+    "bad_range",         # a time range whose `until` is not after its `since` (two fields)
+    "needed_here",       # optional in the body, needed by this school's state (an LRS's secret)
 }
 _BEYOND_SCHEMA_MESSAGES = (
     "seconds",                               # progress: the school's max video length

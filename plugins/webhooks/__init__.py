@@ -1,0 +1,2 @@
+"""The webhooks plugin: a school's endpoints receive its events in the Standard Webhooks
+format (docs/webhooks.md)."""
