@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         courses, svc = runtime.service("courses"), runtime.service("progress")
         with db.connection(), tenant_context(tenant), db.transaction():
             course = courses.create(owner, {"title": "Big course"})
-            mids = [courses.add_module(owner, course.id, {"title": f"M{i}"}).id
+            mids = [courses.create_module(owner, course.id, {"title": f"M{i}"}).id
                     for i in range(args.modules)]
         # The progress rows in bulk through the progress plugin's models (as the app's role, in
         # the tenant's context): the service completes a module in ~26 ms, so 100,000

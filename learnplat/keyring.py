@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from jwt.algorithms import OKPAlgorithm
+from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 from . import db
 from .models import TenantModel, utcnow
@@ -38,7 +39,7 @@ class ActiveKey:
     """The current tenant's active key: its `kid`, private half and when it was made."""
 
     kid: str
-    private_key: Ed25519PrivateKey
+    private_key: Any  # Ed25519PrivateKey (TenantKeyRing) or RSAPrivateKey (RsaKeyRing)
     created_at: dt.datetime
 
 
@@ -81,9 +82,7 @@ class TenantKeyRing:
         row = m.select().where(m.retired_at.is_null()).order_by(m.id.desc()).first()
         if row is None:
             row = self._create()
-        key = serialization.load_pem_private_key(self._box.decrypt(row.private_key),
-                                                 password=None)
-        assert isinstance(key, Ed25519PrivateKey)
+        key = self._load(self._box.decrypt(row.private_key))
         active = ActiveKey(row.kid, key, row.created_at)
         with self._lock:
             self._signing[tenant_id] = (time.monotonic() + self._cache_seconds, active)
@@ -94,13 +93,31 @@ class TenantKeyRing:
         active = self.active()
         return active.kid, active.private_key
 
-    def _create(self) -> Any:
+    # The key type: Ed25519 here, RSA in RsaKeyRing.
+    alg = "EdDSA"
+
+    @staticmethod
+    def _load(pem: bytes) -> Any:
+        key = serialization.load_pem_private_key(pem, password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        return key
+
+    @staticmethod
+    def _generate() -> tuple[Any, dict[str, Any]]:
+        """A new private key and its public half as a JWK."""
         key = Ed25519PrivateKey.generate()
+        return key, json.loads(OKPAlgorithm.to_jwk(key.public_key()))
+
+    @staticmethod
+    def _public_of(jwk: dict[str, Any]) -> Any:
+        return public_key_of(jwk)
+
+    def _create(self) -> Any:
+        key, jwk = self._generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
         kid = f"{current_tenant().slug}-{self._kid_prefix}{secrets.token_hex(6)}"
-        jwk = json.loads(OKPAlgorithm.to_jwk(key.public_key()))
-        jwk.update({"kid": kid, "use": "sig", "alg": "EdDSA"})
+        jwk.update({"kid": kid, "use": "sig", "alg": self.alg})
         with db.transaction():
             return self.model.create(kid=kid, private_key=self._box.encrypt(pem),
                                      public_jwk=jwk)
@@ -146,7 +163,7 @@ class TenantKeyRing:
         hit = self._public.get(tenant_id)
         if hit is None or hit[0] <= time.monotonic() or kid not in hit[1]:
             keys = {row.kid: key for row in self.published()
-                    if (key := public_key_of(row.public_jwk)) is not None}
+                    if (key := self._public_of(row.public_jwk)) is not None}
             with self._lock:
                 self._public[tenant_id] = (time.monotonic() + self._cache_seconds, keys)
             hit = self._public[tenant_id]
@@ -173,3 +190,27 @@ class TenantKeyRing:
                 m.update(private_key=token).where(m.id == row.id).execute()
                 rewritten += 1
         return rewritten
+
+
+class RsaKeyRing(TenantKeyRing):
+    """The same ring with RSA keys (2048 bits, published with ``alg`` RS256), for standards
+    that require RS256: LTI 1.3 (the IMS Security Framework), and peers whose libraries know
+    no EdDSA. `signing_key` gives an ``RSAPrivateKey``, `public_key` an ``RSAPublicKey``."""
+
+    alg = "RS256"
+
+    @staticmethod
+    def _load(pem: bytes) -> Any:
+        key = serialization.load_pem_private_key(pem, password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        return key
+
+    @staticmethod
+    def _generate() -> tuple[Any, dict[str, Any]]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return key, json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+
+    @staticmethod
+    def _public_of(jwk: dict[str, Any]) -> Any:
+        key = RSAAlgorithm.from_jwk(jwk)
+        return key if isinstance(key, rsa.RSAPublicKey) else None

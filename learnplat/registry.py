@@ -30,6 +30,11 @@ class Route:
     resource: Any
     tenant_scoped: bool = True
     plugin: str = ""
+    # The path field that names the school (``/lti/schools/{school}/...``): for URLs given to
+    # other systems that send no X-Tenant and append their own query strings (an LTI peer).
+    # The field is taken out of the responder's parameters; it names the school as X-Tenant
+    # would (with ``tenancy.select_by = "host"`` it must name the Host's school).
+    tenant_param: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,24 +15,20 @@ import logging
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
-
-from libcloud.common.aws import AWSRequestSignerAlgorithmV4, UnsignedPayloadSentinel
-from libcloud.common.types import LibcloudError
-from libcloud.storage.base import Container, StorageDriver
-from libcloud.storage.drivers.s3 import S3SignatureV4Connection, S3StorageDriver
-from libcloud.storage.providers import Provider, get_driver
-from libcloud.storage.types import (
-    ContainerAlreadyExistsError,
-    ContainerDoesNotExistError,
-    ObjectDoesNotExistError,
-)
 
 from .errors import LearnplatError, NotFound, ServiceUnavailable
 from .settings import ConfigError, Settings
 from .tenancy import current_tenant
+
+# libcloud (and requests under it) is imported when a store is first used, or at start-up for
+# a cloud store, not here: every process imports this module (each CLI command, each gunicorn
+# worker) and most commands never touch the store; importing it costs ~0.13 s each time.
+if TYPE_CHECKING:
+    from libcloud.storage.base import Container, StorageDriver
 
 log = logging.getLogger(__name__)
 
@@ -110,44 +106,60 @@ def _modified(extra: dict[str, Any]) -> dt.datetime | None:
         return None
 
 
-class S3CompatibleDriver(S3StorageDriver):
-    """libcloud's S3 driver for an endpoint of our choosing, with working presigned URLs.
+@cache
+def _s3_compatible_driver() -> type[Any]:
+    """S3CompatibleDriver, the class built on first use (its base is libcloud's)."""
+    from libcloud.common.aws import AWSRequestSignerAlgorithmV4, UnsignedPayloadSentinel
+    from libcloud.storage.base import Container
+    from libcloud.storage.drivers.s3 import S3SignatureV4Connection, S3StorageDriver
 
-    libcloud signs a presigned URL's ``host`` header without the port, so on any endpoint with a
-    non-default port (MinIO on :9000, a local moto) the signature never matches what the client
-    sends. We sign ``host:port`` exactly as the Host header will be sent.
-    """
+    class S3CompatibleDriver(S3StorageDriver):
+        """libcloud's S3 driver for an endpoint of our choosing, with working presigned URLs.
 
-    name = "S3-compatible"
-    # S3StorageDriver's connectionCls (libcloud's BaseDriver declares a plain Connection).
-    connection: S3SignatureV4Connection
+        libcloud signs a presigned URL's ``host`` header without the port, so on any endpoint
+        with a non-default port (MinIO on :9000, a local moto) the signature never matches what
+        the client sends. We sign ``host:port`` exactly as the Host header will be sent.
+        """
 
-    def presigned_url(self, container: str, key: str, seconds: int, method: str = "GET",
-                      extra: dict[str, str] | None = None) -> str:
-        """`extra`: more signed query parameters (``response-content-disposition``...)."""
-        path = self._get_object_path(Container(container, {}, self), key)
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        port = int(self.connection.port)
-        host = self.connection.host
-        host_header = host if port in (80, 443) else f"{host}:{port}"
-        params: dict[str, Any] = {
-            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-            "X-Amz-Credential": "/".join((self.key, now.strftime("%Y%m%d"), self.region,
-                                          "s3", "aws4_request")),
-            "X-Amz-Date": now.strftime("%Y%m%dT%H%M%SZ"),
-            "X-Amz-Expires": int(seconds),
-            "X-Amz-SignedHeaders": "host",
-            **(extra or {}),
-        }
-        signer = self.connection.signer
-        # SignedAWSConnection picks its signer by signature_version: "4" for S3's connection.
-        assert isinstance(signer, AWSRequestSignerAlgorithmV4)
-        params["X-Amz-Signature"] = signer._get_signature(
-            params=params, headers={"host": host_header}, dt=now, method=method, path=path,
-            data=UnsignedPayloadSentinel)
-        scheme = "https" if self.secure else "http"
-        # Encoded exactly as SigV4's canonical query string (%20, not "+", for a space).
-        return f"{scheme}://{host_header}{path}?{urlencode(params, quote_via=quote, safe='~')}"
+        name = "S3-compatible"
+        # S3StorageDriver's connectionCls (libcloud's BaseDriver declares a plain Connection).
+        connection: S3SignatureV4Connection
+
+        def presigned_url(self, container: str, key: str, seconds: int, method: str = "GET",
+                          extra: dict[str, str] | None = None) -> str:
+            """`extra`: more signed query parameters (``response-content-disposition``...)."""
+            path = self._get_object_path(Container(container, {}, self), key)
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            port = int(self.connection.port)
+            host = self.connection.host
+            host_header = host if port in (80, 443) else f"{host}:{port}"
+            params: dict[str, Any] = {
+                "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+                "X-Amz-Credential": "/".join((self.key, now.strftime("%Y%m%d"), self.region,
+                                              "s3", "aws4_request")),
+                "X-Amz-Date": now.strftime("%Y%m%dT%H%M%SZ"),
+                "X-Amz-Expires": int(seconds),
+                "X-Amz-SignedHeaders": "host",
+                **(extra or {}),
+            }
+            signer = self.connection.signer
+            # SignedAWSConnection picks its signer by signature_version: "4" for S3's connection.
+            assert isinstance(signer, AWSRequestSignerAlgorithmV4)
+            params["X-Amz-Signature"] = signer._get_signature(
+                params=params, headers={"host": host_header}, dt=now, method=method, path=path,
+                data=UnsignedPayloadSentinel)
+            scheme = "https" if self.secure else "http"
+            # Encoded exactly as SigV4's canonical query string (%20, not "+", for a space).
+            return f"{scheme}://{host_header}{path}?{urlencode(params, quote_via=quote, safe='~')}"
+
+    return S3CompatibleDriver
+
+
+def __getattr__(name: str) -> Any:
+    # `from learnplat.storage import S3CompatibleDriver` still works, importing libcloud then.
+    if name == "S3CompatibleDriver":
+        return _s3_compatible_driver()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _FileRange:
@@ -178,15 +190,16 @@ class _FileRange:
         self._fp.close()
 
 
-def _driver_for(url: str, settings: Settings) -> tuple[StorageDriver, str, bool]:
-    """(driver, container name, is_local)"""
+def _driver_for(url: str, settings: Settings) -> tuple[StorageDriver | None, str, bool]:
+    """(driver, container name, is_local); the driver None for local storage, made on first
+    use (see Storage.driver)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         raw = unquote(url[len("file:") :])
         path = Path(raw[2:]) if raw.startswith("//") else settings.path(raw)
         path = path.resolve()
         path.mkdir(parents=True, exist_ok=True)
-        return get_driver(Provider.LOCAL)(str(path)), "learnplat", True
+        return None, str(path), True
     if parsed.scheme == "s3":
         opts = dict(parse_qsl(parsed.query))
         bucket = parsed.path.strip("/")
@@ -199,9 +212,11 @@ def _driver_for(url: str, settings: Settings) -> tuple[StorageDriver, str, bool]
         if parsed.hostname:
             # Any S3-compatible endpoint (MinIO, Ceph, moto...): libcloud's S3 driver pointed at
             # the host, with presigned URLs fixed to sign "host:port" (see S3CompatibleDriver).
-            driver = S3CompatibleDriver(key, secret, host=parsed.hostname, port=parsed.port,
+            driver = _s3_compatible_driver()(key, secret, host=parsed.hostname, port=parsed.port,
                                         secure=secure, region=region)
         else:
+            from libcloud.storage.providers import Provider, get_driver
+
             driver = get_driver(Provider.S3)(key, secret, region=region)
         return driver, bucket, False
     if parsed.scheme in ("azure", "gs"):
@@ -217,6 +232,8 @@ def _cloud_driver(parsed: Any) -> tuple[StorageDriver, str, bool]:
     host for an emulator or a sovereign cloud: ``azure://ACCOUNT:KEY@127.0.0.1:10000/CONTAINER
     ?secure=false`` (Azurite). ``gs://ACCESS_ID:SECRET@/BUCKET?project=P`` (HMAC interoperability
     keys, or a service account e-mail and the path of its key file)."""
+    from libcloud.storage.providers import Provider, get_driver
+
     opts = dict(parse_qsl(parsed.query))
     container = parsed.path.strip("/")
     key, secret = unquote(parsed.username or ""), unquote(parsed.password or "")
@@ -244,13 +261,27 @@ def _cloud_driver(parsed: Any) -> tuple[StorageDriver, str, bool]:
 
 class Storage:
     def __init__(self, settings: Settings):
-        self.driver, self.container_name, self.is_local = _driver_for(settings.storage.url,
-                                                                      settings)
+        driver, name, self.is_local = _driver_for(settings.storage.url, settings)
+        self._driver: StorageDriver | None = driver
+        # Local storage: the directory (made above) until the driver exists; its container
+        # is always "learnplat".
+        self._local_root = name if self.is_local else ""
+        self.container_name = "learnplat" if self.is_local else name
         self._container: Container | None = None
         self.ttl = settings.storage.signing_ttl_seconds
 
     @property
+    def driver(self) -> StorageDriver:
+        if self._driver is None:
+            from libcloud.storage.drivers.local import LocalStorageDriver
+
+            self._driver = LocalStorageDriver(self._local_root)
+        return self._driver
+
+    @property
     def container(self) -> Container:
+        from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError
+
         if self._container is None:
             try:
                 self._container = self.driver.get_container(self.container_name)
@@ -274,6 +305,8 @@ class Storage:
         object is deleted, as far as the store lets us); a failure of the store raises
         StorageFull (507: disk full, quota) or StorageUnavailable (503), one of reading
         `chunks` its own error."""
+        from libcloud.common.types import LibcloudError
+
         extra: dict[str, Any] = {"content_type": content_type} if content_type else {}
         source = _Source(chunks)
         try:
@@ -301,6 +334,9 @@ class Storage:
             log.warning("storage: could not delete %s after a failed write: %r", key, exc)
 
     def _object(self, key: str) -> Any:
+        from libcloud.common.types import LibcloudError
+        from libcloud.storage.types import ContainerDoesNotExistError, ObjectDoesNotExistError
+
         try:
             return self.driver.get_object(self.container_name, self.tenant_key(key))
         except (ObjectDoesNotExistError, ContainerDoesNotExistError):
@@ -362,9 +398,9 @@ class Storage:
         (default storage.signing_ttl_seconds); None for local storage, whose bytes the API
         serves itself. `download_name`: S3 answers with ``Content-Disposition: attachment``
         and that file name (other stores ignore it)."""
-        if not isinstance(self.driver, S3CompatibleDriver):
-            if self.is_local:
-                return None
+        if self.is_local:
+            return None
+        if not isinstance(self.driver, _s3_compatible_driver()):
             obj = self._object(key)
             return str(self.driver.get_object_cdn_url(  # type: ignore[call-arg]  # the base StorageDriver lacks S3's and Azure's ex_expiry
                 obj, ex_expiry=(seconds or self.ttl) / 3600))
@@ -378,7 +414,7 @@ class Storage:
         """A URL a client PUTs an object's bytes to, straight into an S3-compatible store, for
         `seconds`; None when the store cannot presign uploads (local disk: clients upload
         through the API)."""
-        if not isinstance(self.driver, S3CompatibleDriver):
+        if self.is_local or not isinstance(self.driver, _s3_compatible_driver()):
             return None
         _ = self.container  # the bucket must exist before a client PUTs into it
         return self.driver.presigned_url(self.container_name, self.tenant_key(key),

@@ -17,6 +17,7 @@ import json
 import math
 import tempfile
 import typing
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
 
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
+# An HTML form's body (a browser's POST from another site: an LTI launch, an OAuth 2 token
+# request): the fields are read into the `body` model as strings, a field sent twice is a 400.
+FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,18 @@ class EndpointSpec:
     also: tuple[int, ...] = ()  # other success statuses the responder may set (200 vs 201...)
     # The body of a success status in `also` when it is not `response` (OpenAPI only).
     response_for: dict[int, Any] = field(default_factory=dict)
-    content_type: str = JSON  # of the request body: JSON or MULTIPART
+    content_type: str = JSON  # of the request body: JSON, FORM or MULTIPART
     max_body: int | None = None
+    # The route reads the Authorization header itself: a credential learnplat's sign-in did
+    # not issue (an LTI tool's access token). The gate never checks it: the caller is a
+    # visitor to it (charged by address); the responder authenticates. Only with PUBLIC.
+    # A function of (resource, req) instead of True checks them before the body and query
+    # are read (raising Unauthorized), so a caller without them gets 401, not a 422.
+    own_credentials: bool | Callable[[Any, falcon.Request], None] = False
+    # A page a browser lands on from another site (an LTI launch, a sign-in's return): an
+    # error is answered as an HTML page (learnplat.http.problems) when the client prefers
+    # text/html, as problem+json otherwise.
+    browser: bool = False
     multipart_fields: dict[str, str] = field(default_factory=dict)
     response_content_type: str = JSON
     tags: tuple[str, ...] = ()
@@ -131,6 +145,8 @@ def endpoint(
     sunset: str | dt.date | None = None,
     deprecation_link: str | None = None,
     etag: bool = False,
+    browser: bool = False,
+    own_credentials: bool | Callable[[Any, falcon.Request], None] = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a responder. `permission` is a registered permission name, PUBLIC or
     AUTHENTICATED. `body`/`query` are pydantic models; invalid input answers 422 naming each
@@ -170,7 +186,15 @@ def endpoint(
     private, no-cache`, and a request whose If-None-Match names it gets 304 with no body.
     On an update or delete: it takes If-Match (the responder passes
     ``conditional.precondition(req, current)`` to its service), shown in the document with
-    its 412."""
+    its 412.
+
+    `own_credentials=True` (with PUBLIC): the Authorization header is the route's own (an
+    LTI tool's access token): the gate leaves it to the responder; or a function
+    ``check(resource, req)`` that verifies them (raising Unauthorized) before the query and
+    body are read, as the gate does for its own tokens.
+
+    `browser=True`: a browser may land here from another site (a form posted by an LTI
+    platform); its errors are HTML pages when it prefers text/html (see EndpointSpec)."""
 
     deprecation = _deprecation(deprecated, sunset, deprecation_link)
 
@@ -185,8 +209,11 @@ def endpoint(
             response_content_type=response_content_type, tags=tags, anonymous=anonymous,
             transaction=transaction, cost=cost, budget=budget, generation=generation,
             caller_generation=caller_generation, rate_limited=rate_limited, etag=etag,
-            signed_caller=signed_caller, **deprecation,
+            signed_caller=signed_caller, browser=browser, own_credentials=own_credentials,
+            **deprecation,
         )
+        if own_credentials and permission != PUBLIC:
+            raise ValueError(f"{fn.__qualname__}: own_credentials needs permission=PUBLIC")
         if cost < 1 or budget not in BUDGETS:
             raise ValueError(f"{fn.__qualname__}: cost must be >= 1 and budget one of {BUDGETS}")
 
@@ -202,6 +229,8 @@ def endpoint(
                 resp.append_header("Vary", "Authorization, X-Tenant")
             if not (req.context.principal is None and anonymous_allowed(spec, req)):
                 check_permission(spec.permission, req.context.principal)
+            if callable(spec.own_credentials):
+                spec.own_credentials(self, req)
             kwargs: dict[str, Any] = {}
             if spec.query is not None:
                 kwargs["query"] = parse_query(spec.query, req)
@@ -543,6 +572,8 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
 def parse_body(model: type[pydantic.BaseModel], req: falcon.Request, spec: EndpointSpec,
                default_limit: int) -> pydantic.BaseModel:
     media_type = (req.content_type or "").split(";")[0].strip().lower()
+    if spec.content_type == FORM:
+        return _parse_form(model, req, spec, default_limit, media_type)
     if media_type != JSON and not (media_type.startswith("application/")
                                    and media_type.endswith("+json")):
         raise UnsupportedMediaType(f"expected {JSON}, got {media_type or 'no content type'}")
@@ -563,6 +594,36 @@ def parse_body(model: type[pydantic.BaseModel], req: falcon.Request, spec: Endpo
     except pydantic.ValidationError as exc:
         raise ValidationFailed(pydantic_errors(exc)) from None
     refuse_unstorable(parsed)
+    return parsed
+
+
+def _parse_form(model: type[pydantic.BaseModel], req: falcon.Request, spec: EndpointSpec,
+                default_limit: int, media_type: str) -> pydantic.BaseModel:
+    """A FORM body (application/x-www-form-urlencoded, UTF-8) into `model`."""
+    if media_type != FORM:
+        raise UnsupportedMediaType(f"expected {FORM}, got {media_type or 'no content type'}")
+    raw = read_body(req, _limit(req, spec, default_limit))
+    req.context.raw_body = raw
+    try:
+        pairs = urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True,
+                                       strict_parsing=bool(raw.strip()), errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("malformed form body: expected UTF-8 name=value pairs joined by &"
+                         ) from None
+    declared = {f.alias or n for n, f in model.model_fields.items()} | set(model.model_fields)
+    data: dict[str, str] = {}
+    for name, value in pairs:
+        if name in data:
+            if name in declared:  # which one counts would be a guess: refused
+                raise BadRequest(f"malformed form body: the field {name[:100]!r} appears "
+                                 "twice")
+            continue  # a field the model ignores (an OIDC request's extras): the first
+        data[name] = value
+    refuse_unstorable(data)
+    try:
+        parsed = model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValidationFailed(pydantic_errors(exc)) from None
     return parsed
 
 

@@ -21,7 +21,7 @@ import falcon
 
 from .. import db, idempotency
 from ..errors import BadRequest
-from ..gate import API, Gate, Passage, Toll
+from ..gate import API, NO_CREDENTIALS, Gate, Passage, Toll
 from ..ratelimit import headers as limit_headers
 from ..tenancy import TenantInfo
 from .arrival import arrival_of
@@ -67,6 +67,7 @@ class RequestContextMiddleware:
         ctx.tenant = None
         ctx.principal = None
         ctx.passage = None
+        ctx.problem_page = False
         ctx.max_body = self.max_body
         resp.set_header("X-Request-Id", rid)
         if "%00" in req.query_string:
@@ -82,6 +83,9 @@ class RequestContextMiddleware:
             return
         ctx = req.context
         spec = spec_of(getattr(resource, f"on_{req.method.lower()}", None))
+        ctx.problem_page = spec is not None and spec.browser
+        # A school named in the path (Route.tenant_param) counts as its X-Tenant.
+        path_slug = params.pop(route.tenant_param, None) if route.tenant_param else None
         signed_caller = None
         if spec is None:
             toll = API
@@ -100,11 +104,14 @@ class RequestContextMiddleware:
             announce_deprecation(spec, req, resp)
         ctx.generation = ctx.caller_generation = None
         passage = ctx.passage = self.gate.passage(
-            arrival_of(self.gate, req, client_addr=ctx.client_addr), toll,
+            arrival_of(self.gate, req, client_addr=ctx.client_addr, tenant_slug=path_slug,
+                       credentials=NO_CREDENTIALS if spec is not None and spec.own_credentials
+                       else None),
+            toll,
             generation=spec.generation if spec is not None else None,
             caller_generation=spec.caller_generation if spec is not None else None,
             signed_caller=signed_caller)
-        if route.tenant_scoped or req.get_header("X-Tenant"):
+        if route.tenant_scoped or req.get_header("X-Tenant") or path_slug:
             passage.hold_connection()
             tenant = passage.find_tenant(route.plugin, required=route.tenant_scoped)
             if tenant is not None:

@@ -141,7 +141,12 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
     params: list[dict[str, Any]] = []
     for name, converter in path_fields(template):
         schema = {"type": "integer"} if converter == "int" else {"type": "string"}
-        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+        param: dict[str, Any] = {"name": name, "in": "path", "required": True,
+                                 "schema": schema}
+        if name == route.tenant_param:
+            param["description"] = ("The school's slug: it names the school here (the URL is "
+                                    "given to another system, which sends no X-Tenant).")
+        params.append(param)
     if spec.query is not None:
         query = spec.query.model_json_schema(ref_template=REF)
         required = set(query.get("required", []))
@@ -149,7 +154,7 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
             params.append({"name": name, "in": "query", "required": name in required,
                            "schema": prop, **({"description": prop["description"]}
                                               if "description" in prop else {})})
-    if route.tenant_scoped:
+    if route.tenant_scoped and not route.tenant_param:
         params.append({"$ref": "#/components/parameters/XTenant"})
     op: dict[str, Any] = {
         "operationId": f"{method.lower()}_{openapi_path(template).strip('/').replace('/', '_')}"
@@ -176,8 +181,10 @@ def _operation(template: str, method: str, route: Any, spec: EndpointSpec,
     else:
         op["security"] = [{"bearer": []}]
     if spec.body is not None:
+        # JSON, a JSON-based type of the route's (``application/vnd.ims.lis.v1.score+json``)
+        # or an HTML form's fields (FORM).
         op["requestBody"] = {"required": True, "content": {
-            JSON: {"schema": _schema_ref(spec.body, keys)}}}
+            spec.content_type: {"schema": _schema_ref(spec.body, keys)}}}
     elif spec.content_type == MULTIPART:
         # A part of kind "file" is required (the responder answers 422 without it); "file:
         # image/png, image/jpeg" also names the media types the API takes for it.

@@ -3,6 +3,7 @@ catalogue of the problem codes those answers carry, and the check that keeps it 
 
 from __future__ import annotations
 
+import html
 import http
 import logging
 import uuid
@@ -59,11 +60,48 @@ def _write(req: falcon.Request, resp: falcon.Response, problem: dict[str, Any],
         resp.set_header("X-Request-Id", request_id)
     problem.setdefault("request_id", request_id)
     resp.status = problem["status"]
-    resp.content_type = PROBLEM_JSON
-    resp.data = orjson.dumps(problem, option=JSON_OPTIONS)  # times as in every answer
+    resp.context.problem = problem  # what the answer says, whichever form it takes
+    if getattr(req.context, "problem_page", False) and req.client_prefers(
+            (PROBLEM_JSON, JSON_TYPE, HTML)) == HTML:
+        resp.content_type = "text/html; charset=utf-8"
+        resp.data = problem_page(problem).encode()
+        # The page's own style only; nothing of it runs.
+        resp.set_header("Content-Security-Policy",
+                        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors *")
+    else:
+        resp.content_type = PROBLEM_JSON
+        resp.data = orjson.dumps(problem, option=JSON_OPTIONS)  # times as in every answer
     resp.media = None
     for name, value in (headers or {}).items():
         resp.set_header(name, value)
+
+
+JSON_TYPE = "application/json"
+HTML = "text/html"
+
+
+def problem_page(problem: dict[str, Any]) -> str:
+    """A problem as a page a person reads (a browser that landed on a `browser` route): the
+    title, what failed, the fields at fault, the code and what to quote when asking for help.
+    Everything shown is escaped."""
+    esc = html.escape
+    rows = "".join(f"<li><code>{esc(str(e.get('field', '')))}</code>: "
+                   f"{esc(str(e.get('message', '')))}</li>"
+                   for e in problem.get("errors") or [] if isinstance(e, dict))
+    fix = problem.get("fix")
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{esc(str(problem.get('title', 'Error')))}</title>"
+        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:3em auto;"
+        "padding:0 1em;color:#222}code{background:#f3f3f3;padding:0 .2em}"
+        ".meta{color:#666;font-size:.9em}</style></head><body>"
+        f"<h1>{esc(str(problem.get('title', 'Error')))}</h1>"
+        f"<p>{esc(str(problem.get('detail', '')))}</p>"
+        + (f"<ul>{rows}</ul>" if rows else "")
+        + (f"<p><strong>How to fix it:</strong> {esc(str(fix))}</p>" if fix else "")
+        + f"<p class=\"meta\">Status {esc(str(problem.get('status', '')))} · code "
+        f"<code>{esc(str(problem.get('code', '')))}</code> · request "
+        f"<code>{esc(str(problem.get('request_id', '')))}</code></p></body></html>")
 
 
 def pydantic_errors(exc: pydantic.ValidationError, prefix: str = "") -> list[dict[str, Any]]:
@@ -309,7 +347,8 @@ def _checked(app: falcon.App, handler: Any) -> Any:
         if runtime is None or not runtime.settings.server.check_responses:
             return
         try:
-            problem = orjson.loads(resp.data or b"{}")
+            problem = getattr(resp.context, "problem", None) or orjson.loads(
+                resp.data or b"{}")
             check_declared(runtime.registry, str(problem.get("code")), resp.status_code)
         except UndeclaredProblem as defect:
             log.error("defect on %s %s: %s", req.method, req.path, defect)

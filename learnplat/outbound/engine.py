@@ -22,6 +22,7 @@ How a message travels:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -45,6 +46,7 @@ from .sink import (
     AttemptInfo,
     DestinationInfo,
     MessageInfo,
+    NotReady,
     OutboundRequest,
     Sink,
     Verdict,
@@ -176,6 +178,18 @@ class Outbound:
         if sink is None:
             raise KeyError(f"no loaded plugin registers the sink {name!r} (register_sinks)")
         return sink
+
+    def fetch(self, request: OutboundRequest) -> Answer:
+        """Send one request now, under the same policy as deliveries (the address checked
+        and pinned, no redirects, the timeouts, at most ``outbound.max_answer_bytes`` read),
+        for a plugin's own synchronous calls to a school's systems: a peer's JWKS, an OAuth 2
+        token. The whole body read is in ``Answer.head``. Never raises for network trouble
+        (``Answer.error``); call it outside a transaction."""
+        from .safe_http import send
+
+        policy = dataclasses.replace(self.policy,
+                                     answer_bytes_kept=self.policy.max_answer_bytes)
+        return send(request, policy)
 
     def check_url(self, url: str) -> str:
         """`url` normalised, or UnsafeURL (422 ``unsafe_url``) when the settings' policy
@@ -590,12 +604,33 @@ class Outbound:
                     continue
             self._release_connection()
             if request is not None:
+                request, error = self._authorized(sink, info, request, tenant)
+            if request is not None:
                 answer = self._send(request)
             else:
                 answer = Answer(status=None, latency_ms=0.0, error=error)
             turn.sent += len(messages)
             if not self._settle(destination_id, tenant, sink, info, messages, answer, turn):
                 return
+
+    @staticmethod
+    def _authorized(sink: Sink, info: DestinationInfo, request: OutboundRequest,
+                    tenant: TenantInfo) -> tuple[OutboundRequest | None, str | None]:
+        """`request` with the headers `Sink.authorize` adds (an access token fetched from
+        the destination's own server), outside any transaction; (None, why) when it could
+        not: the attempt is then a failure with that reason, retried on the schedule."""
+        try:
+            with tenant_context(tenant):
+                extra = sink.authorize(info, request)
+        except NotReady as exc:
+            return None, str(exc)
+        except Exception as exc:
+            log.exception("outbound: sink %s failed to authorize a request for destination "
+                          "%s", sink.name, info.id)
+            return None, f"sink error: {type(exc).__name__}: {exc}"
+        if not extra:
+            return request, None
+        return dataclasses.replace(request, headers={**request.headers, **extra}), None
 
     @staticmethod
     def _release_connection() -> None:

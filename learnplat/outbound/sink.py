@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
+class NotReady(Exception):
+    """Raised by `Sink.authorize`: the request cannot be sent now (the destination's token
+    endpoint refused or did not answer); the message says why, as the attempt records it."""
+
+
 @dataclass(frozen=True)
 class OutboundRequest:
     """One HTTP request to a destination: the engine sends it through safe_http (the address
@@ -135,6 +140,16 @@ class Sink:
         each attempt (a signature with a fresh timestamp). None: the destination is gone or
         switched off on the sink's side: the messages are cancelled."""
         raise NotImplementedError
+
+    def authorize(self, destination: DestinationInfo, request: OutboundRequest
+                  ) -> Mapping[str, str]:
+        """Headers to add to `request` just before it is sent (an OAuth 2 access token the
+        sink fetches from the destination's own token endpoint, cached): called for every
+        attempt, outside any transaction (open a short one to read the sink's tables), with
+        no pooled connection held. Raise `NotReady("why")` when no token could be had: the
+        attempt is recorded as failed with that reason and retried on the schedule. By
+        default: nothing to add."""
+        return {}
 
     def verdict(self, answer: Answer, messages: Sequence[MessageInfo]) -> Verdict:
         """What `answer` means. By default: 2xx delivered, 410 gone, anything else (and no

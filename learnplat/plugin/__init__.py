@@ -62,6 +62,7 @@ from ..events import EventMessage
 from ..hookspecs import hookimpl, hookspec
 from ..http import conditional
 from ..http.endpoint import (
+    FORM,
     JSON,
     MULTIPART,
     body_stream,
@@ -71,7 +72,7 @@ from ..http.endpoint import (
     multipart_parts,
 )
 from ..http.serving import send_object
-from ..keyring import ActiveKey, TenantKeyRing
+from ..keyring import ActiveKey, RsaKeyRing, TenantKeyRing
 from ..kv import RedisScript, StoreUnavailable
 from ..models import UTC, JSONField, TenantModel, UTCDateTimeField, utcnow
 from ..models import BaseModel as SharedModel
@@ -81,6 +82,7 @@ from ..outbound.sink import (
     AttemptInfo,
     DestinationInfo,
     MessageInfo,
+    NotReady,
     OutboundRequest,
     Sink,
     Verdict,
@@ -227,7 +229,7 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     # contracts between plugins
     "ServiceKey", "Sibling", "Record", "Event", "EventMessage", "Action", "Veto",
     # HTTP
-    "endpoint", "JSON", "dump", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal",
+    "endpoint", "JSON", "FORM", "dump", "Schema", "Field", "PUBLIC", "AUTHENTICATED", "Principal",
     # a body documented as the union of its shapes (Schema.documented_as)
     "Variant", "Variants", "OMIT",
     "rate_limit_key", "StoreUnavailable", "bump_generation", "conditional",
@@ -239,7 +241,7 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     "api_timestamp",
     "TenantInfo", "current_tenant", "tenant_context", "Runtime",
     # keys and secrets at rest: a per-tenant Ed25519 key ring, register_encrypted_at_rest
-    "TenantKeyRing", "ActiveKey", "EncryptedAtRest", "SecretScan", "SecretBox",
+    "TenantKeyRing", "RsaKeyRing", "ActiveKey", "EncryptedAtRest", "SecretScan", "SecretBox",
     # commands and work across schools
     "tenant_command", "with_tenant", "json_option", "echo_json", "echo_pages", "echo_rows",
     "read_pages", "each_tenant", "EachTenantResult",
@@ -253,5 +255,5 @@ __all__ = [  # noqa: RUF022  (grouped by use, as docs/plugins.md lists them)
     "ProblemCode",
     # delivery to a school's other systems (register_sinks; runtime.outbound)
     "Sink", "OutboundRequest", "Answer", "Verdict", "DestinationInfo", "MessageInfo",
-    "AttemptInfo", "MESSAGE_STATUSES", "UnsafeURL",
+    "AttemptInfo", "MESSAGE_STATUSES", "UnsafeURL", "NotReady",
 ]

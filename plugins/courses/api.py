@@ -13,7 +13,8 @@ from typing import Literal, Protocol, TypeVar, get_args
 from learnplat.plugin import Principal, Record, ServiceKey
 
 Status = Literal["draft", "pending_review", "published", "rejected", "archived"]
-Kind = Literal["video", "text", "quiz", "assignment", "other"]
+# "lti": an external tool launched with LTI 1.3 (the lti plugin takes such a module over).
+Kind = Literal["video", "text", "quiz", "assignment", "lti", "other"]
 MODULE_KINDS: tuple[Kind, ...] = get_args(Kind)
 
 # Generations (learnplat.answers) of what GET /courses and GET /courses/{id} show.
@@ -89,6 +90,16 @@ class CoursesAPI(Protocol):
         """Make a module a `kind` module (a quiz or video plugin takes it over), optionally
         with its length; records course.module_updated.v1. No permission check: the caller
         has checked ``owned_course`` in the same transaction."""
+
+    def add_module(self, course_id: int, title: str, kind: str, description: str = "",
+                   required: bool = True, estimated_minutes: int = 0) -> ModuleInfo:
+        """A new module at the end of the course (LTI Deep Linking places tools this way);
+        records course.module_added.v1. No permission check: the caller has checked
+        ``owned_course`` in the same transaction. Since 0.3."""
+
+    def published_courses(self, after_id: int = 0, limit: int = 100) -> list[CourseInfo]:
+        """The school's published courses with ids above `after_id`, ascending, at most
+        `limit` (an LTI content picker; a page through the whole catalogue). Since 0.3."""
 
 
 COURSES: ServiceKey[CoursesAPI] = ServiceKey("courses", CoursesAPI)

@@ -8,7 +8,7 @@ from learnplat.plugin import TenantModel, UTCDateTimeField, utcnow
 
 STATUSES = ("draft", "pending_review", "published", "rejected", "archived")
 LEVELS = ("beginner", "intermediate", "advanced")
-MODULE_KINDS = ("video", "text", "quiz", "assignment", "other")
+MODULE_KINDS = ("video", "text", "quiz", "assignment", "lti", "other")
 
 
 class Course(TenantModel):

@@ -304,7 +304,7 @@ class ModuleCollection(_Resource):
               summary="Add a module (at `position`, default last; later modules move down)")
     def on_post(self, req: falcon.Request, resp: falcon.Response, course_id: int, *,
                 body: ModuleIn) -> ModuleOut:
-        return ModuleOut.of(self.service.add_module(req.context.principal, course_id,
+        return ModuleOut.of(self.service.create_module(req.context.principal, course_id,
                                                     body.model_dump()))
 
 

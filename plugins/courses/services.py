@@ -102,6 +102,12 @@ class CoursesService:
         c = Course.get_or_none(Course.id == course_id)
         return course_info(c) if c else None
 
+    def published_courses(self, after_id: int = 0, limit: int = 100) -> list[CourseInfo]:
+        """CoursesAPI.published_courses."""
+        query = (Course.select().where((Course.status == "published") & (Course.id > after_id))
+                 .order_by(Course.id).limit(max(0, min(limit, 1000))))
+        return [course_info(c) for c in query]
+
     def get_courses(self, course_ids: list[int]) -> dict[int, CourseInfo]:
         """Courses by id in one query (unknown ids are left out), for lists that show many
         courses (a learner's enrollments). No visibility check. Since 0.1."""
@@ -151,6 +157,22 @@ class CoursesService:
         module.save()
         self._event(ev.ModuleUpdated, course, None, fields=fields,
                     **self._module_payload(module))
+        return module_info(module)
+
+    def add_module_for(self, course_id: int, title: str, kind: str, description: str = "",
+                       required: bool = True, estimated_minutes: int = 0) -> ModuleInfo:
+        """CoursesAPI.add_module: the caller checked owned_course (and holds its lock)."""
+        if kind not in MODULE_KINDS:
+            raise ValueError(f"unknown module kind {kind!r}")
+        course = Course.get_or_none(Course.id == course_id) if valid_id(course_id) else None
+        if course is None:
+            raise NotFound("no such course")
+        count = Module.select().where(Module.course == course.id).count()
+        module = Module.create(course=course.id, position=count + 1, title=title[:200],
+                               kind=kind, description=description, required=required,
+                               estimated_minutes=estimated_minutes)
+        self._touch(course)
+        self._event(ev.ModuleAdded, course, None, **self._module_payload(module))
         return module_info(module)
 
     # -- visibility --------------------------------------------------------------------------
@@ -388,7 +410,15 @@ class CoursesService:
             seen.add(node)
             node = by_id[node].prerequisite_id if node in by_id else None
 
-    def add_module(self, principal: Principal, course_id: int, data: dict[str, Any]) -> Module:
+    def add_module(self, course_id: int, title: str, kind: str, description: str = "",
+                   required: bool = True, estimated_minutes: int = 0) -> ModuleInfo:
+        """CoursesAPI.add_module, for other plugins (they checked owned_course)."""
+        return self.add_module_for(course_id, title, kind, description, required,
+                                   estimated_minutes)
+
+    def create_module(self, principal: Principal, course_id: int, data: dict[str, Any]
+                      ) -> Module:
+        """POST /courses/{id}/modules: the owner (or an admin) adds a module."""
         with db.transaction():
             course = self.owned(course_id, principal)
             modules = self._modules(course.id)

@@ -35,5 +35,13 @@ class EnrollmentAPI(Protocol):
         """Ids of a course's active learners above `after_id`, ascending, at most `limit`
         (page through a large course for a fan-out)."""
 
+    def enroll_from(self, course_id: int, user_id: int, source: str) -> EnrollmentInfo:
+        """Enroll a learner because another system says so (`source`: "lti" for a launch
+        from an LMS): the enrollment is active afterwards. Idempotent (an active enrollment
+        is returned as it is); a dropped one is reactivated. Records the usual
+        ``enrollment.created.v1`` (with `source`, no actor). No approval rules, window, cap
+        or veto apply: the other system decided. NotFound for an unknown course; the caller
+        checks it may be entered (published). Since 0.3."""
+
 
 ENROLLMENT: ServiceKey[EnrollmentAPI] = ServiceKey("enrollment", EnrollmentAPI)

@@ -20,7 +20,7 @@ class EnrollmentCreated(EnrollmentEvent):
     """A learner was enrolled in a course (or re-enrolled after dropping: `reactivated`)."""
     name: ClassVar[str] = "enrollment.created.v1"
     reactivated: bool = False
-    source: str = "self"  # self | bulk
+    source: str = "self"  # self | bulk | lti (an LTI launch: EnrollmentAPI.enroll_from)
 
 
 class EnrollmentDropped(EnrollmentEvent):

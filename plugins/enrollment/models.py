@@ -7,14 +7,14 @@ import peewee
 from learnplat.plugin import TenantModel, UTCDateTimeField, utcnow
 
 STATUSES = ("active", "dropped")
-SOURCES = ("self", "bulk")
+SOURCES = ("self", "bulk", "lti")
 
 
 class Enrollment(TenantModel):
     course_id = peewee.IntegerField()
     user_id = peewee.IntegerField()
     status = peewee.CharField(max_length=10, default="active")  # active | dropped
-    source = peewee.CharField(max_length=10, default="self")  # self | bulk
+    source = peewee.CharField(max_length=10, default="self")  # self | bulk | lti
     enrolled_by = peewee.IntegerField(null=True)  # the staff member of a bulk enrollment
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)

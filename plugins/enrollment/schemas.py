@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .models import Enrollment
     from .services import BulkReport
 
-Source = Literal["self", "bulk"]
+Source = Literal["self", "bulk", "lti"]
 Outcome = Literal["created", "existing", "reactivated", "rejected"]
 BULK_MAX = 1000
 

@@ -147,6 +147,28 @@ class EnrollmentService:
                 .where((Enrollment.course_id == course_id) & (Enrollment.status == "active"))
                 .count())
 
+    def enroll_from(self, course_id: int, user_id: int, source: str) -> EnrollmentInfo:
+        """EnrollmentAPI.enroll_from: no rules, window, cap or veto (the other system
+        decided); the same race handling as enroll_outcome."""
+        if self.courses.get_course(course_id) is None:
+            raise NotFound("no such course")
+        with db.transaction():
+            found = self._find(course_id, user_id, lock=True)
+            if found is not None:
+                if found.status == "active":
+                    return info(found)
+                return info(self._reactivate(found, None, source=source)[0])
+            try:
+                with db.database.atomic():  # savepoint: a lost race must not abort the request
+                    enrollment = Enrollment.create(course_id=course_id, user_id=user_id,
+                                                   source=source)
+            except peewee.IntegrityError:
+                winner = self._find(course_id, user_id)
+                assert winner is not None  # the (course, user) row this insert collided with
+                return info(winner)
+            self._created_event(enrollment, None, reactivated=False, source=source)
+            return info(enrollment)
+
     # -- enrolling one learner -------------------------------------------------------------
 
     def enroll(self, principal: Principal, course_id: int) -> tuple[Enrollment, bool]:
@@ -189,7 +211,8 @@ class EnrollmentService:
             self._created_event(enrollment, principal, reactivated=False)
             return enrollment, "created"
 
-    def _reactivate(self, e: Enrollment, principal: Principal | None) -> tuple[Enrollment, str]:
+    def _reactivate(self, e: Enrollment, principal: Principal | None, source: str = "self"
+                    ) -> tuple[Enrollment, str]:
         now = utcnow()
         changed = (Enrollment.update(status="active", dropped_at=None, updated_at=now)
                    .where((Enrollment.id == e.id) & (Enrollment.status == "dropped"))
@@ -197,7 +220,7 @@ class EnrollmentService:
         fresh = Enrollment.get_by_id(e.id)
         if not changed:
             return fresh, "existing"
-        self._created_event(fresh, principal, reactivated=True)
+        self._created_event(fresh, principal, reactivated=True, source=source)
         return fresh, "reactivated"
 
     def drop(self, principal: Principal, course_id: int) -> Enrollment:

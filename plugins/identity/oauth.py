@@ -22,6 +22,7 @@ import hashlib
 import re
 import secrets
 import time
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -29,9 +30,6 @@ import falcon
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
-from social_core.actions import do_auth, do_complete
-from social_core.backends.github import GithubOAuth2
-from social_core.backends.open_id_connect import OpenIdConnectAuth
 from social_core.exceptions import (
     AuthAssociationError,
     AuthConfigurationError,
@@ -57,11 +55,15 @@ from learnplat.plugin import (
 from .emails import email_problem, normalize_email
 from .models import User
 from .social_storage import Nonce, PeeweeStorage
-from .social_strategy import CookieSession, FalconStrategy
 
+# social_core's actions, backends and strategy (and requests under them) are imported at the
+# first OAuth request, not here: every process imports this module (each CLI command, each
+# gunicorn worker, through the identity plugin) and few ever see an OAuth sign-in; importing
+# them costs ~0.2 s of start-up CPU each time.
 if TYPE_CHECKING:
     from .schemas import TokenPair
     from .services import IdentityService
+    from .social_strategy import CookieSession, FalconStrategy
 
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 CODE_TTL = 60  # seconds a one-time exchange code lives
@@ -98,61 +100,67 @@ class ProviderConfig(BaseModel):
 # -- backends ---------------------------------------------------------------------------------
 
 
-class LearnplatOIDC(OpenIdConnectAuth):
-    """OpenID Connect with PKCE (S256) on, and the issuer only from the school's settings."""
+@cache
+def backends() -> dict[str, type[Any]]:
+    """The backend classes by kind ("oidc", "google", "github"), built on first use."""
+    from social_core.backends.github import GithubOAuth2
+    from social_core.backends.open_id_connect import OpenIdConnectAuth
 
-    name = "oidc"
-    DEFAULT_USE_PKCE = True
-    PKCE_DEFAULT_CODE_CHALLENGE_METHOD = "S256"
-    EXTRA_DATA = [*OpenIdConnectAuth.EXTRA_DATA, "email_verified"]
+    class LearnplatOIDC(OpenIdConnectAuth):
+        """OpenID Connect with PKCE (S256) on, and the issuer only from the school's settings."""
 
-    def oidc_endpoint(self) -> str:
-        endpoint = self.setting("OIDC_ENDPOINT")
-        if not endpoint:
-            # No class default: a school never falls back to another school's provider.
-            raise AuthConfigurationError(self, parameter="OIDC_ENDPOINT", stage="begin")
-        return str(endpoint).rstrip("/")
+        name = "oidc"
+        DEFAULT_USE_PKCE = True
+        PKCE_DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+        EXTRA_DATA = [*OpenIdConnectAuth.EXTRA_DATA, "email_verified"]
 
-    def get_user_details(self, response: dict[str, Any]) -> dict[str, Any]:
-        details = super().get_user_details(response)
-        claims = self.id_token or {}
-        verified = claims.get("email_verified", response.get("email_verified"))
-        details["email_verified"] = verified is True or verified == "true"
-        return details
+        def oidc_endpoint(self) -> str:
+            endpoint = self.setting("OIDC_ENDPOINT")
+            if not endpoint:
+                # No class default: a school never falls back to another school's provider.
+                raise AuthConfigurationError(self, parameter="OIDC_ENDPOINT", stage="begin")
+            return str(endpoint).rstrip("/")
 
-
-class LearnplatGoogle(LearnplatOIDC):
-    """Google is a standard OIDC provider at a fixed issuer."""
-
-    name = "google"
-    ISSUER = "https://accounts.google.com"
-
-    def oidc_endpoint(self) -> str:
-        return self.ISSUER
+        def get_user_details(self, response: dict[str, Any]) -> dict[str, Any]:
+            details = super().get_user_details(response)
+            claims = self.id_token or {}
+            verified = claims.get("email_verified", response.get("email_verified"))
+            details["email_verified"] = verified is True or verified == "true"
+            return details
 
 
-class LearnplatGitHub(GithubOAuth2):
-    """GitHub is OAuth2 without id_token: the email counts as verified only when GitHub's
-    /user/emails says that the primary address is verified."""
+    class LearnplatGoogle(LearnplatOIDC):
+        """Google is a standard OIDC provider at a fixed issuer."""
 
-    name = "github"
+        name = "google"
+        ISSUER = "https://accounts.google.com"
 
-    def get_scope(self) -> list[str]:
-        scope = super().get_scope()
-        return scope if "user:email" in scope else [*scope, "user:email"]
-
-    def get_user_details(self, response: dict[str, Any]) -> dict[str, Any]:
-        details = super().get_user_details(response)
-        email = (details.get("email") or "").lower()
-        details["email_verified"] = any(
-            isinstance(e, dict) and e.get("verified") and e.get("primary")
-            and str(e.get("email", "")).lower() == email
-            for e in response.get("emails") or [])
-        return details
+        def oidc_endpoint(self) -> str:
+            return self.ISSUER
 
 
-BACKENDS: dict[str, type[Any]] = {"oidc": LearnplatOIDC, "google": LearnplatGoogle,
-                                  "github": LearnplatGitHub}
+    class LearnplatGitHub(GithubOAuth2):
+        """GitHub is OAuth2 without id_token: the email counts as verified only when GitHub's
+        /user/emails says that the primary address is verified."""
+
+        name = "github"
+
+        def get_scope(self) -> list[str]:
+            scope = super().get_scope()
+            return scope if "user:email" in scope else [*scope, "user:email"]
+
+        def get_user_details(self, response: dict[str, Any]) -> dict[str, Any]:
+            details = super().get_user_details(response)
+            email = (details.get("email") or "").lower()
+            details["email_verified"] = any(
+                isinstance(e, dict) and e.get("verified") and e.get("primary")
+                and str(e.get("email", "")).lower() == email
+                for e in response.get("emails") or [])
+            return details
+
+    return {"oidc": LearnplatOIDC, "google": LearnplatGoogle, "github": LearnplatGitHub}
+
+
 _classes: dict[tuple[str, str], type[Any]] = {}
 
 
@@ -161,7 +169,7 @@ def backend_class(kind: str, provider: str) -> type[Any]:
     looked up under it. Cached: discovery documents are cached per class and URL."""
     key = (kind, provider)
     if key not in _classes:
-        base = BACKENDS[kind]
+        base = backends()[kind]
         _classes[key] = type(f"{base.__name__}_{provider.replace('-', '_')}", (base,),
                              {"name": provider})
     return _classes[key]
@@ -240,8 +248,17 @@ class OAuthFlow:
             HKDF(algorithm=hashes.SHA256(), length=32, salt=b"learnplat-oauth",
                  info=b"identity-oauth-session").derive(secret))
             for secret in runtime.secret_keys]
-        self.cookie = CookieSession(keys, max_age=SESSION_SECONDS)
+        self._cookie_keys = keys
+        self._cookie: CookieSession | None = None
         self.public_url = getattr(runtime.settings.app, "public_url", "") or ""
+
+    @property
+    def cookie(self) -> CookieSession:
+        if self._cookie is None:
+            from .social_strategy import CookieSession
+
+            self._cookie = CookieSession(self._cookie_keys, max_age=SESSION_SECONDS)
+        return self._cookie
 
     def provider(self, tenant: TenantInfo, name: str) -> ProviderConfig:
         raw = tenant.setting(f"oauth.providers.{name}") if PROVIDER_NAME.match(name) else None
@@ -272,6 +289,8 @@ class OAuthFlow:
             raise ServiceUnavailable(f"sign-in provider {name!r} needs an issuer")
         if config.scope:
             settings[f"{prefix}_SCOPE"] = config.scope
+        from .social_strategy import FalconStrategy
+
         strategy = FalconStrategy(PeeweeStorage, req, resp, settings, self.cookie,
                                   public_url=self.public_url)
         strategy.context.update(service=self.service, ip=ip)
@@ -281,6 +300,8 @@ class OAuthFlow:
     def login(self, req: falcon.Request, resp: falcon.Response, name: str, ip: str) -> None:
         svc = self.service
         svc._limit(f"oauth-ip:{rate_limit_key(ip)}", svc.limits.login_per_ip)
+        from social_core.actions import do_auth
+
         backend = self._backend(req, resp, name, ip)
         try:
             do_auth(backend)
@@ -294,6 +315,8 @@ class OAuthFlow:
                  ip: str) -> TokenPair | None:
         svc = self.service
         svc._limit(f"oauth-ip:{rate_limit_key(ip)}", svc.limits.login_per_ip)
+        from social_core.actions import do_complete
+
         backend = self._backend(req, resp, name, ip)
         signed_in: list[User] = []
 
@@ -339,13 +362,10 @@ class OAuthFlow:
     # -- one-time codes ----------------------------------------------------------------------
 
     def _code_key(self, code: str) -> str:
-        digest = hashlib.sha256(code.encode()).hexdigest()
-        return f"oauthcode:{current_tenant().id}:{digest}"
+        return code_key(code)
 
     def _one_time_code(self, user_id: int) -> str:
-        code = secrets.token_urlsafe(32)
-        self.service.kv.set(self._code_key(code), f"{user_id}:{int(time.time())}", CODE_TTL)
-        return code
+        return one_time_code(self.service.kv, user_id)
 
     def exchange(self, code: str, ip: str) -> TokenPair:
         svc = self.service
@@ -360,6 +380,19 @@ class OAuthFlow:
         if user is None or not user.active:
             raise Unauthorized("account deactivated", code="bad_oauth_code")
         return svc.issue_tokens(user)
+
+
+def code_key(code: str) -> str:
+    digest = hashlib.sha256(code.encode()).hexdigest()
+    return f"oauthcode:{current_tenant().id}:{digest}"
+
+
+def one_time_code(kv: Any, user_id: int) -> str:
+    """A code the client exchanges once, within CODE_TTL seconds, for the user's token pair
+    at POST /auth/oauth/exchange (kept in the key-value store: any process redeems it)."""
+    code = secrets.token_urlsafe(32)
+    kv.set(code_key(code), f"{user_id}:{int(time.time())}", CODE_TTL)
+    return code
 
 
 def _with_query(url: str, **params: str) -> str:

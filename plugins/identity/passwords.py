@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -11,8 +13,15 @@ MIN_LENGTH = 10
 MAX_LENGTH = 256
 
 _hasher = PasswordHasher()
-# Verified when the email is unknown, so a failed login costs the same either way.
-_DUMMY_HASH = _hasher.hash("learnplat-timing-equaliser")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Verified when the email is unknown, so a failed login costs the same either way. Made
+    once per process, when the app is built (IdentityPlugin.register_routes warms it, so no
+    first request pays for it): one argon2 hash is ~0.2 s of CPU that every CLI process and
+    worker start would otherwise spend for nothing."""
+    return _hasher.hash("learnplat-timing-equaliser")
 
 
 def normalize_password(password: str) -> str:
@@ -41,7 +50,7 @@ def verify(password_hash: str | None, password: str) -> tuple[bool, str | None]:
     """(matches, new hash when the parameters changed and it should be stored)."""
     if not password_hash:
         try:
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher.verify(dummy_hash(), password)
         except VerificationError:
             pass
         return False, None

@@ -202,6 +202,23 @@ class IdentityService:
             query = query.where(User.role == role)
         return [u.id for u in query.order_by(User.id).limit(limit)]
 
+    def create_account(self, email: str, name: str, role: str, actor_id: int | None = None
+                       ) -> UserInfo:
+        """IdentityAPI.create_account: a user without a password (signs in elsewhere)."""
+        return user_info(self.create_user(email, None, name, role=role, actor_id=actor_id))
+
+    def sign_in_code(self, user_id: int, method: str, ip: str = "",
+                     detail: dict[str, Any] | None = None) -> str:
+        """IdentityAPI.sign_in_code."""
+        from .oauth import one_time_code
+
+        user = User.get_or_none(User.id == user_id)
+        if user is None or not user.active:
+            raise PermissionDenied("this account cannot sign in here", code="oauth_inactive")
+        self.audit("login.succeeded", actor_id=user.id, subject_id=user.id, ip=ip,
+                   detail={"method": method, **(detail or {})})
+        return one_time_code(self.kv, user.id)
+
     def set_avatar_url(self, user_id: int, url: str) -> UserInfo:
         user = self.get_user(user_id)
         user.avatar_url = url

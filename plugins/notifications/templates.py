@@ -32,11 +32,13 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     "webhook_disabled": ("A webhook endpoint was disabled", "$reason"),
     # Sent by the xapi plugin to the school's admins (its own title and body).
     "lrs_disabled": ("The learning record store was disabled", "$reason"),
+    "lti_passback_disabled": ("Grades to an LMS stopped", "$reason"),
 }
 KINDS = (*DEFAULTS, "announcement")
 # A kind's default channel when neither the user nor the school chose one: an endpoint that
 # stopped receiving is worth an e-mail to the admins, not only a bell icon.
-KIND_CHANNELS: dict[str, str] = {"webhook_disabled": "email", "lrs_disabled": "email"}
+KIND_CHANNELS: dict[str, str] = {"webhook_disabled": "email", "lrs_disabled": "email",
+                                 "lti_passback_disabled": "email"}
 
 
 def render(tenant: TenantInfo, kind: str, values: dict[str, Any]) -> tuple[str, str]:

@@ -2,8 +2,9 @@
 
 It also consumes "quiz.passed.v1" {course_id, module_id, user_id} and "assignment.graded.v1"
 {course_id, module_id, student_id} (each completes the module; by name, since the quizzes and
-media plugins are optional) and the enrollment plugin's EnrollmentCreated /
-EnrollmentDropped (mirrors the enrollment's status).
+media plugins are optional), "lti.score_received.v1" (completes the lti module when the tool
+says activity_progress Completed or grading_progress FullyGraded; source "lti") and the
+enrollment plugin's EnrollmentCreated / EnrollmentDropped (mirrors the enrollment's status).
 
 Every event here leaves learnplat (webhooks, xAPI) with every field: ids, sources, percents
 and times, what a school's learning record store wants.
@@ -19,6 +20,10 @@ from learnplat.plugin import Event
 QUIZ_PASSED = "quiz.passed.v1"
 # By name too: the media plugin, which grades assignments, is optional.
 ASSIGNMENT_GRADED = "assignment.graded.v1"
+# By name: the lti plugin is optional. An LTI tool's score (AGS) completes its lti module
+# when activity_progress is Completed or grading_progress FullyGraded.
+LTI_SCORE_RECEIVED = "lti.score_received.v1"
+LTI_DONE = {"activity_progress": "Completed", "grading_progress": "FullyGraded"}
 
 
 class ModuleCompleted(Event):
@@ -27,7 +32,7 @@ class ModuleCompleted(Event):
     course_id: int
     module_id: int
     user_id: int
-    source: str  # manual | video | quiz | assignment
+    source: str  # manual | video | quiz | assignment | lti
 
 
 class ModuleReset(Event):

@@ -104,6 +104,14 @@ class ProgressPlugin(Plugin):
             event.id, int(p["course_id"]), int(p["module_id"]), int(p["student_id"]),
             "assignment", "assignment_graded")
 
+    def on_lti_score(self, runtime: Runtime, event: Any) -> None:
+        p = event.payload
+        done = any(p.get(k) == v for k, v in ev.LTI_DONE.items())
+        if done and p.get("module_id") is not None:
+            self.progress.complete_from_event(
+                event.id, int(p["course_id"]), int(p["module_id"]), int(p["user_id"]), "lti",
+                "lti_score_received")
+
     def on_enrollment_created(self, runtime: Runtime,
                               event: EventMessage[EnrollmentEvent]) -> None:
         self.progress.set_enrollment_status(
@@ -121,6 +129,8 @@ class ProgressPlugin(Plugin):
                          optional=True),
             EventHandler(ev.ASSIGNMENT_GRADED, "complete_assignment_module",
                          self.on_assignment_graded, optional=True),
+            EventHandler(ev.LTI_SCORE_RECEIVED, "complete_lti_module", self.on_lti_score,
+                         optional=True),
             EventHandler(EnrollmentCreated, "track_enrollment", self.on_enrollment_created),
             EventHandler(EnrollmentDropped, "untrack_enrollment", self.on_enrollment_dropped),
         ]

@@ -104,9 +104,10 @@ class ModuleState(BaseModel):
     required: bool
     completed: bool
     completed_at: dt.datetime | None
-    completed_source: Literal["manual", "video", "quiz", "assignment"] | None = Field(
+    completed_source: Literal["manual", "video", "quiz", "assignment", "lti"] | None = Field(
         description="What completed it: the student (manual), watching the video, passing "
-                    "the quiz, or a graded assignment (media plugin).")
+                    "the quiz, a graded assignment (media plugin), or the LTI tool's score "
+                    "(Completed or FullyGraded: lti plugin).")
     locked: bool
     locked_reason: LockReason | None
     video_percent: float | None = Field(description="Share of the video watched, 0..100 "

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +19,7 @@ from learnplat.plugin import (
     Answer,
     DestinationInfo,
     MessageInfo,
+    NotReady,
     OutboundRequest,
     Plugin,
     Sink,
@@ -115,6 +116,9 @@ class SinkState:
     raising: set[str] = field(default_factory=set)  # refs whose request raises
     disabled: list[tuple[int, str, str]] = field(default_factory=list)  # tenant, ref, reason
     requests: list[tuple[str, list[str]]] = field(default_factory=list)  # ref, keys
+    # ref -> the token `authorize` adds (Authorization: Bearer ...), or None: NotReady
+    tokens: dict[str, str | None] = field(default_factory=dict)
+    authorized: list[tuple[str, bool]] = field(default_factory=list)  # ref, in a transaction
 
     def reset(self) -> None:
         self.urls.clear()
@@ -122,6 +126,8 @@ class SinkState:
         self.raising.clear()
         self.disabled.clear()
         self.requests.clear()
+        self.tokens.clear()
+        self.authorized.clear()
 
 
 STATE = SinkState()
@@ -146,6 +152,18 @@ class TestSink(Sink):
         return OutboundRequest(STATE.urls[ref], json.dumps(payload).encode(),
                                {"Content-Type": "application/json",
                                 "X-Key": ",".join(m.key for m in messages)})
+
+    def authorize(self, destination: DestinationInfo, request: OutboundRequest
+                  ) -> Mapping[str, str]:
+        ref = destination.ref
+        if ref not in STATE.tokens:
+            return {}
+        STATE.authorized.append((ref, db.current_unit() is not None
+                                 or bool(db.database.obj._state.transactions)))
+        token = STATE.tokens[ref]
+        if token is None:
+            raise NotReady("token endpoint answered 401: invalid_client")
+        return {"Authorization": f"Bearer {token}"}
 
     def verdict(self, answer: Answer, messages: Sequence[MessageInfo]) -> Verdict:
         if answer.status == 400:

@@ -68,6 +68,7 @@ def generated(module_server: str, tmp_path_factory: pytest.TempPathFactory
             del sys.modules[name]
 
 
+@pytest.mark.one_backend  # see tests/conftest.py
 def test_the_generator_warns_of_nothing(generated: Any) -> None:
     _, _, output = generated
     # The generator says "Warning(s) encountered" and then each one ("WARNING parsing ...",
@@ -76,6 +77,7 @@ def test_the_generator_warns_of_nothing(generated: Any) -> None:
         assert sign not in output.lower(), output
 
 
+@pytest.mark.one_backend  # see tests/conftest.py
 def test_every_component_schema_has_its_model(generated: Any) -> None:
     from openapi_python_client.strings import ClassName
 
@@ -226,6 +228,7 @@ def test_a_school_flow_through_the_generated_client(generated, module_server, lp
     assert got.parsed.verify_url.endswith(f"/certificates/{got.parsed.id}/verify")
 
 
+@pytest.mark.one_backend  # see tests/conftest.py
 def test_the_docs_show_the_settings_the_suite_uses() -> None:
     from corehelpers import REPO
 

@@ -150,6 +150,7 @@ def checked(generated: Generated) -> Checked:
     return Checked(run.returncode, run.stdout + run.stderr)
 
 
+@pytest.mark.one_backend  # see tests/conftest.py
 def test_the_generator_warns_of_nothing(generated: Generated) -> None:
     # openapi-typescript prints its banner and the file it wrote; a problem the linter it runs
     # finds ("⚠ ..." or "✘ ...", e.g. an unresolved $ref, a bad discriminator mapping) is
@@ -161,6 +162,7 @@ def test_the_generator_warns_of_nothing(generated: Generated) -> None:
     assert len(lines) == 2 and rest == [], generated.output
 
 
+@pytest.mark.one_backend  # see tests/conftest.py
 def test_every_component_schema_has_its_type(generated: Generated, checked: Checked) -> None:
     schemas = generated.document["components"]["schemas"]
     assert len(schemas) > 100
@@ -176,6 +178,7 @@ def test_every_component_schema_has_its_type(generated: Generated, checked: Chec
     assert f"QuestionIn: {union};" in text
 
 
+@pytest.mark.one_backend  # see tests/conftest.py
 def test_the_client_type_checks(checked: Checked) -> None:
     # mistakes.ts's every `@ts-expect-error` line must be an error: the types check something.
     assert checked.returncode == 0 and checked.output == "", checked.output
@@ -236,6 +239,7 @@ def test_a_school_flow_through_the_generated_client(generated: Generated, checke
     assert hashlib.sha256(pdf.content).hexdigest() == summary["pdf_sha256"]
 
 
+@pytest.mark.one_backend  # see tests/conftest.py
 def test_the_docs_show_the_settings_the_suite_uses() -> None:
     section = docs_section()
     assert GENERATOR_OPTIONS in " ".join(section.replace("\\\n", " ").split())

@@ -19,7 +19,7 @@ from learnplat.errors import UnsafeURL
 from learnplat.models import utcnow
 from learnplat.outbound.engine import AFTER_LAPSE, DELIVER_TASK, Outbound, _Turn
 from learnplat.outbound.models import OutboundDestination, OutboundMessage
-from learnplat.outbound.sink import Sink
+from learnplat.outbound.sink import OutboundRequest, Sink
 from learnplat.registry import Registry, StartupError
 from learnplat.runtime import Runtime
 from learnplat.settings import ConfigError, load_settings
@@ -320,6 +320,42 @@ def test_a_sink_without_a_request_cancels_and_a_broken_sink_is_retried(ob, schoo
         assert b1.status == "pending" and b1.attempts == 1
         assert "sink error: RuntimeError" in b1.last_error
         assert ep.received == []
+
+
+def test_authorize_adds_a_token_outside_any_transaction_or_records_why_it_could_not(
+        ob, school, clock):
+    """Sink.authorize runs for every attempt, with no transaction open (a token fetched from
+    the destination's own server must not hold a pooled connection); NotReady is a failed
+    attempt with its reason, retried on the schedule; once a token is had, it is sent."""
+    with receivers({"status": 200}) as [ep]:
+        STATE.urls["authed"] = ep.url
+        STATE.tokens["authed"] = None
+        enqueue(ob, school, "authed", "a1")
+        m = messages(ob, school, "authed")["a1"]
+        assert (m.status, m.attempts, m.last_status) == ("pending", 1, None)
+        assert m.last_error == "token endpoint answered 401: invalid_client"
+        [attempt] = in_school(school, ob.attempts, m.id)
+        assert attempt.error == m.last_error and attempt.status is None
+        assert ep.received == []
+        STATE.tokens["authed"] = "t0ken"
+        clock.advance(wait_of(m) + 1)
+        in_school(school, ob.deliver, m.destination_id)
+        assert ep.received[0].headers["authorization"] == "Bearer t0ken"
+        m = messages(ob, school, "authed")["a1"]
+        assert (m.status, m.attempts) == ("delivered", 2)
+        assert STATE.authorized == [("authed", False), ("authed", False)]
+
+
+def test_fetch_sends_one_request_under_the_policy_and_keeps_the_whole_answer(ob):
+    body = b"{" + b'"k": "' + b"x" * 5000 + b'"}'
+    with receivers({"status": 200, "body": body}) as [ep]:
+        # (The receiver answers POSTs; a JWKS is a GET: fetch sends what it is given.)
+        answer = ob.fetch(OutboundRequest(ep.url, b"grant_type=client_credentials",
+                                          {"Accept": "application/json"}))
+        assert answer.ok and answer.head == body  # not cut at answer_bytes_kept
+    refused = ob.fetch(OutboundRequest("http://169.254.169.254/latest/meta-data", b"",
+                                       method="GET"))
+    assert refused.status is None and "169.254.169.254" in (refused.error or "")
 
 
 def test_a_school_that_switched_the_sinks_plugin_off_keeps_its_messages(ob, rt, clock):

@@ -284,6 +284,7 @@ def _page_requests(path: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.e2e
+@pytest.mark.one_backend  # see tests/conftest.py
 def test_chromium_renders_the_page_from_gunicorn(lp_runtime: Any, lp_database: Any,
                                                  tmp_path: Path) -> None:
     chromium = _chromium()

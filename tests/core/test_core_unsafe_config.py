@@ -60,6 +60,7 @@ UNSAFE = [
 ]
 
 
+@pytest.mark.one_backend  # see tests/conftest.py
 def test_outbound_findings_warn_of_clear_text_and_loopback_and_refuse_metadata() -> None:
     """Webhook and LRS URLs are typed by school admins: clear text and this machine's own
     services are warnings; a network holding a cloud metadata address is refused."""
@@ -79,6 +80,7 @@ def test_outbound_findings_warn_of_clear_text_and_loopback_and_refuse_metadata()
         ("outbound.allowed_networks", "fd00:ec2::/32", True)]
 
 
+@pytest.mark.one_backend  # see tests/conftest.py
 @pytest.mark.parametrize(("settings", "setting", "shown", "fix"), UNSAFE,
                          ids=[u[1] + ":" + u[2] for u in UNSAFE])
 def test_serve_and_worker_refuse_each_unsafe_value_in_production(
@@ -177,6 +179,7 @@ def test_development_only_warns(tmp_path: Path, fresh_db: Any) -> None:
     assert "mode: development (app.environment)" in c.stdout, c.stdout
 
 
+@pytest.mark.one_backend  # see tests/conftest.py
 def test_environment_is_recognised(tmp_path: Path) -> None:
     def env_of(**environ: str) -> str:
         s = load_settings(environ={f"LEARNPLAT_{k.upper()}": v for k, v in environ.items()},

@@ -12,14 +12,20 @@ school grows several times over and every route is measured again, lists at `lim
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import json
 import re
 import struct
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
+from learnplat import db
+from learnplat.tenancy import tenant_context
 from learnplat.testing import Client, count_queries, make_tenant
 
 # Routes whose query count is not measured here, and why.
@@ -102,6 +108,22 @@ BOUNDS: dict[str, int] = {
     "/xapi/lrs": 6,
     "/xapi/statements": 6,
     "/xapi/statements/{statement_id}": 6,
+    "/lti/config": 4,
+    "/lti/schools/{school}/jwks": 5,
+    "/lti/schools/{school}/tool/login": 6,
+    "/lti/platforms": 5,
+    "/lti/platforms/{platform_id}": 5,
+    "/lti/passbacks": 8,
+    "/lti/passbacks/{passback_id}": 7,
+    "/lti/tools": 5,
+    "/lti/tools/{tool_id}": 5,
+    "/courses/{course_id}/modules/{module_id}/lti": 7,
+    "/lti/schools/{school}/platform/auth": 12,
+    "/lti/scores": 6,
+    "/lti/schools/{school}/platform/contexts/{course_id}/lineitems": 10,
+    "/lti/schools/{school}/platform/contexts/{course_id}/lineitems/{lineitem_id}": 10,
+    "/lti/schools/{school}/platform/contexts/{course_id}/lineitems/{lineitem_id}/results": 11,
+    "/lti/schools/{school}/platform/contexts/{course_id}/memberships": 11,
 }
 
 
@@ -163,7 +185,9 @@ class School:
     t: Any = None  # the owning instructor
     v: Any = None  # the viewing student: enrolled, with progress, attempts, notifications...
     anon: Any = None
+    tc: Any = None  # an LTI tool with an access token of the school (AGS, NRPS)
     ids: dict[str, Any] = field(default_factory=dict)
+    key: Any = None  # the LTI tools' private key
 
     def user(self, role: str, name: str = "") -> tuple[Any, Client]:
         from learnplat_identity.testing import UserFactory
@@ -191,8 +215,22 @@ class School:
             "url": "http://127.0.0.1:9/hook", "event_types": ["*"]})).json["id"]
         ok(self.a.put("/xapi/lrs", json={"endpoint": "http://127.0.0.1:9/xapi", "key": "k",
                                          "secret": "s"}))
-        cid, (m_text, m_quiz, m_assign, m_video) = self.course("Main", [
-            {"title": "Read"}, {"title": "Quiz"}, {"title": "Essay"}, {"title": "Film"}])
+        # An LMS that launches the school's courses (LTI), its token URL a closed port too:
+        # the grades sent back to it for its learners (below) stay pending, attempts logged.
+        self.ids["platform"] = self.lms(0)
+        cid, (m_text, m_quiz, m_assign, m_video, m_lti) = self.course("Main", [
+            {"title": "Read"}, {"title": "Quiz"}, {"title": "Essay"}, {"title": "Film"},
+            {"title": "Lab", "required": False}])
+        # An external tool (LTI, on a closed port) the Lab module launches, with an access
+        # token and a line item of its own: every learner below gets a score in it.
+        self.ids["tool"] = self.tool(0)
+        ok(self.t.put(f"/courses/{cid}/modules/{m_lti}/lti", json={
+            "tool_id": self.ids["tool"], "custom": {"user": "$User.id"}}))
+        self.tc = Client(self.app, self.tenant, _lti_token(self))
+        r = ok(self.tc.post(f"{_ctx(self, cid)}/lineitems", body=json.dumps({
+            "scoreMaximum": 10, "label": "Lab", "resourceLinkId": str(m_lti)}),
+            headers={"Content-Type": "application/vnd.ims.lis.v2.lineitem+json"}), 201)
+        self.ids["lineitem"] = urlparse(json.loads(r.text)["id"]).path
         ok(self.t.post(f"/courses/{cid}/image", **_multipart(_png(), "a.png", "image/png")))
         ok(self.t.put(f"/courses/{cid}/enrollment-rules", json={"cap": 100000}))
         quiz = ok(self.t.post(f"/courses/{cid}/modules/{m_quiz}/quiz", json={
@@ -207,7 +245,7 @@ class School:
         self.ids["draft"] = ok(self.t.post("/courses", json={"title": "Draft"})).json["id"]
         self.ids.update(cid=cid, m_text=m_text, m_quiz=m_quiz, m_assign=m_assign,
                         m_video=m_video, quiz=quiz["id"], qids=[q["id"] for q in quiz["questions"]],
-                        cert_cid=cert_cid, cert_mid=cert_mid)
+                        cert_cid=cert_cid, cert_mid=cert_mid, m_lti=m_lti)
         self.learner(self.v, viewer)
         thread = ok(self.v.post(f"/courses/{cid}/feedback",
                                 json={"subject": "Hello", "body": "A question"})).json
@@ -219,11 +257,49 @@ class School:
         job = ok(self.a.post(f"/courses/{cert_cid}/certificates/regenerate")).json
         self.ids["job"] = job["id"]
 
+    def lms(self, n: int) -> int:
+        return int(ok(self.a.post("/lti/platforms", json={
+            "name": f"LMS {n}", "issuer": f"https://lms{n}.example.org", "client_id": "c",
+            "deployment_ids": ["d"], "auth_login_url": "http://127.0.0.1:9/auth",
+            "token_url": "http://127.0.0.1:9/token", "jwks_url": "http://127.0.0.1:9/jwks"})
+            ).json["id"])
+
+    def tool(self, n: int) -> int:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from jwt.algorithms import RSAAlgorithm
+
+        if self.key is None:
+            self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = {**json.loads(RSAAlgorithm.to_jwk(self.key.public_key())), "kid": "qc",
+               "alg": "RS256", "use": "sig"}
+        return int(ok(self.a.post("/lti/tools", json={
+            "name": f"Tool {n}", "login_url": "http://127.0.0.1:9/login",
+            "launch_url": "http://127.0.0.1:9/launch", "public_jwk": jwk,
+            "scopes": LTI_SCOPES})).json["id"])
+
     def learner(self, c: Client, user: Any) -> None:
         """Enroll `c` in both courses: progress, a quiz attempt, a submission, a rating, and
-        the certificate course completed (a certificate)."""
+        the certificate course completed (a certificate). `c` was launched from the LMS (its
+        grade target, as an LTI launch writes it): its progress is sent back to the LMS."""
         i = self.ids
         cid = i["cid"]
+        from learnplat_lti.models import GradeTarget
+
+        if self.tc is not None:  # the tool's score for the learner (enrolled below)
+            ok(c.post(f"/courses/{cid}/enroll"))
+            # In progress: the Lab module stays open (a completed one would be another
+            # measurement of the progress routes).
+            ok(self.tc.post(f"{i['lineitem']}/scores", body=json.dumps({
+                "userId": str(user.id), "scoreGiven": 7, "scoreMaximum": 10,
+                "activityProgress": "InProgress", "gradingProgress": "Pending",
+                "timestamp": dt.datetime.now(dt.UTC).isoformat()}),
+                headers={"Content-Type": "application/vnd.ims.lis.v1.score+json"}), 204)
+        with db.connection(), tenant_context(self.tenant), db.transaction():
+            GradeTarget.insert(
+                platform=i["platform"], user_id=user.id, sub=f"sub-{user.id}", course_id=cid,
+                resource_link_id=f"link-{user.id}", deployment_id="d",
+                lineitem_url="http://127.0.0.1:9/lineitems/1",
+                scopes=["https://purl.imsglobal.org/spec/lti-ags/scope/score"]).execute()
         ok(c.post(f"/courses/{cid}/enroll"))
         ok(c.post(f"/progress/{cid}", json={"module_id": i["m_text"], "completed": True}))
         self.attempt(c)
@@ -265,6 +341,9 @@ class School:
             self.attempt(self.v)
             ok(self.t.post(f"/courses/{i['draft']}/submit"))
             ok(self.t.post(f"/courses/{i['draft']}/withdraw"))
+            i["lms"] = i.get("lms", 0) + 1
+            self.lms(i["lms"])
+            self.tool(i["lms"])
         self.runtime.events.dispatch_pending()
 
 
@@ -282,6 +361,7 @@ class Case:
     is_list: bool = False
     codes: tuple[int, ...] = (200,)
     label: str = ""
+    once: bool = False  # the URL works once: a new one for the measured request
 
 
 def _quiz(s: School) -> str:
@@ -327,6 +407,59 @@ def _one_delivery(s: School) -> int:
 
 def _one_statement(s: School) -> int:
     return ok(s.a.get("/xapi/statements?limit=1")).json["items"][0]["id"]
+
+
+def _one_passback(s: School) -> int:
+    return ok(s.a.get("/lti/passbacks?limit=1")).json["items"][0]["id"]
+
+
+def _tool_login(s: School) -> str:
+    """An LMS's OIDC login initiation (a GET that records a state: a 302 to the LMS)."""
+    return (f"/lti/schools/{s.tenant.slug}/tool/login?iss=https%3A%2F%2Flms0.example.org"
+            "&login_hint=u1&client_id=c&target_link_uri=https%3A%2F%2Fx.example.org%2F")
+
+
+LTI_SCOPES = ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+              "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+              "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+              "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"]
+
+
+def _ctx(s: School, cid: int) -> str:
+    return f"/lti/schools/{s.tenant.slug}/platform/contexts/{cid}"
+
+
+def _lti_token(s: School) -> str:
+    """An access token of the school for tool 0 (its signed client assertion)."""
+    import jwt
+    from learnplat_lti.plugin import LtiPlugin
+
+    client_id = ok(s.a.get(f"/lti/tools/{s.ids['tool']}")).json["client_id"]
+    now = int(time.time())
+    assertion = jwt.encode(
+        {"iss": client_id, "sub": client_id, "iat": now, "exp": now + 300,
+         "aud": s.runtime.plugin(LtiPlugin).urls.platform_token(s.tenant),
+         "jti": uuid.uuid4().hex}, s.key, algorithm="RS256", headers={"kid": "qc"})
+    r = ok(s.anon.post(f"/lti/schools/{s.tenant.slug}/platform/token", body=urlencode({
+        "grant_type": "client_credentials", "client_assertion": assertion,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "scope": " ".join(LTI_SCOPES)}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"}))
+    return str(r.json["access_token"])
+
+
+def _authorize(s: School) -> str:
+    """The viewer's launch of the Lab module, as the tool's OIDC login sends the browser to
+    the authorization endpoint (its answer: the page posting the id_token to the tool)."""
+    from urllib.parse import parse_qsl, urlencode
+
+    r = ok(s.v.post("/lti/launches", json={"module_id": s.ids["m_lti"]}))
+    login = dict(parse_qsl(urlparse(r.json["launch_url"]).query))
+    return f"/lti/schools/{s.tenant.slug}/platform/auth?" + urlencode({
+        "scope": "openid", "response_type": "id_token", "response_mode": "form_post",
+        "prompt": "none", "client_id": login["client_id"],
+        "redirect_uri": "http://127.0.0.1:9/launch", "login_hint": login["login_hint"],
+        "lti_message_hint": login["lti_message_hint"], "nonce": "n0nce", "state": "st4te"})
 
 
 def _reference_asset(s: School) -> str:
@@ -466,6 +599,32 @@ CASES: list[Case] = [
     Case("/xapi/statements", "a", lambda s: "/xapi/statements", is_list=True),
     Case("/xapi/statements/{statement_id}", "a",
          lambda s: f"/xapi/statements/{_one_statement(s)}"),
+    # lti
+    Case("/lti/config", "a", lambda s: "/lti/config"),
+    Case("/lti/schools/{school}/jwks", "anon", lambda s: f"/lti/schools/{s.tenant.slug}/jwks"),
+    Case("/lti/schools/{school}/tool/login", "anon", _tool_login, codes=(302,)),
+    Case("/lti/platforms", "a", lambda s: "/lti/platforms", is_list=True),
+    Case("/lti/platforms/{platform_id}", "a", lambda s: f"/lti/platforms/{s.ids['platform']}"),
+    Case("/lti/passbacks", "a", lambda s: "/lti/passbacks", is_list=True),
+    Case("/lti/passbacks", "t", lambda s: "/lti/passbacks", is_list=True,
+         label="the course's instructor"),
+    Case("/lti/passbacks/{passback_id}", "a", lambda s: f"/lti/passbacks/{_one_passback(s)}"),
+    Case("/lti/tools", "a", lambda s: "/lti/tools", is_list=True),
+    Case("/lti/tools/{tool_id}", "a", lambda s: f"/lti/tools/{s.ids['tool']}"),
+    Case("/courses/{course_id}/modules/{module_id}/lti", "v",
+         lambda s: f"{_mod(s, 'm_lti')}/lti", label="enrolled student"),
+    Case("/courses/{course_id}/modules/{module_id}/lti", "t", lambda s: f"{_mod(s, 'm_lti')}/lti",
+         label="the course's owner"),
+    Case("/lti/schools/{school}/platform/auth", "anon", _authorize, once=True),
+    Case("/lti/scores", "t", lambda s: f"/lti/scores?course_id={s.ids['cid']}", is_list=True),
+    Case("/lti/schools/{school}/platform/contexts/{course_id}/lineitems", "tc",
+         lambda s: f"{_ctx(s, s.ids['cid'])}/lineitems"),
+    Case("/lti/schools/{school}/platform/contexts/{course_id}/lineitems/{lineitem_id}", "tc",
+         lambda s: s.ids["lineitem"]),
+    Case("/lti/schools/{school}/platform/contexts/{course_id}/lineitems/{lineitem_id}/results",
+         "tc", lambda s: f"{s.ids['lineitem']}/results"),
+    Case("/lti/schools/{school}/platform/contexts/{course_id}/memberships", "tc",
+         lambda s: f"{_ctx(s, s.ids['cid'])}/memberships"),
 ]
 
 
@@ -479,6 +638,8 @@ def _measure(school: School, case: Case, limit: int | None = None) -> int:
     if limit is not None:
         url += ("&" if "?" in url else "?") + f"limit={limit}"
     ok(client.get(url), *case.codes)  # warm: signing keys, caches outside the count
+    if case.once:
+        url = case.url(school)
     with count_queries() as q:
         r = client.get(url)
     assert r.status_code in case.codes, (url, r.status_code, r.text[:300])

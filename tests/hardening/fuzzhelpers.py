@@ -95,7 +95,10 @@ def populate(client: Any, users: Any, runtime: Any, tenant: TenantInfo, role: st
     body, hdrs = multipart(b"%PDF-1.4\n%%EOF\n", "work.pdf", "application/pdf")
     submission = _ok(s.post(f"/courses/{cid}/modules/{mids[1]}/assignment/submission",
                             body=body, headers=hdrs), 201, 200)
+    tool_id, platform_id = _lti(a, tenant, cid, student.id)
     _ok(s.post(f"/progress/{cid}", json={"module_id": mids[2], "completed": True}))
+    runtime.events.dispatch_pending()  # the progress: a grade queued for the LMS
+    passbacks = _ok(a.get("/lti/passbacks"))["items"]
     broadcast = _ok(a.post("/notifications", json={
         "title": "Hello", "body": "Welcome", "everyone": True}), 201, 202)
     actors = {"admin": admin, "instructor": teacher, "student": student, "victim": victim}
@@ -104,8 +107,11 @@ def populate(client: Any, users: Any, runtime: Any, tenant: TenantInfo, role: st
         "attempt_id": attempt["id"], "rating_id": rating["id"], "thread_id": thread["id"],
         "media_id": attachment["id"], "submission_id": submission["id"],
         "broadcast_id": broadcast.get("id", 1), "tenant_id": tenant.id, "slug": tenant.slug,
+        "school": tenant.slug,  # a route's tenant_param: the LTI peers' URLs
         "provider": "google", "job_id": 1, "public_id": "0" * 32,
         "user_id": actors[role].id,
+        "tool_id": tool_id, "platform_id": platform_id,
+        "passback_id": passbacks[0]["id"] if passbacks else 1,
     }
     mine = _ok(client.as_(actors[role].token).get("/notifications"))["items"]
     common["notification_id"] = mine[0]["id"] if mine else 1
@@ -113,6 +119,28 @@ def populate(client: Any, users: Any, runtime: Any, tenant: TenantInfo, role: st
     common["victim_id"] = victim.id
     common["module_ids"] = mids
     return actors, common
+
+
+def _lti(a: Any, tenant: TenantInfo, cid: int, student_id: int) -> tuple[int, int]:
+    """LTI: a tool and an LMS registered (closed loopback ports), and the student launched
+    from the LMS into the course (the grade target a launch writes; a launch needs an
+    id_token the LMS signs, which tests/lti drives): their progress is sent back to it."""
+    from learnplat_lti.models import GradeTarget
+
+    tool = _ok(a.post("/lti/tools", json={
+        "name": "Lab", "login_url": "http://127.0.0.1:9/login",
+        "launch_url": "http://127.0.0.1:9/launch", "jwks_url": "http://127.0.0.1:9/jwks"}), 201)
+    platform = _ok(a.post("/lti/platforms", json={
+        "name": "LMS", "issuer": "https://lms.example.org", "client_id": "c",
+        "deployment_ids": ["d"], "auth_login_url": "http://127.0.0.1:9/auth",
+        "token_url": "http://127.0.0.1:9/token", "jwks_url": "http://127.0.0.1:9/jwks"}), 201)
+    with in_tenant(tenant):
+        GradeTarget.insert(platform=platform["id"], user_id=student_id, sub="lms-user",
+                           course_id=cid, resource_link_id="link", deployment_id="d",
+                           lineitem_url="http://127.0.0.1:9/lineitems/1",
+                           scopes=["https://purl.imsglobal.org/spec/lti-ags/scope/score"]
+                           ).execute()
+    return int(tool["id"]), int(platform["id"])
 
 
 # -- actors: a fresh token for every request --------------------------------------------------

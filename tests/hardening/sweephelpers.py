@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import peewee
 
@@ -90,6 +91,7 @@ class Population:
     module_ids: list[int] = field(default_factory=list)
     draft_course_id: int = 0
     archived_course_id: int = 0
+    lti_token: str = ""  # an LTI access token of the school's tool (AGS and NRPS calls)
 
 
 def populate(runtime: Any, app_client: Any, user_factory: Any, tenant: TenantInfo,
@@ -132,13 +134,19 @@ def populate(runtime: Any, app_client: Any, user_factory: Any, tenant: TenantInf
                                        "questions": QUESTIONS}))
     _ok(t.put(f"/courses/{cid}/modules/{mids[3]}/assignment",
               json={"instructions": f"Write about {tag}"}))
+    lti_module, tool = _lti_tool(pop, cid)
     _ok(t.post(f"/courses/{cid}/submit"))
     _ok(a.post(f"/courses/{cid}/approve"))
     _ok(a.put(f"/courses/{cid}/enrollment-rules", json={"cap": 1000}))
     pop.course_id, pop.module_ids = cid, mids
+    _lti(pop, cid)
 
     for student in (s, s2):
         _ok(student.post(f"/courses/{cid}/enroll"))
+    # A launch of the tool (its login URL a closed port: the launch waits, unused), and
+    # the tool's own calls: an access token, a line item, the student's score.
+    _ok(s.post("/lti/launches", json={"module_id": lti_module}), 201)
+    _lti_services(runtime, pop, cid, lti_module, tool, pop.users["student"].id)
     # Progress: completions, a playback heartbeat, a quiz attempt, an assignment submission.
     _ok(s.post(f"/progress/{cid}", json={"module_id": mids[1], "position_seconds": 10,
                                          "duration_seconds": 60}))
@@ -187,6 +195,101 @@ def populate(runtime: Any, app_client: Any, user_factory: Any, tenant: TenantInf
     pop.archived_course_id = arch
     settle(runtime)
     return pop
+
+
+LTI_SCOPES = ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+              "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+              "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+              "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"]
+
+
+def _lti_tool(pop: Population, cid: int) -> tuple[int, dict[str, Any]]:
+    """LTI (learnplat as platform): a tool registered (its URLs on a closed loopback port,
+    its key given as a JWK) with the Advantage scopes, and an optional module of the course
+    that launches it: (the module's id, the tool's registration and private key)."""
+    import json
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    tag, t = pop.tag, pop.clients["instructor"]
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())),
+           "kid": f"tool-{tag}", "alg": "RS256", "use": "sig"}
+    tool = _ok(pop.clients["admin"].post("/lti/tools", json={
+        "name": f"Tool {tag}", "description": f"Lab {tag}",
+        "login_url": "http://127.0.0.1:9/login", "launch_url": f"http://127.0.0.1:9/{tag}",
+        "public_jwk": jwk, "scopes": LTI_SCOPES, "custom": {"lab": f"lab-{tag}"}}), 201)
+    mid = _ok(t.post(f"/courses/{cid}/modules", json={"title": f"Lab {tag}",
+                                                      "required": False}), 201)["id"]
+    _ok(t.put(f"/courses/{cid}/modules/{mid}/lti", json={"tool_id": tool["id"],
+                                                         "custom": {"bench": f"bench-{tag}"}}))
+    return int(mid), {**tool, "key": key}
+
+
+def _lti_services(runtime: Any, pop: Population, cid: int, mid: int, tool: dict[str, Any],
+                  learner_id: int) -> None:
+    """The tool's calls to the school (AGS): an access token for its signed client
+    assertion, a line item of the module, a score for `learner_id`."""
+    import json
+    import time
+
+    import jwt
+    from learnplat_lti.plugin import LtiPlugin
+
+    anonymous = pop.clients["admin"].as_(None)
+    token_url = runtime.plugin(LtiPlugin).urls.platform_token(pop.tenant)
+    now = int(time.time())
+    assertion = jwt.encode({"iss": tool["client_id"], "sub": tool["client_id"],
+                            "aud": token_url, "iat": now, "exp": now + 300,
+                            "jti": uuid.uuid4().hex}, tool["key"], algorithm="RS256",
+                           headers={"kid": f"tool-{pop.tag}"})
+    form = {"grant_type": "client_credentials", "client_assertion": assertion,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "scope": " ".join(LTI_SCOPES)}
+    token = _ok(anonymous.post(f"/lti/schools/{pop.tenant.slug}/platform/token",
+                               body=urlencode(form), headers={
+                                   "Content-Type": "application/x-www-form-urlencoded"}))
+    pop.lti_token = token["access_token"]
+    tool_client = anonymous.as_(pop.lti_token)
+    items = f"/lti/schools/{pop.tenant.slug}/platform/contexts/{cid}/lineitems"
+    r = tool_client.post(items, body=json.dumps({
+        "scoreMaximum": 10, "label": f"Lab {pop.tag}", "resourceLinkId": str(mid),
+        "tag": f"tag-{pop.tag}"}), headers={
+            "Content-Type": "application/vnd.ims.lis.v2.lineitem+json"})
+    _ok(r, 201)
+    path = urlsplit(json.loads(r.text)["id"]).path
+    _ok(tool_client.post(f"{path}/scores", body=json.dumps({
+        "userId": str(learner_id), "scoreGiven": 7, "scoreMaximum": 10,
+        "activityProgress": "InProgress", "gradingProgress": "Pending",
+        "comment": f"Well done {pop.tag}",
+        "timestamp": dt.datetime.now(dt.UTC).isoformat()}), headers={
+            "Content-Type": "application/vnd.ims.lis.v1.score+json"}), 204)
+
+
+def _lti(pop: Population, cid: int) -> None:
+    """LTI (learnplat as tool): an LMS registered through the API, its token URL a closed
+    loopback port (the grades sent back to it, queued by the progress that follows, stay
+    pending with their failed attempts logged), and the student launched from it. A launch
+    needs an id_token the LMS signs (tests/lti drives real ones): its two rows, the account
+    link and the grade target, are written here as the launch writes them."""
+    from learnplat_lti.models import GradeTarget, PlatformAccount
+
+    tag, a = pop.tag, pop.clients["admin"]
+    platform = _ok(a.post("/lti/platforms", json={
+        "name": f"LMS {tag}", "issuer": f"https://lms-{tag}.example.org",
+        "client_id": f"client-{tag}", "deployment_ids": [f"deployment-{tag}"],
+        "auth_login_url": "http://127.0.0.1:9/auth", "token_url": "http://127.0.0.1:9/token",
+        "jwks_url": "http://127.0.0.1:9/jwks"}), 201)
+    student = pop.users["student"]
+    with db.connection(), tenant_context(pop.tenant), db.transaction():
+        PlatformAccount.insert(platform=platform["id"], sub=f"sub-{tag}",
+                               user_id=student.id).execute()
+        GradeTarget.insert(
+            platform=platform["id"], user_id=student.id, sub=f"sub-{tag}", course_id=cid,
+            resource_link_id=f"link-{tag}", deployment_id=f"deployment-{tag}",
+            lineitem_url=f"http://127.0.0.1:9/lineitems/{tag}",
+            scopes=["https://purl.imsglobal.org/spec/lti-ags/scope/score"]).execute()
 
 
 def fresh_token(runtime: Any, tenant: TenantInfo, user_id: int) -> str:

@@ -61,7 +61,7 @@ from sweephelpers import (
 
 from learnplat.auth import AUTHENTICATED, PUBLIC
 from learnplat.http.app import is_websocket_route
-from learnplat.http.endpoint import MULTIPART, spec_of
+from learnplat.http.endpoint import FORM, MULTIPART, spec_of
 from learnplat.http.routing import path_fields
 from learnplat.testing import Client, make_tenant
 
@@ -72,15 +72,23 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # Path parameters that name no object of a tenant: filled with the same value for A and B.
 NOT_IDS: dict[str, list[str]] = {"provider": ["google", "github", "nosuchprovider"],
                                  # the reference page's files (/docs/assets/{digest}/{asset})
-                                 "digest": ["0123456789abcdef"], "asset": ["reference.js"]}
+                                 "digest": ["0123456789abcdef"], "asset": ["reference.js"],
+                                 # An LTI registration's names at the peer (strings, lists):
+                                 # no learnplat object of either school.
+                                 "client_id": ["sweep-client"],
+                                 "deployment_ids": ["sweep-deployment"]}
 # Parameters whose table the naming rule (`<x>_id` -> the table `<plugin>_<x>` or `..._<x>`)
 # does not find.
 ALIASES = {"media_id": "media_object", "subject_id": "identity_user",
            "prerequisite_id": "courses_module", "owner_id": "identity_user",
            "student_id": "identity_user", "author_id": "identity_user",
            "counted_attempt_id": "quizzes_attempt",
+           # A module (courses_module), not the first table with a module_id column (the
+           # LTI grade targets' is first in name order, and mostly null: a course's grade).
+           "module_id": "courses_module",
            "delivery_id": "learnplat_outbound_message",  # a webhook delivery
-           "statement_id": "learnplat_outbound_message"}  # an xAPI statement's log entry
+           "statement_id": "learnplat_outbound_message",  # an xAPI statement's log entry
+           "passback_id": "learnplat_outbound_message"}  # a grade sent back to an LMS (LTI)
 # WebSocket routes (no HTTP responders) and the test that refuses another school's token there.
 WEBSOCKETS_TESTED_ELSEWHERE = {
     "/notifications/ws": "tests/notifications/test_notifications_ws.py: "
@@ -116,9 +124,20 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     # A learning record store the engine may reach; a time range in order.
     "LrsIn": {"endpoint": "http://127.0.0.1:9/sweep", "key": "sweep", "secret": "sweep"},
     "StatementsRedeliverIn": {"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"},
+    # LTI registrations: URLs the outbound policy lets through (loopback in the tests).
+    "LtiToolPlatformIn": {"name": "sweep", "issuer": "https://sweep.example.org",
+                          "client_id": "sweep", "deployment_ids": ["sweep"],
+                          "auth_login_url": "http://127.0.0.1:9/auth",
+                          "token_url": "http://127.0.0.1:9/token",
+                          "jwks_url": "http://127.0.0.1:9/jwks"},
+    "LtiPlatformToolIn": {"name": "sweep", "login_url": "http://127.0.0.1:9/login",
+                          "launch_url": "http://127.0.0.1:9/launch",
+                          "jwks_url": "http://127.0.0.1:9/jwks"},
 }
 # Routes that take credentials in the body: B's credentials are refused with a 401.
-CREDENTIAL_ROUTES = {"/auth/login", "/auth/refresh", "/auth/oauth/exchange"}
+CREDENTIAL_ROUTES = {"/auth/login", "/auth/refresh", "/auth/oauth/exchange",
+                     # An LTI tool's signed client assertion (B's is no JWT A's tools signed).
+                     "/lti/schools/{school}/platform/token"}
 
 
 @dataclass
@@ -179,7 +198,7 @@ class World:
             return NOT_IDS[name]
         if name == "tenant_id":
             return [self.tenant.id]
-        if name == "slug":
+        if name in ("slug", "school"):  # `school`: a route's tenant_param (LTI peers' URLs)
             return [self.tenant.slug]
         if name == "achievement_id":  # an issuer's achievement: course-{course id}
             return [f"course-{c}" for c in self.values("course_id")]
@@ -351,6 +370,15 @@ def body_of(op: Operation, b: World, carried: set[str]) -> dict[str, Any]:
         assert _valid(spec.body, value), (
             f"{op.method} {op.template}: the sweep cannot build a valid {spec.body.__name__} "
             f"(tried {value!r}): add one to EXAMPLES")
+        if spec.content_type == FORM:  # a peer's form post (LTI): the same fields, encoded
+            from urllib.parse import urlencode
+
+            return {"body": urlencode(value, doseq=True),
+                    "headers": {"Content-Type": "application/x-www-form-urlencoded"}}
+        if spec.content_type and spec.content_type.endswith("+json"):  # an IMS media type
+            import json
+
+            return {"body": json.dumps(value), "headers": {"Content-Type": spec.content_type}}
         return {"json": value}
     if spec.content_type == MULTIPART:
         files = [n for n, kind in spec.multipart_fields.items() if kind == "file"] or ["file"]
@@ -488,10 +516,14 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
     a_dangling = dangling_references(a_before)
     for op in ops:
         params = op.params
-        ids = [p for p in params if p not in NOT_IDS]
+        # A school the path names (Route.tenant_param: the URLs LTI peers call) is the
+        # caller's, A's, as the host is: B's school there is the other test's (B's token).
+        own = op.route.tenant_param
+        ids = [p for p in params if p not in NOT_IDS and p != own]
         # (values, which of them are B's)
         combos: list[tuple[dict[str, Any], frozenset[str]]] = []
-        b_chains = world_b.chains(params, every=True)
+        b_chains = [{**c, **({own: world_a.tenant.slug} if own else {})}
+                    for c in world_b.chains(params, every=True)]
         combos += [(c, frozenset(ids)) for c in b_chains]
         a_chain = world_a.chains(params, every=False)[0]
         for size in range(1, len(ids)):
@@ -510,6 +542,8 @@ def test_every_route_with_the_other_tenants_ids(lp_runtime: Any, lp_app: Any,
         for role in roles:
             if role == ANONYMOUS:
                 token = None
+            elif op.spec.own_credentials:  # an LTI service: the credentials of A's tool
+                token = world_a.pop.lti_token
             elif not params and op.method not in ("GET", "HEAD"):
                 # Logout and the like may end the caller's session: a token of its own.
                 token = fresh_token(lp_runtime, world_a.tenant, spare[role].id)
@@ -609,6 +643,8 @@ def judge(op: Operation, role: str, r: Any, b_in_path: bool, carried: set[str],
         return None if op.canonical in CREDENTIAL_ROUTES else "401"
     if status == 422:
         return None if carried and not b_in_path else "422"
+    if status == 400 and op.route.tenant_param and not b_in_path and _code(r):
+        return None  # a peer's protocol message (LTI) refused: the sweep sends no real one
     if status == 429 and not b_in_path:
         return None  # registration's own per-address limit (on even in tests): not about B
     if status == 409 and not b_in_path:
@@ -644,6 +680,8 @@ def test_a_token_of_the_other_tenant_is_refused(lp_runtime: Any, lp_app: Any,
         for host, token, by_domain in ((world_a, b_token, False), (world_b, a_token, False),
                                        *([(world_a, b_token, True)] if op.route.tenant_scoped
                                          else [])):
+            if op.route.tenant_param:  # the path names the school: the host's
+                path = fill(op.template, {**values, op.route.tenant_param: host.tenant.slug})
             if by_domain:  # the school named by its domain (Host), not X-Tenant
                 r = Client(lp_app, None, token).request(
                     op.method, path, host=host.tenant.domains[0], **kwargs)
@@ -721,10 +759,15 @@ def test_answers_read_on_the_other_tenant_are_not_served_here(
             a_token = None if role == ANONYMOUS else world_a.pop.users[role].token
             there = Client(lp_app, world_b.tenant, b_token).get(path, **kwargs)
             warmed += there.status_code == 200
-            here = Client(lp_app, world_a.tenant, a_token).get(path, **kwargs)
+            # A school the path names is the host's: A's there, as X-Tenant is.
+            own = op.route.tenant_param
+            here = Client(lp_app, world_a.tenant, a_token).get(
+                fill(op.template, {**values, own: world_a.tenant.slug}) if own else path,
+                **kwargs)
             leaked = scanner.leaks(here.text + repr(dict(here.headers)), "")
             if leaked or here.status_code >= 500 or (
-                    here.status_code < 300 and any(p not in NOT_IDS for p in op.params)):
+                    here.status_code < 300 and any(p not in NOT_IDS and p != own
+                                                   for p in op.params)):
                 findings.append(f"{role} GET {path}: {here.status_code} {leaked} "
                                 f"{here.text[:200]}")
     assert not findings, "\n".join(findings)

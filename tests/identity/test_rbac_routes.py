@@ -44,8 +44,8 @@ def _fill(template: str, values: dict[str, str]) -> str:
     fields = iter(path_fields(template))
 
     def one(_match: re.Match) -> str:
-        _name, converter = next(fields)
-        return values["int" if converter == "int" else "str"]
+        name, converter = next(fields)
+        return values.get(name) or values["int" if converter == "int" else "str"]
 
     return _FIELD.sub(one, template)
 
@@ -84,6 +84,8 @@ def test_every_route_declares_and_enforces_its_permission(lp_app, lp_client, lp_
         assert spec is not None, f"{method} {route.path} has no @endpoint"  # core refuses too
         has_params = bool(path_fields(route.path))
         for values in (foreign_ids if has_params else [{}]):
+            if route.tenant_param:  # the school the path names: the caller's own
+                values = {**values, route.tenant_param: lp_client.tenant.slug}
             path = _fill(route.path, values) if has_params else route.path
             if spec.permission != PUBLIC:
                 for label, school in (("public", lp_client.tenant), ("private", private)):

@@ -1,0 +1,1 @@
+"""Learnplat as LTI platform: tool registrations, resource link launches and Deep Linking."""
