@@ -699,6 +699,7 @@ class Outbound:
                     d.update(consecutive_failures=0, failing_since=None, open_until=None,
                              last_success_at=now).where(d.id == destination_id).execute()
                     turn.settled += len(present)
+                    self._tell_settled(sink, messages, set(present), "delivered", answer)
                     return True
                 if verdict is Verdict.SPLIT and len(present) > 1:
                     # Not the destination's failure: the batch's. Each goes again alone, now.
@@ -716,6 +717,7 @@ class Outbound:
                              last_error=f"rejected: {error or 'refused by the destination'}"
                              ).where(m.id.in_(list(present))).execute()
                     turn.settled += len(present)
+                    self._tell_settled(sink, messages, set(present), "failed", answer)
                     return True  # the endpoint answered: the others still go
                 turn.failed = True
                 if verdict is Verdict.GONE:
@@ -725,7 +727,9 @@ class Outbound:
                     turn.settled += self._disable(row, tenant, sink, "the destination answered "
                                                   f"{answer.status} Gone", now)
                     return False
-                turn.settled += self._retry_later(list(present.values()), answer, error, now)
+                gave_up = self._retry_later(list(present.values()), answer, error, now)
+                turn.settled += len(gave_up)
+                self._tell_settled(sink, messages, gave_up, "failed", answer)
                 failures = row.consecutive_failures + 1
                 failing_since = row.failing_since or now
                 open_until = None
@@ -750,12 +754,27 @@ class Outbound:
         base = s.retry_schedule[min(step, len(s.retry_schedule) - 1)]
         return float(base) * (1 + self.rng.uniform(-s.jitter, s.jitter))
 
+    @staticmethod
+    def _tell_settled(sink: Sink, messages: Sequence[MessageInfo], ids: set[int], status: str,
+                      answer: Answer) -> None:
+        """Sink.settled for the messages of `ids` that reached `status` in this attempt, in
+        a savepoint: a failing sink cannot undo what the engine recorded."""
+        done = [msg for msg in messages if msg.id in ids]
+        if not done:
+            return
+        try:
+            with db.transaction():
+                sink.settled(done, status, answer)
+        except Exception:
+            log.exception("outbound: sink %s failed while told of %d %s message(s)",
+                          sink.name, len(done), status)
+
     def _retry_later(self, rows: list[OutboundMessage], answer: Answer, error: str | None,
-                     now: dt.datetime) -> int:
+                     now: dt.datetime) -> set[int]:
         """Each failed message: its next attempt after its schedule's next wait, or failed
-        when the schedule is spent; how many failed."""
+        when the schedule is spent; the ids of those that failed."""
         schedule = self.settings.retry_schedule
-        gave_up = 0
+        gave_up: set[int] = set()
         for r in rows:
             attempts = r.attempts + 1
             step = attempts - r.retry_base - 1  # 0 after the first failure since (re)start
@@ -767,7 +786,7 @@ class Outbound:
                 fields.update(status="failed", next_attempt_at=None,
                               last_error=f"gave up after {attempts - r.retry_base} attempts: "
                                          f"{error}"[:_TEXT_LIMIT])
-                gave_up += 1
+                gave_up.add(r.id)
             OutboundMessage.update(**fields).where(OutboundMessage.id == r.id).execute()
         return gave_up
 

@@ -151,6 +151,14 @@ class Sink:
         default: nothing to add."""
         return {}
 
+    def settled(self, messages: Sequence[MessageInfo], status: str, answer: Answer) -> None:
+        """`messages` reached a final `status` with this attempt: "delivered", or "failed"
+        (refused for good, or the retry schedule spent). `messages` are as they were before
+        the attempt (their `attempts` one lower); `answer` is the attempt's. Called in the
+        transaction that records it (in a savepoint): record an event of the outcome here.
+        Messages failed because the destination was disabled are told by `disabled`. By
+        default: nothing."""
+
     def verdict(self, answer: Answer, messages: Sequence[MessageInfo]) -> Verdict:
         """What `answer` means. By default: 2xx delivered, 410 gone, anything else (and no
         answer) retry."""

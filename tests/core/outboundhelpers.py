@@ -119,6 +119,8 @@ class SinkState:
     # ref -> the token `authorize` adds (Authorization: Bearer ...), or None: NotReady
     tokens: dict[str, str | None] = field(default_factory=dict)
     authorized: list[tuple[str, bool]] = field(default_factory=list)  # ref, in a transaction
+    # (keys, final status, the answer's HTTP status, in a transaction) told by Sink.settled
+    settled: list[tuple[list[str], str, int | None, bool]] = field(default_factory=list)
 
     def reset(self) -> None:
         self.urls.clear()
@@ -128,6 +130,7 @@ class SinkState:
         self.requests.clear()
         self.tokens.clear()
         self.authorized.clear()
+        self.settled.clear()
 
 
 STATE = SinkState()
@@ -164,6 +167,10 @@ class TestSink(Sink):
         if token is None:
             raise NotReady("token endpoint answered 401: invalid_client")
         return {"Authorization": f"Bearer {token}"}
+
+    def settled(self, messages: Sequence[MessageInfo], status: str, answer: Answer) -> None:
+        STATE.settled.append(([m.key for m in messages], status, answer.status,
+                              bool(db.database.obj._state.transactions)))
 
     def verdict(self, answer: Answer, messages: Sequence[MessageInfo]) -> Verdict:
         if answer.status == 400:

@@ -346,6 +346,27 @@ def test_authorize_adds_a_token_outside_any_transaction_or_records_why_it_could_
         assert STATE.authorized == [("authed", False), ("authed", False)]
 
 
+def test_the_sink_is_told_each_final_outcome_once_in_the_recording_transaction(
+        ob, school, clock):
+    """Sink.settled: delivered at once; refused for good (REJECTED); failed when the retry
+    schedule is spent; never for an attempt that will be retried."""
+    with receivers({"status": 200}, {"status": 400}, {"status": 503}) as [ok, refused, busy]:
+        STATE.urls.update(ok=ok.url, refused=refused.url, busy=busy.url)
+        enqueue(ob, school, "ok", "s-ok")
+        enqueue(ob, school, "refused", "s-refused")
+        assert STATE.settled == [(["s-ok"], "delivered", 200, True),
+                                 (["s-refused"], "failed", 400, True)]
+        STATE.settled.clear()
+        enqueue(ob, school, "busy", "s-busy")
+        for _ in range(len(ob.settings.retry_schedule)):
+            assert STATE.settled == []  # retried later: nothing final yet
+            m = messages(ob, school, "busy")["s-busy"]
+            clock.advance(wait_of(m) + 1)
+            in_school(school, ob.deliver, m.destination_id)
+        assert messages(ob, school, "busy")["s-busy"].status == "failed"
+        assert STATE.settled == [(["s-busy"], "failed", 503, True)]
+
+
 def test_fetch_sends_one_request_under_the_policy_and_keeps_the_whole_answer(ob):
     body = b"{" + b'"k": "' + b"x" * 5000 + b'"}'
     with receivers({"status": 200, "body": body}) as [ep]:

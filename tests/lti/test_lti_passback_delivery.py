@@ -272,8 +272,8 @@ def test_a_401_drops_the_token_and_retries_with_a_new_one(school: School, peer: 
     assert entry["status"] == "delivered" and peer.token_requests == 2
 
 
-def test_a_rejected_score_is_shown_and_redelivered(school: School, peer: PlatformPeer
-                                                   ) -> None:
+def test_a_rejected_score_is_shown_and_redelivered(school: School, peer: PlatformPeer,
+                                                   event_recorder: Any) -> None:
     peer.score_statuses = [400]
     ada = school.learner("Ada Lovelace", "sub-ada")
     school.complete(ada, 0)
@@ -289,6 +289,14 @@ def test_a_rejected_score_is_shown_and_redelivered(school: School, peer: Platfor
     (entry,) = school.log()
     assert entry["status"] == "delivered" and entry["attempts"] == 2
     assert len(peer.scores) == 1
+    # Each outcome is an event (webhooks see it): failed (400), then delivered.
+    school.runtime.events.dispatch_pending()
+    settled = [e.data for e in event_recorder.events if e.name == "lti.passback_settled.v1"]
+    assert [(d.passback_id, d.status, d.http_status, d.attempts) for d in settled] == [
+        (entry["id"], "failed", 400, 1), (entry["id"], "delivered", 200, 2)]
+    assert settled[0].error == "HTTP 400" and settled[1].error is None
+    assert (settled[1].user_id, settled[1].course_id) == (ada.id, school.course_id)
+    assert settled[1].score_maximum == 100 and settled[1].module_id is None
 
 
 def test_a_registration_switched_off_cancels_what_waits(school: School, peer: PlatformPeer

@@ -10,6 +10,7 @@ from learnplat.plugin import EventHandler, EventMessage, Permission, ProblemCode
 from ..areas import Area
 from . import resources as r
 from .cli import passbacks
+from .events import EVENTS
 from .services import READ, REDELIVER, PassbackService, handlers_of
 from .sink import LtiPassbackSink
 
@@ -58,4 +59,5 @@ AREA = Area(
     handlers=_handlers,
     sinks=_sinks,
     commands=[passbacks],
+    events=list(EVENTS),
 )

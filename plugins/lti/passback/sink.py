@@ -29,6 +29,7 @@ from learnplat.plugin import (
 
 from ..claims import SCOPE_SCORE
 from ..models import PlatformRegistration
+from .events import LtiPassbackSettled
 from .notify import tell_admins
 
 if TYPE_CHECKING:
@@ -132,6 +133,22 @@ class LtiPassbackSink(Sink):
     def __init__(self, plugin: LtiPlugin):
         self.plugin = plugin
         self.tokens = TokenCache(plugin)
+
+    def settled(self, messages: Sequence[MessageInfo], status: str, answer: Answer) -> None:
+        """Every passback's outcome is an event (webhooks and the audit trail see it)."""
+        for m in messages:
+            p: dict[str, Any] = m.payload if isinstance(m.payload, dict) else {}
+            sent = p.get("score")
+            score: dict[str, Any] = sent if isinstance(sent, dict) else {}
+            error = None if status == "delivered" else (
+                answer.error or f"HTTP {answer.status}")
+            self.plugin.runtime.events.record(LtiPassbackSettled(
+                passback_id=m.id, platform_id=int(p.get("platform_id") or 0),
+                course_id=int(p.get("course_id") or 0), module_id=p.get("module_id"),
+                user_id=int(p.get("user_id") or 0), status=status,
+                score_given=score.get("scoreGiven"), score_maximum=score.get("scoreMaximum"),
+                attempts=m.attempts + 1, http_status=answer.status,
+                error=error[:500] if error else None))
 
     def request(self, destination: DestinationInfo, messages: Sequence[MessageInfo]
                 ) -> OutboundRequest | None:
