@@ -3,14 +3,38 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from learnplat.plugin import TenantInfo, echo_json, json_option, tenant_command
+from learnplat.plugin import LearnplatError, TenantInfo, echo_json, json_option, tenant_command
 
 if TYPE_CHECKING:
     from .plugin import LtiPlugin
+
+
+def show_record(out: dict[str, Any], as_json: bool) -> None:
+    """A registration as `--json` or as aligned lines (a nested block, such as the URLs to
+    enter in the peer, indented under its name)."""
+    if as_json:
+        echo_json(out)
+        return
+    for key, value in out.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k:22} {v}")
+        else:
+            click.echo(f"{key:20} {value}")
+
+
+def body_of(model: Any, data: dict[str, Any]) -> Any:
+    """A command's options as the API's request model: what it refuses is the command's
+    error (one line, exit status 1), as the API's 422 would say it."""
+    try:
+        return model(**data)
+    except ValueError as exc:
+        raise LearnplatError(str(exc)) from None
 
 
 @click.group()

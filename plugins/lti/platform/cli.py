@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from learnplat.plugin import LearnplatError, TenantInfo, dump, echo_json, echo_rows
+from learnplat.plugin import LearnplatError, TenantInfo, dump, echo_rows
 from learnplat.plugin.cli import json_option, tenant_command
+
+from ..cli import body_of, show_record
 
 if TYPE_CHECKING:
     from ..plugin import LtiPlugin
@@ -28,26 +30,6 @@ def _out(plugin: LtiPlugin, row: Any) -> dict[str, Any]:
     from .resources import tool_out
 
     return dict(orjson.loads(dump(tool_out(plugin, row))))
-
-
-def _show(out: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        echo_json(out)
-        return
-    for key, value in out.items():
-        if isinstance(value, dict) and key == "platform":
-            click.echo(f"{key}:")
-            for k, v in value.items():
-                click.echo(f"  {k:22} {v}")
-        else:
-            click.echo(f"{key:20} {value}")
-
-
-def _body(model: Any, data: dict[str, Any]) -> Any:
-    try:
-        return model(**data)
-    except ValueError as exc:
-        raise LearnplatError(str(exc)) from None
 
 
 _OPTIONS = [
@@ -104,8 +86,8 @@ def add(plugin: LtiPlugin, tenant: TenantInfo, as_json: bool, **options: Any) ->
     from .schemas import LtiPlatformToolIn
     from .tools import ToolRegistrations
 
-    body = _body(LtiPlatformToolIn, _given(**options))
-    _show(_out(plugin, ToolRegistrations(plugin).create(body.model_dump())), as_json)
+    body = body_of(LtiPlatformToolIn, _given(**options))
+    show_record(_out(plugin, ToolRegistrations(plugin).create(body.model_dump())), as_json)
 
 
 @tenant_command(tools, "list", write=False, allow_disabled=True, plugin=True)
@@ -126,7 +108,7 @@ def show(plugin: LtiPlugin, tenant: TenantInfo, tool_id: int, as_json: bool) -> 
     """One registration and what to enter in the tool."""
     from .tools import ToolRegistrations
 
-    _show(_out(plugin, ToolRegistrations(plugin).get(tool_id)), as_json)
+    show_record(_out(plugin, ToolRegistrations(plugin).get(tool_id)), as_json)
 
 
 @tenant_command(tools, "update", allow_disabled=True, plugin=True)
@@ -139,9 +121,9 @@ def update(plugin: LtiPlugin, tenant: TenantInfo, tool_id: int, as_json: bool,
     from .schemas import LtiPlatformToolPatch
     from .tools import ToolRegistrations
 
-    body = _body(LtiPlatformToolPatch, _given(**options))
+    body = body_of(LtiPlatformToolPatch, _given(**options))
     row = ToolRegistrations(plugin).update(tool_id, body.model_dump(exclude_unset=True))
-    _show(_out(plugin, row), as_json)
+    show_record(_out(plugin, row), as_json)
 
 
 @tenant_command(tools, "remove", allow_disabled=True, plugin=True)

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from learnplat.plugin import LearnplatError, TenantInfo, dump, echo_json, echo_rows
+from learnplat.plugin import TenantInfo, dump, echo_rows
 from learnplat.plugin.cli import json_option, tenant_command
+
+from ..cli import body_of, show_record
 
 if TYPE_CHECKING:
     from ..plugin import LtiPlugin
@@ -31,26 +33,6 @@ def _out(plugin: LtiPlugin, row: Any) -> dict[str, Any]:
     from .resources import platform_out
 
     return dict(_json(platform_out(plugin, row)))
-
-
-def _show(out: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        echo_json(out)
-        return
-    for key, value in out.items():
-        if isinstance(value, dict):
-            click.echo(f"{key}:")
-            for k, v in value.items():
-                click.echo(f"  {k:18} {v}")
-        else:
-            click.echo(f"{key:20} {value}")
-
-
-def _body(model: Any, data: dict[str, Any]) -> Any:
-    try:
-        return model(**data)
-    except ValueError as exc:
-        raise LearnplatError(str(exc)) from None
 
 
 _OPTIONS = [
@@ -89,8 +71,8 @@ def add(plugin: LtiPlugin, tenant: TenantInfo, disabled: bool, as_json: bool,
     from .platforms import PlatformRegistrations
     from .schemas import LtiToolPlatformIn
 
-    body = _body(LtiToolPlatformIn, {**_given(**options), "enabled": not disabled})
-    _show(_out(plugin, PlatformRegistrations(plugin).create(body.model_dump())), as_json)
+    body = body_of(LtiToolPlatformIn, {**_given(**options), "enabled": not disabled})
+    show_record(_out(plugin, PlatformRegistrations(plugin).create(body.model_dump())), as_json)
 
 
 @tenant_command(platforms, "list", write=False, allow_disabled=True, plugin=True)
@@ -113,7 +95,7 @@ def show(plugin: LtiPlugin, tenant: TenantInfo, platform_id: int, as_json: bool)
     """One registration and what to enter in the platform."""
     from .platforms import PlatformRegistrations
 
-    _show(_out(plugin, PlatformRegistrations(plugin).get(platform_id)), as_json)
+    show_record(_out(plugin, PlatformRegistrations(plugin).get(platform_id)), as_json)
 
 
 @tenant_command(platforms, "update", allow_disabled=True, plugin=True)
@@ -130,9 +112,9 @@ def update(plugin: LtiPlugin, tenant: TenantInfo, platform_id: int, enabled: boo
     changes = _given(**options)
     if enabled is not None:
         changes["enabled"] = enabled
-    body = _body(LtiToolPlatformPatch, changes)
+    body = body_of(LtiToolPlatformPatch, changes)
     row = PlatformRegistrations(plugin).update(platform_id, body.model_dump(exclude_unset=True))
-    _show(_out(plugin, row), as_json)
+    show_record(_out(plugin, row), as_json)
 
 
 @tenant_command(platforms, "remove", allow_disabled=True, plugin=True)
