@@ -111,7 +111,7 @@ class IdentityPlugin(Plugin):
     def register_routes(self, runtime: Runtime) -> list[Route]:
         svc = self.identity
         flow = OAuthFlow(svc)
-        passwords.dummy_hash()  # a server's first unknown-email login costs no more than others
+        passwords.dummy_hash()  # made now if the parameters changed: no first login pays it
         return [
             Route("/auth/register", r.RegisterResource(svc)),
             Route("/auth/login", r.LoginResource(svc)),

@@ -123,3 +123,22 @@ def test_argon2_rehash_on_parameter_change(lp_runtime, lp_client, lp_users):
         stored = User.get_by_id(u.id).password_hash
     assert stored != weak and not passwords._hasher.check_needs_rehash(stored)
     assert _login(lp_client, u.email, u.password).status_code == 200
+
+
+def test_the_dummy_hash_costs_what_a_real_one_costs(monkeypatch):
+    """The unknown-email check verifies a stored constant, made with the hasher's parameters
+    (no hashing at start-up); with other parameters in force it is made with them instead."""
+    from argon2 import extract_parameters
+
+    assert passwords.dummy_hash() == passwords._DUMMY
+    assert extract_parameters(passwords._DUMMY) == extract_parameters(
+        passwords._hasher.hash("x"))
+    cheaper = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(passwords, "_hasher", cheaper)
+    passwords.dummy_hash.cache_clear()
+    try:
+        made = passwords.dummy_hash()
+        assert made != passwords._DUMMY
+        assert extract_parameters(made) == extract_parameters(cheaper.hash("x"))
+    finally:
+        passwords.dummy_hash.cache_clear()
